@@ -1,0 +1,1 @@
+"""Finite differences with error estimates, directional checks, localization, Taylor test."""

@@ -1,0 +1,29 @@
+"""Results as data (frozen dataclasses) and the functions that render them."""
+
+from derivcheck.report.gradient import (
+    Evaluations,
+    Finding,
+    GradientReport,
+    Kink,
+    ParamReport,
+    TaylorResult,
+    WrongEntry,
+    render_html,
+    render_markdown,
+    render_text,
+    to_dict,
+)
+
+__all__ = [
+    "Evaluations",
+    "Finding",
+    "GradientReport",
+    "Kink",
+    "ParamReport",
+    "TaylorResult",
+    "WrongEntry",
+    "render_html",
+    "render_markdown",
+    "render_text",
+    "to_dict",
+]

@@ -1,0 +1,230 @@
+"""The gradient-check report and its text, Markdown, HTML and dict renderings."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from derivcheck.vspace import format_index
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One plain-English conclusion; ``kind`` is a stable key such as ``"scale"``."""
+
+    kind: str
+    message: str
+    param: str | None = None
+    severity: str = "error"  # "error" explains a failure, "warning" weakens a pass, "info" is context
+
+
+@dataclass(frozen=True)
+class WrongEntry:
+    """One localized wrong gradient entry."""
+
+    param: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+
+    def __str__(self) -> str:
+        return f"{format_index(self.param, self.index)}: analytic {self.analytic:.6g}, numeric {self.numeric:.6g}"
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A non-differentiable point: the analytic value must lie between the one-sided derivatives."""
+
+    param: str
+    index: tuple[int, ...] | None  # None: along a random direction over the whole parameter
+    analytic: float
+    left: float
+    right: float
+    valid_subgradient: bool
+
+
+@dataclass(frozen=True)
+class ParamReport:
+    """One row of the report: how one parameter's gradient compares."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    method: str  # "full" (every entry) or "directional" (random directions + localization)
+    checked: int  # entries or directions compared
+    max_abs_error: float
+    max_rel_error: float
+    worst_index: tuple[int, ...] | None
+    analytic_at_worst: float
+    numeric_at_worst: float
+    detection_floor: float  # smallest uniform relative error this run could detect
+    verdict: str
+
+
+@dataclass(frozen=True)
+class TaylorResult:
+    """Tolerance-free second opinion: the remainder ``|L(x+ev) - L(x) - e v.g|`` versus ``e``."""
+
+    epsilons: tuple[float, ...]
+    remainders: tuple[float, ...]
+    order: float | None  # fitted slope of log remainder vs log e over the usable points; 2 = correct
+    usable: int
+    note: str
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """How many times the user's functions were called."""
+
+    loss: int
+    grad: int
+
+    def __str__(self) -> str:
+        return f"{self.loss} loss + {self.grad} gradient evaluations"
+
+
+@dataclass(frozen=True)
+class GradientReport:
+    """The result of a gradient check: verdict, per-parameter rows, localized entries, diagnosis."""
+
+    verdict: str  # "pass", "fail" or "inconclusive"
+    params: tuple[ParamReport, ...]
+    wrong_entries: dict[str, tuple[WrongEntry, ...]]
+    kinks: tuple[Kink, ...]
+    findings: tuple[Finding, ...]
+    taylor: TaylorResult | None
+    evaluations: Evaluations
+    seconds: float
+    seed: int
+    evaluated_in: str
+    title: str = "gradient check"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True only for a pass."""
+        return self.verdict == "pass"
+
+    @property
+    def diagnosis(self) -> list[str]:
+        """The findings as plain-English sentences, most important first."""
+        return [f.message for f in self.findings]
+
+    def __str__(self) -> str:
+        return render_text(self)
+
+    def _repr_markdown_(self) -> str:
+        return render_markdown(self)
+
+    def _repr_html_(self) -> str:
+        return render_html(self)
+
+
+# Entries listed per parameter in text; the report object keeps them all.
+_LISTED = 5
+
+_COLUMNS = ("param", "shape", "method", "max abs err", "max rel err", "worst entry", "analytic", "numeric", "floor", "verdict")
+
+
+def _rows(report: GradientReport) -> list[tuple[str, ...]]:
+    rows = []
+    for p in report.params:
+        worst = format_index(p.name, p.worst_index) if p.worst_index is not None else "-"
+        rows.append(
+            (
+                p.name,
+                "x".join(map(str, p.shape)) or "scalar",
+                f"{p.method}({p.checked})",
+                f"{p.max_abs_error:.2e}",
+                f"{p.max_rel_error:.2e}",
+                worst,
+                f"{p.analytic_at_worst:.6g}",
+                f"{p.numeric_at_worst:.6g}",
+                f"{p.detection_floor:.1e}",
+                p.verdict.upper(),
+            )
+        )
+    return rows
+
+
+def _headline(report: GradientReport) -> str:
+    return (
+        f"derivcheck {report.title}: {report.verdict.upper()}  "
+        f"({report.evaluations}, {report.seconds:.2f} s, evaluated in {report.evaluated_in}, seed {report.seed})"
+    )
+
+
+def _taylor_line(t: TaylorResult) -> str:
+    order = f"{t.order:.2f}" if t.order is not None else "n/a"
+    return f"Taylor remainder test: observed order {order} (2 = correct gradient, 1 = wrong) - {t.note}"
+
+
+def render_text(report: GradientReport) -> str:
+    """A fixed-width table followed by localized entries, kinks and the diagnosis."""
+    rows = [_COLUMNS, *_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    lines = [_headline(report), ""]
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    for name, entries in report.wrong_entries.items():
+        if entries:
+            lines.append("")
+            lines.append(f"wrong entries in {name}:")
+            lines.extend(f"  {e}" for e in entries[:_LISTED])
+            if len(entries) > _LISTED:
+                lines.append(f"  ... and {len(entries) - _LISTED} more")
+    if report.kinks:
+        lines.append("")
+        lines.append(f"non-differentiable points: {len(report.kinks)} (analytic value checked against one-sided derivatives)")
+        for k in report.kinks[:5]:
+            where = format_index(k.param, k.index) if k.index is not None else f"d{k.param} (random direction)"
+            ok = "valid subgradient" if k.valid_subgradient else "NOT between the one-sided derivatives"
+            lines.append(f"  {where}: analytic {k.analytic:.6g}, left {k.left:.6g}, right {k.right:.6g}: {ok}")
+    if report.taylor is not None:
+        lines.append("")
+        lines.append(_taylor_line(report.taylor))
+    if report.findings:
+        lines.append("")
+        lines.append("diagnosis:")
+        lines.extend(f"  - {f.message}" for f in report.findings)
+    return "\n".join(lines)
+
+
+def render_markdown(report: GradientReport) -> str:
+    """A Markdown table with the same content as the text rendering."""
+    lines = [f"**{_headline(report)}**", "", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    entries = [e for es in report.wrong_entries.values() for e in es]
+    if entries:
+        lines += ["", "Wrong entries:", *[f"- `{e}`" for e in entries]]
+    if report.taylor is not None:
+        lines += ["", _taylor_line(report.taylor)]
+    if report.findings:
+        lines += ["", "Diagnosis:", *[f"- {f.message}" for f in report.findings]]
+    return "\n".join(lines)
+
+
+def render_html(report: GradientReport) -> str:
+    """An HTML table for notebooks."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _rows(report))
+    parts = [f"<p><b>{esc(_headline(report))}</b></p>", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
+    entries = [e for es in report.wrong_entries.values() for e in es]
+    if entries:
+        parts.append("<p>Wrong entries:</p><ul>" + "".join(f"<li><code>{esc(str(e))}</code></li>" for e in entries) + "</ul>")
+    if report.findings:
+        parts.append("<p>Diagnosis:</p><ul>" + "".join(f"<li>{esc(f.message)}</li>" for f in report.findings) + "</ul>")
+    return "\n".join(parts)
+
+
+def to_dict(report: GradientReport) -> dict[str, Any]:
+    """A JSON-ready dict of the whole report."""
+    out = asdict(report)
+    out["ok"] = report.ok
+    out["diagnosis"] = report.diagnosis
+    out["wrong_entries"] = {k: [asdict(e) for e in v] for k, v in report.wrong_entries.items()}
+    return out
