@@ -1,0 +1,116 @@
+"""Declaring a layer: one ``def_layer`` call per layer, in one file under ``derivcheck/layers``.
+
+A declaration holds knowledge only: the layer's inputs with dimension letters, its
+reference NumPy forward and hand-written vectorized backward (VJP), and its symbolic index
+form (one output element as a SymPy expression with symbolic sizes). Derivation, LaTeX,
+generated code, verification, tests and the CLI are all derived from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from derivcheck.registry import register
+
+DOMAINS = ("real", "positive", "unit_interval", "binary", "probability_rows", "onehot_rows", "away_from_zero", "index")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One input of a layer: name, dimension letters (``"N D"``), sampling domain."""
+
+    name: str
+    dims: str
+    domain: str = "real"
+    differentiable: bool = True
+    upper: str | int | None = None  # for domain "index": values in [0, upper), a dim letter or a number
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"Arg {self.name!r}: domain must be one of {DOMAINS}; got {self.domain!r}")
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(self.dims.split())
+
+
+class Symbols:
+    """What an index form sees: the arguments' symbols, sizes, output indices and constants.
+
+    ``s.x`` is the symbol of argument ``x`` (a ``MatrixSymbol`` for rank <= 2, vectors as
+    columns ``b[m, 0]``, an ``IndexedBase`` above), ``s.N`` a size, ``s.out`` the output
+    indices, ``s.index("k")`` a fresh summation index, ``s.alpha`` a constant's symbol.
+    """
+
+    def __init__(self, items: Mapping[str, Any], out: tuple[sp.Symbol, ...]) -> None:
+        self.__dict__.update(items)
+        self.out = out
+
+    def index(self, name: str) -> sp.Symbol:
+        """An integer summation index named ``name``."""
+        return sp.Symbol(name, integer=True, nonnegative=True)
+
+    def total(self, expr: sp.Expr, *limits: tuple[sp.Symbol, sp.Expr]) -> sp.Expr:
+        """``Sum(expr, (i, 0, size - 1), ...)`` for each ``(i, size)`` pair."""
+        return sp.Sum(expr, *[(i, 0, n - 1) for i, n in limits])
+
+
+@dataclass
+class Layer:
+    """A declared layer; build one with :func:`def_layer`."""
+
+    name: str
+    inputs: tuple[Arg, ...]
+    output: str
+    forward: Callable[..., Any]
+    backward: Callable[..., dict[str, Any]]
+    index_form: Callable[[Symbols], sp.Expr]
+    question: str = ""
+    reference: str = ""
+    constants: dict[str, float] = field(default_factory=dict)
+    conventions: tuple[str, ...] = ()
+    row_sums_to_one: tuple[str, ...] = ()  # targets whose rows sum to 1 (substituted in the derivation)
+    sizes: dict[str, int] = field(default_factory=dict)  # fixed sizes (e.g. a kernel size) and size relations
+    matrix_forward: Callable[[Symbols], sp.MatrixExpr] | None = None  # for the Trace(G^T Y) cross-check
+    max_side: int = 5  # largest size Hypothesis draws for each dimension letter
+    shape_rules: dict[str, Callable[[dict[str, int]], int]] = field(default_factory=dict)
+
+    @property
+    def differentiable(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.inputs if a.differentiable)
+
+    @property
+    def output_letters(self) -> tuple[str, ...]:
+        return tuple(self.output.split())
+
+    @property
+    def is_loss(self) -> bool:
+        """A loss layer returns a scalar: its derivation has no upstream gradient."""
+        return not self.output_letters
+
+
+def def_layer(
+    name: str,
+    *,
+    inputs: tuple[Arg, ...],
+    output: str,
+    forward: Callable[..., Any],
+    backward: Callable[..., dict[str, Any]],
+    index_form: Callable[[Symbols], sp.Expr],
+    **options: Any,
+) -> Layer:
+    """Declare and register a layer.
+
+    ``forward(**inputs, **constants)`` returns the output array; ``backward(dy, **inputs,
+    **constants)`` returns ``{name: gradient}`` for every differentiable input;
+    ``index_form(s)`` returns output element ``y[s.out]`` as a SymPy expression.
+    """
+    layer = Layer(name, tuple(inputs), output, forward, backward, index_form, **options)
+    names = [a.name for a in layer.inputs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"layer {name!r}: input names must be unique; got {names}")
+    return register(layer)

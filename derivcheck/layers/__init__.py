@@ -1,0 +1,1 @@
+"""Layer declarations: one module per layer family; each registers itself on import."""

@@ -1,0 +1,51 @@
+"""The table of declared layers. Layer files register themselves; nothing here knows a layer."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from derivcheck.extend import Layer
+
+LAYERS: dict[str, Layer] = {}
+_loaded = False
+
+
+def register(layer: Layer) -> Layer:
+    """Add a layer to the table (called by ``def_layer``)."""
+    if layer.name in LAYERS and LAYERS[layer.name] is not layer:
+        raise ValueError(f"a layer named {layer.name!r} is already registered")
+    LAYERS[layer.name] = layer
+    return layer
+
+
+def _load() -> None:
+    # Every module in derivcheck/layers registers its layers on import: adding a layer
+    # is adding a file, with no list to edit.
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import derivcheck.layers as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
+
+
+def list_layers() -> list[str]:
+    """Names of all registered layers, in declaration order."""
+    _load()
+    return list(LAYERS)
+
+
+def get_layer(name: str) -> Layer:
+    """The layer called ``name``; a clear error lists the known names otherwise."""
+    _load()
+    if name not in LAYERS:
+        from derivcheck.errors import InputError
+
+        raise InputError(f"no layer named {name!r}; known layers: {', '.join(LAYERS)}")
+    return LAYERS[name]

@@ -1,0 +1,69 @@
+"""Random sizes and inputs for a declared layer, from its dimension letters and domains."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from derivcheck.extend import Arg, Layer
+
+# Entries of "away_from_zero" inputs keep this distance from a kink at 0, so that finite
+# differences with steps ~1e-5 never cross it (kinks are tested on purpose elsewhere).
+KINK_MARGIN = 0.05
+
+
+def letters_of(layer: Layer) -> list[str]:
+    """Free dimension letters: those not computed from others by a shape rule."""
+    seen = dict.fromkeys(c for a in layer.inputs for c in a.letters)
+    seen.update(dict.fromkeys(layer.output_letters))
+    return [c for c in seen if c not in layer.shape_rules and c not in layer.sizes]
+
+
+def complete_sizes(layer: Layer, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Add fixed sizes and the sizes that shape rules compute (an output height, say)."""
+    out = {**layer.sizes, **dict(sizes)}
+    for letter, rule in layer.shape_rules.items():
+        out[letter] = int(rule(out))
+    return out
+
+
+def random_sizes(layer: Layer, rng: np.random.Generator, low: int = 1, high: int | None = None) -> dict[str, int]:
+    """One size per free dimension letter, up to the layer's ``max_side``."""
+    top = layer.max_side if high is None else high
+    return complete_sizes(layer, {c: int(rng.integers(low, top + 1)) for c in letters_of(layer)})
+
+
+def sample_arg(arg: Arg, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
+    """Values for one input in its domain."""
+    shape = tuple(int(sizes[c]) for c in arg.letters)
+    if arg.domain == "real":
+        return rng.standard_normal(shape)
+    if arg.domain == "positive":
+        return rng.uniform(0.5, 2.0, shape)
+    if arg.domain == "unit_interval":
+        return rng.uniform(0.05, 0.95, shape)
+    if arg.domain == "binary":
+        return rng.integers(0, 2, shape).astype(float)
+    if arg.domain == "away_from_zero":
+        return rng.choice([-1.0, 1.0], shape) * rng.uniform(KINK_MARGIN, 2.0, shape)
+    if arg.domain == "probability_rows":
+        z = rng.standard_normal(shape)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if arg.domain == "onehot_rows":
+        k = shape[-1]
+        return np.eye(k)[rng.integers(0, k, shape[:-1])]
+    if arg.domain == "index":
+        upper = int(sizes[arg.upper]) if isinstance(arg.upper, str) else int(arg.upper or 1)
+        return rng.integers(0, upper, shape)
+    raise ValueError(f"unknown domain {arg.domain!r}")
+
+
+def sample_inputs(layer: Layer, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Values for every input of a layer."""
+    return {a.name: sample_arg(a, sizes, rng) for a in layer.inputs}
+
+
+def output_shape(layer: Layer, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(int(sizes[c]) for c in layer.output_letters)

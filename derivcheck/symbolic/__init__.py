@@ -1,0 +1,1 @@
+"""Layer declaration -> index form -> matrix form -> LaTeX and compiled NumPy functions."""

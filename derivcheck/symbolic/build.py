@@ -1,0 +1,93 @@
+"""From a layer declaration to SymPy objects: sizes, argument symbols, upstream G, objective L."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from derivcheck.extend import Arg, Layer, Symbols
+
+FREE_INDEX_NAMES = ("p", "q", "r", "s", "u", "v")
+
+
+def index_symbol(name: str) -> sp.Symbol:
+    """An integer, non-negative index symbol (unranged: ranges live in the Sum limits)."""
+    return sp.Symbol(name, integer=True, nonnegative=True)
+
+
+def size_symbol(letter: str) -> sp.Symbol:
+    """A positive integer size, named by its dimension letter."""
+    return sp.Symbol(letter, integer=True, positive=True)
+
+
+def arg_symbol(arg: Arg, sizes: dict[str, sp.Symbol]) -> Any:
+    """MatrixSymbol for rank 1-2 (vectors are columns), IndexedBase above, Symbol for scalars."""
+    shape = [sizes[c] for c in arg.letters]
+    if len(shape) == 0:
+        return sp.Symbol(arg.name)
+    if len(shape) == 1:
+        return sp.MatrixSymbol(arg.name, shape[0], 1)
+    if len(shape) == 2:
+        return sp.MatrixSymbol(arg.name.upper(), shape[0], shape[1])
+    return sp.IndexedBase(arg.name.upper(), shape=tuple(shape))
+
+
+def element(symbol: Any, indices: tuple[Any, ...]) -> sp.Expr:
+    """One entry of an argument symbol, whatever its rank."""
+    if isinstance(symbol, sp.MatrixSymbol):
+        return symbol[indices[0], 0] if symbol.shape[1] == 1 and len(indices) == 1 else symbol[indices]
+    if isinstance(symbol, sp.IndexedBase):
+        return symbol[indices]
+    return symbol
+
+
+@dataclass(frozen=True)
+class Built:
+    """The SymPy side of one layer."""
+
+    layer: Layer
+    sizes: dict[str, sp.Symbol]
+    symbols: dict[str, Any]
+    constants: dict[str, sp.Symbol]
+    out: tuple[sp.Symbol, ...]
+    upstream: Any  # G, shaped like the output; None for a loss layer
+    element: sp.Expr  # y[out]
+    objective: sp.Expr  # L = sum over out of G[out] * y[out], or the loss itself
+
+    def free_indices(self, arg: Arg) -> tuple[sp.Symbol, ...]:
+        return tuple(index_symbol(n) for n in FREE_INDEX_NAMES[: len(arg.letters)])
+
+    @property
+    def safe_symbols(self) -> set[sp.Symbol]:
+        """Symbols a range guard may mention and still be dropped: sizes, constants, free indices."""
+        free = {index_symbol(n) for n in FREE_INDEX_NAMES}
+        return set(self.sizes.values()) | set(self.constants.values()) | free
+
+
+def _by_symbol_name(symbols: dict[str, Any]) -> dict[str, Any]:
+    # Declarations may write s.X (the matrix) as well as s.x (the argument's name).
+    return {str(getattr(v, "name", getattr(v, "label", k))): v for k, v in symbols.items()}
+
+
+def build(layer: Layer) -> Built:
+    """Sizes, symbols and the objective ``L = <G, y>`` (or the loss) of a layer."""
+    letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
+    sizes = {c: size_symbol(c) for c in sorted(letters)}
+    symbols = {a.name: arg_symbol(a, sizes) for a in layer.inputs}
+    constants = {k: sp.Symbol(k, positive=True) for k in layer.constants}
+    seen: dict[str, int] = {}
+    out = []
+    for c in layer.output_letters:
+        seen[c] = seen.get(c, 0) + 1
+        out.append(index_symbol(c.lower() + ("" if seen[c] == 1 else str(seen[c]))))
+    out_t = tuple(out)
+    ns = Symbols({**symbols, **_by_symbol_name(symbols), **sizes, **constants}, out_t)
+    y = layer.index_form(ns)
+    if layer.is_loss:
+        return Built(layer, sizes, symbols, constants, out_t, None, y, y)
+    upstream = arg_symbol(Arg("g", layer.output), sizes)
+    g = element(upstream, out_t)
+    objective = sp.Sum(g * y, *[(i, 0, sizes[c] - 1) for i, c in zip(out_t, layer.output_letters)])
+    return Built(layer, sizes, symbols, constants, out_t, upstream, y, objective)

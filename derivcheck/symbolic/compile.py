@@ -1,0 +1,139 @@
+"""Lambdify derived gradients into NumPy functions of the layer's input arrays.
+
+Every compiled gradient has the same signature: ``fn(arrays, upstream, sizes) -> array``
+with ``arrays`` the layer inputs by name, ``upstream`` the cotangent G (a scalar for a
+loss layer) and ``sizes`` the dimension letters' values; the result has the argument's
+shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from derivcheck.symbolic.build import Built
+from derivcheck.symbolic.index_form import IndexForm
+from derivcheck.symbolic.matrix_form import MatrixForm
+
+Compiled = Callable[[Mapping[str, np.ndarray], Any, Mapping[str, int]], np.ndarray]
+
+
+def _arg_values(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> dict[Any, Any]:
+    values: dict[Any, Any] = {}
+    for name, sym in built.symbols.items():
+        a = np.asarray(arrays[name], dtype=float) if not _is_index(built, name) else np.asarray(arrays[name])
+        values[sym] = a.reshape(-1, 1) if isinstance(sym, sp.MatrixSymbol) and sym.shape[1] == 1 else a
+    if built.upstream is not None:
+        g = np.asarray(upstream, dtype=float)
+        sym = built.upstream
+        values[sym] = g.reshape(-1, 1) if isinstance(sym, sp.MatrixSymbol) and sym.shape[1] == 1 else g
+    for letter, sym in built.sizes.items():
+        values[sym] = int(sizes[letter])
+    for name, sym in built.constants.items():
+        values[sym] = float(built.layer.constants[name])
+    return values
+
+
+def _is_index(built: Built, name: str) -> bool:
+    return any(a.name == name and a.domain == "index" for a in built.layer.inputs)
+
+
+def _upstream_factor(built: Built, upstream: Any) -> float:
+    # A loss layer's derivation has no G: the scalar upstream multiplies the result.
+    return float(np.asarray(upstream)) if built.upstream is None else 1.0
+
+
+def compile_index_form(built: Built, form: IndexForm) -> Compiled:
+    """Evaluate the index form entry by entry (Python loops: for checks, not for speed)."""
+    symbols = list(built.symbols.values()) + ([built.upstream] if built.upstream is not None else [])
+    symbols += list(built.sizes.values()) + list(built.constants.values())
+    # 'math' prints Piecewise as a conditional expression: NumPy's select would evaluate
+    # both branches and index out of range (or wrap around) where a guard is false.
+    fn = sp.lambdify([*symbols, *form.free], form.expr, modules=["math", {"Heaviside": _heaviside0}])
+    shape_letters = form.arg.letters
+
+    def run(arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> np.ndarray:
+        values = _arg_values(built, arrays, upstream, sizes)
+        args = [values[s] for s in symbols]
+        shape = tuple(int(sizes[c]) for c in shape_letters)
+        out = np.empty(shape)
+        for idx in itertools.product(*[range(n) for n in shape]):
+            out[idx] = fn(*args, *idx)
+        return out * _upstream_factor(built, upstream)
+
+    return run
+
+
+def _heaviside0(x: float) -> float:
+    return 1.0 if x > 0 else 0.0
+
+
+class _MatrixPrinter(NumPyPrinter):
+    """NumPy printer that also knows the elementwise axis reduction."""
+
+    def _print_reduce_axis(self, e: Any) -> str:
+        return f"numpy.sum({self._print(e.args[0])}, axis={self._print(e.args[1])}, keepdims=True)"
+
+
+def _printer() -> _MatrixPrinter:
+    return _MatrixPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True, "user_functions": {}})
+
+
+def _matrix_arguments(built: Built, form: MatrixForm) -> list[Any]:
+    if form.kind == "elementwise":
+        return list(form.placeholders)
+    symbols = list(built.symbols.values()) + ([built.upstream] if built.upstream is not None else [])
+    return symbols
+
+
+def compile_matrix_form(built: Built, form: MatrixForm, shape_letters: tuple[str, ...]) -> Compiled | None:
+    """Evaluate the matrix form with whole-array NumPy operations; None when there is none."""
+    if form.kind == "none":
+        return None
+    front = _matrix_arguments(built, form)
+    scalars = list(built.sizes.values()) + list(built.constants.values())
+    fn = sp.lambdify([*front, *scalars], form.expr, modules="numpy", printer=_printer())
+
+    def run(arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> np.ndarray:
+        values = _arg_values(built, arrays, upstream, sizes)
+        if form.kind == "elementwise":
+            head = [values[form.placeholders[h]] for h in front]
+        else:
+            head = [values[s] for s in front]
+        out = np.asarray(fn(*head, *[values[s] for s in scalars]), dtype=float)
+        shape = tuple(int(sizes[c]) for c in shape_letters)
+        out = np.broadcast_to(out.reshape(shape) if out.size == int(np.prod(shape)) else out, shape)
+        return np.array(out) * _upstream_factor(built, upstream)
+
+    return run
+
+
+def matrix_form_code(built: Built, form: MatrixForm, arg_name: str) -> str | None:
+    """Source of a runnable NumPy function for one matrix-form gradient."""
+    if form.kind == "none":
+        return None
+    printer = _printer()
+    names = []
+    for h in _matrix_arguments(built, form):
+        target = form.placeholders[h] if form.kind == "elementwise" else h
+        names.append(str(target.label if isinstance(target, sp.IndexedBase) else target.name))
+    used = {str(s) for s in form.expr.free_symbols}
+    scalars = [str(s) for s in [*built.sizes.values(), *built.constants.values()] if str(s) in used]
+    body = printer.doprint(form.expr)
+    for h in form.placeholders:
+        body = body.replace(str(h), str(form.placeholders[h].name if hasattr(form.placeholders[h], "name") else form.placeholders[h].label))
+    params = ", ".join([*dict.fromkeys(names), *scalars])
+    lines = [
+        "import numpy",
+        "",
+        "",
+        f"def grad_{arg_name}({params}):",
+        f'    """dE/d{arg_name} of layer {built.layer.name!r} (vectors as columns)."""',
+        f"    return {body}",
+    ]
+    return "\n".join(lines)

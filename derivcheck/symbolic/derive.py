@@ -1,0 +1,132 @@
+"""``derive``: every gradient of a layer in index form and matrix form, with its checks."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derivcheck.extend import Arg, Layer
+from derivcheck.registry import get_layer
+from derivcheck.symbolic.build import Built, build, element
+from derivcheck.symbolic.index_form import IndexForm, derive_index_form
+from derivcheck.symbolic.latex import DerivationPrinter, partial
+from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """One argument's gradient: index form, matrix form, and the matrix-calculus cross-check."""
+
+    arg: Arg
+    index: IndexForm
+    matrix: MatrixForm
+    trace: sp.MatrixExpr | None  # Trace(G^T Y).diff(arg), where the layer declares a matrix forward
+    trace_note: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """All gradients of one layer, derived with symbolic sizes."""
+
+    layer: Layer
+    built: Built
+    gradients: dict[str, Gradient]
+    seconds: float
+
+    @property
+    def objective_name(self) -> str:
+        return "E"
+
+    def latex_lines(self) -> list[str]:
+        """One LaTeX equation per line: the forward, then index and matrix form per argument."""
+        p = DerivationPrinter()
+        lines = [f"{self._lhs_forward(p)} = {p.doprint(self.built.element)}"]
+        for g in self.gradients.values():
+            lines.append(f"{partial('E', self._entry_lhs(g))} = {p.doprint(g.index.expr)}")
+            matrix = self.matrix_latex(g)
+            if matrix:
+                lines.append(f"{partial('E', self._param_name(g.arg))} = {matrix}")
+        return lines
+
+    def matrix_latex(self, g: Gradient) -> str | None:
+        """The matrix form in LaTeX, or None where there is no clean one."""
+        if g.matrix.kind == "matrix":
+            return DerivationPrinter().doprint(g.matrix.expr)
+        if g.matrix.kind == "elementwise":
+            return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
+        return None
+
+    def _entry_lhs(self, g: Gradient) -> str:
+        # The entry differentiated by is named by its matrix, as textbooks do: W_{pq}.
+        p = DerivationPrinter()
+        return f"{self._param_name(g.arg)}_{{{p._indices(g.index.free)}}}".replace(r"\mathbf{", "{")
+
+    def _param_name(self, arg: Arg) -> str:
+        sym = self.built.symbols[arg.name]
+        return DerivationPrinter().doprint(sym) if not isinstance(sym, sp.IndexedBase) else str(sym.label)
+
+    def _lhs_forward(self, p: DerivationPrinter) -> str:
+        if self.layer.is_loss:
+            return "E"
+        y = sp.IndexedBase("y")
+        return p.doprint(y[self.built.out]) if self.built.out else "y"
+
+
+def _trace_check(built: Built, arg: Arg) -> tuple[sp.MatrixExpr | None, str]:
+    """SymPy's matrix calculus on Trace(G^T Y); an unexpected zero is reported, never used."""
+    layer = built.layer
+    if layer.matrix_forward is None or built.upstream is None:
+        return None, ""
+    from derivcheck.extend import Symbols
+
+    from derivcheck.symbolic.build import _by_symbol_name
+
+    ns = Symbols({**built.symbols, **_by_symbol_name(built.symbols), **built.sizes, **built.constants}, built.out)
+    y = layer.matrix_forward(ns)
+    sym = built.symbols[arg.name]
+    if not isinstance(sym, sp.MatrixSymbol):
+        return None, ""
+    try:
+        result = sp.Trace(built.upstream.T * y).diff(sym)
+    except Exception as exc:  # noqa: BLE001 - SymPy's matrix calculus raises several types
+        return None, f"SymPy's matrix calculus failed ({type(exc).__name__}); the index form stands"
+    if result == 0 or isinstance(result, sp.ZeroMatrix):
+        return None, "SymPy's matrix calculus returned 0 (a known silent-zero case): ignored"
+    if not isinstance(result, sp.MatrixExpr):
+        return None, f"SymPy's matrix calculus returned a {type(result).__name__}, not a matrix: ignored"
+    return result, "also derived by SymPy's matrix calculus from Trace(G^T Y)"
+
+
+@functools.lru_cache(maxsize=None)
+def _derive(name: str) -> Derivation:
+    layer = get_layer(name)
+    start = time.perf_counter()
+    built = build(layer)
+    gradients = {}
+    for arg in layer.differentiable:
+        t0 = time.perf_counter()
+        index = derive_index_form(built, arg)
+        shape = tuple(built.sizes[c] for c in arg.letters)
+        matrix = derive_matrix_form(index.expr, index.free, shape)
+        trace, note = _trace_check(built, arg)
+        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0)
+    return Derivation(layer, built, gradients, time.perf_counter() - start)
+
+
+def derive(layer: str | Layer) -> Derivation:
+    """Derive every gradient of a layer (cached: the derivation does not depend on sizes).
+
+    Examples
+    --------
+    >>> d = derive("dense")
+    >>> print(d.gradients["w"].matrix.expr)
+    X.T*G
+    """
+    return _derive(layer if isinstance(layer, str) else layer.name)
+
+
+__all__ = ["Derivation", "Gradient", "derive", "element"]

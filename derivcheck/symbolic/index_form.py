@@ -1,0 +1,132 @@
+"""Index form: differentiate L with respect to one entry, then contract the Kronecker deltas.
+
+``diff`` of a ``Sum`` leaves ``KroneckerDelta``s inside the sums, and ``.doit()`` evaluates
+them but wraps the result in range guards (``Piecewise((.., p <= D - 1), (0, True))``), and
+stops at the first limit with no closed form. ``contract`` evaluates exactly the sums whose
+summand has a delta on the summation index, in any limit order, with
+``deltasummation``; it drops a range guard only when the guard mentions nothing but free
+indices, sizes and constants (the free index is in range by construction). A guard that
+mentions a summation index (a kernel offset in a convolution) matters and survives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.concrete.delta import deltasummation
+
+from derivcheck.extend import Arg
+from derivcheck.symbolic.build import Built, element
+
+
+def drop_range_guards(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
+    """``Piecewise((f, cond), (0, True)) -> f`` where ``cond`` mentions only ``safe`` symbols."""
+
+    def is_guard(a: sp.Basic) -> bool:
+        return (
+            isinstance(a, sp.Piecewise)
+            and len(a.args) == 2
+            and a.args[1].cond == sp.true
+            and a.args[1].expr == 0
+            and a.args[0].cond.free_symbols <= safe
+        )
+
+    return expr.replace(is_guard, lambda a: a.args[0].expr)
+
+
+def _has_delta_on(term: sp.Expr, var: sp.Symbol) -> bool:
+    return any(var in kd.free_symbols for kd in term.atoms(sp.KroneckerDelta))
+
+
+def _contract_sum(s: sp.Sum, safe: set[sp.Symbol]) -> sp.Expr:
+    body, limits = s.function, list(s.limits)
+    while True:
+        candidates = [lim for lim in limits if _has_delta_on(body, lim[0])]
+        if not candidates:
+            break
+        lim = candidates[0]
+        limits.remove(lim)
+        terms = sp.Add.make_args(sp.expand(body, power_exp=False, log=False, multinomial=False, power_base=False))
+        body = sp.Add(
+            *[drop_range_guards(deltasummation(t, lim), safe) if _has_delta_on(t, lim[0]) else sp.Sum(t, lim) for t in terms]
+        )
+    return sp.Sum(body, *limits) if limits else body
+
+
+def contract(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
+    """Evaluate every Kronecker delta against its summation index."""
+    expr = drop_range_guards(expr, safe)
+    for _ in range(4):  # nested sums expose new deltas once their inner sum is contracted
+        new = expr.replace(lambda a: isinstance(a, sp.Sum), lambda a: _contract_sum(a, safe))
+        new = drop_range_guards(new, safe)
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
+def _factor_out_constants(expr: sp.Expr) -> sp.Expr:
+    """Sum(c * f(k), k) -> c * Sum(f(k), k) for factors c free of the summation index."""
+
+    def pull(s: sp.Sum) -> sp.Expr:
+        if len(s.limits) != 1:
+            return s
+        var = s.limits[0][0]
+        inside, outside = [], []
+        for f in sp.Mul.make_args(s.function):
+            (inside if var in f.free_symbols else outside).append(f)
+        if not outside:
+            return s
+        return sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), s.limits[0])
+
+    return expr.replace(lambda a: isinstance(a, sp.Sum), pull)
+
+
+def substitute_row_sums(expr: sp.Expr, built: Built) -> sp.Expr:
+    """Targets declared to sum to 1 over their last axis: ``Sum(t[p, k], k) -> 1``."""
+    targets = [built.symbols[name] for name in built.layer.row_sums_to_one]
+    if not targets:
+        return expr
+    expr = _factor_out_constants(sp.expand(expr))
+
+    def is_row_sum(a: sp.Basic) -> bool:
+        if not isinstance(a, sp.Sum) or len(a.limits) != 1:
+            return False
+        f, var = a.function, a.limits[0][0]
+        return any(
+            isinstance(f, sp.matrices.expressions.matexpr.MatrixElement) and f.parent == t and f.j == var for t in targets
+        )
+
+    return expr.replace(is_row_sum, lambda a: sp.Integer(1))
+
+
+@dataclass(frozen=True)
+class IndexForm:
+    """The derivative of the objective with respect to one entry of an argument."""
+
+    arg: Arg
+    free: tuple[sp.Symbol, ...]
+    entry: sp.Expr  # the entry differentiated by, e.g. W[p, q]
+    expr: sp.Expr
+    seconds: float
+
+
+def derive_index_form(built: Built, arg: Arg) -> IndexForm:
+    """Differentiate, contract, apply the declared target assumptions, tidy."""
+    start = time.perf_counter()
+    free = built.free_indices(arg)
+    entry = element(built.symbols[arg.name], free)
+    raw = sp.diff(built.objective, entry)
+    expr = contract(raw, built.safe_symbols)
+    expr = substitute_row_sums(expr, built)
+    expr = _tidy(expr)
+    return IndexForm(arg, free, entry, expr, time.perf_counter() - start)
+
+
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    """A cheap, size-independent cleanup: combine terms and pull constants out of sums."""
+    expr = _factor_out_constants(expr)
+    tidy = sp.factor_terms(sp.together(expr)) if not expr.has(sp.Piecewise) else expr
+    return tidy if sp.count_ops(tidy) <= sp.count_ops(expr) else expr

@@ -1,0 +1,134 @@
+"""One notation for every layer: entries ``x_{np}``, upstream ``\\delta``/``\\Delta``, ``\\partial``.
+
+Index form: entries of a matrix ``X`` print as ``x_{np}``, the upstream gradient ``G`` as
+``\\delta_{nq}``, sums as ``\\sum_{n}`` (ranges are implied by the dimension letters).
+Matrix form: ``X^{\\top}``, ``\\mathbf{1}_{N}`` for ones vectors, ``\\odot`` for Hadamard
+products and ``\\oslash`` for elementwise division; functions of a matrix act elementwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+from sympy.printing.latex import LatexPrinter
+
+UPSTREAM = "G"
+_GREEK_UPSTREAM = (r"\Delta", r"\delta")
+
+
+def _matrix_name(name: str) -> str:
+    return _GREEK_UPSTREAM[0] if name == UPSTREAM else name
+
+
+def _entry_name(name: str) -> str:
+    return _GREEK_UPSTREAM[1] if name == UPSTREAM else name.lower()
+
+
+class DerivationPrinter(LatexPrinter):
+    """LaTeX for derivations; ``elementwise`` maps placeholder symbols to matrix names."""
+
+    def __init__(self, elementwise: dict[sp.Symbol, Any] | None = None) -> None:
+        super().__init__({"mul_symbol": None})
+        self.holders = elementwise or {}
+
+    def _indices(self, indices: tuple[Any, ...]) -> str:
+        parts = [self._print(i) for i in indices]
+        joined = "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
+        return joined
+
+    def _print_MatrixElement(self, e: MatrixElement) -> str:
+        idx = (e.i,) if e.parent.shape[1] == 1 else (e.i, e.j)
+        return f"{_entry_name(e.parent.name)}_{{{self._indices(idx)}}}"
+
+    def _print_Indexed(self, e: sp.Indexed) -> str:
+        return f"{_entry_name(str(e.base.label))}_{{{self._indices(e.indices)}}}"
+
+    def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
+        return _matrix_name(e.name) if e.shape[1] != 1 else rf"\mathbf{{{e.name}}}"
+
+    def _print_Transpose(self, e: Any) -> str:
+        inner = self._print(e.arg)
+        if not isinstance(e.arg, (sp.MatrixSymbol, sp.OneMatrix)):
+            inner = rf"\left({inner}\right)"
+        return f"{inner}^{{\\top}}"
+
+    def _print_OneMatrix(self, e: sp.OneMatrix) -> str:
+        n = e.rows if e.cols == 1 else e.cols
+        return rf"\mathbf{{1}}_{{{self._print(n)}}}"
+
+    def _print_MatMul(self, e: Any) -> str:
+        parts = []
+        for a in e.args:
+            s = self._print(a)
+            parts.append(rf"\left({s}\right)" if isinstance(a, sp.MatAdd) else s)
+        return r"\,".join(parts)
+
+    def _print_HadamardProduct(self, e: Any) -> str:
+        return r" \odot ".join(self._print(a) for a in e.args)
+
+    def _print_Sum(self, e: sp.Sum) -> str:
+        variables = ",".join(self._print(lim[0]) for lim in e.limits)
+        body = self._print(e.function)
+        if isinstance(e.function, sp.Add):
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{{variables}}} {body}"
+
+    def _print_Symbol(self, e: sp.Symbol, style: str = "plain") -> str:
+        if e in self.holders:
+            target = self.holders[e]
+            name = str(target.label if isinstance(target, sp.IndexedBase) else target.name)
+            if isinstance(target, sp.MatrixSymbol) and target.shape[1] == 1:
+                return rf"\mathbf{{{name}}}"
+            return _matrix_name(name)
+        return super()._print_Symbol(e, style=style)
+
+    def _print_reduce_axis(self, e: Any) -> str:
+        inner = self._print(e.args[0])
+        if e.args[1] == 1:
+            return rf"\left({inner}\right)\mathbf{{1}}\mathbf{{1}}^{{\top}}"
+        return rf"\mathbf{{1}}\mathbf{{1}}^{{\top}}\left({inner}\right)"
+
+    def _is_matrix_valued(self, e: Any) -> bool:
+        return bool(self.holders) and bool(e.free_symbols & set(self.holders))
+
+    def _print_Mul(self, e: Any) -> str:
+        factors = sp.Mul.make_args(e)
+        if self.holders:
+            matrix = [f for f in factors if self._is_matrix_valued(f)]
+            if len(matrix) >= 2 or any(isinstance(f, sp.Pow) and f.exp.is_negative for f in matrix):
+                return self._hadamard(factors)
+        # Entries of the upstream gradient go last: x_{np} \delta_{nq}, as in textbooks.
+        entries = [f for f in factors if isinstance(f, (MatrixElement, sp.Indexed))]
+        if len(entries) == len(factors) and len(entries) > 1:
+            ordered = sorted(entries, key=lambda f: str(_parent_name(f)) == UPSTREAM)
+            return r"\,".join(self._print(f) for f in ordered)
+        return super()._print_Mul(e)
+
+    def _hadamard(self, factors: tuple[Any, ...]) -> str:
+        scalar = [f for f in factors if not self._is_matrix_valued(f)]
+        matrix = [f for f in factors if self._is_matrix_valued(f)]
+        num = [f for f in matrix if not (isinstance(f, sp.Pow) and f.exp.is_negative)]
+        den = [1 / f for f in matrix if isinstance(f, sp.Pow) and f.exp.is_negative]
+
+        def wrap(f: Any) -> str:
+            s = self._print(f)
+            return rf"\left({s}\right)" if isinstance(f, sp.Add) else s
+
+        out = r" \odot ".join(wrap(f) for f in num) if num else "1"
+        if den:
+            out = out + r" \oslash " + r" \oslash ".join(wrap(f) for f in den)
+        if scalar:
+            coeff = self._print(sp.Mul(*scalar))
+            out = rf"{coeff} \left({out}\right)" if len(num) + len(den) > 1 else rf"{coeff}\, {out}"
+        return out
+
+
+def _parent_name(e: Any) -> str:
+    return e.parent.name if isinstance(e, MatrixElement) else str(e.base.label)
+
+
+def partial(objective: str, wrt: str) -> str:
+    r"""``\frac{\partial E}{\partial W_{pq}}``."""
+    return rf"\frac{{\partial {objective}}}{{\partial {wrt}}}"
