@@ -18,7 +18,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/derivcheck demo
+	$(BIN)/derivcheck verify
+	$(BIN)/derivcheck derive dense
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest derivcheck tests

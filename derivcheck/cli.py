@@ -1,13 +1,66 @@
-"""The ``derivcheck`` command: demo, list, derive and verify."""
+"""The ``derivcheck`` command: list, derive, verify, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 from derivcheck.errors import DerivcheckError
+
+FORMATS = ("text", "latex", "markdown", "code")
+
+
+def _catalog() -> tuple[list[str], list[str]]:
+    from derivcheck.compose import MODELS
+    from derivcheck.registry import list_layers
+
+    layers = list_layers()
+    return layers, list(MODELS)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from derivcheck.compose import MODELS
+    from derivcheck.registry import get_layer
+
+    layers, models = _catalog()
+    width = max(map(len, layers + models))
+    for name in layers:
+        layer = get_layer(name)
+        ins = ", ".join(f"{a.name}[{a.dims}]" for a in layer.inputs)
+        print(f"{name.ljust(width)}  ({ins}) -> {layer.output or 'scalar'}   {layer.question}".rstrip())
+    for name in models:
+        print(f"{name.ljust(width)}  model: {' -> '.join(s.layer for s in MODELS[name].steps)}   {MODELS[name].question}")
+    return 0
+
+
+def _derive(args: argparse.Namespace) -> int:
+    from derivcheck.render import render_derivation
+
+    print(render_derivation(args.name, args.format))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from derivcheck.compose import MODELS
+    from derivcheck.report.verification import render_verification_text, verification_rows
+    from derivcheck.verify import verify_layer, verify_model
+
+    layers, models = _catalog()
+    names = args.names or layers + models
+    unknown = [n for n in names if n not in layers and n not in models]
+    if unknown:
+        raise DerivcheckError(f"unknown layer(s) {unknown}; known: {', '.join(layers + models)}")
+    start = time.perf_counter()
+    results = [verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed) for n in names]
+    total = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"seconds": total, "rows": verification_rows(results)}, indent=2))
+    else:
+        print(render_verification_text(results, total))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -30,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
     parser = argparse.ArgumentParser(prog="derivcheck", description="Check, derive and verify gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the layers and models of the catalog").set_defaults(run=_list)
+    derive = sub.add_parser("derive", help="print a layer's gradients in index form and matrix form")
+    derive.add_argument("name")
+    derive.add_argument("--format", choices=FORMATS, default="text")
+    derive.set_defaults(run=_derive)
+    verify = sub.add_parser("verify", help="derive and verify layers four ways (exit 1 on any disagreement)")
+    verify.add_argument("names", nargs="*", help="layers or models (default: the whole catalog)")
+    verify.add_argument("--json", action="store_true", help="print the rows as JSON")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.set_defaults(run=_verify)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")
     demo.add_argument("--seed", type=int, default=0)

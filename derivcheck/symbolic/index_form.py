@@ -12,10 +12,13 @@ mentions a summation index (a kernel offset in a convolution) matters and surviv
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 from sympy.concrete.delta import deltasummation
+from sympy.core.function import AppliedUndef
 
 from derivcheck.extend import Arg
 from derivcheck.symbolic.build import Built, element
@@ -55,8 +58,62 @@ def _contract_sum(s: sp.Sum, safe: set[sp.Symbol]) -> sp.Expr:
     return sp.Sum(body, *limits) if limits else body
 
 
+def _deltas_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
+    """``Piecewise((KD * f, c), (0, True)) -> KD * Piecewise((f, c), (0, True))``.
+
+    ``diff`` of a piecewise function (ReLU) puts the deltas inside the branches, where
+    ``deltasummation`` cannot see them; a delta shared by every non-zero branch can move out.
+    """
+
+    def shared(pw: sp.Piecewise) -> set[sp.Basic]:
+        sets = [set(a for a in sp.Mul.make_args(b.expr) if isinstance(a, sp.KroneckerDelta)) for b in pw.args if b.expr != 0]
+        return set.intersection(*sets) if sets else set()
+
+    def move(pw: sp.Piecewise) -> sp.Expr:
+        deltas = shared(pw)
+        branches = [(b.expr / sp.Mul(*deltas) if b.expr != 0 else b.expr, b.cond) for b in pw.args]
+        return sp.Mul(*deltas) * sp.Piecewise(*branches)
+
+    return expr.replace(lambda a: isinstance(a, sp.Piecewise) and bool(shared(a)), move)
+
+
+def _hide_piecewise(expr: sp.Expr) -> tuple[sp.Expr, Callable[[sp.Expr], sp.Expr]]:
+    """Move deltas out of piecewise branches and hide each Piecewise behind a placeholder.
+
+    ``diff`` of a piecewise function (ReLU) puts the deltas inside the branches, where
+    ``deltasummation`` cannot see them; and ``Sum`` folds any Piecewise in its summand back
+    over its factors (``piecewise_fold``). So a delta shared by every non-zero branch moves
+    out, and the rest becomes ``_pw0(n, d)``: an opaque function of its indices that the
+    contraction substitutes like any other factor, restored afterwards.
+    """
+    table: dict[Any, tuple[sp.Piecewise, tuple[sp.Symbol, ...]]] = {}
+
+    def shared(pw: sp.Piecewise) -> set[sp.Basic]:
+        sets = [{a for a in sp.Mul.make_args(b.expr) if isinstance(a, sp.KroneckerDelta)} for b in pw.args if b.expr != 0]
+        return set.intersection(*sets) if sets else set()
+
+    def hide(pw: sp.Piecewise) -> sp.Expr:
+        deltas = sp.Mul(*shared(pw))
+        inner = sp.Piecewise(*[(b.expr / deltas if b.expr != 0 else b.expr, b.cond) for b in pw.args])
+        indices = tuple(sorted((v for v in inner.free_symbols if v.is_integer), key=str))
+        fn = sp.Function(f"_pw{len(table)}")
+        table[fn] = (inner, indices)
+        return deltas * fn(*indices)
+
+    hidden = expr.replace(lambda a: isinstance(a, sp.Piecewise) and bool(shared(a)), hide)
+
+    def restore(e: sp.Expr) -> sp.Expr:
+        return e.replace(
+            lambda a: isinstance(a, AppliedUndef) and a.func in table,
+            lambda a: table[a.func][0].xreplace(dict(zip(table[a.func][1], a.args))),
+        )
+
+    return hidden, restore
+
+
 def contract(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
     """Evaluate every Kronecker delta against its summation index."""
+    expr, restore = _hide_piecewise(expr)
     expr = drop_range_guards(expr, safe)
     for _ in range(4):  # nested sums expose new deltas once their inner sum is contracted
         new = expr.replace(lambda a: isinstance(a, sp.Sum), lambda a: _contract_sum(a, safe))
@@ -64,7 +121,7 @@ def contract(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
         if new == expr:
             break
         expr = new
-    return expr
+    return restore(expr)
 
 
 def _factor_out_constants(expr: sp.Expr) -> sp.Expr:
@@ -126,7 +183,11 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
-    """A cheap, size-independent cleanup: combine terms and pull constants out of sums."""
+    """A cheap, size-independent cleanup: the shortest of a few equivalent rewritings."""
     expr = _factor_out_constants(expr)
-    tidy = sp.factor_terms(sp.together(expr)) if not expr.has(sp.Piecewise) else expr
-    return tidy if sp.count_ops(tidy) <= sp.count_ops(expr) else expr
+    if expr.has(sp.Piecewise):
+        return expr
+    candidates = [expr, sp.factor_terms(expr), sp.factor_terms(sp.together(expr))]
+    if not expr.has(sp.Sum):
+        candidates.append(sp.factor(expr))
+    return min(candidates, key=sp.count_ops)

@@ -18,7 +18,9 @@ UPSTREAM = "G"
 _GREEK_UPSTREAM = (r"\Delta", r"\delta")
 
 
-def _matrix_name(name: str) -> str:
+def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
+    if rename and name in rename:
+        return rename[name]
     return _GREEK_UPSTREAM[0] if name == UPSTREAM else name
 
 
@@ -29,9 +31,10 @@ def _entry_name(name: str) -> str:
 class DerivationPrinter(LatexPrinter):
     """LaTeX for derivations; ``elementwise`` maps placeholder symbols to matrix names."""
 
-    def __init__(self, elementwise: dict[sp.Symbol, Any] | None = None) -> None:
+    def __init__(self, elementwise: dict[sp.Symbol, Any] | None = None, rename: dict[str, str] | None = None) -> None:
         super().__init__({"mul_symbol": None})
         self.holders = elementwise or {}
+        self.rename = rename or {}
 
     def _indices(self, indices: tuple[Any, ...]) -> str:
         parts = [self._print(i) for i in indices]
@@ -46,6 +49,8 @@ class DerivationPrinter(LatexPrinter):
         return f"{_entry_name(str(e.base.label))}_{{{self._indices(e.indices)}}}"
 
     def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
+        if e.name in self.rename:
+            return self.rename[e.name]
         return _matrix_name(e.name) if e.shape[1] != 1 else rf"\mathbf{{{e.name}}}"
 
     def _print_Transpose(self, e: Any) -> str:
@@ -79,16 +84,20 @@ class DerivationPrinter(LatexPrinter):
         if e in self.holders:
             target = self.holders[e]
             name = str(target.label if isinstance(target, sp.IndexedBase) else target.name)
+            if name in self.rename:
+                return self.rename[name]
             if isinstance(target, sp.MatrixSymbol) and target.shape[1] == 1:
                 return rf"\mathbf{{{name}}}"
             return _matrix_name(name)
         return super()._print_Symbol(e, style=style)
 
-    def _print_reduce_axis(self, e: Any) -> str:
+    def _print_reduce_axis(self, e: Any, exp: str | None = None) -> str:
         inner = self._print(e.args[0])
         if e.args[1] == 1:
-            return rf"\left({inner}\right)\mathbf{{1}}\mathbf{{1}}^{{\top}}"
-        return rf"\mathbf{{1}}\mathbf{{1}}^{{\top}}\left({inner}\right)"
+            out = rf"\left({inner}\right)\mathbf{{1}}\mathbf{{1}}^{{\top}}"
+        else:
+            out = rf"\mathbf{{1}}\mathbf{{1}}^{{\top}}\left({inner}\right)"
+        return rf"\left[{out}\right]^{{\circ {exp}}}" if exp is not None else out
 
     def _is_matrix_valued(self, e: Any) -> bool:
         return bool(self.holders) and bool(e.free_symbols & set(self.holders))
@@ -121,6 +130,8 @@ class DerivationPrinter(LatexPrinter):
             out = out + r" \oslash " + r" \oslash ".join(wrap(f) for f in den)
         if scalar:
             coeff = self._print(sp.Mul(*scalar))
+            if coeff == "-1":
+                coeff = "-"
             out = rf"{coeff} \left({out}\right)" if len(num) + len(den) > 1 else rf"{coeff}\, {out}"
         return out
 

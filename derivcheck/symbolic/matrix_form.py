@@ -108,8 +108,19 @@ def _axis_sum(arr: Any) -> sp.MatrixExpr | None:
     return None
 
 
+def _split_scalar(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """(coefficient free of entries, rest): SymPy 1.14's convert_indexed_to_array silently
+    drops a symbolic coefficient such as 1/(M N), so the bridge only sees the rest."""
+    expr = sp.factor_terms(expr)
+    coeff, rest = [], []
+    for f in sp.Mul.make_args(expr):
+        (rest if f.atoms(MatrixElement, sp.Indexed, sp.Sum) else coeff).append(f)
+    return sp.Mul(*coeff), sp.Mul(*rest)
+
+
 def bridge(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -> tuple[sp.MatrixExpr | None, str | None]:
     """Index form -> matrix expression through SymPy's array expressions, plus the einsum."""
+    coeff, expr = _split_scalar(expr)
     try:
         arr = convert_indexed_to_array(expr, first_indices=list(free))
     except Exception:  # noqa: BLE001 - SymPy raises many types here; "no bridge" is the answer
@@ -134,12 +145,13 @@ def bridge(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -
         matrix = matrix.T
     if matrix.shape != target:
         return None, einsum
-    return matrix, einsum
+    return (coeff * matrix if coeff != 1 else matrix), einsum
 
 
 def derive_matrix_form(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -> MatrixForm:
     """The matrix form of an index-form gradient, by the first route that applies."""
-    if len(shape) <= 2 and not expr.has(sp.Piecewise) and not _has_function_of_entries(expr):
+    # A pointwise expression reads best elementwise (Y - T rather than -1 T + Y).
+    if len(shape) <= 2 and expr.has(sp.Sum) and not expr.has(sp.Piecewise) and not _has_function_of_entries(expr):
         matrix, einsum = bridge(expr, free, shape)
         if matrix is not None:
             return MatrixForm("matrix", matrix, einsum=einsum)

@@ -1,0 +1,150 @@
+"""Models as chains of catalog layers: forward, backward and derivation by chaining VJPs.
+
+A model is never differentiated as a whole expression: each step's gradient comes from its
+layer's own derivation (or reference backward) with the step's upstream gradient, exactly
+as backpropagation is written by hand. So the derivation prints one short equation per
+step, with the deltas named after the values they belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from derivcheck.extend import Layer
+from derivcheck.registry import get_layer
+
+MODELS: dict[str, Sequential] = {}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer application: ``output = layer(**{arg: value name})``."""
+
+    layer: str
+    bind: dict[str, str]  # layer argument -> model value name
+    output: str
+
+    @property
+    def spec(self) -> Layer:
+        return get_layer(self.layer)
+
+
+@dataclass
+class Sequential:
+    """A chain of catalog layers; values are named, parameters are the free float inputs."""
+
+    name: str
+    steps: tuple[Step, ...]
+    inputs: dict[str, str]  # model input -> dims, e.g. {"x": "N D", "t": "N M", "w1": "D H"}
+    fixed: tuple[str, ...] = ()  # inputs that are data, not parameters (x, t)
+    question: str = ""
+    domains: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(k for k in self.inputs if k not in self.fixed)
+
+    def forward_values(self, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """All intermediate values, by name."""
+        env = dict(values)
+        for step in self.steps:
+            layer = step.spec
+            env[step.output] = layer.forward(**{a: env[v] for a, v in step.bind.items()}, **layer.constants)
+        return env
+
+    def loss(self, values: Mapping[str, np.ndarray]) -> float:
+        """The model's scalar output."""
+        return float(self.forward_values(values)[self.steps[-1].output])
+
+    def backward(self, values: Mapping[str, np.ndarray], rules: str = "reference") -> dict[str, np.ndarray]:
+        """Gradients of the loss by chaining each step's VJP, backwards.
+
+        ``rules`` picks each step's VJP: the layer's "reference" backward, or its derived
+        "index" or "matrix" form (compiled), so a chain can be checked witness by witness.
+        """
+        env = self.forward_values(values)
+        grads: dict[str, Any] = {self.steps[-1].output: 1.0}
+        for step in reversed(self.steps):
+            layer = step.spec
+            up = grads.pop(step.output)
+            args = {a: env[v] for a, v in step.bind.items()}
+            local = _step_vjp(layer, args, up, rules)
+            for a, g in local.items():
+                name = step.bind[a]
+                grads[name] = grads[name] + g if name in grads else g
+        return {k: np.asarray(grads[k], dtype=float) for k in self.params}
+
+
+def _step_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str) -> dict[str, Any]:
+    if rules == "reference":
+        return layer.backward(upstream, **args, **layer.constants)
+    from derivcheck.symbolic.compile import compile_index_form, compile_matrix_form
+    from derivcheck.symbolic.derive import derive
+
+    derivation = derive(layer)
+    sizes = sizes_from_arrays(layer, args)
+    out = {}
+    for name, g in derivation.gradients.items():
+        if rules == "index":
+            fn = compile_index_form(derivation.built, g.index)
+        else:
+            fn = compile_matrix_form(derivation.built, g.matrix, g.arg.letters) or compile_index_form(derivation.built, g.index)
+        out[name] = fn(args, upstream, sizes)
+    return out
+
+
+def sizes_from_arrays(layer: Layer, arrays: Mapping[str, Any]) -> dict[str, int]:
+    """Dimension letters read off the arrays' shapes."""
+    sizes: dict[str, int] = {}
+    for a in layer.inputs:
+        shape = np.shape(arrays[a.name])
+        for letter, n in zip(a.letters, shape):
+            sizes[letter] = int(n)
+    return {**layer.sizes, **sizes}
+
+
+def def_model(name: str, steps: Sequence[Step], inputs: dict[str, str], **options: Any) -> Sequential:
+    """Declare and register a model (one file under ``derivcheck/layers``)."""
+    model = Sequential(name, tuple(steps), inputs, **options)
+    MODELS[name] = model
+    return model
+
+
+def chained_latex(model: Sequential) -> list[str]:
+    """The backward pass as one matrix-form (or index-form) equation per step."""
+    from derivcheck.symbolic.derive import derive
+    from derivcheck.symbolic.latex import DerivationPrinter, partial
+
+    lines = []
+    producers = {s.output: s for s in model.steps}
+
+    def delta(value: str) -> str:
+        return rf"\Delta_{{{value}}}"
+
+    for step in reversed(model.steps):
+        d = derive(step.layer)
+        rename = {}
+        for arg in step.spec.inputs:
+            sym = d.built.symbols[arg.name]
+            rename[str(getattr(sym, "name", sym))] = _display(step.bind[arg.name], arg.letters)
+        rename["G"] = delta(step.output)
+        for arg_name, g in d.gradients.items():
+            target = step.bind[arg_name]
+            if target in model.fixed:
+                continue
+            printer = DerivationPrinter(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename=rename)
+            body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else DerivationPrinter(rename=rename).doprint(g.index.expr)
+            lhs = delta(target) if target in producers else partial("E", _display(target, g.arg.letters))
+            lines.append(f"{lhs} = {body}")
+    return lines
+
+
+def _display(name: str, letters: tuple[str, ...]) -> str:
+    base = name.rstrip("0123456789")
+    digits = name[len(base):]
+    shown = base.upper() if len(letters) == 2 else rf"\mathbf{{{base}}}"
+    return f"{shown}_{{{digits}}}" if digits else shown

@@ -1,0 +1,139 @@
+"""Derivations as text, LaTeX, Markdown or runnable NumPy code (layers and models)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derivcheck.errors import InputError
+
+_KIND_NOTE = {
+    "matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
+    "elementwise": "matrix form (elementwise: functions act entry by entry; (A 1) 1^T sums rows and broadcasts)",
+}
+
+
+def _text_expr(e: sp.Basic) -> str:
+    return sp.sstr(e)
+
+
+def render_derivation(name: str, fmt: str = "text") -> str:
+    """A layer's or model's derivation in ``fmt``: "text", "latex", "markdown" or "code".
+
+    Examples
+    --------
+    >>> print(render_derivation("dense", "latex").splitlines()[3])
+    \\frac{\\partial E}{\\partial W} = X^{\\top}\\,\\Delta
+    """
+    from derivcheck.compose import MODELS, chained_latex
+    from derivcheck.registry import list_layers
+
+    list_layers()
+    if name in MODELS:
+        return _render_model(name, fmt, chained_latex(MODELS[name]))
+    from derivcheck.symbolic.derive import derive
+
+    d = derive(name)
+    if fmt == "latex":
+        return "\n".join(d.latex_lines())
+    if fmt == "markdown":
+        return _markdown(d)
+    if fmt == "code":
+        return _code(d)
+    if fmt == "text":
+        return _text(d)
+    raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
+
+
+def _header(d) -> list[str]:
+    layer = d.layer
+    ins = ", ".join(f"{a.name}[{a.dims}]" for a in layer.inputs)
+    lines = [f"{layer.name}: ({ins}) -> {layer.output or 'scalar E'}"]
+    if layer.question:
+        lines.append(f"question: {layer.question}")
+    return lines
+
+
+def _footer(d) -> list[str]:
+    layer = d.layer
+    lines = []
+    for c in layer.conventions:
+        lines.append(f"convention: {c}")
+    if not layer.is_loss:
+        lines.append("E is the loss; G (delta) = dE/dy is the upstream gradient, kept symbolic; sizes are symbols.")
+    lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
+    return lines
+
+
+def _text(d) -> str:
+    lines = _header(d)
+    y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
+    lines.append(f"forward:  {y} = {_text_expr(d.built.element)}")
+    for g in d.gradients.values():
+        lines.append("")
+        lines.append(f"dE/d{_text_expr(g.index.entry)} = {_text_expr(g.index.expr)}")
+        if g.matrix.kind == "matrix":
+            lines.append(f"  {_KIND_NOTE['matrix']}: dE/d{g.arg.name} = {_text_expr(g.matrix.expr)}")
+        elif g.matrix.kind == "elementwise":
+            lines.append(f"  {_KIND_NOTE['elementwise']}:")
+            lines.append(f"  dE/d{g.arg.name} = {d.matrix_latex(g)}")
+        else:
+            lines.append(f"  {g.matrix.note}")
+            if g.matrix.einsum:
+                lines.append(f"  einsum: {g.matrix.einsum}")
+        if g.trace_note:
+            lines.append(f"  cross-check: {g.trace_note}")
+    lines.append("")
+    lines.extend(_footer(d))
+    return "\n".join(lines)
+
+
+def _markdown(d) -> str:
+    lines = [f"### `{d.layer.name}`", ""]
+    if d.layer.question:
+        lines += [f"*{d.layer.question}*", ""]
+    lines += ["$$", r" \\ ".join(d.latex_lines()[:1]), "$$", ""]
+    for g in d.gradients.values():
+        latex = [ln for ln in d.latex_lines()[1:]]
+        del latex
+        lines.append(f"**d{g.arg.name}**")
+        lines.append("")
+        from derivcheck.symbolic.latex import DerivationPrinter, partial
+
+        index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
+        lines += ["$$", index, "$$"]
+        m = d.matrix_latex(g)
+        if m:
+            lines += ["$$", f"{partial('E', d._param_name(g.arg))} = {m}", "$$"]
+        else:
+            lines.append(f"({g.matrix.note})")
+        lines.append("")
+    lines += [f"- {x}" for x in _footer(d)]
+    return "\n".join(lines)
+
+
+def _code(d) -> str:
+    from derivcheck.symbolic.compile import matrix_form_code
+
+    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient."]
+    for name, g in d.gradients.items():
+        code = matrix_form_code(d.built, g.matrix, name)
+        if code is None:
+            einsum = f"\n# einsum: {g.matrix.einsum}" if g.matrix.einsum else ""
+            blocks.append(f"# d{name}: {g.matrix.note}{einsum}")
+        else:
+            blocks.append(code)
+    return "\n\n".join(blocks)
+
+
+def _render_model(name: str, fmt: str, lines: list[str]) -> str:
+    from derivcheck.compose import MODELS
+
+    model = MODELS[name]
+    chain = " -> ".join(f"{s.output} = {s.layer}({', '.join(s.bind.values())})" for s in model.steps)
+    if fmt == "latex":
+        return "\n".join(lines)
+    if fmt == "markdown":
+        return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r" \\ ".join(lines), "$$"])
+    if fmt == "code":
+        raise InputError("code is generated per layer; derive each layer of the model with --format code")
+    return "\n".join([f"{name}: {chain}", f"question: {model.question}", "", "backward pass, one VJP per step:", *[f"  {ln}" for ln in lines]])

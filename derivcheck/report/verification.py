@@ -1,0 +1,67 @@
+"""Rendering verification results (one row per layer gradient) and derivations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from derivcheck.verify import WITNESSES, LayerVerification
+
+_SHORT = {"index form": "index", "matrix form": "matrix", "finite differences": "fd", "reference backward": "reference"}
+
+
+def verification_rows(results: Sequence[LayerVerification]) -> list[dict[str, Any]]:
+    """Plain dicts, one per gradient (what ``--json`` prints)."""
+    rows = []
+    for res in results:
+        for r in res.rows:
+            rows.append(
+                {
+                    "layer": r.layer,
+                    "gradient": f"d{r.arg}",
+                    "ok": r.ok,
+                    "agreeing": list(r.agreeing),
+                    "disagreeing": list(r.disagreeing),
+                    "max_rel_error": r.max_rel_error,
+                    "matrix_form": r.matrix_kind,
+                    "sizes": res.sizes,
+                    "derive_seconds": res.derive_seconds,
+                    "seconds": r.seconds,
+                    "message": r.message,
+                }
+            )
+    return rows
+
+
+def render_verification_text(results: Sequence[LayerVerification], total_seconds: float) -> str:
+    """The verification table: witnesses agreeing, largest difference, time."""
+    header = ("layer", "gradient", "witnesses agreeing", "max rel diff", "matrix form", "sizes", "time", "verdict")
+    table = [header]
+    for res in results:
+        sizes = " ".join(f"{k}={v}" for k, v in res.sizes.items())
+        for k, r in enumerate(res.rows):
+            witnesses = "+".join(_SHORT.get(w, w) for w in r.agreeing) or "-"
+            n_total = len(r.agreeing) + len([d for d in r.disagreeing if d in WITNESSES])
+            table.append(
+                (
+                    r.layer if k == 0 else "",
+                    f"d{r.arg}",
+                    f"{len(r.agreeing)}/{max(n_total, len(r.agreeing))} {witnesses}",
+                    f"{r.max_rel_error:.1e}",
+                    r.matrix_kind,
+                    sizes if k == 0 else "",
+                    f"{(res.derive_seconds if k == 0 else 0) + r.seconds:.2f}s",
+                    "ok" if r.ok else "DISAGREE: " + r.message,
+                )
+            )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    bad = sum(not r.ok for res in results for r in res.rows)
+    total = sum(len(res.rows) for res in results)
+    lines.append("")
+    lines.append(
+        f"{total - bad}/{total} gradients verified four ways (index form, matrix form, finite differences, "
+        f"reference backward) in {total_seconds:.1f} s" + (f"; {bad} DISAGREE" if bad else "")
+    )
+    return "\n".join(lines)
