@@ -107,8 +107,10 @@ def compile_matrix_form(built: Built, form: MatrixForm, shape_letters: tuple[str
             head = [values[s] for s in front]
         out = np.asarray(fn(*head, *[values[s] for s in scalars]), dtype=float)
         shape = tuple(int(sizes[c]) for c in shape_letters)
-        out = np.broadcast_to(out.reshape(shape) if out.size == int(np.prod(shape)) else out, shape)
-        return np.array(out) * _upstream_factor(built, upstream)
+        if out.shape != shape:
+            out = out.reshape(shape) if out.size == int(np.prod(shape)) else np.array(np.broadcast_to(out, shape))
+        factor = _upstream_factor(built, upstream)
+        return out * factor if factor != 1.0 else out
 
     return run
 
@@ -119,10 +121,13 @@ def matrix_form_code(built: Built, form: MatrixForm, arg_name: str) -> str | Non
         return None
     printer = _printer()
     names = []
+    present = form.expr.free_symbols
     for h in _matrix_arguments(built, form):
+        if h not in present:
+            continue  # the gradient does not read this input (dE/dW = X^T G needs no W)
         target = form.placeholders[h] if form.kind == "elementwise" else h
         names.append(str(target.label if isinstance(target, sp.IndexedBase) else target.name))
-    used = {str(s) for s in form.expr.free_symbols}
+    used = {str(s) for s in present}
     scalars = [str(s) for s in [*built.sizes.values(), *built.constants.values()] if str(s) in used]
     body = printer.doprint(form.expr)
     for h in form.placeholders:

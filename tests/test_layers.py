@@ -1,0 +1,104 @@
+"""Registry-driven: every declared layer gets these tests, with no list to edit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from derivcheck.compose import MODELS
+from derivcheck.registry import get_layer, list_layers
+from derivcheck.strategies import sizes_for
+from derivcheck.symbolic.derive import derive
+from derivcheck.symbolic.explicit import exactly_equal
+from derivcheck.verify import verify_layer, verify_model
+
+LAYERS = list_layers()
+
+
+def test_catalog_has_the_core_layers():
+    core = {"dense", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax", "softmax_cross_entropy", "mse", "half_sse", "binary_cross_entropy"}
+    assert core <= set(LAYERS)
+    assert "mlp2" in MODELS
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_is_complete(name):
+    layer = get_layer(name)
+    assert callable(layer.forward) and callable(layer.backward) and callable(layer.index_form)
+    d = derive(name)
+    assert set(d.gradients) == {a.name for a in layer.differentiable}
+    for g in d.gradients.values():
+        assert g.index.expr != 0 or g.matrix.kind != "none"
+        assert g.matrix.kind in ("matrix", "elementwise", "none")
+        assert g.matrix.kind != "none" or g.matrix.note
+    assert d.latex_lines()
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_four_witnesses_agree_over_random_sizes(name):
+    layer = get_layer(name)
+
+    @settings(max_examples=max(3, settings().max_examples // 3))
+    @given(sizes_for(layer, max_side=min(layer.max_side, 4)), st.integers(0, 2**31 - 1))
+    def check(sizes, seed):
+        v = verify_layer(layer, sizes=sizes, seed=seed)
+        assert v.ok, [(r.arg, r.disagreeing, r.message) for r in v.rows]
+
+    check()
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_index_form_equals_matrix_form_exactly_at_small_sizes(name):
+    d = derive(name)
+    layer = get_layer(name)
+    rng = np.random.default_rng(0)
+    from derivcheck.sampling import complete_sizes, letters_of
+
+    sizes = complete_sizes(layer, {c: int(rng.integers(1, 3)) for c in letters_of(layer)})
+    for arg, g in d.gradients.items():
+        result = exactly_equal(d, arg, sizes)
+        assert result is (None if g.matrix.kind == "none" else True), (arg, sizes)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_derivation_does_not_depend_on_sizes(name):
+    # One symbolic result serves every size: the derivation holds symbols, never numbers.
+    d = derive(name)
+    assert all(s.is_Symbol for s in d.built.sizes.values())
+    small = verify_layer(name, sizes=_sizes(name, 2))
+    large = verify_layer(name, sizes=_sizes(name, 6))
+    assert small.ok and large.ok
+    assert derive(name) is d  # the same derivation object served both sizes
+
+
+def _sizes(name, n):
+    from derivcheck.sampling import complete_sizes, letters_of
+
+    layer = get_layer(name)
+    return complete_sizes(layer, {c: n for c in letters_of(layer)})
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@given(seed=st.integers(0, 2**31 - 1))
+def test_models_chain_vjps_four_ways(name, seed):
+    v = verify_model(name, seed=seed)
+    assert v.ok, [(r.arg, r.message) for r in v.rows]
+
+
+def _wrong_backward_factor(layer, factor):
+    def backward(dy, **kw):
+        return {k: factor * v for k, v in layer.backward(dy, **kw).items()}
+
+    return backward
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_mutant_backward_is_caught_and_blamed(name):
+    layer = get_layer(name)
+    v = verify_layer(layer, backward=_wrong_backward_factor(layer, 0.5), seed=1)
+    assert not v.ok
+    for row in v.rows:
+        assert "reference backward" in row.disagreeing
+        assert {"index form", "finite differences"} <= set(row.agreeing)
