@@ -21,7 +21,7 @@ def render_derivation(name: str, fmt: str = "text") -> str:
 
     Examples
     --------
-    >>> print(render_derivation("dense", "latex").splitlines()[3])
+    >>> print(render_derivation("dense", "latex").splitlines()[4])
     \\frac{\\partial E}{\\partial W} = X^{\\top}\\,\\Delta
     """
     from derivcheck.compose import MODELS, chained_latex
