@@ -27,6 +27,7 @@ class Step:
     layer: str
     bind: dict[str, str]  # layer argument -> model value name
     output: str
+    hyper: dict[str, int] = field(default_factory=dict)  # stride, padding, ...
 
     @property
     def spec(self) -> Layer:
@@ -53,7 +54,7 @@ class Sequential:
         env = dict(values)
         for step in self.steps:
             layer = step.spec
-            env[step.output] = layer.forward(**{a: env[v] for a, v in step.bind.items()}, **layer.constants)
+            env[step.output] = layer.call_forward({a: env[v] for a, v in step.bind.items()}, step.hyper)
         return env
 
     def loss(self, values: Mapping[str, np.ndarray]) -> float:
@@ -72,21 +73,21 @@ class Sequential:
             layer = step.spec
             up = grads.pop(step.output)
             args = {a: env[v] for a, v in step.bind.items()}
-            local = _step_vjp(layer, args, up, rules)
+            local = _step_vjp(layer, args, up, rules, step.hyper)
             for a, g in local.items():
                 name = step.bind[a]
                 grads[name] = grads[name] + g if name in grads else g
         return {k: np.asarray(grads[k], dtype=float) for k in self.params}
 
 
-def _step_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str) -> dict[str, Any]:
+def _step_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, hyper: dict[str, int]) -> dict[str, Any]:
     if rules == "reference":
-        return layer.backward(upstream, **args, **layer.constants)
+        return layer.call_backward(upstream, args, hyper)
     from derivcheck.symbolic.compile import compile_index_form, compile_matrix_form
     from derivcheck.symbolic.derive import derive
 
     derivation = derive(layer)
-    sizes = sizes_from_arrays(layer, args)
+    sizes = {**sizes_from_arrays(layer, args), **hyper}
     out = {}
     for name, g in derivation.gradients.items():
         if rules == "index":

@@ -78,6 +78,20 @@ class Layer:
     matrix_forward: Callable[[Symbols], sp.MatrixExpr] | None = None  # for the Trace(G^T Y) cross-check
     max_side: int = 5  # largest size Hypothesis draws for each dimension letter
     shape_rules: dict[str, Callable[[dict[str, int]], int]] = field(default_factory=dict)
+    # Integer hyperparameters (stride, padding): symbols in the derivation, drawn from
+    # (low, high) by the strategies, passed by name to forward and backward.
+    hyper: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Drawn sizes must satisfy this (e.g. a kernel no larger than the padded input).
+    valid_sizes: Callable[[dict[str, int]], bool] | None = None
+
+    def call_forward(self, inputs: Mapping[str, Any], sizes: Mapping[str, int]) -> Any:
+        """The reference forward with this layer's constants and hyperparameters."""
+        return self.forward(**inputs, **self.constants, **{h: int(sizes[h]) for h in self.hyper})
+
+    def call_backward(self, dy: Any, inputs: Mapping[str, Any], sizes: Mapping[str, int], backward: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """The reference (or a given) backward with constants and hyperparameters."""
+        fn = backward or self.backward
+        return fn(dy, **inputs, **self.constants, **{h: int(sizes[h]) for h in self.hyper})
 
     @property
     def differentiable(self) -> tuple[Arg, ...]:

@@ -17,7 +17,7 @@ def letters_of(layer: Layer) -> list[str]:
     """Free dimension letters: those not computed from others by a shape rule."""
     seen = dict.fromkeys(c for a in layer.inputs for c in a.letters)
     seen.update(dict.fromkeys(layer.output_letters))
-    return [c for c in seen if c not in layer.shape_rules and c not in layer.sizes]
+    return [c for c in seen if c not in layer.shape_rules and c not in layer.sizes and c not in layer.hyper]
 
 
 def complete_sizes(layer: Layer, sizes: Mapping[str, int]) -> dict[str, int]:
@@ -29,9 +29,23 @@ def complete_sizes(layer: Layer, sizes: Mapping[str, int]) -> dict[str, int]:
 
 
 def random_sizes(layer: Layer, rng: np.random.Generator, low: int = 1, high: int | None = None) -> dict[str, int]:
-    """One size per free dimension letter, up to the layer's ``max_side``."""
+    """One size per free dimension letter (up to ``max_side``) and per hyperparameter, valid together."""
     top = layer.max_side if high is None else high
-    return complete_sizes(layer, {c: int(rng.integers(low, top + 1)) for c in letters_of(layer)})
+    for _ in range(1000):
+        drawn = {c: int(rng.integers(low, top + 1)) for c in letters_of(layer)}
+        drawn.update({h: int(rng.integers(lo, hi + 1)) for h, (lo, hi) in layer.hyper.items()})
+        sizes = complete_sizes(layer, drawn)
+        if sizes_valid(layer, sizes):
+            return sizes
+    raise ValueError(f"layer {layer.name!r}: no valid sizes found below {top}")
+
+
+def sizes_valid(layer: Layer, sizes: Mapping[str, int]) -> bool:
+    """The layer's own constraint, and every size positive."""
+    letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
+    if any(sizes[c] < 1 for c in letters):
+        return False
+    return layer.valid_sizes is None or bool(layer.valid_sizes(dict(sizes)))
 
 
 def sample_arg(arg: Arg, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:

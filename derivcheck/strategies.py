@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from derivcheck.extend import Layer
-from derivcheck.sampling import complete_sizes, letters_of, sample_inputs
+from derivcheck.sampling import complete_sizes, letters_of, sample_inputs, sizes_valid
 
 
 def sizes_for(layer: Layer, *, min_side: int = 1, max_side: int | None = None) -> st.SearchStrategy[dict[str, int]]:
@@ -23,8 +23,13 @@ def sizes_for(layer: Layer, *, min_side: int = 1, max_side: int | None = None) -
     top = layer.max_side if max_side is None else max_side
     if not isinstance(min_side, int) or not isinstance(top, int) or not 1 <= min_side <= top:
         raise ValueError(f"need integers 1 <= min_side <= max_side; got min_side={min_side!r}, max_side={top!r}")
-    letters = letters_of(layer)
-    return st.fixed_dictionaries({c: st.integers(min_side, top) for c in letters}).map(lambda s: complete_sizes(layer, s))
+    letters = {c: st.integers(min_side, top) for c in letters_of(layer)}
+    letters.update({h: st.integers(lo, hi) for h, (lo, hi) in layer.hyper.items()})
+    return (
+        st.fixed_dictionaries(letters)
+        .map(lambda s: complete_sizes(layer, s))
+        .filter(lambda s: sizes_valid(layer, s))
+    )
 
 
 def inputs_for(layer: Layer, *, max_side: int | None = None) -> st.SearchStrategy[tuple[dict[str, int], dict[str, Any]]]:

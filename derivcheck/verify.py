@@ -102,13 +102,11 @@ def verify_layer(
     sizes = complete_sizes(layer, sizes)
     inputs = sample_inputs(layer, sizes, rng)
     upstream = rng.standard_normal(output_shape(layer, sizes)) if not layer.is_loss else float(rng.uniform(0.5, 2.0))
-    consts = layer.constants
-    bwd = backward or layer.backward
-    reference = {k: np.asarray(v, dtype=float) for k, v in bwd(upstream, **inputs, **consts).items()}
+    reference = {k: np.asarray(v, dtype=float) for k, v in layer.call_backward(upstream, inputs, sizes, backward).items()}
     names = [a.name for a in layer.differentiable]
 
     def loss(p: dict[str, np.ndarray]) -> float:
-        return float(np.sum(upstream * layer.forward(**{**inputs, **p}, **consts)))
+        return float(np.sum(upstream * layer.call_forward({**inputs, **p}, sizes)))
 
     def fd_passes(grads: dict[str, np.ndarray]) -> dict[str, str]:
         report = check_gradient(loss, lambda p: {k: grads[k] for k in names}, {k: inputs[k] for k in names}, seed=seed)

@@ -89,7 +89,7 @@ def test_models_chain_vjps_four_ways(name, seed):
 
 def _wrong_backward_factor(layer, factor):
     def backward(dy, **kw):
-        return {k: factor * v for k, v in layer.backward(dy, **kw).items()}
+        return {k: factor * np.asarray(v) for k, v in layer.backward(dy, **kw).items()}
 
     return backward
 

@@ -64,3 +64,21 @@ leaky_relu = _elementwise(
     constants={"alpha": 0.01},
     conventions=("leaky ReLU'(0) = alpha",),
 )
+
+elu = _elementwise(
+    "elu",
+    lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+    lambda x, y, alpha: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0))),
+    lambda z, s: sp.Piecewise((z, z > 0), (s.alpha * (sp.exp(z) - 1), True)),
+    domain="away_from_zero",
+    constants={"alpha": 1.0},
+    conventions=("ELU'(0) = alpha (the left derivative; equal to the right one when alpha = 1)",),
+)
+
+softplus = _elementwise(
+    "softplus",
+    lambda x: np.logaddexp(0, x),
+    lambda x, y: _sigmoid(x),
+    lambda z, s: sp.log(1 + sp.exp(z)),
+    question="Why is the derivative of softplus the sigmoid?",
+)

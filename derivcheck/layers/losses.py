@@ -82,3 +82,21 @@ binary_cross_entropy = def_layer(
     index_form=_bce_index,
     question="What is the gradient of binary cross-entropy with respect to the predicted probability?",
 )
+
+
+def _bce_logits_index(s):
+    n, m = s.index("n"), s.index("m")
+    z, t = s.Z[n, m], s.T[n, m]
+    return s.total(sp.log(1 + sp.exp(z)) - t * z, (n, s.N), (m, s.M)) / s.N
+
+
+binary_cross_entropy_with_logits = def_layer(
+    "binary_cross_entropy_with_logits",
+    inputs=(Arg("z", "N M"), Arg("t", "N M", domain="binary", differentiable=False)),
+    output="",
+    # log(1 + e^z) - t z, computed without overflow.
+    forward=lambda z, t: np.sum(np.logaddexp(0, z) - t * z) / z.shape[0],
+    backward=lambda dy, z, t: {"z": dy * (1 / (1 + np.exp(-z)) - t) / z.shape[0]},
+    index_form=_bce_logits_index,
+    question="Why does sigmoid + binary cross-entropy collapse to sigma(z) - t?",
+)

@@ -63,7 +63,8 @@ class Built:
     def safe_symbols(self) -> set[sp.Symbol]:
         """Symbols a range guard may mention and still be dropped: sizes, constants, free indices."""
         free = {index_symbol(n) for n in FREE_INDEX_NAMES}
-        return set(self.sizes.values()) | set(self.constants.values()) | free
+        index_inputs = {self.symbols[a.name] for a in self.layer.inputs if a.domain == "index"}
+        return set(self.sizes.values()) | set(self.constants.values()) | free | index_inputs
 
 
 def _by_symbol_name(symbols: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +76,8 @@ def build(layer: Layer) -> Built:
     """Sizes, symbols and the objective ``L = <G, y>`` (or the loss) of a layer."""
     letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
     sizes = {c: size_symbol(c) for c in sorted(letters)}
+    # Hyperparameters are integers too; a padding may be 0.
+    sizes.update({h: sp.Symbol(h, integer=True, nonnegative=True) for h in layer.hyper})
     symbols = {a.name: arg_symbol(a, sizes) for a in layer.inputs}
     constants = {k: sp.Symbol(k, positive=True) for k in layer.constants}
     seen: dict[str, int] = {}

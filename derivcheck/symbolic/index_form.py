@@ -19,13 +19,22 @@ from typing import Any
 import sympy as sp
 from sympy.concrete.delta import deltasummation
 from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from derivcheck.extend import Arg
 from derivcheck.symbolic.build import Built, element
 
 
-def drop_range_guards(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
-    """``Piecewise((f, cond), (0, True)) -> f`` where ``cond`` mentions only ``safe`` symbols."""
+def drop_range_guards(expr: sp.Expr, safe: set[Any]) -> sp.Expr:
+    """``Piecewise((f, cond), (0, True)) -> f`` where ``cond`` mentions only ``safe`` symbols.
+
+    Entries of an index-valued input in ``safe`` (embedding ids) count as safe: their range
+    guard holds by the input's domain.
+    """
+
+    def mentions(cond: sp.Basic) -> set[sp.Basic]:
+        entries = {e: sp.Dummy() for e in cond.atoms(MatrixElement, sp.Indexed) if _parent(e) in safe}
+        return cond.xreplace(entries).free_symbols - set(entries.values())
 
     def is_guard(a: sp.Basic) -> bool:
         return (
@@ -33,14 +42,29 @@ def drop_range_guards(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
             and len(a.args) == 2
             and a.args[1].cond == sp.true
             and a.args[1].expr == 0
-            and a.args[0].cond.free_symbols <= safe
+            and mentions(a.args[0].cond) <= safe
         )
 
     return expr.replace(is_guard, lambda a: a.args[0].expr)
 
 
+def _parent(e: Any) -> Any:
+    return e.parent if isinstance(e, MatrixElement) else e.base
+
+
 def _has_delta_on(term: sp.Expr, var: sp.Symbol) -> bool:
-    return any(var in kd.free_symbols for kd in term.atoms(sp.KroneckerDelta))
+    """A delta that ``deltasummation`` can solve for ``var``: ``var`` on one side only,
+    with coefficient +-1, and not inside an entry (``ids[n]`` cannot be solved for n)."""
+    for kd in term.atoms(sp.KroneckerDelta):
+        sides = [a for a in kd.args[:2] if var in a.free_symbols]
+        if len(sides) != 1:
+            continue
+        side = sides[0]
+        if any(var in e.free_symbols for e in side.atoms(MatrixElement, sp.Indexed)):
+            continue
+        if sp.diff(side, var) in (1, -1):
+            return True
+    return False
 
 
 def _contract_sum(s: sp.Sum, safe: set[sp.Symbol]) -> sp.Expr:
@@ -177,6 +201,8 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     entry = element(built.symbols[arg.name], free)
     raw = sp.diff(built.objective, entry)
     expr = contract(raw, built.safe_symbols)
+    # Drop the deltas' own range tuples: printers and lambdify know only two-argument deltas.
+    expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2, lambda a: sp.KroneckerDelta(*a.args[:2]))
     expr = substitute_row_sums(expr, built)
     expr = _tidy(expr)
     return IndexForm(arg, free, entry, expr, time.perf_counter() - start)

@@ -158,7 +158,10 @@ def derive_matrix_form(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[
     else:
         einsum = None
     try:
-        pattern, holders = to_elementwise(expr, free)
+        try:
+            pattern, holders = to_elementwise(expr, free)
+        except RecursionError as exc:  # SymPy re-evaluating relations of placeholders
+            raise _NotElementwise("SymPy could not rebuild the expression elementwise") from exc
         return MatrixForm("elementwise", pattern, holders)
     except _NotElementwise as why:
         if einsum is None and not _has_function_of_entries(expr):
