@@ -83,6 +83,9 @@ class Layer:
     hyper: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Drawn sizes must satisfy this (e.g. a kernel no larger than the padded input).
     valid_sizes: Callable[[dict[str, int]], bool] | None = None
+    # Opaque index functions of the index form (max-pool's winner indicator): their numeric
+    # value, built from the inputs and sizes at hand, for the compiled witnesses.
+    functions: dict[str, Callable[[Mapping[str, Any], Mapping[str, int]], Callable[..., float]]] = field(default_factory=dict)
 
     def call_forward(self, inputs: Mapping[str, Any], sizes: Mapping[str, int]) -> Any:
         """The reference forward with this layer's constants and hyperparameters."""

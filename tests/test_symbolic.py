@@ -62,13 +62,27 @@ def test_guard_that_matters_survives_contraction():
     x, w, g = sp.IndexedBase("x"), sp.IndexedBase("w"), sp.IndexedBase("g")
     y = sp.Sum(w[k] * x[n + k], (k, 0, K - 1))
     L = sp.Sum(g[n] * y, (n, 0, N - 1))
-    result = contract(sp.diff(L, x[r]), {r, N, K})
+    result = contract(sp.diff(L, x[r]), {r: N + K - 1})
     assert result.has(sp.Piecewise)
     value = sp.lambdify([x, w, g, N, K, r], result, "math")
     xs, ws, gs = np.arange(6.0), np.array([1.0, 2.0]), np.array([1.0, 10.0, 100.0, 1000.0, 10000.0])
     # r = 0 sees only n = 0, k = 0: g0 w0 = 1.
     assert value(xs, ws, gs, 5, 2, 0) == 1.0
     assert value(xs, ws, gs, 5, 2, 2) == 10.0 * 2 + 100.0 * 1
+
+
+def test_guard_restricting_a_free_index_to_a_block_survives():
+    # y_n = sum_j w_{n, M + j} a_j reads only the second block of w's columns: dE/dw_pq is
+    # zero for q < M, a guard on the free index alone that its range does not imply.
+    n, j, p, q = sp.symbols("n j p q", integer=True, nonnegative=True)
+    N, M = sp.symbols("N M", integer=True, positive=True)
+    w, a, g = sp.IndexedBase("w"), sp.IndexedBase("a"), sp.IndexedBase("g")
+    L = sp.Sum(g[n] * sp.Sum(w[n, M + j] * a[j], (j, 0, M - 1)), (n, 0, N - 1))
+    result = contract(sp.diff(L, w[p, q]), {p: N, q: 2 * M})
+    value = sp.lambdify([w, a, g, N, M, p, q], result, "math")
+    ws, avals, gs = np.zeros((2, 6)), np.array([1.0, 2.0, 3.0]), np.array([5.0, 7.0])
+    assert value(ws, avals, gs, 2, 3, 1, 0) == 0.0  # first block: no dependence
+    assert value(ws, avals, gs, 2, 3, 1, 4) == 7.0 * 2.0  # second block, j = 1
 
 
 def _is_zero(e):

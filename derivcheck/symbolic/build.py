@@ -59,12 +59,15 @@ class Built:
     def free_indices(self, arg: Arg) -> tuple[sp.Symbol, ...]:
         return tuple(index_symbol(n) for n in FREE_INDEX_NAMES[: len(arg.letters)])
 
-    @property
-    def safe_symbols(self) -> set[sp.Symbol]:
-        """Symbols a range guard may mention and still be dropped: sizes, constants, free indices."""
-        free = {index_symbol(n) for n in FREE_INDEX_NAMES}
-        index_inputs = {self.symbols[a.name] for a in self.layer.inputs if a.domain == "index"}
-        return set(self.sizes.values()) | set(self.constants.values()) | free | index_inputs
+    def index_ranges(self, arg: Arg) -> dict[Any, sp.Expr]:
+        """What holds by construction: each free index of ``arg`` lies in 0..size-1, and so
+        does every entry of an index-valued input (embedding ids)."""
+        ranges: dict[Any, sp.Expr] = {i: self.sizes[c] for i, c in zip(self.free_indices(arg), arg.letters)}
+        for a in self.layer.inputs:
+            if a.domain == "index":
+                upper = a.upper
+                ranges[self.symbols[a.name]] = self.sizes[upper] if isinstance(upper, str) else sp.Integer(upper or 1)
+        return ranges
 
 
 def _by_symbol_name(symbols: dict[str, Any]) -> dict[str, Any]:

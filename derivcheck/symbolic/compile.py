@@ -39,6 +39,20 @@ def _arg_values(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, s
     return values
 
 
+class _ZeroOutside:
+    """Entry access that reads 0 outside the array: the zero-padding convention of index
+    forms with shifted indices (conv), and no silent wrap-around of negative indices."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.shape = array.shape
+
+    def __getitem__(self, idx: tuple[int, ...]) -> float:
+        if any(i < 0 or i >= n for i, n in zip(idx, self.shape)):
+            return 0.0
+        return float(self.array[idx])
+
+
 def _is_index(built: Built, name: str) -> bool:
     return any(a.name == name and a.domain == "index" for a in built.layer.inputs)
 
@@ -54,12 +68,17 @@ def compile_index_form(built: Built, form: IndexForm) -> Compiled:
     symbols += list(built.sizes.values()) + list(built.constants.values())
     # 'math' prints Piecewise as a conditional expression: NumPy's select would evaluate
     # both branches and index out of range (or wrap around) where a guard is false.
-    fn = sp.lambdify([*symbols, *form.free], form.expr, modules=["math", {"Heaviside": _heaviside0}])
+    # A layer's opaque functions are bound per call (they depend on the inputs at hand).
+    bound: dict[str, Callable[..., float]] = {}
+    opaque = {name: (lambda *idx, _n=name: bound[_n](*(int(i) for i in idx))) for name in built.layer.functions}
+    fn = sp.lambdify([*symbols, *form.free], form.expr, modules=["math", {"Heaviside": _heaviside0, **opaque}])
     shape_letters = form.arg.letters
 
     def run(arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> np.ndarray:
+        for name, make in built.layer.functions.items():
+            bound[name] = make(arrays, sizes)
         values = _arg_values(built, arrays, upstream, sizes)
-        args = [values[s] for s in symbols]
+        args = [_ZeroOutside(values[s]) if isinstance(s, sp.IndexedBase) else values[s] for s in symbols]
         shape = tuple(int(sizes[c]) for c in shape_letters)
         out = np.empty(shape)
         for idx in itertools.product(*[range(n) for n in shape]):

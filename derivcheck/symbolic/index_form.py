@@ -11,6 +11,7 @@ mentions a summation index (a kernel offset in a convolution) matters and surviv
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,16 +26,43 @@ from derivcheck.extend import Arg
 from derivcheck.symbolic.build import Built, element
 
 
-def drop_range_guards(expr: sp.Expr, safe: set[Any]) -> sp.Expr:
-    """``Piecewise((f, cond), (0, True)) -> f`` where ``cond`` mentions only ``safe`` symbols.
+Ranges = dict[Any, sp.Expr]  # free index (or index-valued input) -> its size
 
-    Entries of an index-valued input in ``safe`` (embedding ids) count as safe: their range
-    guard holds by the input's domain.
+
+def _implied(cond: sp.Basic, ranges: Ranges) -> bool:
+    """Whether ``cond`` holds for every value of the free indices in their declared ranges.
+
+    Each relation is linear in the indices, so it holds on the whole box of index values
+    when it holds at the box's corners (sizes are positive integers).
     """
+    entries = {e: sp.Dummy(integer=True) for e in cond.atoms(MatrixElement, sp.Indexed) if _parent(e) in ranges}
+    bounds = {d: ranges[_parent(e)] for e, d in entries.items()}
+    bounds.update({v: n for v, n in ranges.items() if isinstance(v, sp.Symbol)})
+    cond = cond.xreplace(entries)
+    relations = cond.args if isinstance(cond, sp.And) else (cond,)
+    for rel in relations:
+        if not isinstance(rel, sp.core.relational.Relational):
+            return False
+        variables = [v for v in rel.free_symbols if v in bounds]
+        if not variables or (rel.free_symbols - set(variables)) - _size_like(rel):
+            return False
+        for corner in itertools.product(*[(0, bounds[v] - 1) for v in variables]):
+            if sp.simplify(rel.xreplace(dict(zip(variables, corner)))) is not sp.true:
+                return False
+    return True
 
-    def mentions(cond: sp.Basic) -> set[sp.Basic]:
-        entries = {e: sp.Dummy() for e in cond.atoms(MatrixElement, sp.Indexed) if _parent(e) in safe}
-        return cond.xreplace(entries).free_symbols - set(entries.values())
+
+def _size_like(rel: sp.Basic) -> set[sp.Basic]:
+    return {s for s in rel.free_symbols if s.is_positive or s.is_nonnegative and not s.is_Dummy}
+
+
+def drop_range_guards(expr: sp.Expr, ranges: Ranges) -> sp.Expr:
+    """``Piecewise((f, cond), (0, True)) -> f`` when the index ranges imply ``cond``.
+
+    A guard that says "this free index is in range" holds by construction and goes; one
+    that restricts a free index to part of its range (a gate block of a combined LSTM
+    weight) or mentions a summation index (a kernel offset in a convolution) stays.
+    """
 
     def is_guard(a: sp.Basic) -> bool:
         return (
@@ -42,7 +70,7 @@ def drop_range_guards(expr: sp.Expr, safe: set[Any]) -> sp.Expr:
             and len(a.args) == 2
             and a.args[1].cond == sp.true
             and a.args[1].expr == 0
-            and mentions(a.args[0].cond) <= safe
+            and _implied(a.args[0].cond, ranges)
         )
 
     return expr.replace(is_guard, lambda a: a.args[0].expr)
@@ -67,7 +95,7 @@ def _has_delta_on(term: sp.Expr, var: sp.Symbol) -> bool:
     return False
 
 
-def _contract_sum(s: sp.Sum, safe: set[sp.Symbol]) -> sp.Expr:
+def _contract_sum(s: sp.Sum, safe: Ranges) -> sp.Expr:
     body, limits = s.function, list(s.limits)
     while True:
         candidates = [lim for lim in limits if _has_delta_on(body, lim[0])]
@@ -135,7 +163,7 @@ def _hide_piecewise(expr: sp.Expr) -> tuple[sp.Expr, Callable[[sp.Expr], sp.Expr
     return hidden, restore
 
 
-def contract(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
+def contract(expr: sp.Expr, safe: Ranges) -> sp.Expr:
     """Evaluate every Kronecker delta against its summation index."""
     expr, restore = _hide_piecewise(expr)
     expr = drop_range_guards(expr, safe)
@@ -145,7 +173,7 @@ def contract(expr: sp.Expr, safe: set[sp.Symbol]) -> sp.Expr:
         if new == expr:
             break
         expr = new
-    return restore(expr)
+    return drop_range_guards(restore(expr), safe)
 
 
 def _factor_out_constants(expr: sp.Expr) -> sp.Expr:
@@ -200,7 +228,7 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     free = built.free_indices(arg)
     entry = element(built.symbols[arg.name], free)
     raw = sp.diff(built.objective, entry)
-    expr = contract(raw, built.safe_symbols)
+    expr = contract(raw, built.index_ranges(arg))
     # Drop the deltas' own range tuples: printers and lambdify know only two-argument deltas.
     expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2, lambda a: sp.KroneckerDelta(*a.args[:2]))
     expr = substitute_row_sums(expr, built)
