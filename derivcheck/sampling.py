@@ -40,6 +40,13 @@ def random_sizes(layer: Layer, rng: np.random.Generator, low: int = 1, high: int
     raise ValueError(f"layer {layer.name!r}: no valid sizes found below {top}")
 
 
+def uniform_sizes(layer: Layer, side: int) -> dict[str, int]:
+    """Every free dimension ``side`` and every hyperparameter at its smallest value."""
+    drawn = {c: side for c in letters_of(layer)}
+    drawn.update({h: lo for h, (lo, _hi) in layer.hyper.items()})
+    return complete_sizes(layer, drawn)
+
+
 def sizes_valid(layer: Layer, sizes: Mapping[str, int]) -> bool:
     """The layer's own constraint, and every size positive."""
     letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from derivcheck.compose import MODELS
 from derivcheck.registry import get_layer, list_layers
+from derivcheck.sampling import random_sizes, uniform_sizes
 from derivcheck.strategies import sizes_for
 from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.explicit import exactly_equal
@@ -53,10 +54,7 @@ def test_four_witnesses_agree_over_random_sizes(name):
 def test_index_form_equals_matrix_form_exactly_at_small_sizes(name):
     d = derive(name)
     layer = get_layer(name)
-    rng = np.random.default_rng(0)
-    from derivcheck.sampling import complete_sizes, letters_of
-
-    sizes = complete_sizes(layer, {c: int(rng.integers(1, 3)) for c in letters_of(layer)})
+    sizes = random_sizes(layer, np.random.default_rng(0), high=2)
     for arg, g in d.gradients.items():
         result = exactly_equal(d, arg, sizes)
         assert result is (None if g.matrix.kind == "none" else True), (arg, sizes)
@@ -74,10 +72,7 @@ def test_derivation_does_not_depend_on_sizes(name):
 
 
 def _sizes(name, n):
-    from derivcheck.sampling import complete_sizes, letters_of
-
-    layer = get_layer(name)
-    return complete_sizes(layer, {c: n for c in letters_of(layer)})
+    return uniform_sizes(get_layer(name), n)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
