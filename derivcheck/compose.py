@@ -44,6 +44,15 @@ class Sequential:
     fixed: tuple[str, ...] = ()  # inputs that are data, not parameters (x, t)
     question: str = ""
     domains: dict[str, str] = field(default_factory=dict)
+    sizes: dict[str, Any] = field(default_factory=dict)  # fixed sizes, or rules of the drawn ones
+
+    def draw_sizes(self, rng: np.random.Generator, high: int = 4) -> dict[str, int]:
+        """Random sizes for the model's letters, with its fixed sizes and rules applied."""
+        letters = dict.fromkeys(c for dims in self.inputs.values() for c in dims.split())
+        out = {c: int(rng.integers(1, high + 1)) for c in letters if c not in self.sizes}
+        for c, rule in self.sizes.items():
+            out[c] = int(rule(out)) if callable(rule) else int(rule)
+        return out
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -83,19 +92,27 @@ class Sequential:
 def _step_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, hyper: dict[str, int]) -> dict[str, Any]:
     if rules == "reference":
         return layer.call_backward(upstream, args, hyper)
-    from derivcheck.symbolic.compile import compile_index_form, compile_matrix_form
-    from derivcheck.symbolic.derive import derive
+    from derivcheck.symbolic.compile import compiled_gradient
 
-    derivation = derive(layer)
-    sizes = {**sizes_from_arrays(layer, args), **hyper}
+    from derivcheck.sampling import complete_sizes
+
+    if _rank_free(layer) and any(np.ndim(v) != len(layer.output_letters) for v in args.values()):
+        # Elementwise layers derive the same at any rank: evaluate on (first axis, rest).
+        shape = np.shape(next(iter(args.values())))
+        flat = {k: np.reshape(v, (shape[0], -1)) for k, v in args.items()}
+        grads = _step_vjp(layer, flat, np.reshape(upstream, (shape[0], -1)), rules, hyper)
+        return {k: np.reshape(g, shape) for k, g in grads.items()}
+
+    sizes = complete_sizes(layer, {**sizes_from_arrays(layer, args), **hyper})
     out = {}
-    for name, g in derivation.gradients.items():
-        if rules == "index":
-            fn = compile_index_form(derivation.built, g.index)
-        else:
-            fn = compile_matrix_form(derivation.built, g.matrix, g.arg.letters) or compile_index_form(derivation.built, g.index)
-        out[name] = fn(args, upstream, sizes)
+    for arg in layer.differentiable:
+        fn = compiled_gradient(layer.name, arg.name, rules) or compiled_gradient(layer.name, arg.name, "index")
+        out[arg.name] = fn(args, upstream, sizes)
     return out
+
+
+def _rank_free(layer: Layer) -> bool:
+    return all(a.dims == layer.output for a in layer.inputs)
 
 
 def sizes_from_arrays(layer: Layer, arrays: Mapping[str, Any]) -> dict[str, int]:

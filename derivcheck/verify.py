@@ -20,7 +20,7 @@ from derivcheck.check import check_gradient
 from derivcheck.extend import Layer
 from derivcheck.registry import get_layer
 from derivcheck.sampling import output_shape, random_sizes, sample_inputs
-from derivcheck.symbolic.compile import compile_index_form, compile_matrix_form
+from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient
 from derivcheck.symbolic.derive import derive
 
 WITNESSES = ("index form", "matrix form", "finite differences", "reference backward")
@@ -120,8 +120,8 @@ def verify_layer(
     for name in names:
         t0 = time.perf_counter()
         g = derivation.gradients[name]
-        values = {"index form": compile_index_form(derivation.built, g.index)(inputs, upstream, sizes)}
-        matrix_fn = compile_matrix_form(derivation.built, g.matrix, g.arg.letters)
+        values = {"index form": compiled_gradient(layer.name, name, "index")(inputs, upstream, sizes)}
+        matrix_fn = compiled_gradient(layer.name, name, "matrix")
         if matrix_fn is not None:
             values["matrix form"] = matrix_fn(inputs, upstream, sizes)
         values["reference backward"] = reference.get(name, np.full(values["index form"].shape, np.nan))
@@ -168,8 +168,7 @@ def verify_model(name: str, *, sizes: Mapping[str, int] | None = None, seed: int
     model = MODELS[name]
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    letters = dict.fromkeys(c for dims in model.inputs.values() for c in dims.split())
-    sizes = dict(sizes) if sizes is not None else {c: int(rng.integers(1, 5)) for c in letters}
+    sizes = dict(sizes) if sizes is not None else model.draw_sizes(rng)
     from derivcheck.sampling import sample_arg
 
     values = {k: sample_arg(Arg(k, dims, model.domains.get(k, "real")), sizes, rng) for k, dims in model.inputs.items()}

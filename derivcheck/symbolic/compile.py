@@ -8,6 +8,7 @@ shape.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,6 +72,7 @@ def compile_index_form(built: Built, form: IndexForm) -> Compiled:
     # A layer's opaque functions are bound per call (they depend on the inputs at hand).
     bound: dict[str, Callable[..., float]] = {}
     opaque = {name: (lambda *idx, _n=name: bound[_n](*(int(i) for i in idx))) for name in built.layer.functions}
+    # No cse: it hoists subexpressions out of the generator that binds their summation index.
     fn = sp.lambdify([*symbols, *form.free], form.expr, modules=["math", {"Heaviside": _heaviside0, **opaque}])
     shape_letters = form.arg.letters
 
@@ -97,6 +99,11 @@ class _MatrixPrinter(NumPyPrinter):
 
     def _print_reduce_axis(self, e: Any) -> str:
         return f"numpy.sum({self._print(e.args[0])}, axis={self._print(e.args[1])}, keepdims=True)"
+
+    def _print_ElementwiseApplyFunction(self, e: Any) -> str:
+        # NumPy functions act elementwise already: apply the lambda to the whole array.
+        lam = e.function
+        return f"(lambda {self._print(lam.variables[0])}: {self._print(lam.expr)})({self._print(e.expr)})"
 
 
 def _printer() -> _MatrixPrinter:
@@ -161,3 +168,19 @@ def matrix_form_code(built: Built, form: MatrixForm, arg_name: str) -> str | Non
         f"    return {body}",
     ]
     return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_gradient(layer_name: str, arg_name: str, form: str) -> Compiled | None:
+    """The compiled "index" or "matrix" form of one gradient, lambdified once per process.
+
+    Lambdifying a large index form (an LSTM gate's) takes seconds; a chain of steps of one
+    layer, or a verification over many sizes, reuses it.
+    """
+    from derivcheck.symbolic.derive import derive
+
+    d = derive(layer_name)
+    g = d.gradients[arg_name]
+    if form == "index":
+        return compile_index_form(d.built, g.index)
+    return compile_matrix_form(d.built, g.matrix, g.arg.letters)

@@ -63,7 +63,9 @@ class Derivation:
     def _entry_lhs(self, g: Gradient) -> str:
         # The entry differentiated by is named by its matrix, as textbooks do: W_{pq}.
         p = DerivationPrinter()
-        return f"{self._param_name(g.arg)}_{{{p._indices(g.index.free)}}}".replace(r"\mathbf{", "{")
+        name = self._param_name(g.arg).replace(r"\mathbf{", "{")
+        name = rf"\left({name}\right)" if "_" in name else name
+        return f"{name}_{{{p._indices(g.index.free)}}}"
 
     def _param_name(self, arg: Arg) -> str:
         sym = self.built.symbols[arg.name]
@@ -113,6 +115,10 @@ def _derive(name: str) -> Derivation:
         shape = tuple(built.sizes[c] for c in arg.letters)
         matrix = derive_matrix_form(index.expr, index.free, shape)
         trace, note = _trace_check(built, arg)
+        if matrix.kind == "none" and trace is not None:
+            # Verified against the index form by every verify run, like any matrix form.
+            matrix = MatrixForm("matrix", trace, note="from SymPy's matrix calculus on Trace(G^T Y)")
+            note = "the matrix form above; the index form was derived independently"
         gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0)
     return Derivation(layer, built, gradients, time.perf_counter() - start)
 

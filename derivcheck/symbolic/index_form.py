@@ -97,6 +97,8 @@ def _has_delta_on(term: sp.Expr, var: sp.Symbol) -> bool:
 
 def _contract_sum(s: sp.Sum, safe: Ranges) -> sp.Expr:
     body, limits = s.function, list(s.limits)
+    if not body.has(sp.KroneckerDelta) or not any(_has_delta_on(body, lim[0]) for lim in limits):
+        return s  # rebuilding a Sum re-runs piecewise_fold: leave delta-free sums alone
     while True:
         candidates = [lim for lim in limits if _has_delta_on(body, lim[0])]
         if not candidates:
@@ -236,8 +238,14 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     return IndexForm(arg, free, entry, expr, time.perf_counter() - start)
 
 
+# Beyond this many sums (an LSTM gate's gradient) rewriting costs seconds and gains nothing.
+_TIDY_MAX_SUMS = 40
+
+
 def _tidy(expr: sp.Expr) -> sp.Expr:
     """A cheap, size-independent cleanup: the shortest of a few equivalent rewritings."""
+    if len(expr.atoms(sp.Sum)) > _TIDY_MAX_SUMS:
+        return expr
     expr = _factor_out_constants(expr)
     if expr.has(sp.Piecewise):
         return expr

@@ -21,11 +21,19 @@ _GREEK_UPSTREAM = (r"\Delta", r"\delta")
 def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
     if rename and name in rename:
         return rename[name]
-    return _GREEK_UPSTREAM[0] if name == UPSTREAM else name
+    if name == UPSTREAM:
+        return _GREEK_UPSTREAM[0]
+    # WX -> W_{x}: a weight named after what it multiplies.
+    return f"{name[0]}_{{{name[1:].lower()}}}" if len(name) > 1 and name.isupper() and name.isalpha() else name
 
 
 def _entry_name(name: str) -> str:
-    return _GREEK_UPSTREAM[1] if name == UPSTREAM else name.lower()
+    if name == UPSTREAM:
+        return _GREEK_UPSTREAM[1]
+    # Entries of W_x are w^{x}_{dm}: the subscript is taken by the indices.
+    if len(name) > 1 and name.isalpha():
+        return f"{name[0].lower()}^{{{name[1:].lower()}}}"
+    return name.lower()
 
 
 class DerivationPrinter(LatexPrinter):
@@ -67,8 +75,16 @@ class DerivationPrinter(LatexPrinter):
         parts = []
         for a in e.args:
             s = self._print(a)
-            parts.append(rf"\left({s}\right)" if isinstance(a, sp.MatAdd) else s)
+            parts.append(rf"\left({s}\right)" if isinstance(a, (sp.MatAdd, sp.HadamardProduct)) else s)
         return r"\,".join(parts)
+
+    def _print_ElementwiseApplyFunction(self, e: Any) -> str:
+        # f applied entry by entry: print f's body with the matrix argument in place.
+        lam = e.function
+        xi = sp.Symbol("xi")
+        body = self._print(lam.expr.xreplace({lam.variables[0]: xi}))
+        body = body.replace(r"\left(\xi \right)", r"\xi").replace(r"\xi", rf"\left({self._print(e.expr)}\right)")
+        return rf"\left[{body}\right]" if isinstance(lam.expr, sp.Add) else body
 
     def _print_HadamardProduct(self, e: Any) -> str:
         return r" \odot ".join(self._print(a) for a in e.args)
