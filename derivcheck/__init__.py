@@ -20,6 +20,25 @@ from derivcheck.errors import (
 )
 from derivcheck.report import Finding, GradientReport, ParamReport
 
+# The symbolic side imports SymPy; load it on first use so numeric checks start fast.
+_LAZY = {
+    "derive": "derivcheck.symbolic.derive",
+    "render_derivation": "derivcheck.render",
+    "verify_layer": "derivcheck.verify",
+    "list_layers": "derivcheck.registry",
+    "Sequential": "derivcheck.compose",
+    "Step": "derivcheck.compose",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'derivcheck' has no attribute {name!r}")
+
+
 __all__ = [
     "DerivcheckError",
     "Finding",
@@ -30,9 +49,15 @@ __all__ = [
     "IntegerDtypeError",
     "NonFiniteError",
     "ParamReport",
+    "Sequential",
+    "Step",
     "UserFunctionError",
     "assert_gradient",
     "check_backward",
     "check_gradient",
+    "derive",
+    "list_layers",
+    "render_derivation",
+    "verify_layer",
 ]
 __version__ = "0.1.0"

@@ -55,7 +55,8 @@ def _header(d) -> list[str]:
 
 def _footer(d) -> list[str]:
     layer = d.layer
-    lines = []
+    counts = ", ".join(f"{a.name}: {' x '.join(a.letters) or '1'}" for a in layer.differentiable)
+    lines = [f"entries of each differentiated input: {counts}"]
     for c in layer.conventions:
         lines.append(f"convention: {c}")
     if not layer.is_loss:
@@ -80,10 +81,15 @@ def _text(d) -> str:
             lines.append(f"  {g.matrix.note}")
             if g.matrix.einsum:
                 lines.append(f"  einsum: {g.matrix.einsum}")
+            lines.append("  vectorized NumPy: the reference backward below, verified against this index form")
         if g.trace_note:
             lines.append(f"  cross-check: {g.trace_note}")
     lines.append("")
     lines.extend(_footer(d))
+    if any(g.matrix.kind == "none" for g in d.gradients.values()):
+        import inspect
+
+        lines += ["", "reference backward (vectorized NumPy):", inspect.getsource(d.layer.backward).rstrip()]
     return "\n".join(lines)
 
 

@@ -150,6 +150,13 @@ def bridge(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -
 
 def derive_matrix_form(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -> MatrixForm:
     """The matrix form of an index-form gradient, by the first route that applies."""
+    if len(shape) > 2 or any(isinstance(a, sp.Indexed) for a in expr.atoms(sp.Indexed)):
+        _, einsum = bridge(expr, free, shape) if not _has_function_of_entries(expr) else (None, None)
+        return MatrixForm(
+            "none",
+            einsum=einsum,
+            note="a tensor (rank > 2) computation: no matrix form; the index form is the statement",
+        )
     # A pointwise expression reads best elementwise (Y - T rather than -1 T + Y).
     if len(shape) <= 2 and expr.has(sp.Sum) and not expr.has(sp.Piecewise) and not _has_function_of_entries(expr):
         matrix, einsum = bridge(expr, free, shape)
