@@ -26,6 +26,8 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_localize.py
+	$(BIN)/python benchmarks/bench_symbolic.py
+	$(BIN)/python benchmarks/bench_conv.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -14,21 +14,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from timing import best_of
 from numpy.lib.stride_tricks import sliding_window_view
 
 from derivcheck.registry import get_layer
 from derivcheck.symbolic.compile import compiled_gradient
 
 N, C, H, S, F, K = 32, 16, 32, 32, 32, 3
-
-
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def naive_conv_backward(dy, x, w, pad):

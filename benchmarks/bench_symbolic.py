@@ -16,20 +16,12 @@ import sys
 import time
 
 import numpy as np
+from timing import best_of
 
 from derivcheck.registry import get_layer, list_layers
 from derivcheck.sampling import complete_sizes, letters_of, sample_inputs
 from derivcheck.symbolic.compile import compile_matrix_form
 from derivcheck.symbolic.derive import _derive, derive
-
-
-def best_of(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -530,6 +530,7 @@ def check_gradient(
         findings.extend(o.findings)
     findings.extend(_common_factor(outcomes))
     findings.extend(_vacuity_warnings(g, space))
+    findings.extend(_scale_warnings(x, step))
     for key, change in fns.mutations.items():
         fname, pname = key.split(":", 1)
         findings.append(
@@ -616,6 +617,25 @@ def _vacuity_warnings(g: Blocks, space: ParamSpace) -> list[Finding]:
                     f"every entry of d{name} equals {gb.reshape(-1)[0]:.6g}: an all-ones upstream gradient "
                     f"(loss = y.sum()) hides missing sums and transposes; weight the output randomly, "
                     f"loss = (r * y).sum().",
+                    name,
+                    "warning",
+                )
+            )
+    return out
+
+
+def _scale_warnings(x: Blocks, step: float) -> list[Finding]:
+    """Entries far below 1 get an absolute step larger than themselves: say so."""
+    out = []
+    for name, v in x.items():
+        top = float(np.max(np.abs(v)))
+        if 0 < top < step:
+            out.append(
+                Finding(
+                    "step_scale",
+                    f"every entry of {name} is below {top:.2g}, smaller than the finite-difference step {step:.2g}: "
+                    f"the differences probe the loss far from these values (a kink or sharp curvature there would "
+                    f"mislead); rescale {name} to order 1 for the check if you can.",
                     name,
                     "warning",
                 )

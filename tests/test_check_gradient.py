@@ -349,3 +349,10 @@ def test_list_and_tuple_params_and_renderings(rng):
     assert "params[1]" in str(report)
     assert "<table>" in report._repr_html_()
     assert report._repr_markdown_().count("|") > 10
+
+
+def test_parameters_smaller_than_the_step_are_warned():
+    w = np.array([1e-9, -3e-9])
+    report = dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2 * w, w)
+    assert any(f.kind == "step_scale" for f in report.findings)
+    assert not any(f.kind == "step_scale" for f in dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2 * w, np.ones(2)).findings)

@@ -18,6 +18,17 @@ def _valid(s):
     return s["H"] >= s["kernel"] and s["S"] >= s["kernel"]
 
 
+# Square windows with a stride, no padding: shared by max- and average-pooling.
+_WINDOWS = {
+    "inputs": (Arg("x", "N C H S"),),
+    "output": "N C OH OS",
+    "hyper": {"kernel": (2, 3), "stride": (1, 2)},
+    "shape_rules": _POOL_SHAPES,
+    "valid_sizes": _valid,
+    "max_side": 4,
+}
+
+
 def _windows(x, kernel, stride):
     return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
 
@@ -65,15 +76,10 @@ def _max_index_form(s):
 
 maxpool2d = def_layer(
     "maxpool2d",
-    inputs=(Arg("x", "N C H S"),),
-    output="N C OH OS",
     forward=_max_forward,
     backward=_max_backward,
     index_form=_max_index_form,
-    hyper={"kernel": (2, 3), "stride": (1, 2)},
-    shape_rules=_POOL_SHAPES,
-    valid_sizes=_valid,
-    max_side=4,
+    **_WINDOWS,
     functions={"winner": _winner_numeric},
     question="How does the gradient pass through max-pooling, and what about ties?",
     conventions=(
@@ -101,15 +107,10 @@ def _avg_index_form(s):
 
 avgpool2d = def_layer(
     "avgpool2d",
-    inputs=(Arg("x", "N C H S"),),
-    output="N C OH OS",
     forward=lambda x, kernel, stride: _windows(x, kernel, stride).mean(axis=(-2, -1)),
     backward=_avg_backward,
     index_form=_avg_index_form,
-    hyper={"kernel": (2, 3), "stride": (1, 2)},
-    shape_rules=_POOL_SHAPES,
-    valid_sizes=_valid,
-    max_side=4,
+    **_WINDOWS,
 )
 
 
