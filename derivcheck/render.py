@@ -97,14 +97,12 @@ def _markdown(d) -> str:
     lines = [f"### `{d.layer.name}`", ""]
     if d.layer.question:
         lines += [f"*{d.layer.question}*", ""]
-    lines += ["$$", r" \\ ".join(d.latex_lines()[:1]), "$$", ""]
+    lines += ["$$", d.latex_lines()[0], "$$", ""]
+    from derivcheck.symbolic.latex import DerivationPrinter, partial
+
     for g in d.gradients.values():
-        latex = [ln for ln in d.latex_lines()[1:]]
-        del latex
         lines.append(f"**d{g.arg.name}**")
         lines.append("")
-        from derivcheck.symbolic.latex import DerivationPrinter, partial
-
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         lines += ["$$", index, "$$"]
         m = d.matrix_latex(g)
