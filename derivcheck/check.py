@@ -684,6 +684,7 @@ def check_backward(
     mode: str = "auto",
     directions: int = 2,
     names: Sequence[str] | None = None,
+    _probe_batch: bool = True,
 ) -> GradientReport:
     """Check a layer's backward (a vector-Jacobian product) against its forward.
 
@@ -763,11 +764,39 @@ def check_backward(
         title="backward check", _names=("forward", "backward"),
     )
     extra = _dy_linearity(backward, arrays, labels, differentiable, dy)
+    if report.verdict == "fail" and _probe_batch:
+        extra += _batch_of_one(forward, backward, arrays, labels, y0, seed)
     if extra:
         findings = tuple(sorted((*extra, *report.findings), key=lambda f: f.severity != "error"))
         verdict = "fail" if any(f.severity == "error" for f in extra) else report.verdict
         report = GradientReport(**{**report.__dict__, "findings": findings, "verdict": verdict})
     return report
+
+
+def _batch_of_one(
+    forward: Callable[..., Any], backward: Callable[..., Any], arrays: list[np.ndarray], labels: tuple[str, ...], y0: np.ndarray, seed: int
+) -> list[Finding]:
+    """A failing backward that passes on one sample has a wrong batch reduction."""
+    n = y0.shape[0] if y0.ndim else 0
+    batched = [i for i, a in enumerate(arrays) if a.ndim and a.shape[0] == n]
+    if n < 2 or not batched or len(batched) == len(arrays):
+        return []  # no batch axis to slice, or no parameter shared across the batch
+    sliced = [a[:1] if i in batched else a for i, a in enumerate(arrays)]
+    try:
+        one = check_backward(forward, backward, sliced, seed=seed, names=labels, _probe_batch=False)
+    except DerivcheckError:
+        return []
+    if one.verdict != "pass":
+        return []
+    return [
+        Finding(
+            "batch_size_one",
+            f"the backward passes with a batch of 1 but fails with a batch of {n}: the reduction over the batch "
+            f"axis is wrong (a parameter's gradient must sum the per-sample contributions over axis 0; a mean, "
+            f"the first sample only, or an overwrite instead of += all look right at batch size 1).",
+            None,
+        )
+    ]
 
 
 def _dy_linearity(backward: Callable[..., Any], arrays: list[np.ndarray], labels: tuple[str, ...], diff: list[int], dy: np.ndarray) -> list[Finding]:

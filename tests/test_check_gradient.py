@@ -356,3 +356,19 @@ def test_parameters_smaller_than_the_step_are_warned():
     report = dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2 * w, w)
     assert any(f.kind == "step_scale" for f in report.findings)
     assert not any(f.kind == "step_scale" for f in dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2 * w, np.ones(2)).findings)
+
+
+def test_gradient_only_right_for_batch_size_one_is_named(rng):
+    x, w, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+
+    def forward(x, w, b):
+        return np.tanh(x @ w + b)
+
+    def backward(dy, x, w, b):
+        dz = dy * (1 - forward(x, w, b) ** 2)
+        return dz @ w.T, x.T @ dz, dz.mean(axis=0)  # mean: right only for one sample
+
+    report = dc.check_backward(forward, backward, (x, w, b))
+    assert report.verdict == "fail"
+    assert "batch_size_one" in kinds(report)
+    assert "b" in report.wrong_entries or any(f.kind == "scale" for f in report.findings)
