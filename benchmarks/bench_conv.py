@@ -11,7 +11,6 @@ Run: python benchmarks/bench_conv.py
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 from timing import best_of

@@ -21,7 +21,6 @@ from derivcheck.report.gradient import (
     GradientReport,
     Kink,
     ParamReport,
-    TaylorResult,
     WrongEntry,
 )
 from derivcheck.tolerances import (
