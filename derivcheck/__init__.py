@@ -8,7 +8,8 @@ Examples
 True
 """
 
-from derivcheck.check import assert_gradient, check_backward, check_gradient
+from derivcheck.backward import check_backward
+from derivcheck.check import assert_gradient, check_gradient
 from derivcheck.errors import (
     DerivcheckError,
     GradientMismatch,

@@ -3,6 +3,14 @@
 derivcheck never hands its own arrays to user code: each call gets copies, and the copies
 are compared with the originals afterwards, so an in-place update (``w -= lr * dw`` inside
 a loss, ``x[x < 0] = 0`` inside a backward) is reported instead of corrupting the check.
+
+In-place mode serves the idiom ``f = lambda w: net.loss(X, y)`` (a loss that reads the
+live arrays of ``net.params`` and ignores its argument): each point is written into the
+user's own arrays, the function is called, and the arrays get their original bits back,
+also when the function raises.
+
+The cs231n return conventions are accepted: a loss returning ``(loss, grads)`` is read for
+its first element, a gradient returning ``(loss, grad)`` for its second.
 """
 
 from __future__ import annotations
@@ -31,11 +39,16 @@ class GuardedFunctions:
     mutations: dict[str, float] = field(default_factory=dict)
     loss_dtype: np.dtype | None = None
     grad_dtype: np.dtype | None = None
+    inplace_target: Any = None  # the user's own params, perturbed in place when set
+    conventions: set[str] = field(default_factory=set)  # "loss returns (loss, grads)", ...
 
     def loss_at(self, blocks: Blocks) -> float:
         """The loss at ``blocks`` as a float; raises a named error on bad output."""
         self.loss_calls += 1
         out = self._call(self.loss, self.loss_name, blocks)
+        if _is_pair(out) and _is_scalar(out[0]) and not _is_scalar(out[1]):
+            self.conventions.add(f"{self.loss_name} returns (loss, grads): its first element was used as the loss")
+            out = out[0]
         try:
             arr = np.asarray(out)
         except Exception as exc:  # noqa: BLE001
@@ -61,6 +74,9 @@ class GuardedFunctions:
         """The user's gradient at ``blocks`` as float64 blocks; raises a named error on bad output."""
         self.grad_calls += 1
         out = self._call(self.grad, self.grad_name, blocks)
+        if _is_pair(out) and _is_scalar(out[0]) and not self._fits(out):
+            self.conventions.add(f"{self.grad_name} returns (loss, grad): its second element was used as the gradient")
+            out = out[1]
         grads = self.space.gradient_blocks(out, self.grad_name)
         dtypes = [np.asarray(g).dtype for g in _leaves(out)]
         floats = [d for d in dtypes if np.issubdtype(d, np.floating)]
@@ -76,7 +92,15 @@ class GuardedFunctions:
                 )
         return grads
 
+    def _fits(self, out: Any) -> bool:
+        """Whether a pair is itself the gradient (params that are a pair of arrays)."""
+        if self.space.kind not in ("list", "tuple") or len(self.space.names) != 2:
+            return False
+        return all(np.shape(o) == s for o, s in zip(out, self.space.shapes))
+
     def _call(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
+        if self.inplace_target is not None:
+            return self._call_inplace(fn, fname, blocks)
         copies = {k: v.copy() for k, v in blocks.items()}
         try:
             out = fn(self.space.to_user(copies))
@@ -93,6 +117,48 @@ class GuardedFunctions:
                 change = float(np.max(np.abs(after - before)))
                 self.mutations[f"{fname}:{name}"] = change
         return out
+
+
+    def _call_inplace(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
+        """Write ``blocks`` into the user's arrays, call, restore their original bits."""
+        arrays = self.space.arrays(self.inplace_target)
+        saved = {name: a.copy() for name, a in arrays.items()}
+        try:
+            for name, a in arrays.items():
+                np.copyto(a, blocks[name], casting="unsafe")
+            written = {name: a.copy() for name, a in arrays.items()}
+            try:
+                out = fn(self.inplace_target)
+            except DerivcheckError:
+                raise
+            except Exception as exc:
+                raise UserFunctionError(f"{fname} raised {type(exc).__name__}: {exc}") from exc
+            for name, a in arrays.items():
+                if not np.array_equal(a, written[name]):
+                    self.mutations[f"{fname}:{name}"] = float(np.max(np.abs(a - written[name])))
+            return _detached(out)
+        finally:
+            for name, a in arrays.items():
+                np.copyto(a, saved[name])
+
+
+def _detached(out: Any) -> Any:
+    """Copies of returned arrays: a returned view of a parameter must not change on restore."""
+    if isinstance(out, np.ndarray):
+        return out.copy()
+    if isinstance(out, dict):
+        return {k: _detached(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(_detached(v) for v in out) if isinstance(out, list) or type(out) is tuple else out
+    return out
+
+
+def _is_pair(out: Any) -> bool:
+    return isinstance(out, tuple) and len(out) == 2
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) or (isinstance(value, np.ndarray) and value.size == 1 and value.ndim == 0)
 
 
 def _leaves(out: Any) -> list[Any]:

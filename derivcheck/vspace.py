@@ -74,6 +74,11 @@ class ParamSpace:
         values = [params] if self.kind == "array" else [params[k] for k in self.keys]
         return {n: np.array(v, dtype=dtype, copy=True) for n, v in zip(self.names, values)}
 
+    def arrays(self, params: Any) -> dict[str, np.ndarray]:
+        """The user's own arrays (no copies), by block name: what in-place mode perturbs."""
+        values = [params] if self.kind == "array" else [params[k] for k in self.keys]
+        return dict(zip(self.names, values))
+
     def to_user(self, blocks: Blocks) -> Any:
         """Rebuild the user's container from blocks (arrays are passed as given)."""
         values = [blocks[n] for n in self.names]
@@ -88,6 +93,11 @@ class ParamSpace:
         if self.kind == "array":
             if isinstance(grad, (list, tuple)) and len(grad) == 1:
                 grad = grad[0]
+            if isinstance(grad, Mapping):
+                raise GradientShapeError(
+                    f"{source} returned a dict with keys {list(grad)}; expected one array of shape {self.shapes[0]} "
+                    f"(the parameters are one array)"
+                )
             values = {self.names[0]: grad}
         elif self.kind == "dict":
             if not isinstance(grad, Mapping):
@@ -95,14 +105,18 @@ class ParamSpace:
                     f"{source} returned {type(grad).__name__}; expected a dict with keys {list(self.keys)}"
                 )
             missing = [k for k in self.keys if k not in grad]
-            if missing:
+            extra = [k for k in grad if k not in self.keys]
+            if missing or extra:
+                parts = ([f"without key(s) {missing}"] if missing else []) + ([f"with extra key(s) {extra}"] if extra else [])
                 raise GradientShapeError(
-                    f"{source} returned a dict without key(s) {missing}; expected keys {list(self.keys)}"
+                    f"{source} returned a dict {' and '.join(parts)}; expected exactly the parameters' keys {list(self.keys)}"
                 )
             values = {n: grad[k] for n, k in zip(self.names, self.keys)}
         else:
             if not isinstance(grad, Sequence) or isinstance(grad, (str, bytes)) or len(grad) != len(self.keys):
                 got = f"{type(grad).__name__} of length {len(grad)}" if isinstance(grad, Sequence) else type(grad).__name__
+                if isinstance(grad, Mapping):
+                    got = f"a dict with keys {list(grad)}"
                 raise GradientShapeError(
                     f"{source} returned {got}; expected a {self.kind} of {len(self.keys)} arrays"
                 )

@@ -1,35 +1,54 @@
-"""Central differences with Richardson extrapolation, an error estimate and kink detection.
+"""Directional finite differences that tell rounding noise, curvature and kinks apart.
 
-Everything here works on a scalar function of one variable ``phi(t) = L(x + t v)``: a
-coordinate check uses ``v = e_i``, a directional check a random ``v``. The derivative at
-``t = 0`` is estimated from steps ``h`` and ``h/2``:
+Everything here works on a scalar function of one variable ``phi(t) = L(x + t v)``. At each
+rung of a step ladder ``h_k = h_0 / LADDER_RATIO**k`` the five-point stencil
+``{-h, -h/2, 0, h/2, h}`` gives
 
-* ``D(h) = (phi(h) - phi(-h)) / 2h``; Richardson ``R = (4 D(h/2) - D(h)) / 3``;
-* the truncation error is estimated by ``|D(h/2) - D(h)| / 3`` and the roundoff by the
-  loss noise ``sigma`` over ``h``;
-* the jump between one-sided derivatives, ``J(h) = (phi(h) - 2 phi(0) + phi(-h)) / h``,
-  shrinks like ``h`` for a smooth function and stays put at a kink, so
-  ``2 J(h/2) - J(h)`` measures the kink with the curvature removed.
+* central differences ``D(h)``, ``D(h/2)`` and Richardson ``R = (4 D(h/2) - D(h)) / 3``;
+* one-sided Richardson derivatives ``F = 2 F(h/2) - F(h)`` (forward) and ``B`` (backward),
+  with the curvature term removed;
+* the fourth difference ``Q = phi(-h) - 4 phi(-h/2) + 6 phi(0) - 4 phi(h/2) + phi(h)``,
+  which is exactly ``-h (F - B)``: the jump between the one-sided derivatives, times ``h``.
+
+How ``Q`` scales with the step says what the stencil sees. Rounding noise keeps it constant
+(about ``sqrt(70) sigma``); a kink inside the stencil makes it shrink like ``h`` (``|Q| =
+jump * h`` at an exact kink) until the step is shorter than the distance to the kink, where
+it drops to the noise; smooth curvature makes it shrink like ``h**4``. So a rough stencil is
+refined: a kink *near* ``t = 0`` is stepped over, a kink *at* ``t = 0`` is recognised by
+``Q`` shrinking in proportion to ``h`` rung after rung, and noise larger than modelled is
+measured from ``Q`` itself, at the scale of the steps that are used, never from a probe that
+a kink can pollute.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from derivcheck.tolerances import KINK_REFINE, KINK_SNR
+from derivcheck.tolerances import LADDER_RATIO, MAX_RUNGS, NOISE_MARGIN, ROUGH_SNR
 
 Phi = Callable[[float], float]
 
-# Noise amplification of each estimate, for i.i.d. noise sigma per evaluation.
+# Noise amplification of each estimate, for independent noise sigma per evaluation.
+_Q_NOISE = math.sqrt(70.0)  # 1 + 16 + 36 + 16 + 1
 _RICHARDSON_NOISE = 2.0  # R = (4 D(h/2) - D(h))/3  ->  about 2 sigma / h
-_JUMP_NOISE = 10.0  # 2 J(h/2) - J(h)  ->  about 10 sigma / h
-_ONE_SIDED_NOISE = 4.0  # 2 F(h/2) - F(h)  ->  about 4 sigma / h
+_ONE_SIDED_NOISE = 5.1  # (4 phi(h/2) - phi(h) - 3 phi(0)) / h  ->  sqrt(26) sigma / h
+# Q shrinks by LADDER_RATIO per rung at a kink and stays put for noise: a ratio above this
+# half-way mark (on a log scale) reads as noise.
+_NOISE_RATIO = 1.0 / math.sqrt(LADDER_RATIO)
+# Jumps from two rungs of an exact kink agree to within this fraction (curvature, noise).
+_JUMP_AGREEMENT = 0.25
 
 
 @dataclass(frozen=True)
 class Derivative:
-    """A finite-difference derivative with its error estimate and one-sided values."""
+    """A finite-difference derivative with its error estimate and what the stencil saw.
+
+    ``kink`` is a non-differentiable point at ``t = 0`` (``forward`` and ``backward`` are
+    then the one-sided derivatives); ``near_kink`` a kink within the first step that a
+    smaller step avoided; ``noise`` the rounding noise per evaluation that was used.
+    """
 
     value: float
     error: float
@@ -38,13 +57,12 @@ class Derivative:
     kink: bool
     step: float
     evaluations: int
+    near_kink: bool = False
+    noise: float = 0.0
 
     def admits(self, analytic: float, tolerance: float) -> bool:
         """Whether ``analytic`` agrees: close to ``value``, or between the one-sided values at a kink."""
-        if self.kink:
-            lo, hi = min(self.forward, self.backward), max(self.forward, self.backward)
-            return lo - tolerance <= analytic <= hi + tolerance
-        return abs(analytic - self.value) <= tolerance
+        return self.distance(analytic) <= tolerance
 
     def distance(self, analytic: float) -> float:
         """How far ``analytic`` lies from what the differences allow (0 inside a kink's interval)."""
@@ -53,50 +71,117 @@ class Derivative:
             return max(lo - analytic, analytic - hi, 0.0)
         return abs(analytic - self.value)
 
+    def signed_error(self, analytic: float) -> float:
+        """Analytic minus numeric, zero inside a kink's interval."""
+        if self.kink:
+            return math.copysign(self.distance(analytic), analytic - self.value)
+        return analytic - self.value
 
-def central_difference(phi: Phi, f0: float, step: float, noise: float) -> Derivative:
-    """Derivative of ``phi`` at 0 with error estimate; re-examines kinks at a smaller step.
 
-    ``noise`` is the absolute rounding noise of one evaluation of ``phi``.
+@dataclass(frozen=True)
+class _Rung:
+    h: float
+    central: float  # Richardson
+    truncation: float  # |D(h/2) - D(h)| / 3
+    forward: float
+    backward: float
+    side_truncation: float  # O(h) terms left in the one-sided estimates
+    q: float  # fourth difference
+
+
+def _rung(phi: Phi, f0: float, h: float) -> _Rung:
+    fp, fm, fp2, fm2 = phi(h), phi(-h), phi(h / 2), phi(-h / 2)
+    d1, d2 = (fp - fm) / (2 * h), (fp2 - fm2) / h
+    forward = 2 * (fp2 - f0) / (h / 2) - (fp - f0) / h
+    backward = 2 * (f0 - fm2) / (h / 2) - (f0 - fm) / h
+    side = abs((fp2 - f0) / (h / 2) - (fp - f0) / h) + abs((f0 - fm2) / (h / 2) - (f0 - fm) / h)
+    q = fm - 4 * fm2 + 6 * f0 - 4 * fp2 + fp
+    return _Rung(h, (4 * d2 - d1) / 3, abs(d2 - d1) / 3, forward, backward, side, q)
+
+
+def _smooth(r: _Rung, noise: float, evaluations: int, near: bool) -> Derivative:
+    # |Q|/(2h) is what a kink too small to be classified could shift the central value by.
+    error = r.truncation + abs(r.q) / (2 * r.h) + _RICHARDSON_NOISE * noise / r.h
+    return Derivative(r.central, error, r.forward, r.backward, False, r.h, evaluations, near, noise)
+
+
+def _kink(r: _Rung, noise: float, evaluations: int) -> Derivative:
+    error = r.side_truncation + _ONE_SIDED_NOISE * noise / r.h
+    return Derivative(r.central, error, r.forward, r.backward, True, r.h, evaluations, False, noise)
+
+
+def central_difference(phi: Phi, f0: float, step: float, noise: float,
+                       settled: Callable[[Derivative], bool] | None = None) -> Derivative:
+    """Derivative of ``phi`` at 0 with an error estimate; steps over near kinks, recognises kinks at 0.
+
+    ``noise`` is the modelled absolute rounding noise of one evaluation of ``phi``; where the
+    differences show more, the measured value is used (and returned in ``noise``).
+    ``settled(kink)`` may end the descent as soon as two rungs agree on a kink at 0 (a
+    caller whose value is one of the one-sided derivatives needs no finer step).
 
     Examples
     --------
     >>> import math
     >>> d = central_difference(math.sin, 0.0, 1e-3, 1e-16)
-    >>> abs(d.value - 1.0) < 1e-12, d.kink
-    (True, False)
+    >>> abs(d.value - 1.0) < 1e-12, d.kink, d.evaluations
+    (True, False, 4)
     >>> d = central_difference(abs, 0.0, 1e-3, 1e-16)
     >>> d.kink, d.backward, d.forward
     (True, -1.0, 1.0)
+    >>> near = central_difference(lambda t: max(t - 1e-9, 0.0), 0.0, 1e-5, 1e-17)
+    >>> near.kink, near.near_kink, abs(near.value) < 1e-6
+    (False, True, True)
     """
-    first = _differences(phi, f0, step, noise)
-    if not first.kink:
-        return first
-    refined = _differences(phi, f0, step / KINK_REFINE, noise)
-    return Derivative(
-        refined.value,
-        refined.error,
-        refined.forward,
-        refined.backward,
-        refined.kink,
-        refined.step,
-        first.evaluations + refined.evaluations,
-    )
+    cache: dict[float, float] = {0.0: f0}
+
+    def at(t: float) -> float:
+        if t not in cache:
+            cache[t] = phi(t)
+        return cache[t]
+
+    rungs = [_rung(at, f0, step)]
+    while True:
+        threshold = ROUGH_SNR * _Q_NOISE * noise
+        if abs(rungs[-1].q) <= threshold:
+            return _settle(rungs, noise, threshold, len(cache) - 1)
+        if len(rungs) >= 2 and abs(rungs[-1].q) > _NOISE_RATIO * abs(rungs[-2].q):
+            # Q did not shrink with the step: rounding noise, larger than modelled. Measure it.
+            measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + rungs[-2].q ** 2) / 2) / _Q_NOISE
+            # Doubling at least each time ends the recursion.
+            again = central_difference(at, f0, step, max(2 * noise, measured), settled)
+            return replace(again, evaluations=len(cache) - 1)
+        if settled is not None and len(rungs) >= 2 and _agree(rungs[-2], rungs[-1]):
+            kink = _kink(rungs[-2], noise, len(cache) - 1)
+            if settled(kink):
+                return kink
+        if len(rungs) > MAX_RUNGS or abs(rungs[-1].q) / LADDER_RATIO <= threshold:
+            if len(rungs) == 1:  # one more rung tells a kink from noise
+                rungs.append(_rung(at, f0, step / LADDER_RATIO))
+                continue
+            return _kink(_coarsest_consistent(rungs), noise, len(cache) - 1)
+        rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
 
 
-def _differences(phi: Phi, f0: float, h: float, noise: float) -> Derivative:
-    fp, fm = phi(h), phi(-h)
-    fp2, fm2 = phi(h / 2), phi(-h / 2)
-    d1 = (fp - fm) / (2 * h)
-    d2 = (fp2 - fm2) / h
-    value = (4 * d2 - d1) / 3
-    error = abs(d2 - d1) / 3 + _RICHARDSON_NOISE * noise / h
-    jump = 2 * (fp2 - 2 * f0 + fm2) / (h / 2) - (fp - 2 * f0 + fm) / h
-    kink = abs(jump) > KINK_SNR * _JUMP_NOISE * noise / h
-    # One-sided Richardson 2 F(h/2) - F(h) removes the O(h) curvature term.
-    forward = 2 * (fp2 - f0) / (h / 2) - (fp - f0) / h
-    backward = 2 * (f0 - fm2) / (h / 2) - (f0 - fm) / h
-    if kink:
-        side_error = abs((fp2 - f0) / (h / 2) - (fp - f0) / h) + abs((f0 - fm2) / (h / 2) - (f0 - fm) / h)
-        error = side_error + _ONE_SIDED_NOISE * noise / h
-    return Derivative(value, error, forward, backward, kink, h, 4)
+def _settle(rungs: list[_Rung], noise: float, threshold: float, evaluations: int) -> Derivative:
+    """The last rung is clean: smooth there, unless an exact kink merely faded into the noise."""
+    last = rungs[-1]
+    if len(rungs) == 1:
+        return _smooth(last, noise, evaluations, False)
+    previous = rungs[-2]
+    if abs(previous.q) / LADDER_RATIO > threshold:
+        return _smooth(last, noise, evaluations, True)  # a kink at 0 would still show: it was near
+    return _kink(_coarsest_consistent(rungs[:-1]), noise, evaluations)
+
+
+def _agree(coarse: _Rung, fine: _Rung) -> bool:
+    """Two rungs see the same jump: a kink at 0 (or closer than the finer step)."""
+    jump = coarse.q / coarse.h
+    return abs(fine.q / fine.h - jump) <= _JUMP_AGREEMENT * abs(jump)
+
+
+def _coarsest_consistent(rungs: list[_Rung]) -> _Rung:
+    """The coarsest rung whose jump the next finer rung confirms: least noise, no other kink."""
+    for r, finer in zip(rungs, rungs[1:]):
+        if _agree(r, finer):
+            return r
+    return rungs[-1]

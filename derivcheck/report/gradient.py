@@ -34,14 +34,30 @@ class WrongEntry:
 
 @dataclass(frozen=True)
 class Kink:
-    """A non-differentiable point: the analytic value must lie between the one-sided derivatives."""
+    """A non-differentiable point: the analytic value must be a valid subgradient there."""
 
-    param: str
-    index: tuple[int, ...] | None  # None: along a random direction over the whole parameter
+    param: str | None  # None: along a direction shared by several parameters
+    index: tuple[int, ...] | None  # None: along a direction, not one entry
     analytic: float
-    left: float
+    left: float  # the lower end of the valid range (one-sided derivative, or the separated kinks' sum)
     right: float
     valid_subgradient: bool
+    direction: str = ""  # which direction, for a kink met along one
+    resolution: str = ""  # "interval", "separated" (coincident kinks) or "off-kink formula wrong"
+
+
+@dataclass(frozen=True)
+class DirectionCheck:
+    """One directional comparison ``<g, v>`` against the finite difference along ``v``."""
+
+    label: str  # "gradient", "random 1", "uniform", ...
+    params: tuple[str, ...]  # the parameters that ``v`` moves
+    analytic: float
+    numeric: float
+    tolerance: float
+    step: float
+    kind: str  # "smooth", "near kink" (stepped over) or "kink"
+    passed: bool
 
 
 @dataclass(frozen=True)
@@ -51,15 +67,16 @@ class ParamReport:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    method: str  # "full" (every entry) or "directional" (random directions + localization)
+    method: str  # "full" (every entry), "joint" (directions shared by all parameters) or "directional"
     checked: int  # entries or directions compared
-    max_abs_error: float
+    max_abs_error: float  # nan where only directions shared with other parameters were compared
     max_rel_error: float
     worst_index: tuple[int, ...] | None
     analytic_at_worst: float
     numeric_at_worst: float
     detection_floor: float  # smallest uniform relative error this run could detect
     verdict: str
+    reason: str = ""  # why a verdict is inconclusive
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class GradientReport:
     seed: int
     evaluated_in: str
     title: str = "gradient check"
+    directions: tuple[DirectionCheck, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -127,6 +145,10 @@ _LISTED = 5
 _COLUMNS = ("param", "shape", "method", "max abs err", "max rel err", "worst entry", "analytic", "numeric", "floor", "verdict")
 
 
+def _num(value: float, spec: str) -> str:
+    return "-" if value != value else format(value, spec)  # nan: not measured for this row
+
+
 def _rows(report: GradientReport) -> list[tuple[str, ...]]:
     rows = []
     for p in report.params:
@@ -136,16 +158,56 @@ def _rows(report: GradientReport) -> list[tuple[str, ...]]:
                 p.name,
                 "x".join(map(str, p.shape)) or "scalar",
                 f"{p.method}({p.checked})",
-                f"{p.max_abs_error:.2e}",
-                f"{p.max_rel_error:.2e}",
+                _num(p.max_abs_error, ".2e"),
+                _num(p.max_rel_error, ".2e"),
                 worst,
-                f"{p.analytic_at_worst:.6g}",
-                f"{p.numeric_at_worst:.6g}",
+                _num(p.analytic_at_worst, ".6g"),
+                _num(p.numeric_at_worst, ".6g"),
                 f"{p.detection_floor:.1e}",
                 p.verdict.upper(),
             )
         )
     return rows
+
+
+_DIRECTION_COLUMNS = ("direction", "moves", "analytic", "numeric", "tolerance", "step", "seen", "verdict")
+
+
+def _direction_rows(report: GradientReport) -> list[tuple[str, ...]]:
+    return [
+        (
+            d.label,
+            ", ".join(d.params) if len(d.params) <= 3 else f"{len(d.params)} parameters",
+            f"{d.analytic:.9g}",
+            f"{d.numeric:.9g}",
+            f"{d.tolerance:.1e}",
+            f"{d.step:.1e}",
+            d.kind,
+            "ok" if d.passed else "FAIL",
+        )
+        for d in report.directions
+    ]
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    allrows = [columns, *rows]
+    widths = [max(len(r[i]) for r in allrows) for i in range(len(columns))]
+    lines = []
+    for k, r in enumerate(allrows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def _kink_line(k: Kink) -> str:
+    if k.index is not None and k.param is not None:
+        where = format_index(k.param, k.index)
+    else:
+        where = f"along the {k.direction} direction" if k.direction else "along a direction"
+    ok = "valid subgradient" if k.valid_subgradient else "NOT a valid subgradient"
+    how = {"separated": " (coincident kinks, separated)", "off-kink formula wrong": " (wrong just off the kink)"}.get(k.resolution, "")
+    return f"  {where}: analytic {k.analytic:.6g}, valid range [{k.left:.6g}, {k.right:.6g}]: {ok}{how}"
 
 
 def _headline(report: GradientReport) -> str:
@@ -161,14 +223,10 @@ def _taylor_line(t: TaylorResult) -> str:
 
 
 def render_text(report: GradientReport) -> str:
-    """A fixed-width table followed by localized entries, kinks and the diagnosis."""
-    rows = [_COLUMNS, *_rows(report)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-    lines = [_headline(report), ""]
-    for k, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    """A fixed-width table followed by the directions, localized entries, kinks and the diagnosis."""
+    lines = [_headline(report), "", *_table(_COLUMNS, _rows(report))]
+    if report.directions:
+        lines += ["", *_table(_DIRECTION_COLUMNS, _direction_rows(report))]
     for name, entries in report.wrong_entries.items():
         if entries:
             lines.append("")
@@ -178,11 +236,8 @@ def render_text(report: GradientReport) -> str:
                 lines.append(f"  ... and {len(entries) - _LISTED} more")
     if report.kinks:
         lines.append("")
-        lines.append(f"non-differentiable points: {len(report.kinks)} (analytic value checked against one-sided derivatives)")
-        for k in report.kinks[:5]:
-            where = format_index(k.param, k.index) if k.index is not None else f"d{k.param} (random direction)"
-            ok = "valid subgradient" if k.valid_subgradient else "NOT between the one-sided derivatives"
-            lines.append(f"  {where}: analytic {k.analytic:.6g}, left {k.left:.6g}, right {k.right:.6g}: {ok}")
+        lines.append(f"non-differentiable points: {len(report.kinks)} (the analytic value must be a valid subgradient)")
+        lines.extend(_kink_line(k) for k in report.kinks[:5])
     if report.taylor is not None:
         lines.append("")
         lines.append(_taylor_line(report.taylor))

@@ -1,0 +1,123 @@
+"""Entry by entry: per-entry checks of a parameter, and its row, wrong entries and diagnosis.
+
+Per-entry checks cost a ladder (four loss evaluations or more) per entry, so a check makes
+them only where that is small against the model's cost: for every entry in ``mode="full"``,
+and for a small parameter whose joint directions failed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.diagnose import Evidence, diagnose, generic_finding, wrong_entries_finding
+from derivcheck.numeric.directional import DirectionalTest, directional_test
+from derivcheck.numeric.localize import MAX_LOCALIZED
+from derivcheck.outcome import ParamOutcome, Run
+from derivcheck.report.gradient import Finding, ParamReport, WrongEntry
+from derivcheck.tolerances import INCONCLUSIVE_FLOOR, entry_scale
+from derivcheck.vspace import flat_index
+
+# A failing parameter gets per-entry checks up to this many entries (about 4 loss
+# evaluations each); a larger one is localized by bisection instead.
+ENTRY_CHECK_MAX_ENTRIES = 64
+
+
+def unit(shape: tuple[int, ...], flat: int, scale: float) -> np.ndarray:
+    """The direction of one entry, at its scale."""
+    v = np.zeros(int(np.prod(shape, dtype=np.int64)))
+    v[flat] = scale
+    return v.reshape(shape)
+
+
+def entry_test(run: Run, name: str, flat: int) -> DirectionalTest:
+    """The check of one entry (its kink, if any, is recorded)."""
+    x = run.setup.x[name]
+    scale = float(entry_scale(x).reshape(-1)[flat])
+    moves = {name: unit(x.shape, flat, scale)}
+    return run.record("", moves, directional_test(run.probe, run.setup.g, moves), name, flat_index(x.shape, flat))
+
+
+def full_check(run: Run, name: str) -> ParamOutcome:
+    """Every entry of ``name``, with its row and diagnosis."""
+    x = run.setup.x[name]
+    tests = [entry_test(run, name, i) for i in range(x.size)]
+    return summarize(run, name, "full", np.arange(x.size), tests)
+
+
+def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list[DirectionalTest],
+              localized: bool = False, extra_checked: int = 0) -> ParamOutcome:
+    """Row, wrong entries and diagnosis from the per-entry tests at ``indices``."""
+    s = run.setup
+    x, g = s.x[name], s.g[name]
+    scales = entry_scale(x).reshape(-1)[indices]
+    analytic = g.reshape(-1)[indices]
+    numeric = np.array([t.derivative.value for t in tests]) / scales
+    tol = np.array([t.tolerance for t in tests]) / scales
+    dist = np.array([t.distance for t in tests]) / scales
+    failed = np.array([not t.passed for t in tests])
+    kinked = np.array([t.derivative.kink for t in tests])
+    rel = dist / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), np.finfo(float).tiny)
+    worst = int(np.argmax(dist / np.maximum(tol, np.finfo(float).tiny))) if len(tests) else 0
+    significant = (np.abs(numeric) > tol) & ~kinked
+    floor = float(np.min(tol[significant] / np.abs(numeric[significant]))) if significant.any() else float("inf")
+    outcome = ParamOutcome(ParamReport(
+        name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
+        float(np.max(dist)) if len(dist) else 0.0, float(np.max(rel)) if len(rel) else 0.0,
+        flat_index(x.shape, int(indices[worst])) if len(tests) else None,
+        float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
+    if failed.any():
+        _fail(run, outcome, indices, analytic, numeric, tol, failed, kinked, rel, localized)
+    elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
+        reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
+        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+    return outcome
+
+
+def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, analytic: np.ndarray, numeric: np.ndarray,
+          tol: np.ndarray, failed: np.ndarray, kinked: np.ndarray, rel: np.ndarray, localized: bool) -> None:
+    name = outcome.report.name
+    x = run.setup.x[name]
+    outcome.report = with_changes(outcome.report, verdict="fail")
+    bad = np.flatnonzero(failed)
+    order = bad[np.argsort(-(np.abs(analytic[bad] - numeric[bad]) / np.maximum(tol[bad], np.finfo(float).tiny)))]
+    if localized or len(bad) <= min(MAX_LOCALIZED, max(1, x.size // 2)):
+        outcome.wrong = [WrongEntry(name, flat_index(x.shape, int(indices[k])), float(analytic[k]), float(numeric[k]))
+                         for k in order]
+    smooth = ~kinked
+    partner = _transposed_partners(x.shape, indices, numeric)
+    evidence = Evidence(name, run.setup.g[name], indices[smooth], numeric[smooth], tol[smooth], partner)
+    findings = [] if localized else diagnose(evidence)
+    is_local = localized or (len(bad) <= 8 and x.size > 8 * len(bad))
+    if not findings and is_local:
+        findings.append(wrong_entries_finding(name, x.shape, [w.index for w in outcome.wrong], True))
+    if not findings:
+        findings.append(generic_finding(name, float(np.max(rel[bad]))))
+    outcome.findings.extend(findings)
+
+
+def _transposed_partners(shape: tuple[int, ...], indices: np.ndarray, numeric: np.ndarray) -> dict[int, float]:
+    if len(shape) != 2 or shape[0] != shape[1]:
+        return {}
+    pos = {int(i): k for k, i in enumerate(indices)}
+    out = {}
+    for i in indices:
+        j = int(np.ravel_multi_index(flat_index(shape, int(i))[::-1], shape))
+        if j in pos:
+            out[int(i)] = float(numeric[pos[j]])
+    return out
+
+
+def with_changes(r: ParamReport, **changes: object) -> ParamReport:
+    """A copy of a row with some fields changed."""
+    return ParamReport(**{**r.__dict__, **changes})
+
+
+def joint_only_finding(name: str, label: str, kinks: bool) -> Finding:
+    """Every entry passes alone, yet a direction moving several entries together fails."""
+    why = (" At ties and coincident kinks, the entries' values must add up to one valid subgradient: a tied "
+           "maximum's gradient goes to one entry (or is split), not copied to every tied entry or dropped."
+           if kinks else " The errors are too small per entry to show alone, yet add up.")
+    return Finding(
+        "joint",
+        f"every entry of d{name} passes on its own, but the {label} direction, which moves the entries together, "
+        f"fails.{why}", name)

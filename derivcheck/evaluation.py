@@ -1,0 +1,97 @@
+"""Where and in what precision the loss is evaluated: the first calls of a check.
+
+The finite differences are taken in float64 when the user's loss accepts float64 copies
+(an accurate reference for a gradient computed at the user's dtype); otherwise, and always
+in in-place mode, at the parameters' own dtype. The working precision is then read off the
+loss values themselves (``numeric.precision``), not off the type they come back in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
+from derivcheck.report.gradient import Finding
+from derivcheck.tolerances import NONDETERMINISM_ULPS, machine_eps
+from derivcheck.user_functions import GuardedFunctions
+from derivcheck.vspace import Blocks, ParamSpace
+
+
+@dataclass
+class Setup:
+    """The user's functions behind guards, the evaluation point, the gradient there."""
+
+    space: ParamSpace
+    fns: GuardedFunctions
+    native: Blocks  # the user's values at their own dtype (where the gradient is taken)
+    x: Blocks  # the evaluation point of the loss (float64 where accepted)
+    g: Blocks  # the user's gradient at ``native``, as float64
+    f0: float
+    f0_again: float
+    evaluated_in: str
+    eps_eval: float
+    eps_grad: float
+    findings: list[Finding] = field(default_factory=list)
+    nondeterministic: bool = False
+
+
+def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,
+            names: tuple[str, str]) -> Setup:
+    """Guard the functions, choose the evaluation point, take the loss twice and the gradient once."""
+    space = ParamSpace.of(params)
+    fns = GuardedFunctions(loss, grad, space, loss_name=names[0], grad_name=names[1],
+                           inplace_target=params if inplace else None)
+    native = space.blocks(params, dtype=None)
+    x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
+    f0, f0_again = fns.loss_at(x), fns.loss_at(x)
+    g = fns.grad_at(native)
+    eps_eval = machine_eps(fns.loss_dtype if fns.loss_dtype is not None else next(iter(x.values())).dtype)
+    if evaluated_in == "float64" and fns.loss_dtype is not None and fns.loss_dtype != np.float64:
+        evaluated_in = f"float64 (the loss returns {fns.loss_dtype})"
+    eps_grad = machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64)
+    setup = Setup(space, fns, native, x, g, f0, f0_again, evaluated_in, eps_eval, eps_grad, findings)
+    if abs(f0_again - f0) > NONDETERMINISM_ULPS * eps_eval * max(abs(f0), np.finfo(float).tiny):
+        setup.nondeterministic = True
+        findings.append(Finding(
+            "nondeterministic",
+            f"{names[0]} is not deterministic: two calls at the same point gave {f0!r} and {f0_again!r}. Fix the "
+            f"random seed / dropout mask inside it; differences of a random function say nothing about the gradient.",
+            None, "warning"))
+    return setup
+
+
+def _evaluation_point(fns: GuardedFunctions, space: ParamSpace, params: Any, native: Blocks,
+                      inplace: bool) -> tuple[Blocks, str, list[Finding]]:
+    dtypes = "/".join(sorted({str(d) for d in space.dtypes}))
+    if inplace or all(dt == np.float64 for dt in space.dtypes):
+        return native, dtypes, []
+    x64 = space.blocks(params, dtype=np.float64)
+    try:
+        fns.loss_at(x64)
+    except (UserFunctionError, NonFiniteError, InputError):
+        return native, dtypes, [Finding(
+            "float32",
+            f"your loss did not accept float64 copies, so differences were taken in {dtypes}; the step and "
+            f"tolerance follow that precision (see the floor column).", None, "warning")]
+    return x64, "float64", [Finding(
+        "float32",
+        f"parameters are {dtypes}; your loss accepted float64 copies, so the finite differences were taken in "
+        f"float64 (an accurate reference) while the gradient was computed at your dtype.", None, "info")]
+
+
+def regrad_differs(setup: Setup) -> list[Finding]:
+    """A second gradient call that differs: the gradient itself is random (asked only on failure)."""
+    again = setup.fns.grad_at(setup.native)
+    out = []
+    for name in setup.space.names:
+        diff = float(np.max(np.abs(setup.g[name] - again[name])))
+        if diff > NONDETERMINISM_ULPS * setup.eps_grad * (float(np.max(np.abs(setup.g[name]))) + np.finfo(float).tiny):
+            out.append(Finding(
+                "nondeterministic",
+                f"{setup.fns.grad_name} is not deterministic: two calls gave d{name} differing by up to {diff:.3g}.",
+                name, "warning"))
+    return out

@@ -1,0 +1,151 @@
+"""What a report says besides its rows: precision, dependence, safety notes, and the verdict.
+
+Every statement here is read off numbers the same run measured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.numeric.precision import observed_eps
+from derivcheck.numeric.taylor import taylor_test
+from derivcheck.outcome import ParamOutcome, Run
+from derivcheck.report.gradient import Finding, ParamReport, TaylorResult
+from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
+
+# Observed precision this many times coarser than assumed changes the step (float32 values
+# returned as float64 are 2**29 times coarser; a few ulps of slack are not).
+_PRECISION_JUMP = 16.0
+
+
+def settle_precision(run: Run) -> bool:
+    """Read the working precision off the loss values; True when the joint tests must be redone."""
+    probe, s = run.probe, run.setup
+    seen = observed_eps([s.f0, s.f0_again, *probe.values])
+    modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(v) for v in [s.f0, *probe.values])
+    if seen is not None and seen > _PRECISION_JUMP * probe.eps_eval:
+        probe.eps_eval = seen
+        bits = round(-np.log2(seen)) + 1
+        why = f"the loss values carry only {bits} significant bits"
+    elif probe.noise > _PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny):
+        probe.eps_eval = probe.noise / (LOSS_ROUNDOFF_ULPS * max(abs(v) for v in [s.f0, *probe.values]))
+        why = f"the differences show rounding noise of {probe.noise:.2g} per evaluation"
+    else:
+        return False
+    probe.noise = max(probe.noise, LOSS_ROUNDOFF_ULPS * probe.eps_eval * abs(s.f0))
+    run.tested.clear()
+    run.kinks.clear()
+    s.findings.append(Finding(
+        "precision",
+        f"{why}, an effective precision of {probe.eps_eval:.1e} (not the {s.evaluated_in} the values come back in): "
+        f"the step ({relative_step(probe.eps_eval):.1e} relative) and the tolerances follow it.", None, "info"))
+    s.evaluated_in = f"{s.evaluated_in}, precision {probe.eps_eval:.1e} observed"
+    return True
+
+
+def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
+    """Rows for a loss that returned exactly f0 at every perturbed point (empty when it did not)."""
+    s = run.setup
+    moved = [t for t in run.tested if t.test.analytic != 0 and abs(t.test.analytic) > t.test.tolerance]
+    if not moved or any(v != s.f0 for v in run.probe.values):
+        return ()
+    reason = "the loss returned exactly the same value at every perturbed point: it does not depend on its argument"
+    s.findings.append(Finding(
+        "loss_ignores_params",
+        f"{reason}, although d{'/d'.join(s.space.names)} is not zero. A loss like `f = lambda W: net.loss(X, y)[0]` "
+        f"reads the live arrays in net.params and ignores W (the idiom works with eval_numerical_gradient, which "
+        f"perturbs those arrays in place): pass inplace=True with params=net.params, or make the loss use its "
+        f"argument.", None, "error"))
+    nan = float("nan")
+    return tuple(ParamReport(n, tuple(sh), str(dt), "joint", len(run.tested), nan, nan, None, nan, nan, float("inf"),
+                             "inconclusive", reason) for n, sh, dt in zip(s.space.names, s.space.shapes, s.space.dtypes))
+
+
+def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple) -> tuple[list[Finding], TaylorResult | None, str]:
+    """All findings (most important first), the Taylor test and the overall verdict."""
+    s = run.setup
+    findings = list(s.findings)
+    for name in s.space.names:
+        if name in outcomes:
+            findings.extend(outcomes[name].findings)
+    findings.extend(_common_factor(list(outcomes.values())))
+    findings.extend(_uniform_warnings(run))
+    findings.extend(_scale_warnings(run))
+    findings.extend(_mutations(run))
+    findings.extend(Finding("convention", c, None, "info") for c in sorted(s.fns.conventions))
+    if run.kinks:
+        findings.append(Finding(
+            "kink",
+            f"{len(run.kinks)} check(s) sit on a non-differentiable point (ReLU at 0, |x| at 0, tied maxima); there the "
+            f"analytic value was accepted only as a valid subgradient (within the one-sided derivatives, or within "
+            f"the sum of the coincident kinks' own ranges).", None, "info"))
+    taylor = _taylor(run)
+    verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
+    if ignored or any(f.kind == "nondeterministic" for f in findings):
+        verdict = "inconclusive"
+    else:
+        verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
+    if taylor is not None and taylor.order is not None and taylor.order < 1.3 and not run.kinks and verdict == "pass":
+        findings.append(Finding(
+            "taylor",
+            "the Taylor remainder test sees first-order convergence although every difference check passed: a "
+            "gradient error below the detection floor is likely.", None, "warning"))
+    severity = {"error": 0, "warning": 1, "info": 2}
+    findings.sort(key=lambda f: severity.get(f.severity, 3))
+    return findings, taylor, verdict
+
+
+def _taylor(run: Run) -> TaylorResult | None:
+    random = next((t for t in run.tested if t.label.startswith("random") and "only" not in t.label), None)
+    if random is None or not run.probe.values:
+        return None
+    return taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, bool(run.kinks))
+
+
+def _common_factor(outcomes: list[ParamOutcome]) -> list[Finding]:
+    """One factor shared by every parameter points at the loss, not at one layer."""
+    scale = [f for o in outcomes for f in o.findings if f.kind == "scale"]
+    if len(scale) >= 2 and len(scale) == len(outcomes) == sum(o.report.verdict == "fail" for o in outcomes):
+        heads = {f.message.split(" is ", 1)[1].split(":")[0] for f in scale}
+        if len(heads) == 1:
+            return [Finding("scale_all", f"every parameter's gradient is {heads.pop()}: the factor belongs to the loss "
+                                         f"(its 1/N or 1/2), not to one layer's backward.", None)]
+    return []
+
+
+def _uniform_warnings(run: Run) -> list[Finding]:
+    out = []
+    for name, gb in run.setup.g.items():
+        first = gb.reshape(-1)[0]
+        if gb.size > 1 and first != 0 and np.all(gb == first):
+            out.append(Finding(
+                "uniform",
+                f"every entry of d{name} equals {first:.6g}: an all-ones upstream gradient (loss = y.sum()) hides "
+                f"missing sums and transposes; weight the output randomly, loss = (r * y).sum().", name, "warning"))
+    return out
+
+
+def _scale_warnings(run: Run) -> list[Finding]:
+    """Entries far below 1 get an absolute step larger than themselves: say so."""
+    step = relative_step(run.probe.eps_eval)
+    out = []
+    for name, v in run.setup.x.items():
+        top = float(np.max(np.abs(v)))
+        if 0 < top < step:
+            out.append(Finding(
+                "step_scale",
+                f"every entry of {name} is below {top:.2g}, smaller than the finite-difference step {step:.2g}: the "
+                f"differences probe the loss far from these values (a kink or sharp curvature there would mislead); "
+                f"rescale {name} to order 1 for the check if you can.", name, "warning"))
+    return out
+
+
+def _mutations(run: Run) -> list[Finding]:
+    out = []
+    for key, change in run.setup.fns.mutations.items():
+        fname, pname = key.split(":", 1)
+        out.append(Finding(
+            "mutation",
+            f"{fname} modifies its input {pname!r} in place (entries changed by up to {change:.3g}); derivcheck passed "
+            f"copies (or restored your arrays), but your training loop will see the change.", pname, "warning"))
+    return out

@@ -1,0 +1,191 @@
+"""Directional tests on any NumPy function: ``<g, v>`` against the derivative of ``L(x + t v)``.
+
+A direction ``v`` is a dict of arrays (a subset of the parameters' blocks). The step is
+relative to each entry's scale (``v`` is scaled so that its largest entry equals the entry
+scale) and grows where the loss's rounding noise is large against its slope. The
+tolerance is the finite difference's own error estimate plus the rounding of the user's
+gradient and of the step; kinks are judged as subgradients (see ``kinks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
+from derivcheck.numeric.kinks import coincident_kink_interval, shift_direction
+from derivcheck.tolerances import (
+    ESTIMATE_SAFETY,
+    GRADIENT_ROUNDOFF_ULPS,
+    LOSS_ROUNDOFF_ULPS,
+    MAX_RELATIVE_STEP,
+    MAX_STEP_GROWTH,
+    relative_step,
+)
+
+Blocks = dict[str, np.ndarray]
+LossAt = Callable[[Blocks], float]
+GradAt = Callable[[Blocks], Blocks]
+
+
+@dataclass
+class Probe:
+    """The function and point under test, with what is known of its precision.
+
+    ``noise`` is the absolute rounding noise of one loss evaluation; tests raise it when
+    their differences measure more, so later tests start from the measured value.
+    """
+
+    loss_at: LossAt
+    x: Blocks
+    f0: float
+    noise: float
+    eps_eval: float
+    eps_grad: float
+    rtol: float = 0.0
+    atol: float = 0.0
+    grad_at: GradAt | None = None
+    values: list[float] = field(default_factory=list)  # every loss value seen, for precision and dependence
+
+    def evaluate(self, point: Blocks) -> float:
+        """The loss at ``point``, recorded."""
+        value = self.loss_at(point)
+        self.values.append(value)
+        return value
+
+
+@dataclass(frozen=True)
+class DirectionalTest:
+    """One comparison of the analytic and numeric directional derivative."""
+
+    derivative: Derivative
+    analytic: float
+    tolerance: float
+    passed: bool
+    # How a kink was judged: "interval", "separated", "off-kink formula wrong", or "unresolved"
+    # (too many coincident kinks to separate: the test decides nothing, and counts for no power).
+    resolution: str = ""
+
+    @property
+    def signed_error(self) -> float:
+        return self.derivative.signed_error(self.analytic)
+
+    @property
+    def distance(self) -> float:
+        return self.derivative.distance(self.analytic)
+
+
+def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]] | None = None) -> Phi:
+    """``t -> L(x + t v)``, staying in the evaluation dtype; every value is recorded (and traced)."""
+
+    def phi(t: float) -> float:
+        value = probe.evaluate(moved(x, moves, t))
+        if trace is not None:
+            trace.append((t, value))
+        return value
+
+    return phi
+
+
+def moved(x: Blocks, moves: Blocks, t: float) -> Blocks:
+    """``x + t v`` in the evaluation dtype (the rounding of the step is charged in ``tolerance``)."""
+    point = dict(x)
+    for name, d in moves.items():
+        point[name] = (x[name] + t * d).astype(x[name].dtype, copy=False)
+    return point
+
+
+def inner(g: Blocks, moves: Blocks) -> float:
+    """``<g, v>`` over the blocks that ``v`` moves."""
+    return float(sum(np.vdot(g[k], v) for k, v in moves.items()))
+
+
+def model_noise(probe: Probe) -> float:
+    """Rounding of one loss evaluation: a few ulps of the largest value seen."""
+    top = max((abs(v) for v in probe.values), default=0.0)
+    return LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), top)
+
+
+def step_for(probe: Probe, slope: float) -> float:
+    """eps^(1/3), grown by the cube root of noise over slope when the loss is noisy for its slope."""
+    base = relative_step(probe.eps_eval)
+    scale = probe.eps_eval * abs(slope)
+    if probe.noise >= MAX_STEP_GROWTH**3 * scale:
+        growth = MAX_STEP_GROWTH
+    else:
+        growth = max(probe.noise / scale, 1.0) ** (1 / 3)
+    return float(min(base * growth, MAX_RELATIVE_STEP))
+
+
+def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) -> float:
+    """Allowed |analytic - numeric| for one directional derivative, from the error estimate."""
+    grad_round = 0.0
+    step_round = 0.0
+    for name, v in moves.items():
+        gb = g[name]
+        rms = float(np.sqrt(np.mean(gb * gb)))
+        grad_round += float(np.sum((v * (np.abs(gb) + rms)) ** 2))
+        step_round += float(np.sum((np.abs(x[name]) * gb * (v != 0)) ** 2))
+    grad_round = GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * np.sqrt(grad_round)
+    step_round = 2 * probe.eps_eval * np.sqrt(step_round) / d.step
+    user = probe.atol * sum(float(np.sum(np.abs(v))) for v in moves.values()) + probe.rtol * abs(d.value)
+    return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user)
+
+
+def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None = None, f0: float | None = None,
+                     separate_kinks: bool = True, trace: list[tuple[float, float]] | None = None) -> DirectionalTest:
+    """Compare ``<g, v>`` with the difference quotient along ``v``; kinks are judged as subgradients.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = {"w": np.array([0.3, -1.2])}
+    >>> probe = Probe(lambda p: float(np.sum(np.sin(p["w"]))), x, float(np.sum(np.sin(x["w"]))), 1e-16, 2.2e-16, 2.2e-16)
+    >>> directional_test(probe, {"w": np.cos(x["w"])}, {"w": np.array([1.0, 0.5])}).passed
+    True
+    >>> directional_test(probe, {"w": 1.01 * np.cos(x["w"])}, {"w": np.array([1.0, 0.5])}).passed
+    False
+    """
+    x = probe.x if x is None else x
+    f0 = probe.f0 if f0 is None else f0
+    analytic = inner(g, moves)
+    probe.noise = max(probe.noise, model_noise(probe))
+
+    def at_an_end(k: Derivative) -> bool:  # a one-sided derivative: a limiting gradient, no finer step needed
+        tol = tolerance(probe, k, moves, g, x)
+        return min(abs(analytic - k.forward), abs(analytic - k.backward)) <= tol
+
+    d = central_difference(line(probe, x, moves, trace), f0, step_for(probe, analytic), probe.noise, at_an_end)
+    probe.noise = max(probe.noise, d.noise)
+    tol = tolerance(probe, d, moves, g, x)
+    if d.admits(analytic, tol):
+        return DirectionalTest(d, analytic, tol, True, "interval" if d.kink else "")
+    if not (d.kink and separate_kinks):
+        return DirectionalTest(d, analytic, tol, False)
+    return _coincident(probe, g, moves, x, d, analytic, tol)
+
+
+def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative, analytic: float, tol: float) -> DirectionalTest:
+    """Outside the one-line interval: several kinks may coincide. Separate them, and check the
+    formula just off the kink, where the loss is differentiable."""
+    span = coincident_kink_interval(probe.evaluate, x, moves, d.step, probe.noise, d.backward, d.forward)
+    if span is None:
+        return DirectionalTest(d, analytic, tol, True, "unresolved")
+    lo, hi = min(span[0], d.forward, d.backward), max(span[1], d.forward, d.backward)
+    if not lo - tol <= analytic <= hi + tol:
+        return DirectionalTest(d, analytic, tol, False, "separated")
+    if probe.grad_at is not None:
+        shifted = shifted_point(x, d.step)
+        off = directional_test(probe, probe.grad_at(shifted), moves, x=shifted, f0=probe.evaluate(shifted), separate_kinks=False)
+        if not off.passed and not off.derivative.kink:
+            return DirectionalTest(d, analytic, tol, False, "off-kink formula wrong")
+    widened = Derivative(d.value, d.error, hi, lo, True, d.step, d.evaluations, False, d.noise)
+    return DirectionalTest(widened, analytic, tol, True, "separated")
+
+
+def shifted_point(x: Blocks, step: float, which: int = 0) -> Blocks:
+    """A fixed nearby point (same input, same point, whatever the seed): off any coincident kink."""
+    w = shift_direction(x, which)
+    return {k: (v + step * w[k]).astype(v.dtype, copy=False) for k, v in x.items()}

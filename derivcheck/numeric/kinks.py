@@ -1,0 +1,157 @@
+"""Coincident kinks: the valid range of a directional derivative where several kinks meet.
+
+At a single kink the valid values of ``<g, v>`` (Clarke subgradients) are the interval
+between the one-sided derivatives along ``v``. Where several kinks coincide (ReLUs of
+integer-valued data at exactly 0, tied maxima in many pooling windows) their jumps can
+have either sign, and the one-line interval ``[sum of left slopes, sum of right slopes]``
+is narrower than the valid range, the sum of every kink's own interval
+``[left + sum of negative jumps, left + sum of positive jumps]``.
+
+Moving to a fixed nearby point separates the kinks along the line; a scan across them then
+measures each jump, and the sums give the valid range. The nearby points come from a
+fixed generator, not from the user's seed: the same input gets the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from derivcheck.tolerances import entry_scale
+
+Blocks = dict[str, np.ndarray]
+
+# The scan covers +-SPAN steps in SPAN * 2 cells of one step each; the shift moves every
+# entry by up to one step, so a kink moves by about a step times the ratio of its
+# sensitivities to shift and direction (Cauchy-distributed: 96% land within 16).
+_SPAN = 16
+# Two separating shifts: a jump that two kinks cancel within one cell in one scan shows in the other.
+_SHIFTS = 2
+# The generator of the separating shifts; fixed, so that the verdict does not depend on the seed.
+_SHIFT_SEED = 0x5EED
+
+
+def shift_direction(x: Blocks, which: int) -> Blocks:
+    """A fixed pseudo-random direction over every block, its largest entry at the entry scale."""
+    rng = np.random.default_rng([_SHIFT_SEED, which])
+    out = {}
+    for name, v in x.items():
+        z = rng.standard_normal(v.shape)
+        out[name] = z / max(float(np.max(np.abs(z))), np.finfo(float).tiny) * entry_scale(v)
+    return out
+
+
+def coincident_kink_interval(
+    evaluate: Callable[[Blocks], float], x: Blocks, moves: Blocks, step: float, noise: float,
+    left: float | None = None, right: float | None = None,
+) -> tuple[float, float] | None:
+    """The union over the separating shifts of ``[base + negative jumps, base + positive jumps]``.
+
+    ``left`` and ``right`` are the one-sided derivatives at ``x`` itself: the slopes beyond
+    every kink. Kinks that the shift moved out of the scan show as the difference between
+    them and the scan's end slopes, and are counted as one lump at each end. None when the
+    kinks are too many to separate within the scan's budget of evaluations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> up, a = np.array([1.0, -1.0]), np.array([[1.0, 0.5], [-1.0, 0.5]])
+    >>> loss = lambda p: float(np.sum(up * np.maximum(a @ p["w"], 0)))   # two ReLUs, both at 0
+    >>> lo, hi = coincident_kink_interval(loss, {"w": np.zeros(2)}, {"w": np.array([1.0, 0.0])}, 1e-6, 1e-16)
+    >>> round(lo, 6) + 0.0, round(hi, 6)   # the line alone gives [1, 1]; each ReLU may take any of [0, 1]
+    (0.0, 2.0)
+    """
+    lows, highs = [], []
+    for which in range(_SHIFTS):
+        w = shift_direction(x, which)
+        centre = {k: v + step * w[k] for k, v in x.items()}
+        scan = _Scan(lambda t: evaluate(_along(centre, moves, t, x)), step, noise, left, right)
+        if not scan.resolved:
+            return None
+        slopes = scan.slopes()
+        if left is not None and right is not None:
+            slopes = np.concatenate([[left], slopes, [right]])
+        jumps = np.diff(slopes)
+        lows.append(float(slopes[0] + np.sum(np.minimum(jumps, 0))))
+        highs.append(float(slopes[0] + np.sum(np.maximum(jumps, 0))))
+    return min(lows), max(highs)
+
+
+class _Scan:
+    """Values along the shifted line on a grid that is refined wherever a cell holds a kink.
+
+    A cell whose slope differs from both neighbours' holds a kink, perhaps several whose
+    jumps of opposite sign would cancel: such cells are split, round after round, so that
+    each kink ends up in a cell of its own.
+    """
+
+    def __init__(self, phi: Callable[[float], float], step: float, noise: float,
+                 left: float | None, right: float | None) -> None:
+        self.phi, self.noise = phi, noise
+        self.points = {float(t): phi(float(t)) for t in step * np.arange(-_SPAN, _SPAN + 1)}
+        span = _SPAN * step
+        for _ in range(_EXTENSIONS):
+            if not self._extend(span, left, right):
+                break
+            span *= 2
+        self.resolved = True
+        for _ in range(_REFINEMENTS):
+            if len(self.points) > _BUDGET:
+                self.resolved = False
+                break
+            if not self._refine():
+                break
+
+    def _extend(self, span: float, left: float | None, right: float | None) -> bool:
+        """Widen the scan where its end slopes are not yet the slopes beyond every kink."""
+        if left is None or right is None:
+            return False
+        s = self.slopes()
+        slack = _BUMP_SNR * self.noise / span
+        grow = [sign for sign, end, beyond in ((-1, s[0], left), (1, s[-1], right)) if abs(end - beyond) > slack + 1e-3 * abs(beyond)]
+        for sign in grow:
+            for t in span * (1 + np.arange(1, _SPAN + 1) / _SPAN):
+                self.points[float(sign * t)] = self.phi(float(sign * t))
+        return bool(grow)
+
+    def slopes(self) -> np.ndarray:
+        ts = np.array(sorted(self.points))
+        fs = np.array([self.points[t] for t in ts])
+        return np.diff(fs) / np.diff(ts)
+
+    def _refine(self) -> bool:
+        ts = sorted(self.points)
+        s = self.slopes()
+        split = False
+        cells = []
+        for i in range(1, len(s) - 1):
+            slack = _BUMP_SNR * self.noise / (ts[i + 1] - ts[i])
+            if abs(s[i] - s[i - 1]) > slack and abs(s[i] - s[i + 1]) > slack:
+                cells.append(i)
+        if len(self.points) + len(cells) * (_SPLIT - 1) > _BUDGET:
+            self.resolved = False
+            return False
+        for i in cells:
+            for t in np.linspace(ts[i], ts[i + 1], _SPLIT + 1)[1:-1]:
+                self.points[float(t)] = self.phi(float(t))
+        return bool(cells)
+
+
+# A slope must differ from its neighbours' by this many noise units to mark a kink.
+_BUMP_SNR = 8.0
+# A scan stops at this many evaluations: kinks too many to separate leave the question open.
+_BUDGET = 600
+# A cell that hides two kinks is split into this many.
+_SPLIT = 8
+# At most this many rounds of splitting (cells 8**3 = 512 times finer).
+_REFINEMENTS = 3
+# At most this many doublings of the scan, for kinks that the shift moved far along the line.
+_EXTENSIONS = 4
+
+
+def _along(centre: Blocks, moves: Blocks, t: float, x: Blocks) -> Blocks:
+    point = dict(centre)
+    for name, d in moves.items():
+        point[name] = centre[name] + t * d
+    return {k: v.astype(x[k].dtype, copy=False) for k, v in point.items()}
