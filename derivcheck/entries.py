@@ -58,8 +58,13 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     kinked = np.array([t.derivative.kink for t in tests])
     rel = dist / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), np.finfo(float).tiny)
     worst = int(np.argmax(dist / np.maximum(tol, np.finfo(float).tiny))) if len(tests) else 0
-    significant = (np.abs(numeric) > tol) & ~kinked
-    floor = float(np.min(tol[significant] / np.abs(numeric[significant]))) if significant.any() else float("inf")
+    # A kink entry lets an error through as long as it stays in the valid range: an error is sure
+    # to be seen, whatever its sign, once it exceeds the range's width plus the tolerance.
+    width = np.array([abs(t.derivative.forward - t.derivative.backward) if t.derivative.kink else 0.0
+                      for t in tests]) / scales
+    seen = np.where(kinked, np.abs(analytic), np.abs(numeric))
+    significant = seen > tol + width
+    floor = float(np.min((tol + width)[significant] / seen[significant])) if significant.any() else float("inf")
     outcome = ParamOutcome(ParamReport(
         name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
         float(np.max(dist)) if len(dist) else 0.0, float(np.max(rel)) if len(rel) else 0.0,

@@ -56,6 +56,7 @@ class Run:
         d = test.derivative
         if d.kink:
             lo, hi = min(d.forward, d.backward), max(d.forward, d.backward)
-            self.kinks.append(Kink(param, index, test.analytic, lo, hi, test.passed, label if index is None else "",
+            valid = test.passed and test.resolution != "unresolved"
+            self.kinks.append(Kink(param, index, test.analytic, lo, hi, valid, label if index is None else "",
                                    test.resolution))
         return test

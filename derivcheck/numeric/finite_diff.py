@@ -150,7 +150,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
             # Doubling at least each time ends the recursion.
             again = central_difference(at, f0, step, max(2 * noise, measured), settled)
             return replace(again, evaluations=len(cache) - 1)
-        if settled is not None and len(rungs) >= 2 and _agree(rungs[-2], rungs[-1]):
+        # A kink at 0 leaves the one-sided estimates an O(h) error that shrinks with the step; a kink
+        # just beside 0 leaves one of order jump * distance / h, which grows: only the first may settle.
+        shrinking = len(rungs) >= 2 and rungs[-1].side_truncation < rungs[-2].side_truncation
+        if settled is not None and shrinking and _agree(rungs[-2], rungs[-1]):
             kink = _kink(rungs[-2], noise, len(cache) - 1)
             if settled(kink):
                 return kink

@@ -88,8 +88,11 @@ class _Scan:
 
     def __init__(self, phi: Callable[[float], float], step: float, noise: float,
                  left: float | None, right: float | None) -> None:
-        self.phi, self.noise = phi, noise
+        self.phi = phi
         self.points = {float(t): phi(float(t)) for t in step * np.arange(-_SPAN, _SPAN + 1)}
+        # Kinks are few among the cells: the median second difference is the rounding noise.
+        second = np.diff(np.array([self.points[t] for t in sorted(self.points)]), 2)
+        self.noise = max(noise, float(np.median(np.abs(second))) / _MEDIAN_SECOND_DIFFERENCE)
         span = _SPAN * step
         for _ in range(_EXTENSIONS):
             if not self._extend(span, left, right):
@@ -140,6 +143,8 @@ class _Scan:
 
 # A slope must differ from its neighbours' by this many noise units to mark a kink.
 _BUMP_SNR = 8.0
+# Median |second difference| of independent noise sigma: 0.6745 * sqrt(6) sigma.
+_MEDIAN_SECOND_DIFFERENCE = 0.6745 * 6**0.5
 # A scan stops at this many evaluations: kinks too many to separate leave the question open.
 _BUDGET = 600
 # A cell that hides two kinks is split into this many.

@@ -206,6 +206,8 @@ def _kink_line(k: Kink) -> str:
     else:
         where = f"along the {k.direction} direction" if k.direction else "along a direction"
     ok = "valid subgradient" if k.valid_subgradient else "NOT a valid subgradient"
+    if k.resolution == "unresolved":
+        ok = "undecided: too many coincident kinks to separate along it"
     how = {"separated": " (coincident kinks, separated)", "off-kink formula wrong": " (wrong just off the kink)"}.get(k.resolution, "")
     return f"  {where}: analytic {k.analytic:.6g}, valid range [{k.left:.6g}, {k.right:.6g}]: {ok}{how}"
 
