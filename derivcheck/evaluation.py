@@ -31,37 +31,41 @@ class Setup:
     x: Blocks  # the evaluation point of the loss (float64 where accepted)
     g: Blocks  # the user's gradient at ``native``, as float64
     f0: float
-    f0_again: float
     evaluated_in: str
     eps_eval: float
     eps_grad: float
     findings: list[Finding] = field(default_factory=list)
-    nondeterministic: bool = False
 
 
 def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,
             names: tuple[str, str]) -> Setup:
-    """Guard the functions, choose the evaluation point, take the loss twice and the gradient once."""
+    """Guard the functions, choose the evaluation point, take the loss and the gradient once."""
     space = ParamSpace.of(params)
     fns = GuardedFunctions(loss, grad, space, loss_name=names[0], grad_name=names[1],
                            inplace_target=params if inplace else None)
     native = space.blocks(params, dtype=None)
     x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
-    f0, f0_again = fns.loss_at(x), fns.loss_at(x)
+    f0 = fns.loss_at(x)
     g = fns.grad_at(native)
     eps_eval = machine_eps(fns.loss_dtype if fns.loss_dtype is not None else next(iter(x.values())).dtype)
     if evaluated_in == "float64" and fns.loss_dtype is not None and fns.loss_dtype != np.float64:
         evaluated_in = f"float64 (the loss returns {fns.loss_dtype})"
     eps_grad = machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64)
-    setup = Setup(space, fns, native, x, g, f0, f0_again, evaluated_in, eps_eval, eps_grad, findings)
-    if abs(f0_again - f0) > NONDETERMINISM_ULPS * eps_eval * max(abs(f0), np.finfo(float).tiny):
-        setup.nondeterministic = True
-        findings.append(Finding(
-            "nondeterministic",
-            f"{names[0]} is not deterministic: two calls at the same point gave {f0!r} and {f0_again!r}. Fix the "
-            f"random seed / dropout mask inside it; differences of a random function say nothing about the gradient.",
-            None, "warning"))
-    return setup
+    return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings)
+
+
+def loss_differs(setup: Setup) -> list[Finding]:
+    """A second loss call at the same point that differs: the loss is random (asked when a check
+    fails, is inconclusive or sees more noise than rounding explains)."""
+    again = setup.fns.loss_at(setup.x)
+    f0 = setup.f0
+    if abs(again - f0) <= NONDETERMINISM_ULPS * setup.eps_eval * max(abs(f0), np.finfo(float).tiny):
+        return []
+    return [Finding(
+        "nondeterministic",
+        f"{setup.fns.loss_name} is not deterministic: two calls at the same point gave {f0!r} and {again!r}. Fix the "
+        f"random seed / dropout mask inside it; differences of a random function say nothing about the gradient.",
+        None, "warning")]
 
 
 def _evaluation_point(fns: GuardedFunctions, space: ParamSpace, params: Any, native: Blocks,

@@ -21,7 +21,7 @@ _PRECISION_JUMP = 16.0
 def settle_precision(run: Run) -> bool:
     """Read the working precision off the loss values; True when the joint tests must be redone."""
     probe, s = run.probe, run.setup
-    seen = observed_eps([s.f0, s.f0_again, *probe.values])
+    seen = observed_eps([s.f0, *probe.values])
     modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(v) for v in [s.f0, *probe.values])
     if seen is not None and seen > _PRECISION_JUMP * probe.eps_eval:
         probe.eps_eval = seen

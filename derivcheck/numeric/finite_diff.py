@@ -46,8 +46,9 @@ class Derivative:
     """A finite-difference derivative with its error estimate and what the stencil saw.
 
     ``kink`` is a non-differentiable point at ``t = 0`` (``forward`` and ``backward`` are
-    then the one-sided derivatives); ``near_kink`` a kink within the first step that a
-    smaller step avoided; ``noise`` the rounding noise per evaluation that was used.
+    then the one-sided derivatives); ``refined`` says that the first stencil was rough (a
+    kink within the first step, or strong curvature) and a shorter step gave the value;
+    ``noise`` is the rounding noise per evaluation that was used.
     """
 
     value: float
@@ -57,7 +58,7 @@ class Derivative:
     kink: bool
     step: float
     evaluations: int
-    near_kink: bool = False
+    refined: bool = False
     noise: float = 0.0
 
     def admits(self, analytic: float, tolerance: float) -> bool:
@@ -105,8 +106,9 @@ def _smooth(r: _Rung, noise: float, evaluations: int, near: bool) -> Derivative:
     return Derivative(r.central, error, r.forward, r.backward, False, r.h, evaluations, near, noise)
 
 
-def _kink(r: _Rung, noise: float, evaluations: int) -> Derivative:
-    error = r.side_truncation + _ONE_SIDED_NOISE * noise / r.h
+def _kink(r: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:
+    """One-sided derivatives from the coarser rung (least noise); their error from the two rungs' disagreement."""
+    error = max(abs(r.forward - finer.forward), abs(r.backward - finer.backward)) + _ONE_SIDED_NOISE * noise / finer.h
     return Derivative(r.central, error, r.forward, r.backward, True, r.h, evaluations, False, noise)
 
 
@@ -129,7 +131,7 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     >>> d.kink, d.backward, d.forward
     (True, -1.0, 1.0)
     >>> near = central_difference(lambda t: max(t - 1e-9, 0.0), 0.0, 1e-5, 1e-17)
-    >>> near.kink, near.near_kink, abs(near.value) < 1e-6
+    >>> near.kink, near.refined, abs(near.value) < 1e-6
     (False, True, True)
     """
     cache: dict[float, float] = {0.0: f0}
@@ -143,48 +145,46 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     while True:
         threshold = ROUGH_SNR * _Q_NOISE * noise
         if abs(rungs[-1].q) <= threshold:
-            return _settle(rungs, noise, threshold, len(cache) - 1)
+            return _settle(rungs, noise, len(cache) - 1)
         if len(rungs) >= 2 and abs(rungs[-1].q) > _NOISE_RATIO * abs(rungs[-2].q):
             # Q did not shrink with the step: rounding noise, larger than modelled. Measure it.
             measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + rungs[-2].q ** 2) / 2) / _Q_NOISE
             # Doubling at least each time ends the recursion.
             again = central_difference(at, f0, step, max(2 * noise, measured), settled)
             return replace(again, evaluations=len(cache) - 1)
-        # A kink at 0 leaves the one-sided estimates an O(h) error that shrinks with the step; a kink
-        # just beside 0 leaves one of order jump * distance / h, which grows: only the first may settle.
-        shrinking = len(rungs) >= 2 and rungs[-1].side_truncation < rungs[-2].side_truncation
-        if settled is not None and shrinking and _agree(rungs[-2], rungs[-1]):
-            kink = _kink(rungs[-2], noise, len(cache) - 1)
-            if settled(kink):
+        if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
+            kink = _kink(rungs[-2], rungs[-1], noise, len(cache) - 1)
+            # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
+            # just beside 0 leaves one of order jump * distance / h, which grows: only the first settles.
+            shrinking = rungs[-1].side_truncation < rungs[-2].side_truncation
+            if settled is not None and shrinking and settled(kink):
                 return kink
-        if len(rungs) > MAX_RUNGS or abs(rungs[-1].q) / LADDER_RATIO <= threshold:
-            if len(rungs) == 1:  # one more rung tells a kink from noise
-                rungs.append(_rung(at, f0, step / LADDER_RATIO))
-                continue
-            return _kink(_coarsest_consistent(rungs), noise, len(cache) - 1)
+        if len(rungs) > MAX_RUNGS:
+            return _coarsest_kink(rungs, noise, len(cache) - 1)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
 
 
-def _settle(rungs: list[_Rung], noise: float, threshold: float, evaluations: int) -> Derivative:
-    """The last rung is clean: smooth there, unless an exact kink merely faded into the noise."""
+def _settle(rungs: list[_Rung], noise: float, evaluations: int) -> Derivative:
+    """The last rung is clean: smooth there, unless the rough rungs before it agreed on a kink at 0."""
     last = rungs[-1]
     if len(rungs) == 1:
         return _smooth(last, noise, evaluations, False)
-    previous = rungs[-2]
-    if abs(previous.q) / LADDER_RATIO > threshold:
-        return _smooth(last, noise, evaluations, True)  # a kink at 0 would still show: it was near
-    return _kink(_coarsest_consistent(rungs[:-1]), noise, evaluations)
+    if len(rungs) >= 3 and _agree(rungs[-3], rungs[-2], noise):
+        return _coarsest_kink(rungs[:-1], noise, evaluations)
+    # One rough rung, then a clean one: a kink stepped over, or curvature. If it was a kink at 0
+    # whose jump faded into the noise, |Q|/(2h) in the error still covers half that jump.
+    return _smooth(last, noise, evaluations, True)
 
 
-def _agree(coarse: _Rung, fine: _Rung) -> bool:
-    """Two rungs see the same jump: a kink at 0 (or closer than the finer step)."""
-    jump = coarse.q / coarse.h
-    return abs(fine.q / fine.h - jump) <= _JUMP_AGREEMENT * abs(jump)
-
-
-def _coarsest_consistent(rungs: list[_Rung]) -> _Rung:
-    """The coarsest rung whose jump the next finer rung confirms: least noise, no other kink."""
+def _coarsest_kink(rungs: list[_Rung], noise: float, evaluations: int) -> Derivative:
+    """The kink seen by the coarsest pair of agreeing rungs: least noise, no other kink nearer."""
     for r, finer in zip(rungs, rungs[1:]):
-        if _agree(r, finer):
-            return r
-    return rungs[-1]
+        if _agree(r, finer, noise):
+            return _kink(r, finer, noise, evaluations)
+    return _kink(rungs[-2], rungs[-1], noise, evaluations)
+
+
+def _agree(coarse: _Rung, fine: _Rung, noise: float) -> bool:
+    """Two rungs see the same jump (it does not shrink with the step): a kink at 0 or closer than the finer step."""
+    jump = coarse.q / coarse.h
+    return abs(fine.q / fine.h - jump) <= _JUMP_AGREEMENT * abs(jump) + _Q_NOISE * noise / fine.h

@@ -56,7 +56,7 @@ class DirectionCheck:
     numeric: float
     tolerance: float
     step: float
-    kind: str  # "smooth", "near kink" (stepped over) or "kink"
+    kind: str  # "smooth", "refined" (a kink nearby or strong curvature: a shorter step) or "kink"
     passed: bool
 
 
