@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from derivcheck.diagnose import Evidence, diagnose, generic_finding, wrong_entries_finding
+from derivcheck.joint import block_floor
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.outcome import ParamOutcome, Run
@@ -65,6 +66,7 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     seen = np.where(kinked, np.abs(analytic), np.abs(numeric))
     significant = seen > tol + width
     floor = float(np.min((tol + width)[significant] / seen[significant])) if significant.any() else float("inf")
+    floor = min(floor, block_floor(run, name))  # the directions that moved it, ties unbroken, count too
     outcome = ParamOutcome(ParamReport(
         name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
         float(np.max(dist)) if len(dist) else 0.0, float(np.max(rel)) if len(rel) else 0.0,

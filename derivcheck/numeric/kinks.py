@@ -90,9 +90,11 @@ class _Scan:
                  left: float | None, right: float | None) -> None:
         self.phi = phi
         self.points = {float(t): phi(float(t)) for t in step * np.arange(-_SPAN, _SPAN + 1)}
-        # Kinks are few among the cells: the median second difference is the rounding noise.
+        # Where kinks are few among the cells the median second difference is the rounding noise;
+        # where they are dense it is not, hence the cap (larger noise was measured by the ladder).
         second = np.diff(np.array([self.points[t] for t in sorted(self.points)]), 2)
-        self.noise = max(noise, float(np.median(np.abs(second))) / _MEDIAN_SECOND_DIFFERENCE)
+        measured = float(np.median(np.abs(second))) / _MEDIAN_SECOND_DIFFERENCE
+        self.noise = max(noise, min(measured, _NOISE_CAP * noise))
         span = _SPAN * step
         for _ in range(_EXTENSIONS):
             if not self._extend(span, left, right):
@@ -145,6 +147,8 @@ class _Scan:
 _BUMP_SNR = 8.0
 # Median |second difference| of independent noise sigma: 0.6745 * sqrt(6) sigma.
 _MEDIAN_SECOND_DIFFERENCE = 0.6745 * 6**0.5
+# The scan's own noise estimate is trusted up to this many times the ladder's.
+_NOISE_CAP = 16.0
 # A scan stops at this many evaluations: kinks too many to separate leave the question open.
 _BUDGET = 600
 # A cell that hides two kinks is split into this many.

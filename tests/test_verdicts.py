@@ -1,0 +1,304 @@
+"""Ground truth for the verdicts: kinks, ties, precision, power and the users' idioms.
+
+The truth comes from outside derivcheck: complex-step derivatives (``tests/kinky.py``), or
+gradients whose correctness or wrongness is known by construction. Every verdict is
+asserted for 20 seeds: randomness may change the directions probed, never the verdict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import derivcheck as dc
+from derivcheck.registry import get_layer
+from tests.kinky import NEAR_KINK_CASES, complex_step_gradient
+
+SEEDS = range(20)
+DELTAS = (1e-12, 1e-10, 1e-9, 1e-7, 1e-5, 1e-4, -1e-9, -1e-6)
+
+
+def verdicts(loss, grad, params, seeds=SEEDS, **kwargs) -> set[str]:
+    return {dc.check_gradient(loss, grad, params, seed=s, **kwargs).verdict for s in seeds}
+
+
+def test_complex_step_oracle_is_exact_off_the_kink():
+    rng = np.random.default_rng(0)
+    x, w, u = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), rng.standard_normal((5, 2))
+    by_hand = x.T @ (u * (x @ w > 0))
+    truth = complex_step_gradient(lambda w: np.sum(u * np.where((x @ w).real > 0, x @ w, 0)), w)
+    assert np.allclose(truth, by_hand, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("delta", DELTAS)
+@pytest.mark.parametrize("case", sorted(NEAR_KINK_CASES))
+def test_near_a_kink_correct_passes_and_wrong_fails(case, delta):
+    problem = NEAR_KINK_CASES[case](delta)
+    truth = problem.truth()
+    assert verdicts(problem.real_loss, lambda p: truth, problem.x) == {"pass"}
+    assert verdicts(problem.real_loss, lambda p: 2 * truth, problem.x) == {"fail"}
+    assert verdicts(problem.real_loss, lambda p: -truth, problem.x) == {"fail"}
+    if abs(delta) >= 1e-10:  # closer than that, a 1e-3 error is below float64's resolution
+        assert verdicts(problem.real_loss, lambda p: truth * (1 + 1e-3), problem.x) == {"fail"}
+
+
+def _relu_on_integers(seed: int, duplicated: bool):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (6, 4)).astype(float)
+    if duplicated:
+        x[3:] = x[:3]
+    w = rng.integers(-2, 3, (4, 3)).astype(float)
+    up = rng.standard_normal((6, 3))
+
+    def loss(w):
+        return float(np.sum(up * np.maximum(x @ w, 0)))
+
+    def grad(at_zero):
+        return lambda w: x.T @ (up * ((x @ w > 0) + at_zero * (x @ w == 0)))
+
+    return w, loss, grad, bool((x @ w == 0).any())
+
+
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_relu_at_exact_zeros_accepts_every_valid_mask_and_no_other(duplicated):
+    zeros = 0
+    for seed in SEEDS:
+        w, loss, grad, has_zero = _relu_on_integers(seed, duplicated)
+        zeros += has_zero
+        for valid in (0.0, 1.0, 0.5):  # z > 0, z >= 0, a split
+            assert dc.check_gradient(loss, grad(valid), w, seed=seed).verdict == "pass", (seed, valid)
+        for invalid in (2.0, -1.0):
+            expected = "fail" if has_zero else "pass"
+            assert dc.check_gradient(loss, grad(invalid), w, seed=seed).verdict == expected, (seed, invalid)
+        assert dc.check_gradient(loss, lambda w: -grad(0.0)(w), w, seed=seed).verdict == "fail"
+    assert zeros >= 10  # the suite really sits on kinks
+
+
+def _pooled(seed: int, maps: int):
+    pool = get_layer("maxpool2d")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (maps, 1, 4, 4)).astype(float)
+    dy = rng.standard_normal((maps, 1, 2, 2))
+
+    def loss(x):
+        return float(np.sum(dy * pool.forward(x, kernel=2, stride=2)))
+
+    def windows(a):
+        return a.reshape(maps, 1, 2, 2, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+
+    def back(w):
+        return w.transpose(0, 1, 2, 4, 3, 5).reshape(x.shape)
+
+    def ties(x):
+        w = windows(x)
+        return w == w.max(axis=(-2, -1), keepdims=True)
+
+    def last(x):
+        t = ties(x).reshape(maps, 1, 2, 2, 4)
+        idx = 3 - np.argmax(t[..., ::-1], axis=-1)
+        out = np.zeros(t.shape)
+        np.put_along_axis(out, idx[..., None], dy[..., None], axis=-1)
+        return back(out.reshape(maps, 1, 2, 2, 2, 2))
+
+    grads = {
+        "first": lambda x: pool.backward(dy, x, kernel=2, stride=2)["x"],
+        "last": last,
+        "split": lambda x: back(ties(x) / ties(x).sum(axis=(-2, -1), keepdims=True) * dy[..., None, None]),
+        "every tie": lambda x: back(ties(x) * dy[..., None, None]),
+        "no tie": lambda x: back(ties(x) * (ties(x).sum(axis=(-2, -1), keepdims=True) == 1) * dy[..., None, None]),
+    }
+    return x, loss, grads, bool((ties(x).sum(axis=(-2, -1)) > 1).any())
+
+
+@pytest.mark.parametrize("mode", ["auto", "full"])
+def test_maxpool_ties_one_map(mode):
+    tied = 0
+    for seed in SEEDS:
+        x, loss, grads, has_ties = _pooled(seed, 1)
+        tied += has_ties
+        invalid = "fail" if has_ties else "pass"  # without a tie, every routing is the same
+        for name, expected in (("first", "pass"), ("last", "pass"), ("split", "pass"), ("every tie", invalid), ("no tie", invalid)):
+            report = dc.check_gradient(loss, grads[name], x, seed=seed, mode=mode)
+            assert report.verdict == expected, (seed, name, str(report))
+    assert tied >= 15
+
+
+@pytest.mark.slow
+def test_maxpool_ties_in_a_batch_of_100_maps():
+    for seed in SEEDS:
+        x, loss, grads, _ = _pooled(seed % 4, 100)
+        assert dc.check_gradient(loss, grads["first"], x, seed=seed).verdict == "pass", seed
+    x, loss, grads, _ = _pooled(0, 100)
+    for name, expected in (("last", "pass"), ("split", "pass"), ("every tie", "fail"), ("no tie", "fail")):
+        assert dc.check_gradient(loss, grads[name], x).verdict == expected, name
+
+
+def _tanh_layer():
+    rng = np.random.default_rng(3)
+    x, u = rng.standard_normal((20, 5)), rng.standard_normal((20, 3))
+    w = rng.standard_normal((5, 3))
+    return w, x, u, lambda w: x.T @ (u * (1 - np.tanh(x @ w) ** 2))
+
+
+def test_an_offset_loss_still_decides():
+    w, x, u, grad = _tanh_layer()
+
+    def loss(w):
+        return 1e8 + float(np.sum(u * np.tanh(x @ w)))
+
+    assert verdicts(loss, grad, w) == {"pass"}
+    for factor in (2.0, -1.0, 0.5, 1.01):
+        assert verdicts(loss, lambda w, f=factor: f * grad(w), w) == {"fail"}, factor
+
+
+@pytest.mark.parametrize("returns", ["python float", "numpy float32", "0-d array"])
+def test_float32_losses_decide_whatever_type_they_return(returns):
+    w, x, u, grad = _tanh_layer()
+    x32, u32 = x.astype(np.float32), u.astype(np.float32)
+    wrap = {"python float": float, "numpy float32": np.float32, "0-d array": np.asarray}[returns]
+
+    def loss(w):
+        return wrap(np.sum(u32 * np.tanh(x32 @ w.astype(np.float32))))
+
+    reports = [dc.check_gradient(loss, grad, w, seed=s) for s in SEEDS]
+    assert {r.verdict for r in reports} == {"pass"}
+    assert all(r.params[0].detection_floor < 1e-2 for r in reports)
+    if returns == "python float":
+        assert any(f.kind == "precision" for f in reports[0].findings)
+    assert verdicts(loss, lambda w: 2 * grad(w), w) == {"fail"}
+    assert verdicts(loss, lambda w: -grad(w), w) == {"fail"}
+
+
+def test_no_pass_without_power():
+    w, x, u, grad = _tanh_layer()
+
+    def loss(w):  # the loss's rounding (about 2e-1) swamps f's effect
+        return 1e15 + float(np.sum(u * np.tanh(x @ w)))
+
+    for seed in range(5):
+        report = dc.check_gradient(loss, grad, w, seed=seed)
+        assert report.verdict != "pass"
+        if report.verdict == "inconclusive":
+            row = report.params[0]
+            assert row.detection_floor > 1e-2 and "relative error" in row.reason
+            assert any(f.kind == "noise" for f in report.findings)
+        assert not any(f.kind == "vacuous" for f in report.findings)
+
+
+def test_a_zero_gradient_that_is_right_is_vacuous_not_powerless():
+    x = np.array([-1.0, -2.0, -0.5])
+    report = dc.check_gradient(lambda x: float(np.sum(np.maximum(x, 0))), lambda x: np.zeros(3), x)
+    assert report.verdict == "pass"
+    assert any(f.kind == "vacuous" for f in report.findings)
+    wrong = dc.check_gradient(lambda x: float(np.sum(np.maximum(x, 0)) + x[0]), lambda x: np.zeros(3), x)
+    assert wrong.verdict == "fail"
+
+
+class _Net:
+    """A cs231n-style net: loss(X, y) reads self.params and returns (loss, grads)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.x, self.y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+        self.params = {"W": rng.standard_normal((4, 3)), "b": np.array([0.0, -0.0, 0.25])}
+
+    def loss(self, scale: float = 1.0):
+        z = self.x @ self.params["W"] + self.params["b"]
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        d = p.copy()
+        d[np.arange(8), self.y] -= 1
+        d *= scale / 8
+        return -np.log(p[np.arange(8), self.y]).mean(), {"W": self.x.T @ d, "b": d.sum(0)}
+
+
+def test_a_loss_over_live_arrays_is_named_and_inplace_mode_checks_it():
+    net = _Net()
+    bits = {k: v.tobytes() for k, v in net.params.items()}
+    closure = lambda W: net.loss()[0]  # noqa: E731 - the idiom itself
+    report = dc.check_gradient(closure, lambda p: net.loss()[1], net.params)
+    assert report.verdict == "inconclusive"
+    assert report.findings[0].kind == "loss_ignores_params" and "inplace=True" in report.findings[0].message
+    assert verdicts(closure, lambda p: net.loss()[1], net.params, inplace=True) == {"pass"}
+    assert verdicts(closure, lambda p: net.loss(2.0)[1], net.params, inplace=True) == {"fail"}
+    assert {k: v.tobytes() for k, v in net.params.items()} == bits  # restored bit for bit, -0.0 included
+
+    def raises(p):
+        raise RuntimeError("boom")
+
+    with pytest.raises(dc.UserFunctionError, match="boom"):
+        dc.check_gradient(closure, raises, net.params, inplace=True)
+    assert {k: v.tobytes() for k, v in net.params.items()} == bits
+
+
+def test_tuple_return_conventions_are_accepted_and_said():
+    net = _Net()
+    report = dc.check_gradient(lambda p: net.loss(), lambda p: net.loss(), net.params, inplace=True)
+    assert report.verdict == "pass"
+    said = " ".join(f.message for f in report.findings if f.kind == "convention")
+    assert "(loss, grads)" in said and "(loss, grad)" in said
+
+
+@pytest.mark.parametrize(
+    ("grad", "words"),
+    [
+        (lambda p: {"W": np.zeros((4, 3)), "b": np.zeros(3), "c": 1.0}, ["extra key", "'c'"]),
+        (lambda p: {"W": np.zeros((4, 3))}, ["without key", "'b'"]),
+        (lambda p: [np.zeros((4, 3)), np.zeros(3)], ["list", "keys"]),
+    ],
+)
+def test_a_gradient_of_another_structure_is_an_error_that_names_it(grad, words):
+    net = _Net()
+    with pytest.raises(dc.GradientShapeError) as info:
+        dc.check_gradient(lambda p: net.loss()[0], grad, net.params, inplace=True)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_dict_gradient_for_one_array_is_named():
+    with pytest.raises(dc.GradientShapeError, match="one array"):
+        dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: {"w": 2 * w}, np.ones(3))
+
+
+def _mlp(seed: int = 0, d: int = 400, h: int = 256, m: int = 10, n: int = 32):
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal((n, d)), np.eye(m)[rng.integers(0, m, n)]
+    params = {"w1": rng.standard_normal((d, h)) / np.sqrt(d), "b1": rng.standard_normal(h) / 10,
+              "w2": rng.standard_normal((h, m)) / np.sqrt(h), "b2": np.zeros(m)}
+
+    def forward(p):
+        a = np.tanh(x @ p["w1"] + p["b1"])
+        s = a @ p["w2"] + p["b2"]
+        s = s - s.max(1, keepdims=True)
+        return a, s - np.log(np.exp(s).sum(1, keepdims=True))
+
+    def loss(p):
+        return float(-(t * forward(p)[1]).sum() / n)
+
+    def grad(p):
+        a, logp = forward(p)
+        ds = (np.exp(logp) - t) / n
+        dz = ds @ p["w2"].T * (1 - a**2)
+        return {"w1": x.T @ dz, "b1": dz.sum(0), "w2": a.T @ ds, "b2": ds.sum(0)}
+
+    return params, loss, grad
+
+
+def test_the_cost_is_set_by_the_model_not_the_parameter_count():
+    params, loss, grad = _mlp()
+    for seed in range(3):
+        report = dc.check_gradient(loss, grad, params, seed=seed)
+        assert report.verdict == "pass"
+        assert report.evaluations.loss <= 16 and report.evaluations.grad == 1
+
+    def one_wrong(p):
+        g = grad(p)
+        g["b1"][77] += 1e-3
+        return g
+
+    for seed in range(3):
+        report = dc.check_gradient(loss, one_wrong, params, seed=seed)
+        assert report.verdict == "fail"
+        assert [e.index for e in report.wrong_entries["b1"]] == [(77,)]
+        assert set(report.wrong_entries) == {"b1"}
+        assert report.evaluations.loss <= 50
