@@ -1,0 +1,130 @@
+"""The engine under the checker, alone on plain functions: ladder, kinks, precision, recovery."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from derivcheck.numeric.directional import Probe, directional_test
+from derivcheck.numeric.finite_diff import _rung, central_difference
+from derivcheck.numeric.kinks import coincident_kink_interval
+from derivcheck.numeric.precision import observed_eps, significant_bits
+from derivcheck.numeric.recovery import explains, one_sparse_candidates
+from derivcheck.numeric.taylor import taylor_test
+
+EPS = float(np.finfo(float).eps)
+
+
+def test_each_rung_is_fourth_order_and_estimates_its_error():
+    f = lambda t: math.exp(0.7 + t)  # noqa: E731
+    rungs = [_rung(f, f(0.0), h) for h in (0.2, 0.1)]
+    errors = [abs(r.central - math.exp(0.7)) for r in rungs]
+    assert 12 < errors[0] / errors[1] < 20  # 2**4 = 16
+    assert all(e <= r.truncation for e, r in zip(errors, rungs))
+
+
+@given(st.floats(0.3, 3.0), st.floats(-2.0, 2.0), st.floats(1e-4, 1e-2))
+def test_error_estimate_covers_the_actual_error(a, b, h):
+    f = lambda t: math.sin(a * t + b) + 0.3 * t**3  # noqa: E731
+    d = central_difference(f, f(0.0), h, 2 * EPS)
+    assert abs(d.value - a * math.cos(b)) <= 4 * d.error
+    assert not d.kink
+
+
+@pytest.mark.parametrize("delta", [3e-5, 1e-6, 1e-8, 1e-9, -1e-7])
+def test_a_kink_beside_zero_is_stepped_over(delta):
+    def f(t: float) -> float:
+        return 0.4 * t + 1.5 * max(t - delta, 0.0) + 0.2 * t * t
+
+    d = central_difference(f, f(0.0), 6e-6, 2 * EPS)
+    truth = 0.4 + (1.5 if delta < 0 else 0.0)
+    assert not d.kink
+    assert d.refined == (abs(delta) < 6e-6)
+    assert abs(d.value - truth) <= 4 * d.error < 1e-3
+
+
+def test_a_kink_at_zero_is_recognised_with_its_one_sided_derivatives():
+    d = central_difference(lambda t: 0.4 * t + 1.5 * max(t, 0.0), 0.0, 6e-6, 2 * EPS)
+    assert d.kink
+    assert d.backward == pytest.approx(0.4, abs=1e-8) and d.forward == pytest.approx(1.9, abs=1e-8)
+    assert d.admits(0.4, 1e-9) and d.admits(1.9, 1e-9) and d.admits(1.0, 1e-9) and not d.admits(2.0, 1e-9)
+
+
+def test_curvature_is_refined_not_called_a_kink():
+    f = lambda t: math.exp(40 * t)  # noqa: E731 - a large fourth derivative at the first step
+    d = central_difference(f, 1.0, 6e-3, 2 * EPS)
+    assert not d.kink and abs(d.value - 40) <= 4 * d.error
+
+
+def test_noise_larger_than_modelled_is_measured_not_blamed():
+    rng = np.random.default_rng(0)
+    noise = {}
+
+    def f(t: float) -> float:  # deterministic, but rounded far coarser than float64
+        if t not in noise:
+            noise[t] = 1e-9 * rng.standard_normal()
+        return math.sin(1 + t) + noise[t]
+
+    d = central_difference(f, math.sin(1), 6e-6, 2 * EPS)
+    assert d.noise > 1e-10
+    assert abs(d.value - math.cos(1)) <= 4 * d.error
+
+
+@given(st.lists(st.tuples(st.floats(-2, 2), st.floats(0.2, 2), st.sampled_from([-1.0, 1.0])), min_size=2, max_size=6))
+def test_coincident_kinks_are_summed_one_by_one(kinks):
+    # L(w) = sum_k c_k relu(a_k . w): every ReLU at 0 at w = 0; along e_0 each contributes [min, max](0, c_k a_k0).
+    a = np.array([[s * r, y] for y, r, s in kinks])
+    ratios = np.sort(a[:, 1] / a[:, 0])
+    assume(np.all(np.diff(ratios) > 0.05))  # kinks that no shift separates act as one (a documented limit)
+    c = np.array([1.0 if k % 2 else -0.7 for k in range(len(kinks))])
+
+    def loss(p):
+        return float(np.sum(c * np.maximum(a @ p["w"], 0)))
+
+    span = coincident_kink_interval(loss, {"w": np.zeros(2)}, {"w": np.array([1.0, 0.0])}, 1e-6, 1e-16)
+    contributions = c * a[:, 0]
+    assert span is not None
+    assert span[0] == pytest.approx(np.sum(np.minimum(contributions, 0)), abs=1e-6)
+    assert span[1] == pytest.approx(np.sum(np.maximum(contributions, 0)), abs=1e-6)
+
+
+def test_directional_test_on_a_plain_function():
+    x = {"w": np.array([0.5, -1.0, 2.0])}
+    loss = lambda p: float(np.sum(np.exp(p["w"])))  # noqa: E731
+    probe = Probe(loss, x, loss(x), 2 * EPS * loss(x), EPS, EPS)
+    v = {"w": np.array([1.0, -0.5, 0.25])}
+    assert directional_test(probe, {"w": np.exp(x["w"])}, v).passed
+    assert not directional_test(probe, {"w": np.exp(x["w"]) * (1 + 1e-7)}, v).passed
+
+
+def test_precision_is_read_off_the_values():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(6)
+    assert observed_eps(values) == 2.0**-52
+    assert observed_eps(float(np.float32(v)) for v in values) == 2.0**-23
+    assert observed_eps(float(np.float16(v)) for v in values) == 2.0**-10
+    assert observed_eps([1.0, 2.0]) is None  # too few values to say
+    assert significant_bits(1.5) == 2 and significant_bits(0.0) == 0
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(1e-6, 10))
+def test_one_wrong_entry_is_recovered_from_three_directions(seed, size):
+    rng = np.random.default_rng(seed)
+    columns = rng.standard_normal((3, 20000))
+    bad = int(rng.integers(20000))
+    errors = size * columns[:, bad] + 1e-12 * rng.standard_normal(3)
+    tol = np.full(3, 1e-10)
+    found = one_sparse_candidates(columns, errors, tol, 4)
+    assert bad in found.tolist()
+    assert explains(columns[:, bad], errors, tol, size, 1e-10)
+    assert not explains(columns[:, bad], errors, tol, 2 * size, 1e-10)
+
+
+def test_taylor_orders_from_the_checked_points():
+    pts = [(e, math.exp(1 + e)) for e in (1e-3, 5e-4, -1e-3, -5e-4)]
+    assert taylor_test(pts, math.e, math.e, 1e-16, False).order == pytest.approx(2, abs=0.1)
+    assert taylor_test(pts, math.e, 1.1 * math.e, 1e-16, False).order == pytest.approx(1, abs=0.1)
