@@ -97,7 +97,7 @@ def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, analytic: np.nda
     is_local = localized or (len(bad) <= 8 and x.size > 8 * len(bad))
     if not findings and is_local:
         findings.append(wrong_entries_finding(name, x.shape, [w.index for w in outcome.wrong], True))
-    if not findings:
+    if not findings and not kinked[bad].all():  # failures at kinks are explained with the kinks
         findings.append(generic_finding(name, float(np.max(rel[bad]))))
     outcome.findings.extend(findings)
 

@@ -79,6 +79,7 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
             f"{len(run.kinks)} check(s) sit on a non-differentiable point (ReLU at 0, |x| at 0, tied maxima); there the "
             f"analytic value was accepted only as a valid subgradient (within the one-sided derivatives, or within "
             f"the sum of the coincident kinks' own ranges).", None, "info"))
+    findings.extend(_invalid_kinks(run))
     taylor = _taylor(run)
     verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
     if ignored or any(f.kind == "nondeterministic" for f in findings):
@@ -93,6 +94,22 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
     severity = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: severity.get(f.severity, 3))
     return findings, taylor, verdict
+
+
+def _invalid_kinks(run: Run) -> list[Finding]:
+    """A value outside every subgradient at a kink: what that means, and the one way it can mislead."""
+    bad = [k for k in run.kinks if not k.valid_subgradient and k.resolution != "unresolved"]
+    if not bad:
+        return []
+    k = bad[0]
+    where = f"d{k.param}{list(k.index)}" if k.index is not None and k.param else f"the {k.direction} direction"
+    return [Finding(
+        "kink_invalid",
+        f"at a non-differentiable point ({where}) the analytic value {k.analytic:.6g} is outside the valid range "
+        f"[{k.left:.6g}, {k.right:.6g}]: no choice of one-sided derivatives gives it (a tie's gradient copied to "
+        f"every tied entry, or dropped; a ReLU mask outside [0, 1] at 0?). Kinks of two units whose inputs "
+        f"coincide exactly (duplicated or opposite rows of integer data) cannot be told apart: if that is your case, "
+        f"check at a point off the ties.", k.param, "warning")]
 
 
 def _taylor(run: Run) -> TaylorResult | None:
