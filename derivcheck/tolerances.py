@@ -48,6 +48,11 @@ NOISE_MARGIN = 2.0
 # whose rounding noise is large against their slope (an offset 1e8 + f, a float32 loss).
 MAX_STEP_GROWTH = 32.0
 
+# Below this precision (float32 and coarser) the step, eps^(1/3), is half a percent of every
+# entry: a ReLU net's kinks crowd into the stencil, each too small to see against the noise,
+# together large. There a clean first stencil is confirmed by the next rung.
+LOW_PRECISION_EPS = 1e-10
+
 # No step moves an entry by more than this fraction of its scale.
 MAX_RELATIVE_STEP = 2e-2
 

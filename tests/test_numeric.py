@@ -128,3 +128,18 @@ def test_taylor_orders_from_the_checked_points():
     pts = [(e, math.exp(1 + e)) for e in (1e-3, 5e-4, -1e-3, -5e-4)]
     assert taylor_test(pts, math.e, math.e, 1e-16, False).order == pytest.approx(2, abs=0.1)
     assert taylor_test(pts, math.e, 1.1 * math.e, 1e-16, False).order == pytest.approx(1, abs=0.1)
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_low_precision_confirms_a_stencil_that_hides_many_small_kinks(seed):
+    rng = np.random.default_rng(seed)
+    h = 5e-3  # float32's eps^(1/3): kinks crowd into such a stencil
+    where = rng.uniform(-h, h, 12)
+    jumps = rng.choice([-1.0, 1.0], 12) * rng.uniform(1e-3, 3e-3, 12)
+
+    def f(t: float) -> float:
+        return float(np.float32(2.0 * t + np.sum(jumps * np.maximum(t - where, 0.0))))
+
+    truth = 2.0 + float(np.sum(jumps[where < 0]))
+    d = central_difference(f, f(0.0), h, 2 * 2.0**-23, confirm=True)
+    assert abs(d.value - truth) <= 4 * d.error + 1e-9

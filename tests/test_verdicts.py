@@ -304,3 +304,40 @@ def test_the_cost_is_set_by_the_model_not_the_parameter_count():
         assert [e.index for e in report.wrong_entries["b1"]] == [(77,)]
         assert set(report.wrong_entries) == {"b1"}
         assert report.evaluations.loss <= 50
+
+
+def _relu_net_in_float32(seed: int):
+    rng = np.random.default_rng(seed)
+    n, d, h, m = (int(v) for v in rng.integers((8, 4, 8, 2), (40, 30, 60, 6)))
+    x, y = rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, m, n)
+    params = {"w1": rng.standard_normal((d, h)) / np.sqrt(d), "b1": rng.standard_normal(h) * 0.1,
+              "w2": rng.standard_normal((h, m)) / np.sqrt(h), "b2": np.zeros(m)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+
+    def forward(p):
+        p = {k: v.astype(np.float32) for k, v in p.items()}  # computed in float32, whatever it is given
+        z = x @ p["w1"] + p["b1"]
+        s = np.maximum(z, 0) @ p["w2"] + p["b2"]
+        e = np.exp(s - s.max(1, keepdims=True))
+        return p, z, e / e.sum(1, keepdims=True)
+
+    def loss(p):
+        return float(-np.log(forward(p)[2][np.arange(n), y]).mean())
+
+    def grad(p):
+        p, z, prob = forward(p)
+        ds = prob.copy()
+        ds[np.arange(n), y] -= 1
+        ds /= n
+        dz = ds @ p["w2"].T * (z > 0)
+        return {"w1": x.T @ dz, "b1": dz.sum(0), "w2": np.maximum(z, 0).T @ ds, "b2": ds.sum(0)}
+
+    return params, loss, grad
+
+
+def test_float32_relu_nets_are_never_failed_when_right_and_failed_when_scaled():
+    for seed in range(30):
+        params, loss, grad = _relu_net_in_float32(seed)
+        assert dc.check_gradient(loss, grad, params, seed=seed).verdict != "fail", seed
+        halved = dc.check_gradient(loss, lambda p: {k: v / 2 for k, v in grad(p).items()}, params, seed=seed)
+        assert halved.verdict == "fail", seed

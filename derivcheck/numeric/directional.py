@@ -20,6 +20,7 @@ from derivcheck.tolerances import (
     ESTIMATE_SAFETY,
     GRADIENT_ROUNDOFF_ULPS,
     LOSS_ROUNDOFF_ULPS,
+    LOW_PRECISION_EPS,
     MAX_RELATIVE_STEP,
     MAX_STEP_GROWTH,
     relative_step,
@@ -157,7 +158,8 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
         tol = tolerance(probe, k, moves, g, x)
         return min(abs(analytic - k.forward), abs(analytic - k.backward)) <= tol
 
-    d = central_difference(line(probe, x, moves, trace), f0, step_for(probe, analytic), probe.noise, at_an_end)
+    low = probe.eps_eval > LOW_PRECISION_EPS
+    d = central_difference(line(probe, x, moves, trace), f0, step_for(probe, analytic), probe.noise, at_an_end, low)
     probe.noise = max(probe.noise, d.noise)
     tol = tolerance(probe, d, moves, g, x)
     if d.admits(analytic, tol):

@@ -113,13 +113,17 @@ def _kink(r: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:
 
 
 def central_difference(phi: Phi, f0: float, step: float, noise: float,
-                       settled: Callable[[Derivative], bool] | None = None) -> Derivative:
+                       settled: Callable[[Derivative], bool] | None = None, confirm: bool = False) -> Derivative:
     """Derivative of ``phi`` at 0 with an error estimate; steps over near kinks, recognises kinks at 0.
 
     ``noise`` is the modelled absolute rounding noise of one evaluation of ``phi``; where the
     differences show more, the measured value is used (and returned in ``noise``).
     ``settled(kink)`` may end the descent as soon as two rungs agree on a kink at 0 (a
     caller whose value is one of the one-sided derivatives needs no finer step).
+    ``confirm`` compares a clean first stencil with the next rung and adds what they disagree
+    by to the error: in low precision the step is wide and the noise high, so many kinks can
+    sit inside a stencil that still looks clean, their effects on the derivative adding up
+    while their fourth differences cancel, and the Richardson estimate alone undercounts.
 
     Examples
     --------
@@ -145,6 +149,8 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     while True:
         threshold = ROUGH_SNR * _Q_NOISE * noise
         if abs(rungs[-1].q) <= threshold:
+            if confirm and len(rungs) == 1:
+                return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, len(cache) - 1)
             return _settle(rungs, noise, len(cache) - 1)
         if len(rungs) >= 2 and abs(rungs[-1].q) > _NOISE_RATIO * abs(rungs[-2].q):
             # Q did not shrink with the step: rounding noise, larger than modelled. Measure it.
@@ -162,6 +168,11 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, len(cache) - 1)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+def _confirmed(first: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:
+    coarse, fine = _smooth(first, noise, evaluations, False), _smooth(finer, noise, evaluations, False)
+    return replace(coarse, error=coarse.error + abs(coarse.value - fine.value))
 
 
 def _settle(rungs: list[_Rung], noise: float, evaluations: int) -> Derivative:

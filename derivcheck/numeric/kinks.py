@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from derivcheck.errors import NonFiniteError
 from derivcheck.tolerances import entry_scale
 
 Blocks = dict[str, np.ndarray]
@@ -66,7 +67,10 @@ def coincident_kink_interval(
     for which in range(_SHIFTS):
         w = shift_direction(x, which)
         centre = {k: v + step * w[k] for k, v in x.items()}
-        scan = _Scan(lambda t: evaluate(_along(centre, moves, t, x)), step, noise, left, right)
+        try:
+            scan = _Scan(lambda t: evaluate(_along(centre, moves, t, x)), step, noise, left, right)
+        except NonFiniteError:  # the scan left the loss's domain: the question stays open
+            return None
         if not scan.resolved:
             return None
         slopes = scan.slopes()
@@ -97,7 +101,7 @@ class _Scan:
         self.noise = max(noise, min(measured, _NOISE_CAP * noise))
         span = _SPAN * step
         for _ in range(_EXTENSIONS):
-            if not self._extend(span, left, right):
+            if 2 * span > _MAX_SPAN or not self._extend(span, left, right):
                 break
             span *= 2
         self.resolved = True
@@ -155,8 +159,10 @@ _BUDGET = 600
 _SPLIT = 8
 # At most this many rounds of splitting (cells 8**3 = 512 times finer).
 _REFINEMENTS = 3
-# At most this many doublings of the scan, for kinks that the shift moved far along the line.
+# At most this many doublings of the scan, for kinks that the shift moved far along the line,
+# and never beyond this fraction of each entry's scale (the loss must stay near x).
 _EXTENSIONS = 4
+_MAX_SPAN = 0.05
 
 
 def _along(centre: Blocks, moves: Blocks, t: float, x: Blocks) -> Blocks:
