@@ -17,6 +17,7 @@ from derivcheck.errors import (
     InputError,
     IntegerDtypeError,
     NonFiniteError,
+    UnknownOptionError,
     UserFunctionError,
 )
 from derivcheck.report import Finding, GradientReport, ParamReport
@@ -52,6 +53,7 @@ __all__ = [
     "ParamReport",
     "Sequential",
     "Step",
+    "UnknownOptionError",
     "UserFunctionError",
     "assert_gradient",
     "check_backward",

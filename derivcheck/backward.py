@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from derivcheck.check import check_gradient
+from derivcheck.check import check_gradient, reject_unknown
 from derivcheck.errors import DerivcheckError, InputError, UserFunctionError
 from derivcheck.report.gradient import Finding, GradientReport
 from derivcheck.tolerances import GRADIENT_ROUNDOFF_ULPS, machine_eps
@@ -48,12 +48,15 @@ def check_backward(
     directions: int = 1,
     names: Sequence[str] | None = None,
     _probe_batch: bool = True,
+    **unknown: Any,
 ) -> GradientReport:
     """Check a layer's backward (a vector-Jacobian product) against its forward.
 
     ``forward(*inputs)`` returns an array ``y``; ``backward(dy, *inputs)`` returns one
     gradient per input (``None`` allowed for integer inputs such as labels or indices).
-    The check uses a random upstream gradient ``dy`` (never all ones).
+    A cs231n-style forward returning ``(out, cache)`` is checked on ``out``, with its
+    backward called as ``backward(dout, cache)``. The check uses a random upstream
+    gradient ``dy`` (never all ones).
 
     Examples
     --------
@@ -68,72 +71,99 @@ def check_backward(
     ...
     derivcheck.errors.GradientShapeError: gradient for 'w' has shape (2, 3); expected (3, 2) (the parameter's shape): the gradient is transposed: for Y = X @ W use X.T @ dY
     """
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        raise InputError(f"inputs must be a non-empty tuple or list of arrays; got {type(inputs).__name__}")
-    if not callable(forward) or not callable(backward):
-        raise InputError("forward and backward must be callable")
-    arrays = []
-    for i, a in enumerate(inputs):
-        if not isinstance(a, np.ndarray):
-            raise InputError(f"inputs[{i}] must be a numpy array; got {type(a).__name__}")
-        arrays.append(a)
-    labels = _input_names(forward, len(arrays), names)
-    differentiable = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
-    if not differentiable:
-        raise InputError("no input has a floating dtype; there is nothing to differentiate")
-    fixed = {i: arrays[i].copy() for i in range(len(arrays)) if i not in differentiable}
-    params = {labels[i]: arrays[i] for i in differentiable}
-
-    def call_forward(p: dict[str, np.ndarray]) -> np.ndarray:
-        args = [fixed[i] if i in fixed else p[labels[i]] for i in range(len(arrays))]
-        try:
-            y = forward(*args)
-        except DerivcheckError:
-            raise
-        except Exception as exc:
-            raise UserFunctionError(f"forward raised {type(exc).__name__}: {exc}") from exc
-        return np.asarray(y)
-
-    y0 = call_forward({k: v.astype(np.float64) for k, v in params.items()})
-    if not np.issubdtype(y0.dtype, np.floating):
-        raise InputError(f"forward returned dtype {y0.dtype}; expected a floating array")
-    dy = np.random.default_rng(seed).standard_normal(y0.shape)
-    if y0.shape == ():
-        dy = np.asarray(dy)
+    reject_unknown("check_backward", unknown, ("seed", "rtol", "atol", "mode", "directions", "names"))
+    layer = _Layer.of(forward, backward, inputs, names)
+    y0 = layer.forward_at({k: v.astype(np.float64) for k, v in layer.params.items()})[0]
+    dy = np.asarray(np.random.default_rng(seed).standard_normal(y0.shape))
 
     def loss(p: dict[str, np.ndarray]) -> float:
-        y = call_forward(p)
+        y = layer.forward_at(p)[0]
         if y.shape != dy.shape:
             raise InputError(f"forward returned shape {y.shape} at a perturbed point; expected {dy.shape}")
         return float(np.sum(dy * y))
 
-    def grad(p: dict[str, np.ndarray]) -> dict[str, Any]:
-        args = [fixed[i] if i in fixed else p[labels[i]] for i in range(len(arrays))]
-        try:
-            out = backward(dy.copy(), *args)
-        except DerivcheckError:
-            raise
-        except Exception as exc:
-            raise UserFunctionError(f"backward raised {type(exc).__name__}: {exc}") from exc
-        if isinstance(out, np.ndarray) and len(arrays) == 1:
-            out = (out,)
-        if not isinstance(out, (tuple, list)) or len(out) != len(arrays):
-            got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
-            raise InputError(f"backward returned {got}; expected a tuple of {len(arrays)} gradients (one per input)")
-        return {labels[i]: out[i] for i in differentiable}
-
     report = check_gradient(
-        loss, grad, params, rtol=rtol, atol=atol, seed=seed, mode=mode, directions=directions,
-        title="backward check", _names=("forward", "backward"),
+        loss, lambda p: layer.backward_at(p, dy), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
+        directions=directions, title="backward check", _names=("forward", "backward"),
     )
-    extra = _dy_linearity(backward, arrays, labels, differentiable, dy)
+    extra = _dy_linearity(layer, dy)
+    if layer.cached:
+        extra.append(Finding("convention", "forward returns (out, cache): out was checked, and backward was called "
+                                           "as backward(dout, cache)", None, "info"))
     if report.verdict == "fail" and _probe_batch:
-        extra += _batch_of_one(forward, backward, arrays, labels, y0, seed)
+        extra += _batch_of_one(forward, backward, layer.arrays, layer.labels, y0, seed)
     if extra:
         findings = tuple(sorted((*extra, *report.findings), key=lambda f: f.severity != "error"))
         verdict = "fail" if any(f.severity == "error" for f in extra) else report.verdict
         report = GradientReport(**{**report.__dict__, "findings": findings, "verdict": verdict})
     return report
+
+
+class _Layer:
+    """A forward/backward pair over fixed and differentiable inputs; cs231n's (out, cache) accepted."""
+
+    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], arrays: list[np.ndarray],
+                 labels: tuple[str, ...]) -> None:
+        self.forward, self.backward, self.arrays, self.labels = forward, backward, arrays, labels
+        self.differentiable = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+        if not self.differentiable:
+            raise InputError("no input has a floating dtype; there is nothing to differentiate")
+        self.fixed = {i: arrays[i].copy() for i in range(len(arrays)) if i not in self.differentiable}
+        self.params = {labels[i]: arrays[i] for i in self.differentiable}
+        self.cached = False
+
+    @classmethod
+    def of(cls, forward: Any, backward: Any, inputs: Any, names: Sequence[str] | None) -> _Layer:
+        if not isinstance(inputs, (list, tuple)) or not inputs:
+            raise InputError(f"inputs must be a non-empty tuple or list of arrays; got {type(inputs).__name__}")
+        if not callable(forward) or not callable(backward):
+            raise InputError("forward and backward must be callable")
+        for i, a in enumerate(inputs):
+            if not isinstance(a, np.ndarray):
+                raise InputError(f"inputs[{i}] must be a numpy array; got {type(a).__name__}")
+        return cls(forward, backward, list(inputs), _input_names(forward, len(inputs), names))
+
+    def args(self, p: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [self.fixed[i] if i in self.fixed else p[self.labels[i]] for i in range(len(self.arrays))]
+
+    def forward_at(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
+        """``(out, cache)``: cache is None for a forward that returns ``out`` alone."""
+        out = _call(self.forward, "forward", self.args(p))
+        cache = None
+        if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], np.ndarray):
+            out, cache = out
+            self.cached = True
+        y = np.asarray(out)
+        if not np.issubdtype(y.dtype, np.floating):
+            raise InputError(f"forward returned dtype {y.dtype}; expected a floating array")
+        return y, cache
+
+    def vjp(self, p: dict[str, np.ndarray], dy: np.ndarray) -> tuple[Any, ...]:
+        """The backward's raw output: ``backward(dy, cache)`` after an (out, cache) forward, else ``backward(dy, *inputs)``."""
+        args = self.args(p)
+        if self.cached:
+            out = _call(self.backward, "backward", [dy.copy(), self.forward_at(p)[1]])
+        else:
+            out = _call(self.backward, "backward", [dy.copy(), *args])
+        if isinstance(out, np.ndarray) and len(self.arrays) == 1:
+            out = (out,)
+        if not isinstance(out, (tuple, list)) or len(out) != len(self.arrays):
+            got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+            raise InputError(f"backward returned {got}; expected a tuple of {len(self.arrays)} gradients (one per input)")
+        return tuple(out)
+
+    def backward_at(self, p: dict[str, np.ndarray], dy: np.ndarray) -> dict[str, Any]:
+        out = self.vjp(p, dy)
+        return {self.labels[i]: out[i] for i in self.differentiable}
+
+
+def _call(fn: Callable[..., Any], name: str, args: list[Any]) -> Any:
+    try:
+        return fn(*args)
+    except DerivcheckError:
+        raise
+    except Exception as exc:
+        raise UserFunctionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
 
 
 def _batch_of_one(
@@ -162,17 +192,15 @@ def _batch_of_one(
     ]
 
 
-def _dy_linearity(backward: Callable[..., Any], arrays: list[np.ndarray], labels: tuple[str, ...], diff: list[int], dy: np.ndarray) -> list[Finding]:
+def _dy_linearity(layer: _Layer, dy: np.ndarray) -> list[Finding]:
     """A VJP is linear in dy: backward(2 dy) = 2 backward(dy). Catches a backward that ignores dy."""
+    p = {k: v.copy() for k, v in layer.params.items()}
     try:
-        one = backward(dy.copy(), *[a.copy() for a in arrays])
-        two = backward(2.0 * dy, *[a.copy() for a in arrays])
-    except Exception:  # noqa: BLE001 - already reported by the main check if it matters
+        one, two = layer.vjp(p, dy), layer.vjp(p, 2.0 * dy)
+    except DerivcheckError:  # already reported by the main check if it matters
         return []
-    if isinstance(one, np.ndarray):
-        one, two = (one,), (two,)
     out = []
-    for i in diff:
+    for i in layer.differentiable:
         a, b = np.asarray(one[i], dtype=np.float64), np.asarray(two[i], dtype=np.float64)
         if a.shape != b.shape:
             continue
@@ -181,9 +209,9 @@ def _dy_linearity(backward: Callable[..., Any], arrays: list[np.ndarray], labels
             out.append(
                 Finding(
                     "ignores_dy",
-                    f"backward returns the same d{labels[i]} when dy is doubled: it ignores the upstream gradient "
-                    f"(multiply by dy - the chain rule's outer factor).",
-                    labels[i],
+                    f"backward returns the same d{layer.labels[i]} when dy is doubled: it ignores the upstream "
+                    f"gradient (multiply by dy - the chain rule's outer factor).",
+                    layer.labels[i],
                 )
             )
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from derivcheck.attribution import examine, failing_outcomes, run_full
-from derivcheck.errors import GradientMismatch, InputError
+from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.findings import ignores_argument, report_findings, settle_precision
 from derivcheck.joint import passing_block, run_joint
@@ -26,6 +26,21 @@ from derivcheck.report.gradient import Evaluations, GradientReport
 from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS
 
 MODES = ("auto", "full", "directional")
+OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title")
+# What people coming from other checkers type, and what it is called here.
+_ALIASES = {"tol": "rtol or atol", "rel_tol": "rtol", "abs_tol": "atol", "eps": "nothing: the step is chosen from the "
+            "precision", "h": "nothing: the step is chosen from the precision", "fast_mode": "mode='directional'",
+            "random_state": "seed", "n_directions": "directions"}
+
+
+def reject_unknown(function: str, unknown: dict[str, Any], options: tuple[str, ...]) -> None:
+    """A clear error for keywords a function does not take, listing the ones it does."""
+    if not unknown:
+        return
+    hints = [f"{k!r} is {_ALIASES[k]}" for k in unknown if k in _ALIASES]
+    raise UnknownOptionError(
+        f"{function} got unknown option(s) {sorted(unknown)}; it takes {', '.join(options)}"
+        + (f" ({'; '.join(hints)})" if hints else ""))
 # A parameter along whose directions coincident kinks were too many to separate (ties in
 # hundreds of pooling windows) is checked entry by entry up to this size.
 KINK_ENTRY_CHECK_MAX_ENTRIES = 4096
@@ -46,6 +61,7 @@ def check_gradient(
     inplace: bool = False,
     title: str = "gradient check",
     _names: tuple[str, str] = ("loss", "grad"),
+    **unknown: Any,
 ) -> GradientReport:
     """Check a hand-written gradient against finite differences; find and explain errors.
 
@@ -68,6 +84,7 @@ def check_gradient(
     ('fail', 'scale')
     """
     start = time.perf_counter()
+    reject_unknown("check_gradient", unknown, OPTIONS)
     _validate(loss, grad, mode, seed, rtol, atol, directions, inplace)
     setup = prepare(loss, grad, params, inplace=bool(inplace), names=_names)
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)

@@ -67,6 +67,10 @@ def _demo(args: argparse.Namespace) -> int:
     from derivcheck.check import check_gradient
     from derivcheck.examples import catalog
 
+    known = [ex.name for ex in catalog()]
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        raise DerivcheckError(f"unknown example(s) {unknown}; known: {', '.join(known)}")
     for ex in catalog():
         if args.names and ex.name not in args.names:
             continue
@@ -81,7 +85,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
+    from derivcheck import __version__
+
     parser = argparse.ArgumentParser(prog="derivcheck", description="Check, derive and verify gradients.")
+    parser.add_argument("--version", action="version", version=f"derivcheck {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the layers and models of the catalog").set_defaults(run=_list)
     derive = sub.add_parser("derive", help="print a layer's gradients in index form and matrix form")

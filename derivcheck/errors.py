@@ -13,6 +13,10 @@ class InputError(DerivcheckError, ValueError):
     """An argument given to derivcheck has the wrong type, shape or dtype."""
 
 
+class UnknownOptionError(InputError, TypeError):
+    """A keyword that derivcheck does not take; the message lists the ones it does."""
+
+
 class IntegerDtypeError(InputError):
     """A parameter has an integer or boolean dtype, so it cannot be perturbed."""
 

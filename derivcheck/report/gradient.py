@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -278,10 +279,24 @@ def render_html(report: GradientReport) -> str:
     return "\n".join(parts)
 
 
+SCHEMA = "derivcheck.gradient-report/1"
+
+
 def to_dict(report: GradientReport) -> dict[str, Any]:
-    """A JSON-ready dict of the whole report."""
+    """A JSON-ready dict of the whole report: strict JSON (an infinite floor or an unmeasured
+    error is null), with a schema name."""
     out = asdict(report)
     out["ok"] = report.ok
     out["diagnosis"] = report.diagnosis
     out["wrong_entries"] = {k: [asdict(e) for e in v] for k, v in report.wrong_entries.items()}
-    return out
+    return {"schema": SCHEMA, **_finite(out)}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

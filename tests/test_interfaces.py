@@ -1,0 +1,64 @@
+"""The edges users meet first: cs231n-style layers, unknown options, strict JSON, the command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import derivcheck as dc
+
+
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    return (dout @ w.T).reshape(x.shape), x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)
+
+
+def test_a_cs231n_layer_with_out_and_cache_is_checked():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((4, 2, 3)), rng.standard_normal((6, 5)), rng.standard_normal(5)
+    report = dc.check_backward(affine_forward, affine_backward, (x, w, b))
+    assert report.verdict == "pass"
+    assert any(f.kind == "convention" and "cache" in f.message for f in report.findings)
+
+    def no_bias_sum(dout, cache):
+        dx, dw, _ = affine_backward(dout, cache)
+        return dx, dw, dout[0]
+
+    assert dc.check_backward(affine_forward, no_bias_sum, (x, w, b)).verdict == "fail"
+
+
+@pytest.mark.parametrize(("option", "hint"), [("tol", "rtol or atol"), ("eps", "the step is chosen"), ("verbose", None)])
+def test_an_unknown_option_lists_the_valid_ones(option, hint):
+    with pytest.raises(dc.UnknownOptionError) as info:
+        dc.check_gradient(np.sum, np.ones_like, np.ones(2), **{option: 1e-3})
+    message = str(info.value)
+    assert repr(option) in message and "rtol, atol, seed, mode" in message
+    assert isinstance(info.value, TypeError)
+    if hint:
+        assert hint in message
+    with pytest.raises(dc.UnknownOptionError, match="check_backward"):
+        dc.check_backward(lambda x: 2 * x, lambda dy, x: 2 * dy, (np.ones(2),), tol=1e-3)
+
+
+def test_the_report_is_strict_json():
+    report = dc.check_gradient(lambda w: 1e15 + float(np.sum(np.sin(w))), np.cos, np.linspace(0, 1, 5))
+    text = json.dumps(dc.report.to_dict(report), allow_nan=False)
+    data = json.loads(text)
+    assert data["schema"].startswith("derivcheck.gradient-report/") and data["verdict"] == report.verdict
+
+
+def test_the_command_has_a_version_a_module_form_and_names_unknown_examples():
+    run = [sys.executable, "-m", "derivcheck"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"derivcheck {dc.__version__}"
+    unknown = subprocess.run([*run, "demo", "nosuch"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr and "mlp-correct" in unknown.stderr
