@@ -167,6 +167,7 @@ def assert_gradient(loss: Callable[[Any], Any], grad: Callable[[Any], Any], para
     >>> import numpy as np, derivcheck as dc
     >>> _ = dc.assert_gradient(lambda w: (w**2).sum(), lambda w: 2 * w, np.ones(3))
     """
+    __tracebackhide__ = True  # pytest shows the report, not this frame
     report = check_gradient(loss, grad, params, **kwargs)
     if not report.ok:
         raise GradientMismatch(report)

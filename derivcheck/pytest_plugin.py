@@ -1,0 +1,75 @@
+"""The pytest plugin: a ``gradcheck`` fixture and ini defaults, registered through ``pytest11``.
+
+A failing check fails the test with the report (table, directions and diagnosis) as its
+message, and none of derivcheck's frames in the traceback. A passing check is silent.
+
+Options, in ``pytest.ini`` / ``pyproject.toml`` (``[tool.pytest.ini_options]``):
+``derivcheck_seed``, ``derivcheck_rtol``, ``derivcheck_atol``, ``derivcheck_mode``; keyword
+arguments of a call override them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+_INI = {
+    "derivcheck_seed": ("seed", int, "seed of derivcheck's random directions (default 0)"),
+    "derivcheck_rtol": ("rtol", float, "relative tolerance added to derivcheck's error estimate"),
+    "derivcheck_atol": ("atol", float, "absolute tolerance added to derivcheck's error estimate"),
+    "derivcheck_mode": ("mode", str, "derivcheck's mode: auto, full or directional"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    for name, (_, _, help_text) in _INI.items():
+        parser.addini(name, help_text, default=None)
+
+
+class GradCheck:
+    """What the ``gradcheck`` fixture gives: ``gradcheck(loss, grad, params)``, ``gradcheck.backward(...)``."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+
+    def __call__(self, loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, **options: Any) -> Any:
+        __tracebackhide__ = True
+        from derivcheck.check import check_gradient
+
+        return self._judge(check_gradient(loss, grad, params, **{**self.defaults, **options}))
+
+    def backward(self, forward: Callable[..., Any], backward: Callable[..., Any], inputs: Any, **options: Any) -> Any:
+        """Check a layer's backward against its forward (see ``derivcheck.check_backward``)."""
+        __tracebackhide__ = True
+        from derivcheck.backward import check_backward
+
+        defaults = {k: v for k, v in self.defaults.items() if k != "inplace"}
+        return self._judge(check_backward(forward, backward, inputs, **{**defaults, **options}))
+
+    @staticmethod
+    def _judge(report: Any) -> Any:
+        __tracebackhide__ = True
+        if not report.ok:
+            pytest.fail(str(report), pytrace=False)
+        return report
+
+
+@pytest.fixture
+def gradcheck(request: pytest.FixtureRequest) -> GradCheck:
+    """Check gradients inside a test: fails the test with derivcheck's report unless the verdict is pass.
+
+    Examples
+    --------
+    ``def test_dense(gradcheck): gradcheck(loss, grad, params, mode="full")``
+    """
+    defaults = {}
+    for name, (option, kind, _) in _INI.items():
+        value = request.config.getini(name)
+        if value not in (None, ""):
+            try:
+                defaults[option] = kind(value)
+            except ValueError as exc:
+                raise pytest.UsageError(f"ini option {name} = {value!r}: expected {kind.__name__}") from exc
+    return GradCheck(defaults)
