@@ -54,10 +54,19 @@ def _verify(args: argparse.Namespace) -> int:
     if unknown:
         raise DerivcheckError(f"unknown layer(s) {unknown}; known: {', '.join(layers + models)}")
     start = time.perf_counter()
-    results = [verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed) for n in names]
+    results = []
+    for k, n in enumerate(names, 1):
+        t0 = time.perf_counter()
+        results.append(verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed))
+        if not args.quiet:  # progress on stderr: stdout stays the table (or the JSON)
+            verdict = "ok" if results[-1].ok else "DISAGREE"
+            print(f"[{k}/{len(names)}] {n}: {verdict} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     total = time.perf_counter() - start
     if args.json:
-        print(json.dumps({"seconds": total, "rows": verification_rows(results)}, indent=2))
+        from derivcheck import __version__
+
+        print(json.dumps({"schema": "derivcheck.verification/1", "version": __version__, "seconds": total,
+                          "rows": verification_rows(results)}, indent=2))
     else:
         print(render_verification_text(results, total))
     return 0 if all(r.ok for r in results) else 1
@@ -92,17 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the layers and models of the catalog").set_defaults(run=_list)
     derive = sub.add_parser("derive", help="print a layer's gradients in index form and matrix form")
-    derive.add_argument("name")
-    derive.add_argument("--format", choices=FORMATS, default="text")
+    derive.add_argument("name", help="a layer or model of the catalog (see: derivcheck list)")
+    derive.add_argument("--format", choices=FORMATS, default="text",
+                        help="text (default), latex, markdown, or code (NumPy functions generated from the matrix forms)")
     derive.set_defaults(run=_derive)
     verify = sub.add_parser("verify", help="derive and verify layers four ways (exit 1 on any disagreement)")
     verify.add_argument("names", nargs="*", help="layers or models (default: the whole catalog)")
-    verify.add_argument("--json", action="store_true", help="print the rows as JSON")
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--json", action="store_true", help="print the rows as JSON (with schema and version)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random sizes and inputs (default 0)")
+    verify.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     verify.set_defaults(run=_verify)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the checks' random directions (default 0)")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -62,3 +62,13 @@ def test_the_command_has_a_version_a_module_form_and_names_unknown_examples():
     assert version.stdout.strip() == f"derivcheck {dc.__version__}"
     unknown = subprocess.run([*run, "demo", "nosuch"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "nosuch" in unknown.stderr and "mlp-correct" in unknown.stderr
+
+
+def test_verify_reports_progress_on_stderr_and_versioned_json_on_stdout():
+    run = [sys.executable, "-m", "derivcheck", "verify", "relu", "sigmoid", "--json"]
+    result = subprocess.run(run, capture_output=True, text=True, check=True)
+    data = json.loads(result.stdout)
+    assert data["schema"] == "derivcheck.verification/1" and data["version"] == dc.__version__
+    assert "[1/2] relu: ok" in result.stderr and "[2/2] sigmoid: ok" in result.stderr
+    quiet = subprocess.run([*run, "--quiet"], capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
