@@ -1,4 +1,4 @@
-"""The ``derivcheck`` command: list, derive, verify, demo."""
+"""The ``derivcheck`` command: list, derive, verify, check, demo."""
 
 from __future__ import annotations
 
@@ -92,6 +92,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Exit codes of `derivcheck check`: a pass, a fail, a usage error, an inconclusive check.
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
+
+
+def _check(args: argparse.Namespace) -> int:
+    from derivcheck.check import check_gradient
+    from derivcheck.report import to_dict
+    from derivcheck.user_files import load_function, load_params
+
+    loss, grad = load_function(args.loss), load_function(args.grad)
+    params = load_params(args.params, args.shape or [], args.seed)
+    report = check_gradient(loss, grad, params, seed=args.seed, mode=args.mode)
+    if args.json:
+        from derivcheck import __version__
+
+        print(json.dumps({**to_dict(report), "version": __version__}, indent=2, allow_nan=False))
+    else:
+        print(report)
+    return EXIT_CODES[report.verdict]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
     from derivcheck import __version__
@@ -111,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0, help="seed of the random sizes and inputs (default 0)")
     verify.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     verify.set_defaults(run=_verify)
+    check = sub.add_parser(
+        "check", help="check a gradient in your own file (exit 0 pass, 1 fail, 3 inconclusive, 2 usage error)",
+        description="Check FILE.py:grad against finite differences of FILE.py:loss. Exit codes: 0 pass, 1 fail, "
+                    "3 inconclusive, 2 usage error.")
+    check.add_argument("loss", help="FILE.py:FUNCTION, the loss: params -> scalar")
+    check.add_argument("grad", help="FILE.py:FUNCTION, the hand-written gradient: params -> same structure")
+    check.add_argument("--params", help=".npz file of the parameters (loaded without pickle)")
+    check.add_argument("--shape", action="append", metavar="NAME=2x3",
+                       help="a random standard-normal parameter of this shape (repeatable); one parameter is "
+                            "passed as an array, several as a dict")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random directions and --shape values")
+    check.add_argument("--mode", choices=("auto", "full", "directional"), default="auto",
+                       help="auto (default), full (every entry) or directional (never entry by entry)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (schema and version)")
+    check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the checks' random directions (default 0)")

@@ -72,3 +72,52 @@ def test_verify_reports_progress_on_stderr_and_versioned_json_on_stdout():
     assert "[1/2] relu: ok" in result.stderr and "[2/2] sigmoid: ok" in result.stderr
     quiet = subprocess.run([*run, "--quiet"], capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+
+
+_USER_FILE = '''
+import numpy as np
+
+def loss(p):
+    return float(np.sum(np.tanh(p["w"]) ** 2) + np.sum(p["b"] ** 3))
+
+def grad(p):
+    return {"w": 2 * np.tanh(p["w"]) * (1 - np.tanh(p["w"]) ** 2), "b": 3 * p["b"] ** 2}
+
+def half(p):
+    return {k: v / 2 for k, v in grad(p).items()}
+
+def offset(p):
+    return 1e15 + loss(p)
+'''
+
+
+def _check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "derivcheck", "check", *args], capture_output=True, text=True)
+
+
+def test_check_runs_on_the_users_own_file_with_documented_exit_codes(tmp_path):
+    f = tmp_path / "mine.py"
+    f.write_text(_USER_FILE)
+    shapes = ["--shape", "w=3x2", "--shape", "b=4"]
+    right = _check(f"{f}:loss", f"{f}:grad", *shapes)
+    assert right.returncode == 0 and "PASS" in right.stdout
+    wrong = _check(f"{f}:loss", f"{f}:half", *shapes, "--json")
+    assert wrong.returncode == 1 and json.loads(wrong.stdout)["verdict"] == "fail"
+    noisy = _check(f"{f}:offset", f"{f}:grad", *shapes)
+    assert noisy.returncode in (1, 3) and noisy.returncode != 0
+    missing = _check(f"{f}:loss", f"{f}:nope", *shapes)
+    assert missing.returncode == 2 and "nope" in missing.stderr and "grad, half, loss" in missing.stderr
+
+
+def test_check_reads_npz_parameters_and_refuses_pickles(tmp_path):
+    f = tmp_path / "mine.py"
+    f.write_text(_USER_FILE)
+    good = tmp_path / "p.npz"
+    np.savez(good, w=np.ones((3, 2)) * 0.3, b=np.arange(4.0))
+    assert _check(f"{f}:loss", f"{f}:grad", "--params", str(good)).returncode == 0
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, w=np.array([{"a": 1}], dtype=object), b=np.arange(4.0))
+    refused = _check(f"{f}:loss", f"{f}:grad", "--params", str(bad))
+    assert refused.returncode == 2 and "pickle" in refused.stderr
+    both = _check(f"{f}:loss", f"{f}:grad")
+    assert both.returncode == 2 and "--params" in both.stderr
