@@ -44,6 +44,11 @@ def render_derivation(name: str, fmt: str = "text") -> str:
     raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
 
 
+def derivation_markdown(d) -> str:  # noqa: ANN001 - a Derivation
+    """A derivation in Markdown with $$ equations (what a notebook shows)."""
+    return _markdown(d)
+
+
 def _header(d) -> list[str]:
     layer = d.layer
     ins = ", ".join(f"{a.name}[{a.dims}]" for a in layer.inputs)

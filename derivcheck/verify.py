@@ -63,6 +63,11 @@ class LayerVerification:
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
+    def _repr_markdown_(self) -> str:
+        from derivcheck.report.verification import render_verification_markdown
+
+        return render_verification_markdown([self])
+
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1e-300)

@@ -121,3 +121,18 @@ def test_check_reads_npz_parameters_and_refuses_pickles(tmp_path):
     assert refused.returncode == 2 and "pickle" in refused.stderr
     both = _check(f"{f}:loss", f"{f}:grad")
     assert both.returncode == 2 and "--params" in both.stderr
+
+
+def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
+    x = np.array([0.0, 1.0, -2.0])
+    report = dc.check_gradient(lambda x: float(np.abs(x).sum()), np.sign, x)
+    html = report._repr_html_()
+    assert "Taylor remainder test" in html and "Non-differentiable points" in html and html.count("<table>") == 2
+    markdown = report._repr_markdown_()
+    assert "Taylor remainder test" in markdown and "| direction |" in markdown
+    derivation = dc.derive("dense")
+    latex = derivation._repr_latex_()
+    assert latex.startswith("$$") and r"X^{\top}\,\Delta" in latex
+    assert "$$" in derivation._repr_markdown_()
+    verification = dc.verify_layer("relu")
+    assert "| relu | dx |" in verification._repr_markdown_()

@@ -255,9 +255,14 @@ def render_markdown(report: GradientReport) -> str:
     """A Markdown table with the same content as the text rendering."""
     lines = [f"**{_headline(report)}**", "", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    if report.directions:
+        lines += ["", "| " + " | ".join(_DIRECTION_COLUMNS) + " |", "|" + "---|" * len(_DIRECTION_COLUMNS)]
+        lines += ["| " + " | ".join(r) + " |" for r in _direction_rows(report)]
     entries = [e for es in report.wrong_entries.values() for e in es]
     if entries:
         lines += ["", "Wrong entries:", *[f"- `{e}`" for e in entries]]
+    if report.kinks:
+        lines += ["", f"Non-differentiable points: {len(report.kinks)}", *[f"- {_kink_line(k).strip()}" for k in report.kinks[:5]]]
     if report.taylor is not None:
         lines += ["", _taylor_line(report.taylor)]
     if report.findings:
@@ -271,9 +276,18 @@ def render_html(report: GradientReport) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _rows(report))
     parts = [f"<p><b>{esc(_headline(report))}</b></p>", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
+    if report.directions:
+        head = "".join(f"<th>{esc(c)}</th>" for c in _DIRECTION_COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _direction_rows(report))
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
     entries = [e for es in report.wrong_entries.values() for e in es]
     if entries:
         parts.append("<p>Wrong entries:</p><ul>" + "".join(f"<li><code>{esc(str(e))}</code></li>" for e in entries) + "</ul>")
+    if report.kinks:
+        parts.append(f"<p>Non-differentiable points: {len(report.kinks)}</p><ul>"
+                     + "".join(f"<li>{esc(_kink_line(k).strip())}</li>" for k in report.kinks[:5]) + "</ul>")
+    if report.taylor is not None:
+        parts.append(f"<p>{esc(_taylor_line(report.taylor))}</p>")
     if report.findings:
         parts.append("<p>Diagnosis:</p><ul>" + "".join(f"<li>{esc(f.message)}</li>" for f in report.findings) + "</ul>")
     return "\n".join(parts)

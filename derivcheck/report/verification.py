@@ -65,3 +65,14 @@ def render_verification_text(results: Sequence[LayerVerification], total_seconds
         f"differences and reference backward agree; {total_seconds:.1f} s" + (f"; {bad} DISAGREE" if bad else "")
     )
     return "\n".join(lines)
+
+
+def render_verification_markdown(results: Sequence[LayerVerification]) -> str:
+    """The verification rows as a Markdown table (what a notebook shows)."""
+    lines = ["| layer | gradient | witnesses agreeing | max rel diff | matrix form | verdict |", "|---|---|---|---|---|---|"]
+    for row in verification_rows(results):
+        agreeing = "+".join(_SHORT.get(w, w) for w in row["agreeing"]) or "-"
+        verdict = "ok" if row["ok"] else "DISAGREE: " + ", ".join(row["disagreeing"])
+        lines.append(f"| {row['layer']} | {row['gradient']} | {agreeing} | {row['max_rel_error']:.1e} | "
+                     f"{row['matrix_form']} | {verdict} |")
+    return "\n".join(lines)

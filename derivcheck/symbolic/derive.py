@@ -41,6 +41,15 @@ class Derivation:
     def objective_name(self) -> str:
         return "E"
 
+    def _repr_latex_(self) -> str:
+        """The derived equations, aligned (notebooks render it with MathJax)."""
+        return "$$\\begin{gathered}" + r" \\ ".join(self.latex_lines()) + "\\end{gathered}$$"
+
+    def _repr_markdown_(self) -> str:
+        from derivcheck.render import derivation_markdown
+
+        return derivation_markdown(self)
+
     def latex_lines(self) -> list[str]:
         """One LaTeX equation per line: the forward, then index and matrix form per argument."""
         p = DerivationPrinter()
