@@ -104,6 +104,10 @@ def _check(args: argparse.Namespace) -> int:
     loss, grad = load_function(args.loss), load_function(args.grad)
     params = load_params(args.params, args.shape or [], args.seed)
     report = check_gradient(loss, grad, params, seed=args.seed, mode=args.mode)
+    if args.plot:
+        from derivcheck.plot import plot_check
+
+        plot_check(report, loss, grad, params, path=args.plot, seed=args.seed)
     if args.json:
         from derivcheck import __version__
 
@@ -146,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--mode", choices=("auto", "full", "directional"), default="auto",
                        help="auto (default), full (every entry) or directional (never entry by entry)")
     check.add_argument("--json", action="store_true", help="print the report as JSON (schema and version)")
+    check.add_argument("--plot", metavar="OUT.png", help="also draw the step-size curve and the wrong entries (needs "
+                                                        "the plot extra: pip install 'derivcheck[plot]')")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")

@@ -136,3 +136,25 @@ def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
     assert "$$" in derivation._repr_markdown_()
     verification = dc.verify_layer("relu")
     assert "| relu | dx |" in verification._repr_markdown_()
+
+
+def test_plots_draw_the_step_curve_and_the_wrong_entries(tmp_path):
+    f = tmp_path / "mine.py"
+    f.write_text(_USER_FILE)
+    out = tmp_path / "check.png"
+    result = _check(f"{f}:loss", f"{f}:half", "--shape", "w=3x2", "--shape", "b=4", "--plot", str(out))
+    assert result.returncode == 1
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_the_step_curve_is_a_v_for_a_right_gradient_and_a_plateau_for_a_wrong_one():
+    from derivcheck.numeric.step_curve import step_curve
+
+    x = {"w": np.linspace(-1.0, 1.0, 5)}
+    v = {"w": np.ones(5)}
+    loss = lambda p: float(np.sum(np.exp(p["w"])))  # noqa: E731
+    right = float(np.sum(np.exp(x["w"])))
+    _, good = step_curve(loss, x, v, right)
+    _, bad = step_curve(loss, x, v, 2 * right)
+    assert good.min() < 1e-9 and good[0] > 1e-4 and good[-1] > good.min() * 10
+    assert np.all(np.abs(bad[5:20] - 0.5) < 1e-3)
