@@ -39,6 +39,13 @@ def _list(args: argparse.Namespace) -> int:
 def _derive(args: argparse.Namespace) -> int:
     from derivcheck.render import render_derivation
 
+    if args.json:
+        from derivcheck import __version__
+
+        text = render_derivation(args.name, "latex")
+        print(json.dumps({"schema": "derivcheck.derivation/1", "version": __version__, "name": args.name,
+                          "latex": text.splitlines()}, indent=2))
+        return 0
     print(render_derivation(args.name, args.format))
     return 0
 
@@ -58,7 +65,7 @@ def _verify(args: argparse.Namespace) -> int:
     for k, n in enumerate(names, 1):
         t0 = time.perf_counter()
         results.append(verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed))
-        if not args.quiet:  # progress on stderr: stdout stays the table (or the JSON)
+        if (args.progress or sys.stderr.isatty()) and not args.quiet:  # stderr only: stdout stays the table or JSON
             verdict = "ok" if results[-1].ok else "DISAGREE"
             print(f"[{k}/{len(names)}] {n}: {verdict} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     total = time.perf_counter() - start
@@ -129,12 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("name", help="a layer or model of the catalog (see: derivcheck list)")
     derive.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), latex, markdown, or code (NumPy functions generated from the matrix forms)")
+    derive.add_argument("--json", action="store_true", help="print the LaTeX equations as JSON (schema and version)")
     derive.set_defaults(run=_derive)
     verify = sub.add_parser("verify", help="derive and verify layers four ways (exit 1 on any disagreement)")
     verify.add_argument("names", nargs="*", help="layers or models (default: the whole catalog)")
     verify.add_argument("--json", action="store_true", help="print the rows as JSON (with schema and version)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the random sizes and inputs (default 0)")
     verify.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    verify.add_argument("--progress", action="store_true",
+                        help="progress lines on stderr even when it is not a terminal (they are on by default on one)")
     verify.set_defaults(run=_verify)
     check = sub.add_parser(
         "check", help="check a gradient in your own file (exit 0 pass, 1 fail, 3 inconclusive, 2 usage error)",

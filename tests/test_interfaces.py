@@ -66,12 +66,18 @@ def test_the_command_has_a_version_a_module_form_and_names_unknown_examples():
 
 def test_verify_reports_progress_on_stderr_and_versioned_json_on_stdout():
     run = [sys.executable, "-m", "derivcheck", "verify", "relu", "sigmoid", "--json"]
-    result = subprocess.run(run, capture_output=True, text=True, check=True)
+    silent = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert silent.stderr == ""  # stderr is not a terminal here: no progress unless asked for
+    result = subprocess.run([*run, "--progress"], capture_output=True, text=True, check=True)
     data = json.loads(result.stdout)
     assert data["schema"] == "derivcheck.verification/1" and data["version"] == dc.__version__
     assert "[1/2] relu: ok" in result.stderr and "[2/2] sigmoid: ok" in result.stderr
-    quiet = subprocess.run([*run, "--quiet"], capture_output=True, text=True, check=True)
+    quiet = subprocess.run([*run, "--progress", "--quiet"], capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+    derived = subprocess.run([sys.executable, "-m", "derivcheck", "derive", "dense", "--json"], capture_output=True,
+                             text=True, check=True)
+    data = json.loads(derived.stdout)
+    assert data["schema"] == "derivcheck.derivation/1" and any(r"X^{\top}" in line for line in data["latex"])
 
 
 _USER_FILE = '''

@@ -139,6 +139,12 @@ class GradientReport:
     def _repr_html_(self) -> str:
         return render_html(self)
 
+    def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None) -> Any:
+        """The step-size curve and the wrong entries as a matplotlib figure (the ``plot`` extra)."""
+        from derivcheck.plot import plot_check
+
+        return plot_check(self, loss, grad, params, path=path, seed=self.seed)
+
 
 # Entries listed per parameter in text; the report object keeps them all.
 _LISTED = 5
