@@ -13,6 +13,16 @@ from derivcheck.errors import DerivcheckError
 FORMATS = ("text", "latex", "markdown", "code")
 
 
+def _print_json(schema: str | None, payload: dict) -> None:
+    """Every command's JSON: strict, with the schema (``payload``'s own when None) and the version."""
+    from derivcheck import __version__
+
+    from derivcheck.report.gradient import strict_json
+
+    head = {"schema": schema} if schema is not None else {}
+    print(json.dumps(strict_json({**head, **payload, "version": __version__}), indent=2, allow_nan=False))
+
+
 def _catalog() -> tuple[list[str], list[str]]:
     from derivcheck.compose import MODELS
     from derivcheck.registry import list_layers
@@ -40,11 +50,7 @@ def _derive(args: argparse.Namespace) -> int:
     from derivcheck.render import render_derivation
 
     if args.json:
-        from derivcheck import __version__
-
-        text = render_derivation(args.name, "latex")
-        print(json.dumps({"schema": "derivcheck.derivation/1", "version": __version__, "name": args.name,
-                          "latex": text.splitlines()}, indent=2))
+        _print_json("derivcheck.derivation/1", {"name": args.name, "latex": render_derivation(args.name, "latex").splitlines()})
         return 0
     print(render_derivation(args.name, args.format))
     return 0
@@ -70,10 +76,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"[{k}/{len(names)}] {n}: {verdict} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     total = time.perf_counter() - start
     if args.json:
-        from derivcheck import __version__
-
-        print(json.dumps({"schema": "derivcheck.verification/1", "version": __version__, "seconds": total,
-                          "rows": verification_rows(results)}, indent=2))
+        _print_json("derivcheck.verification/1", {"seconds": total, "rows": verification_rows(results)})
     else:
         print(render_verification_text(results, total))
     return 0 if all(r.ok for r in results) else 1
@@ -116,9 +119,7 @@ def _check(args: argparse.Namespace) -> int:
 
         plot_check(report, loss, grad, params, path=args.plot, seed=args.seed)
     if args.json:
-        from derivcheck import __version__
-
-        print(json.dumps({**to_dict(report), "version": __version__}, indent=2, allow_nan=False))
+        _print_json(None, to_dict(report))
     else:
         print(report)
     return EXIT_CODES[report.verdict]

@@ -10,6 +10,7 @@ import numpy as np
 from derivcheck.numeric.precision import observed_eps
 from derivcheck.numeric.taylor import taylor_test
 from derivcheck.outcome import ParamOutcome, Run
+from derivcheck.joint import joint_row
 from derivcheck.report.gradient import Finding, ParamReport, TaylorResult
 from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
 
@@ -56,9 +57,7 @@ def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
         f"reads the live arrays in net.params and ignores W (the idiom works with eval_numerical_gradient, which "
         f"perturbs those arrays in place): pass inplace=True with params=net.params, or make the loss use its "
         f"argument.", None, "error"))
-    nan = float("nan")
-    return tuple(ParamReport(n, tuple(sh), str(dt), "joint", len(run.tested), nan, nan, None, nan, nan, float("inf"),
-                             "inconclusive", reason) for n, sh, dt in zip(s.space.names, s.space.shapes, s.space.dtypes))
+    return tuple(joint_row(run, n, float("inf"), "inconclusive", reason) for n in s.space.names)
 
 
 def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple) -> tuple[list[Finding], TaylorResult | None, str]:

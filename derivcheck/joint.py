@@ -98,8 +98,8 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
     if floor > INCONCLUSIVE_FLOOR:
         reason = (f"the smallest relative error this run could see in d{name} is {floor:.1e}: the loss's rounding "
                   f"noise swamps {name}'s effect on it")
-        return ParamOutcome(_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
-    return ParamOutcome(_row(run, name, floor, "pass"))
+        return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
+    return ParamOutcome(joint_row(run, name, floor, "pass"))
 
 
 def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
@@ -114,7 +114,7 @@ def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
     flat = all(value == s.f0 for _, value in trace)  # exactly constant along name: truly zero
     if flat or (reference > 0 and t.tolerance <= INCONCLUSIVE_FLOOR * reference):
         floor = 0.0 if flat else t.tolerance / reference
-        return ParamOutcome(_row(run, name, floor, "pass"), [], [Finding(
+        return ParamOutcome(joint_row(run, name, floor, "pass"), [], [Finding(
             "vacuous",
             f"d{name} is zero here and the numeric derivative along {name} is zero too (|numeric| "
             f"{abs(t.derivative.value):.1e} <= tolerance {t.tolerance:.1e}): this check cannot see a wrong formula "
@@ -122,7 +122,7 @@ def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
             name, "warning")])
     reason = (f"d{name} and the numeric derivative along {name} are both zero, and nothing else in this check sets "
               f"a scale to compare them on")
-    return ParamOutcome(_row(run, name, float("inf"), "inconclusive", reason), [], [Finding(
+    return ParamOutcome(joint_row(run, name, float("inf"), "inconclusive", reason), [], [Finding(
         "vacuous", f"inconclusive for {name}: {reason}; check at a point where the gradient is not zero.", name, "warning")])
 
 
@@ -135,7 +135,8 @@ def _noise_finding(name: str, floor: float) -> Finding:
         name, "warning")
 
 
-def _row(run: Run, name: str, floor: float, verdict: str, reason: str = "") -> ParamReport:
+def joint_row(run: Run, name: str, floor: float, verdict: str, reason: str = "") -> ParamReport:
+    """The row of a parameter judged by shared directions only: no per-entry errors to show."""
     s = run.setup
     shared = [t for t in run.tested if name in t.moves]
     nan = float("nan")

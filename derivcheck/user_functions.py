@@ -148,8 +148,8 @@ def _detached(out: Any) -> Any:
         return out.copy()
     if isinstance(out, dict):
         return {k: _detached(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detached(v) for v in out) if isinstance(out, list) or type(out) is tuple else out
+    if type(out) in (list, tuple):  # not namedtuples: those are returned as they are
+        return type(out)(_detached(v) for v in out)
     return out
 
 

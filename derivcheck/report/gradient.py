@@ -309,14 +309,15 @@ def to_dict(report: GradientReport) -> dict[str, Any]:
     out["ok"] = report.ok
     out["diagnosis"] = report.diagnosis
     out["wrong_entries"] = {k: [asdict(e) for e in v] for k, v in report.wrong_entries.items()}
-    return {"schema": SCHEMA, **_finite(out)}
+    return {"schema": SCHEMA, **strict_json(out)}
 
 
-def _finite(value: Any) -> Any:
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by null, so that it is strict JSON."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [strict_json(v) for v in value]
     return value
