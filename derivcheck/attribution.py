@@ -83,6 +83,8 @@ def examine(run: Run, name: str, root: Tested) -> ParamOutcome:
 def run_full(run: Run, name: str) -> ParamOutcome:
     """Per-entry checks of one parameter, at most once per check."""
     if name not in run.full:
+        if run.setup.fns.progress is not None:
+            run.setup.fns.progress.stage = f"checking {name} entry by entry"
         run.full[name] = full_check(run, name)
     return run.full[name]
 

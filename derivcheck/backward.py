@@ -47,6 +47,7 @@ def check_backward(
     mode: str = "auto",
     directions: int = 1,
     names: Sequence[str] | None = None,
+    progress: bool | None = None,
     _probe_batch: bool = True,
     **unknown: Any,
 ) -> GradientReport:
@@ -71,7 +72,7 @@ def check_backward(
     ...
     derivcheck.errors.GradientShapeError: gradient for 'w' has shape (2, 3); expected (3, 2) (the parameter's shape): the gradient is transposed: for Y = X @ W use X.T @ dY
     """
-    reject_unknown("check_backward", unknown, ("seed", "rtol", "atol", "mode", "directions", "names"))
+    reject_unknown("check_backward", unknown, ("seed", "rtol", "atol", "mode", "directions", "names", "progress"))
     layer = _Layer.of(forward, backward, inputs, names)
     y0 = layer.forward_at({k: v.astype(np.float64) for k, v in layer.params.items()})[0]
     dy = np.asarray(np.random.default_rng(seed).standard_normal(y0.shape))
@@ -84,7 +85,7 @@ def check_backward(
 
     report = check_gradient(
         loss, lambda p: layer.backward_at(p, dy), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
-        directions=directions, title="backward check", _names=("forward", "backward"),
+        directions=directions, progress=progress, title="backward check", _names=("forward", "backward"),
     )
     extra = _dy_linearity(layer, dy)
     if layer.cached:

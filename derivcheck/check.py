@@ -22,12 +22,13 @@ from derivcheck.findings import ignores_argument, report_findings, settle_precis
 from derivcheck.joint import passing_block, run_joint
 from derivcheck.numeric.directional import Probe
 from derivcheck.outcome import ParamOutcome, Run
+from derivcheck.progress import Progress
 from derivcheck.report.gradient import Evaluations, GradientReport
 from derivcheck.entries import ENTRY_CHECK_MAX_ENTRIES
 from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
 
 MODES = ("auto", "full", "directional")
-OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title")
+OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title", "progress")
 # What people coming from other checkers type, and what it is called here.
 _ALIASES = {"tol": "rtol or atol", "rel_tol": "rtol", "abs_tol": "atol", "eps": "nothing: the step is chosen from the "
             "precision", "h": "nothing: the step is chosen from the precision", "fast_mode": "mode='directional'",
@@ -61,6 +62,7 @@ def check_gradient(
     directions: int = 1,
     inplace: bool = False,
     title: str = "gradient check",
+    progress: bool | None = None,
     _names: tuple[str, str] = ("loss", "grad"),
     **unknown: Any,
 ) -> GradientReport:
@@ -72,7 +74,8 @@ def check_gradient(
     them), ``"full"`` (every entry too) or ``"directional"`` (never entry by entry);
     ``directions`` is the number of random directions; ``inplace=True`` perturbs the
     user's own arrays (for a loss that reads them instead of its argument) and restores
-    them bit for bit.
+    them bit for bit. ``progress`` prints a line on stderr now and then once a check has run
+    for 2 s: ``None`` (the default) only when stderr is a terminal, ``True`` always, ``False`` never.
 
     Examples
     --------
@@ -87,7 +90,20 @@ def check_gradient(
     start = time.perf_counter()
     reject_unknown("check_gradient", unknown, OPTIONS)
     _validate(loss, grad, mode, seed, rtol, atol, directions, inplace)
-    setup = prepare(loss, grad, params, inplace=bool(inplace), names=_names)
+    if progress is not None and not isinstance(progress, bool):
+        raise InputError(f"progress must be True, False or None; got {progress!r}")
+    shown = Progress(progress)
+    try:
+        return _check(loss, grad, params, rtol, atol, seed, mode, directions, inplace, title, _names, shown, start)
+    finally:
+        shown.finish()
+
+
+def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, rtol: float | None,
+           atol: float | None, seed: int, mode: str, directions: int, inplace: bool, title: str,
+           names: tuple[str, str], shown: Progress, start: float) -> GradientReport:
+    shown.stage = "directions"
+    setup = prepare(loss, grad, params, inplace=bool(inplace), names=names, progress=shown)
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
     probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
                   float(rtol or 0.0), float(atol or 0.0), setup.fns.grad_at)
@@ -125,6 +141,8 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
     outcomes: dict[str, ParamOutcome] = {}
     explained = False
     if any(not t.test.passed for t in run.tested):
+        if run.setup.fns.progress is not None:
+            run.setup.fns.progress.stage = "locating the error"
         outcomes, explained = failing_outcomes(run)
     tangled = {k for t in run.tested if t.test.resolution == "unresolved" for k in t.moves}
     for name in run.setup.space.names:

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from derivcheck.errors import DerivcheckError
 
@@ -113,16 +114,29 @@ def _check(args: argparse.Namespace) -> int:
 
     loss, grad = load_function(args.loss), load_function(args.grad)
     params = load_params(args.params, args.shape or [], args.seed)
-    report = check_gradient(loss, grad, params, seed=args.seed, mode=args.mode)
+    shown = True if args.progress else (False if args.quiet else None)
+    report = check_gradient(loss, grad, params, seed=args.seed, mode=args.mode, progress=shown)
     if args.plot:
         from derivcheck.plot import plot_check
 
-        plot_check(report, loss, grad, params, path=args.plot, seed=args.seed)
+        plot_check(report, loss, grad, params, path=args.plot, seed=args.seed, entry=_entry(args.plot_entry))
     if args.json:
         _print_json(None, to_dict(report))
     else:
         print(report)
     return EXIT_CODES[report.verdict]
+
+
+def _entry(text: str | None) -> Any:
+    """``"w:0,1"`` -> ``("w", (0, 1))``; ``"0,1"`` -> ``(0, 1)``."""
+    if text is None:
+        return None
+    name, _, index = text.rpartition(":")
+    try:
+        parsed = tuple(int(i) for i in index.split(",") if i.strip())
+    except ValueError as exc:
+        raise DerivcheckError(f"--plot-entry expects NAME:I,J (e.g. w:0,1); got {text!r}") from exc
+    return (name, parsed) if name else parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as JSON (schema and version)")
     check.add_argument("--plot", metavar="OUT.png", help="also draw the step-size curve and the wrong entries (needs "
                                                         "the plot extra: pip install 'derivcheck[plot]')")
+    check.add_argument("--plot-entry", metavar="NAME:I,J", help="draw the step-size curve along this entry instead of a "
+                                                               "random direction (e.g. w:0,1; for one --shape, just 0,1)")
+    check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
+                                                               "is not a terminal (they are on by default on one)")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
+from derivcheck.progress import Progress
 from derivcheck.report.gradient import Finding
 from derivcheck.tolerances import NONDETERMINISM_ULPS, machine_eps
 from derivcheck.user_functions import GuardedFunctions
@@ -38,11 +39,11 @@ class Setup:
 
 
 def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,
-            names: tuple[str, str]) -> Setup:
+            names: tuple[str, str], progress: Progress | None = None) -> Setup:
     """Guard the functions, choose the evaluation point, take the loss and the gradient once."""
     space = ParamSpace.of(params)
     fns = GuardedFunctions(loss, grad, space, loss_name=names[0], grad_name=names[1],
-                           inplace_target=params if inplace else None)
+                           inplace_target=params if inplace else None, progress=progress)
     native = space.blocks(params, dtype=None)
     x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
     f0 = fns.loss_at(x)

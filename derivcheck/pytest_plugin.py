@@ -10,7 +10,9 @@ arguments of a call override them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -38,7 +40,7 @@ class GradCheck:
         __tracebackhide__ = True
         from derivcheck.check import check_gradient
 
-        return self._judge(check_gradient(loss, grad, params, **{**self.defaults, **options}))
+        return self._judge(_run(check_gradient, loss, grad, params, **{**self.defaults, **options}))
 
     def backward(self, forward: Callable[..., Any], backward: Callable[..., Any], inputs: Any, **options: Any) -> Any:
         """Check a layer's backward against its forward (see ``derivcheck.check_backward``)."""
@@ -46,7 +48,7 @@ class GradCheck:
         from derivcheck.backward import check_backward
 
         defaults = {k: v for k, v in self.defaults.items() if k != "inplace"}
-        return self._judge(check_backward(forward, backward, inputs, **{**defaults, **options}))
+        return self._judge(_run(check_backward, forward, backward, inputs, **{**defaults, **options}))
 
     @staticmethod
     def _judge(report: Any) -> Any:
@@ -54,6 +56,33 @@ class GradCheck:
         if not report.ok:
             pytest.fail(str(report), pytrace=False)
         return report
+
+
+def _run(check: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    """Run a check. A wrong shape, a bad option or a non-finite value fails the test with derivcheck's message
+    alone; an exception raised inside the user's own function keeps its traceback (it points at their code)."""
+    __tracebackhide__ = True
+    from derivcheck.errors import DerivcheckError, UserFunctionError
+
+    message, raised = None, None
+    try:
+        return check(*args, **options)
+    except UserFunctionError as exc:
+        raised = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+    except DerivcheckError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    # Out here, not in the except blocks, so no "during handling" chain is printed.
+    if raised is not None:
+        raise raised.with_traceback(_user_frames(raised.__traceback__)) from None
+    pytest.fail(message, pytrace=False)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the first frame outside derivcheck: the user's own code."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep):
+        tb = tb.tb_next
+    return tb
 
 
 @pytest.fixture

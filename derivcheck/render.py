@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import sympy as sp
 
 from derivcheck.errors import InputError
@@ -47,6 +49,25 @@ def render_derivation(name: str, fmt: str = "text") -> str:
 def derivation_markdown(d) -> str:  # noqa: ANN001 - a Derivation
     """A derivation in Markdown with $$ equations (what a notebook shows)."""
     return _markdown(d)
+
+
+def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
+    """A derivation as HTML with $$ equations (notebook front ends typeset them with MathJax)."""
+    from derivcheck.symbolic.latex import DerivationPrinter, partial
+
+    esc = html.escape
+    parts = [f"<h4><code>{esc(d.layer.name)}</code></h4>"]
+    if d.layer.question:
+        parts.append(f"<p><i>{esc(d.layer.question)}</i></p>")
+    parts.append(f"<p>$${esc(d.latex_lines()[0])}$$</p>")
+    for g in d.gradients.values():
+        index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
+        parts.append(f"<p><b>d{esc(g.arg.name)}</b></p><p>$${esc(index)}$$</p>")
+        m = d.matrix_latex(g)
+        parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
+                     else f"<p>({esc(g.matrix.note)})</p>")
+    parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in _footer(d)) + "</ul>")
+    return "\n".join(parts)
 
 
 def _header(d) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
+from derivcheck.progress import Progress
 from derivcheck.vspace import Blocks, ParamSpace
 
 
@@ -41,10 +42,13 @@ class GuardedFunctions:
     grad_dtype: np.dtype | None = None
     inplace_target: Any = None  # the user's own params, perturbed in place when set
     conventions: set[str] = field(default_factory=set)  # "loss returns (loss, grads)", ...
+    progress: Progress | None = None  # told of every call, for long checks
 
     def loss_at(self, blocks: Blocks) -> float:
         """The loss at ``blocks`` as a float; raises a named error on bad output."""
         self.loss_calls += 1
+        if self.progress is not None:
+            self.progress.tick(self.loss_calls, self.grad_calls)
         out = self._call(self.loss, self.loss_name, blocks)
         if _is_pair(out) and _is_scalar(out[0]) and not _is_scalar(out[1]):
             self.conventions.add(f"{self.loss_name} returns (loss, grads): its first element was used as the loss")
@@ -73,6 +77,8 @@ class GuardedFunctions:
     def grad_at(self, blocks: Blocks) -> Blocks:
         """The user's gradient at ``blocks`` as float64 blocks; raises a named error on bad output."""
         self.grad_calls += 1
+        if self.progress is not None:
+            self.progress.tick(self.loss_calls, self.grad_calls)
         out = self._call(self.grad, self.grad_name, blocks)
         if _is_pair(out) and _is_scalar(out[0]) and not self._fits(out):
             self.conventions.add(f"{self.grad_name} returns (loss, grad): its second element was used as the gradient")

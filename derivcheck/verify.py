@@ -68,6 +68,11 @@ class LayerVerification:
 
         return render_verification_markdown([self])
 
+    def _repr_html_(self) -> str:
+        from derivcheck.report.verification import render_verification_html
+
+        return render_verification_html([self])
+
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1e-300)

@@ -142,6 +142,85 @@ def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
     assert "$$" in derivation._repr_markdown_()
     verification = dc.verify_layer("relu")
     assert "| relu | dx |" in verification._repr_markdown_()
+    assert "<td>relu</td><td>dx</td>" in verification._repr_html_()
+    assert "$$" in derivation._repr_html_() and "<b>dw</b>" in derivation._repr_html_()
+
+
+def test_the_report_html_highlights_failing_rows_and_wrong_entries():
+    w = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+
+    def grad(w):
+        g = 2 * w
+        g[1, 2] += 1.0
+        return g
+
+    html = dc.check_gradient(lambda w: float((w**2).sum()), grad, w)._repr_html_()
+    wrong = html.split("Wrong entries:")[1]
+    assert 'style="background:#fdd' in wrong and "dparams[1, 2]" in wrong
+    assert 'style="background' not in dc.check_gradient(lambda w: float((w**2).sum()), lambda w: 2 * w, w)._repr_html_()
+
+
+def test_long_checks_report_progress_on_request_and_stay_silent_otherwise(monkeypatch, capsys):
+    import derivcheck.progress as progress
+
+    monkeypatch.setattr(progress, "AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    w = np.linspace(-1.0, 1.0, 8)
+    loss, grad = (lambda w: float(np.sum(w**3))), (lambda w: 3 * w**2)
+    dc.check_gradient(loss, grad, w, mode="full", progress=True)
+    shown = capsys.readouterr().err
+    assert "loss + 1 gradient evaluations" in shown and "checking params entry by entry" in shown
+    dc.check_gradient(loss, grad, w, mode="full")  # stderr is not a terminal here: silent by default
+    dc.check_gradient(loss, grad, w, mode="full", progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(dc.InputError, match="progress must be True, False or None"):
+        dc.check_gradient(loss, grad, w, progress="yes")
+
+
+def _documented(schema: str) -> tuple[set[str], dict[str, set[str]]]:
+    """The fields docs/json.md lists for one schema: top level, and one level down."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "json.md").read_text()
+    section = text.split(f"## `{schema}`")[1].split("\n## ")[0]
+    top: set[str] = set()
+    nested: dict[str, set[str]] = {}
+    parent = ""
+    for line in section.splitlines():
+        keys = re.findall(r"`(\w+)`(?=[,:( ]|$)", line.split(":")[0]) if line.lstrip().startswith("- ") else []
+        if line.startswith("- "):
+            top.update(keys)
+            parent = keys[0] if keys else ""
+        elif line.startswith("  - ") and parent:
+            nested.setdefault(parent, set()).update(keys)
+    return top, nested
+
+
+def _first_row(value):
+    if isinstance(value, list):
+        return value[0] if value else None
+    if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+        return next(iter(value.values()))[0]
+    return value
+
+
+def test_the_json_schemas_are_documented_field_by_field(tmp_path):
+    f = tmp_path / "mine.py"
+    f.write_text("import numpy as np\n\ndef loss(w):\n    return float(np.sum(np.abs(w)) + np.sum(w ** 2))\n\n"
+                 "def grad(w):\n    g = np.sign(w) + 2 * w\n    g[0, 1] += 1.0\n    return g\n")
+    report = json.loads(_check(f"{f}:loss", f"{f}:grad", "--shape", "w=3x2", "--json").stdout)
+    verify = json.loads(subprocess.run([sys.executable, "-m", "derivcheck", "verify", "relu", "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    derive = json.loads(subprocess.run([sys.executable, "-m", "derivcheck", "derive", "relu", "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    for data in (report, verify, derive):
+        top, nested = _documented(data["schema"])
+        assert set(data) == top, data["schema"]
+        for parent, fields in nested.items():
+            row = _first_row(data[parent])
+            if isinstance(row, dict) and len(fields) > 1:
+                assert set(row) == fields, (data["schema"], parent)
 
 
 def test_plots_draw_the_step_curve_and_the_wrong_entries(tmp_path):
@@ -150,7 +229,44 @@ def test_plots_draw_the_step_curve_and_the_wrong_entries(tmp_path):
     out = tmp_path / "check.png"
     result = _check(f"{f}:loss", f"{f}:half", "--shape", "w=3x2", "--shape", "b=4", "--plot", str(out))
     assert result.returncode == 1
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _not_blank(out)
+    entry = tmp_path / "entry.png"
+    along = _check(f"{f}:loss", f"{f}:half", "--shape", "w=3x2", "--shape", "b=4", "--plot", str(entry),
+                   "--plot-entry", "w:2,1")
+    assert along.returncode == 1 and _not_blank(entry)
+    bad = _check(f"{f}:loss", f"{f}:half", "--shape", "w=3x2", "--shape", "b=4", "--plot", str(entry),
+                 "--plot-entry", "w:7,0")
+    assert bad.returncode == 2 and "(3, 2)" in bad.stderr
+
+
+def _not_blank(path) -> bool:
+    from matplotlib.image import imread
+
+    pixels = imread(str(path))
+    return pixels.shape[0] > 100 and float(pixels[..., :3].std()) > 0.05
+
+
+def test_the_heat_map_shows_analytic_minus_numeric_with_the_wrong_entry_marked(tmp_path):
+    w = np.random.default_rng(1).standard_normal((6, 5))
+    loss = lambda w: float(np.sum(np.tanh(w) ** 2))  # noqa: E731
+
+    def grad(w):
+        g = 2 * np.tanh(w) * (1 - np.tanh(w) ** 2)
+        g[2, 3] *= 1.5
+        return g
+
+    report = dc.check_gradient(loss, grad, w)
+    figure = report.plot(loss, grad, w, path=str(tmp_path / "heat.png"), entry=(2, 3))
+    curve, heat = figure.axes[0], figure.axes[1]
+    assert "entry params[2, 3]" in curve.get_title()
+    difference = heat.images[0].get_array()
+    assert np.unravel_index(np.argmax(np.abs(difference)), difference.shape) == (2, 3)
+    marks = [tuple(line.get_xydata()[0]) for line in heat.lines]
+    assert marks == [(3.0, 2.0)]  # column 3, row 2: the one wrong entry
+    assert _not_blank(tmp_path / "heat.png")
+    # Along the wrong entry the curve is a plateau at its relative error, not a V.
+    rel = curve.lines[0].get_ydata()
+    assert np.all(np.abs(rel[3:20] - 1 / 3) < 1e-3)
 
 
 def test_the_step_curve_is_a_v_for_a_right_gradient_and_a_plateau_for_a_wrong_one():

@@ -20,6 +20,12 @@ def test_right(gradcheck):
 def test_missing_two(gradcheck):
     gradcheck(loss, lambda w: np.tanh(w) * (1 - np.tanh(w) ** 2), W)
 
+def test_unsummed_bias(gradcheck):
+    gradcheck(lambda p: float(np.sum(p["b"] * W)), lambda p: {"b": W}, {"b": np.zeros(3)})
+
+def test_own_bug(gradcheck):
+    gradcheck(loss, lambda w: w.missing_attribute, W)
+
 def test_layer(gradcheck):
     gradcheck.backward(lambda x: np.sin(x), lambda dy, x: dy * np.cos(x), (W,))
 '''
@@ -28,9 +34,14 @@ def test_layer(gradcheck):
 def test_a_failure_shows_the_report_and_a_pass_is_silent(pytester: pytest.Pytester):
     pytester.makepyfile(test_user=_TESTS)
     result = pytester.runpytest()
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=3)
     out = result.stdout.str()
     assert "derivcheck gradient check: FAIL" in out and "half the true gradient" in out
+    # A wrong shape fails with derivcheck's message alone, without a chain of exceptions.
+    assert "GradientShapeError: gradient for 'b' has shape (2, 3); expected (3,)" in out
+    assert "During handling" not in out
+    # An error inside the user's own function shows their line.
+    assert "w.missing_attribute" in out and "AttributeError" in out
     assert "derivcheck/check.py" not in out and "pytest_plugin.py" not in out  # no frames of derivcheck
 
 

@@ -139,11 +139,11 @@ class GradientReport:
     def _repr_html_(self) -> str:
         return render_html(self)
 
-    def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None) -> Any:
-        """The step-size curve and the wrong entries as a matplotlib figure (the ``plot`` extra)."""
+    def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None, entry: Any = None) -> Any:
+        """The step-size curve (random, or along ``entry``) and each parameter's error map, as a matplotlib figure."""
         from derivcheck.plot import plot_check
 
-        return plot_check(self, loss, grad, params, path=path, seed=self.seed)
+        return plot_check(self, loss, grad, params, path=path, seed=self.seed, entry=entry)
 
 
 # Entries listed per parameter in text; the report object keeps them all.
@@ -276,19 +276,27 @@ def render_markdown(report: GradientReport) -> str:
     return "\n".join(lines)
 
 
+_BAD = ' style="background:#fdd;color:#900;font-weight:bold"'
+
+
+def _html_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], bad: list[bool]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(f"<tr{_BAD if b else ''}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r, b in zip(rows, bad))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def render_html(report: GradientReport) -> str:
-    """An HTML table for notebooks."""
+    """An HTML table for notebooks; failing rows, failing directions and the wrong entries are highlighted."""
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _rows(report))
-    parts = [f"<p><b>{esc(_headline(report))}</b></p>", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
+    parts = [f"<p><b>{esc(_headline(report))}</b></p>",
+             _html_table(_COLUMNS, _rows(report), [p.verdict == "fail" for p in report.params])]
     if report.directions:
-        head = "".join(f"<th>{esc(c)}</th>" for c in _DIRECTION_COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _direction_rows(report))
-        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        parts.append(_html_table(_DIRECTION_COLUMNS, _direction_rows(report), [not d.passed for d in report.directions]))
     entries = [e for es in report.wrong_entries.values() for e in es]
     if entries:
-        parts.append("<p>Wrong entries:</p><ul>" + "".join(f"<li><code>{esc(str(e))}</code></li>" for e in entries) + "</ul>")
+        rows = [(format_index(e.param, e.index), f"{e.analytic:.6g}", f"{e.numeric:.6g}") for e in entries]
+        parts.append("<p>Wrong entries:</p>" + _html_table(("entry", "analytic", "numeric"), rows, [True] * len(rows)))
     if report.kinks:
         parts.append(f"<p>Non-differentiable points: {len(report.kinks)}</p><ul>"
                      + "".join(f"<li>{esc(_kink_line(k).strip())}</li>" for k in report.kinks[:5]) + "</ul>")

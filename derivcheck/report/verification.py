@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,3 +77,18 @@ def render_verification_markdown(results: Sequence[LayerVerification]) -> str:
         lines.append(f"| {row['layer']} | {row['gradient']} | {agreeing} | {row['max_rel_error']:.1e} | "
                      f"{row['matrix_form']} | {verdict} |")
     return "\n".join(lines)
+
+
+def render_verification_html(results: Sequence[LayerVerification]) -> str:
+    """The verification rows as an HTML table; a disagreeing row is highlighted."""
+    esc = html.escape
+    head = "".join(f"<th>{c}</th>" for c in ("layer", "gradient", "witnesses agreeing", "max rel diff", "matrix form",
+                                               "verdict"))
+    body = []
+    for row in verification_rows(results):
+        agreeing = "+".join(_SHORT.get(w, w) for w in row["agreeing"]) or "-"
+        verdict = "ok" if row["ok"] else "DISAGREE: " + ", ".join(row["disagreeing"])
+        style = "" if row["ok"] else ' style="background:#fdd;font-weight:bold"'
+        cells = (row["layer"], row["gradient"], agreeing, f"{row['max_rel_error']:.1e}", row["matrix_form"], verdict)
+        body.append(f"<tr{style}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

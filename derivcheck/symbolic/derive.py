@@ -50,6 +50,11 @@ class Derivation:
 
         return derivation_markdown(self)
 
+    def _repr_html_(self) -> str:
+        from derivcheck.render import derivation_html
+
+        return derivation_html(self)
+
     def latex_lines(self) -> list[str]:
         """One LaTeX equation per line: the forward, then index and matrix form per argument."""
         p = DerivationPrinter()
