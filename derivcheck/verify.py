@@ -73,6 +73,11 @@ class LayerVerification:
 
         return render_verification_html([self])
 
+    def _repr_latex_(self) -> str:
+        from derivcheck.report.verification import render_verification_latex
+
+        return render_verification_latex([self])
+
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1e-300)

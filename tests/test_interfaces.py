@@ -143,6 +143,8 @@ def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
     verification = dc.verify_layer("relu")
     assert "| relu | dx |" in verification._repr_markdown_()
     assert "<td>relu</td><td>dx</td>" in verification._repr_html_()
+    assert r"\text{relu} & \text{dx}" in verification._repr_latex_()
+    assert r"\text{FAIL}" not in report._repr_latex_() and r"\text{verdict}" in report._repr_latex_()
     assert "$$" in derivation._repr_html_() and "<b>dw</b>" in derivation._repr_html_()
 
 

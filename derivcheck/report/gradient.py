@@ -139,6 +139,9 @@ class GradientReport:
     def _repr_html_(self) -> str:
         return render_html(self)
 
+    def _repr_latex_(self) -> str:
+        return render_latex(self)
+
     def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None, entry: Any = None) -> Any:
         """The step-size curve (random, or along ``entry``) and each parameter's error map, as a matplotlib figure."""
         from derivcheck.plot import plot_check
@@ -305,6 +308,26 @@ def render_html(report: GradientReport) -> str:
     if report.findings:
         parts.append("<p>Diagnosis:</p><ul>" + "".join(f"<li>{esc(f.message)}</li>" for f in report.findings) + "</ul>")
     return "\n".join(parts)
+
+
+def latex_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A table as a MathJax ``array`` (notebooks' LaTeX output has no ``tabular``), every cell as text."""
+    def cell(c: str) -> str:
+        escaped = "".join("\\" + ch if ch in "#$%&_{}" else ch for ch in c).replace("^", "\\^{}")
+        return "\\text{" + escaped + "}"
+
+    lines = [" & ".join(cell(c) for c in columns) + " \\\\ \\hline"]
+    lines += [" & ".join(cell(c) for c in r) + " \\\\" for r in rows]
+    return "\\begin{array}{" + "l" * len(columns) + "}" + " ".join(lines) + "\\end{array}"
+
+
+def render_latex(report: GradientReport) -> str:
+    """The verdict and the parameter rows as LaTeX (the diagnosis lines as text rows below)."""
+    body = latex_table(_COLUMNS, _rows(report))
+    notes = [f.message for f in report.findings]
+    if notes:
+        body += " \\\\ " + latex_table(("diagnosis",), [(m,) for m in notes])
+    return "$$\\begin{gathered}" + latex_table((_headline(report),), []) + " \\\\ " + body + "\\end{gathered}$$"
 
 
 SCHEMA = "derivcheck.gradient-report/1"

@@ -92,3 +92,16 @@ def render_verification_html(results: Sequence[LayerVerification]) -> str:
         cells = (row["layer"], row["gradient"], agreeing, f"{row['max_rel_error']:.1e}", row["matrix_form"], verdict)
         body.append(f"<tr{style}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_verification_latex(results: Sequence[LayerVerification]) -> str:
+    """The verification rows as a LaTeX array (what a notebook's LaTeX output shows)."""
+    from derivcheck.report.gradient import latex_table
+
+    rows = []
+    for row in verification_rows(results):
+        agreeing = "+".join(_SHORT.get(w, w) for w in row["agreeing"]) or "-"
+        verdict = "ok" if row["ok"] else "DISAGREE: " + ", ".join(row["disagreeing"])
+        rows.append((row["layer"], row["gradient"], agreeing, f"{row['max_rel_error']:.1e}", row["matrix_form"], verdict))
+    columns = ("layer", "gradient", "witnesses agreeing", "max rel diff", "matrix form", "verdict")
+    return "$$" + latex_table(columns, rows) + "$$"
