@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from derivcheck.diagnose import scale_finding, wrong_entries_finding
+from derivcheck.diagnosis import explain, wrong_entries_finding
+from derivcheck.evidence import gather
 from derivcheck.entries import (
     ENTRY_CHECK_MAX_ENTRIES,
     entry_test,
@@ -24,7 +25,6 @@ from derivcheck.numeric.directional import directional_test
 from derivcheck.numeric.localize import bisect_wrong_entries
 from derivcheck.numeric.recovery import explains, one_sparse_candidates
 from derivcheck.outcome import ParamOutcome, Run, Tested
-from derivcheck.report.gradient import Finding
 from derivcheck.tolerances import entry_scale
 from derivcheck.vspace import flat_index
 
@@ -158,22 +158,5 @@ def _bisect(run: Run, name: str, root: Tested) -> ParamOutcome:
         outcome.findings = [wrong_entries_finding(name, x.shape, [flat_index(x.shape, i) for i in loc.wrong], True)]
     elif outcome.report.verdict != "fail":
         outcome.report = with_changes(outcome.report, verdict="fail")
-        ratio = _consistent_ratio(run, name)
-        outcome.findings = [scale_finding(name, ratio)] if ratio is not None else [Finding(
-            "spread",
-            f"d{name} fails along directions but no single sampled entry is clearly wrong: the error is small and "
-            f"spread over many entries (a slightly wrong constant? a missing small term?).", name)]
+        outcome.findings = explain(gather(run, name, order, [checked[int(i)] for i in order]))
     return outcome
-
-
-def _consistent_ratio(run: Run, name: str) -> float | None:
-    """analytic/numeric when every smooth direction that moves only ``name`` agrees on one factor."""
-    usable = [t.test for t in run.tested if list(t.moves) == [name] and not t.test.derivative.kink
-              and abs(t.test.derivative.value) > t.test.tolerance]
-    failing = [t for t in usable if not t.passed]
-    if not failing:
-        return None
-    c = failing[0].analytic / failing[0].derivative.value
-    if all(abs(t.analytic - c * t.derivative.value) <= (1 + abs(c)) * t.tolerance for t in usable):
-        return float(c)
-    return None

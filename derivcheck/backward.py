@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from derivcheck.check import check_gradient, reject_unknown
+from derivcheck.diagnosis import LayerContext
 from derivcheck.errors import DerivcheckError, InputError, UserFunctionError
-from derivcheck.report.gradient import Finding, GradientReport
+from derivcheck.results import Finding, GradientReport
 from derivcheck.tolerances import GRADIENT_ROUNDOFF_ULPS, machine_eps
 
 
@@ -86,6 +87,7 @@ def check_backward(
     report = check_gradient(
         loss, lambda p: layer.backward_at(p, dy), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
         directions=directions, progress=progress, title="backward check", _names=("forward", "backward"),
+        _context=_context_of(layer, y0, dy),
     )
     extra = _dy_linearity(layer, dy)
     if layer.cached:
@@ -156,6 +158,15 @@ class _Layer:
     def backward_at(self, p: dict[str, np.ndarray], dy: np.ndarray) -> dict[str, Any]:
         out = self.vjp(p, dy)
         return {self.labels[i]: out[i] for i in self.differentiable}
+
+
+def _context_of(layer: _Layer, y: np.ndarray, dy: np.ndarray) -> LayerContext:
+    """The layer's tensors for the diagnosis: float inputs by name, the output ``y``, the upstream ``dy``."""
+    tensors = {layer.labels[i]: layer.arrays[i].astype(np.float64) for i in layer.differentiable}
+    tensors.update({"y": np.asarray(y, dtype=np.float64), "dy": dy})
+    integers = {layer.labels[i]: layer.arrays[i] for i in layer.fixed if np.issubdtype(layer.arrays[i].dtype, np.integer)}
+    batch = y.shape[0] if y.ndim and all(a.ndim == 0 or a.shape[0] == y.shape[0] for a in layer.arrays[:1]) else None
+    return LayerContext(tensors, integers, batch if batch and batch > 1 else None)
 
 
 def _call(fn: Callable[..., Any], name: str, args: list[Any]) -> Any:

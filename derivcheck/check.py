@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from derivcheck.attribution import examine, failing_outcomes, run_full
+from derivcheck.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.findings import ignores_argument, report_findings, settle_precision
@@ -23,8 +24,8 @@ from derivcheck.joint import passing_block, run_joint
 from derivcheck.numeric.directional import Probe
 from derivcheck.outcome import ParamOutcome, Run
 from derivcheck.progress import Progress
-from derivcheck.report.gradient import Evaluations, GradientReport
 from derivcheck.entries import ENTRY_CHECK_MAX_ENTRIES
+from derivcheck.results import Evaluations, GradientReport
 from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
 
 MODES = ("auto", "full", "directional")
@@ -64,6 +65,7 @@ def check_gradient(
     title: str = "gradient check",
     progress: bool | None = None,
     _names: tuple[str, str] = ("loss", "grad"),
+    _context: LayerContext | None = None,
     **unknown: Any,
 ) -> GradientReport:
     """Check a hand-written gradient against finite differences; find and explain errors.
@@ -94,20 +96,21 @@ def check_gradient(
         raise InputError(f"progress must be True, False or None; got {progress!r}")
     shown = Progress(progress)
     try:
-        return _check(loss, grad, params, rtol, atol, seed, mode, directions, inplace, title, _names, shown, start)
+        return _check(loss, grad, params, rtol, atol, seed, mode, directions, inplace, title, _names, shown, start,
+                      _context)
     finally:
         shown.finish()
 
 
 def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, rtol: float | None,
            atol: float | None, seed: int, mode: str, directions: int, inplace: bool, title: str,
-           names: tuple[str, str], shown: Progress, start: float) -> GradientReport:
+           names: tuple[str, str], shown: Progress, start: float, context: LayerContext | None) -> GradientReport:
     shown.stage = "directions"
     setup = prepare(loss, grad, params, inplace=bool(inplace), names=names, progress=shown)
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
     probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
                   float(rtol or 0.0), float(atol or 0.0), setup.fns.grad_at)
-    run = Run(setup, probe, np.random.default_rng(seed), mode)
+    run = Run(setup, probe, np.random.default_rng(seed), mode, context=context)
     run_joint(run, directions)
     if settle_precision(run):
         run_joint(run, directions)

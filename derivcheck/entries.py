@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from derivcheck.diagnose import Evidence, diagnose, generic_finding, wrong_entries_finding
+from derivcheck.diagnosis import diagnose, known_finding, wrong_entries_finding
+from derivcheck.evidence import gather
 from derivcheck.joint import block_floor
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.outcome import ParamOutcome, Run
-from derivcheck.report.gradient import Finding, ParamReport, WrongEntry
+from derivcheck.results import Finding, ParamReport, WrongEntry
 from derivcheck.tolerances import INCONCLUSIVE_FLOOR, entry_scale
 from derivcheck.vspace import flat_index
 
@@ -73,15 +74,15 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
         flat_index(x.shape, int(indices[worst])) if len(tests) else None,
         float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
     if failed.any():
-        _fail(run, outcome, indices, analytic, numeric, tol, failed, kinked, rel, localized)
+        _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
     elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
         reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
     return outcome
 
 
-def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, analytic: np.ndarray, numeric: np.ndarray,
-          tol: np.ndarray, failed: np.ndarray, kinked: np.ndarray, rel: np.ndarray, localized: bool) -> None:
+def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list[DirectionalTest], analytic: np.ndarray,
+          numeric: np.ndarray, tol: np.ndarray, failed: np.ndarray, kinked: np.ndarray, localized: bool) -> None:
     name = outcome.report.name
     x = run.setup.x[name]
     outcome.report = with_changes(outcome.report, verdict="fail")
@@ -90,28 +91,13 @@ def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, analytic: np.nda
     if localized or len(bad) <= min(MAX_LOCALIZED, max(1, x.size // 2)):
         outcome.wrong = [WrongEntry(name, flat_index(x.shape, int(indices[k])), float(analytic[k]), float(numeric[k]))
                          for k in order]
-    smooth = ~kinked
-    partner = _transposed_partners(x.shape, indices, numeric)
-    evidence = Evidence(name, run.setup.g[name], indices[smooth], numeric[smooth], tol[smooth], partner)
-    findings = [] if localized else diagnose(evidence)
-    is_local = localized or (len(bad) <= 8 and x.size > 8 * len(bad))
-    if not findings and is_local:
-        findings.append(wrong_entries_finding(name, x.shape, [w.index for w in outcome.wrong], True))
-    if not findings and not kinked[bad].all():  # failures at kinks are explained with the kinks
-        findings.append(generic_finding(name, float(np.max(rel[bad]))))
-    outcome.findings.extend(findings)
-
-
-def _transposed_partners(shape: tuple[int, ...], indices: np.ndarray, numeric: np.ndarray) -> dict[int, float]:
-    if len(shape) != 2 or shape[0] != shape[1]:
-        return {}
-    pos = {int(i): k for k, i in enumerate(indices)}
-    out = {}
-    for i in indices:
-        j = int(np.ravel_multi_index(flat_index(shape, int(i))[::-1], shape))
-        if j in pos:
-            out[int(i)] = float(numeric[pos[j]])
-    return out
+    if localized or kinked[bad].all():  # failures at kinks alone are explained with the kinks
+        return
+    evidence = gather(run, name, indices, tests)
+    findings, tried = diagnose(evidence)
+    if not findings and len(bad) <= 8 and x.size > 8 * len(bad):
+        findings = [wrong_entries_finding(name, x.shape, [w.index for w in outcome.wrong], True)]
+    outcome.findings.extend(findings or [known_finding(evidence, tried)])
 
 
 def with_changes(r: ParamReport, **changes: object) -> ParamReport:

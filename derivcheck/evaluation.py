@@ -16,7 +16,7 @@ import numpy as np
 
 from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
 from derivcheck.progress import Progress
-from derivcheck.report.gradient import Finding
+from derivcheck.results import Finding
 from derivcheck.tolerances import NONDETERMINISM_ULPS, machine_eps
 from derivcheck.user_functions import GuardedFunctions
 from derivcheck.vspace import Blocks, ParamSpace

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from derivcheck.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.numeric.precision import observed_eps
 from derivcheck.numeric.taylor import taylor_test
 from derivcheck.outcome import ParamOutcome, Run
 from derivcheck.joint import joint_row
-from derivcheck.report.gradient import Finding, ParamReport, TaylorResult
+from derivcheck.results import Finding, ParamReport, TaylorResult
 from derivcheck.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
 
 # Observed precision this many times coarser than assumed changes the step (float32 values
@@ -63,12 +64,12 @@ def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
 def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple) -> tuple[list[Finding], TaylorResult | None, str]:
     """All findings (most important first), the Taylor test and the overall verdict."""
     s = run.setup
-    findings = list(s.findings)
+    shared = _common_factor(run, outcomes)
+    findings = list(s.findings) + shared  # the loss's factor says it for every parameter at once
     for name in s.space.names:
         if name in outcomes:
-            findings.extend(outcomes[name].findings)
-    findings.extend(_common_factor(list(outcomes.values())))
-    findings.extend(_uniform_warnings(run))
+            findings.extend(f for f in outcomes[name].findings if not (shared and f.kind in ("scale", "sign", "mean_vs_sum")))
+    findings.extend(_degeneracies(run, outcomes))
     findings.extend(_scale_warnings(run))
     findings.extend(_mutations(run))
     findings.extend(Finding("convention", c, None, "info") for c in sorted(s.fns.conventions))
@@ -118,26 +119,34 @@ def _taylor(run: Run) -> TaylorResult | None:
     return taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, bool(run.kinks))
 
 
-def _common_factor(outcomes: list[ParamOutcome]) -> list[Finding]:
-    """One factor shared by every parameter points at the loss, not at one layer."""
-    scale = [f for o in outcomes for f in o.findings if f.kind == "scale"]
-    if len(scale) >= 2 and len(scale) == len(outcomes) == sum(o.report.verdict == "fail" for o in outcomes):
-        heads = {f.message.split(" is ", 1)[1].split(":")[0] for f in scale}
-        if len(heads) == 1:
-            return [Finding("scale_all", f"every parameter's gradient is {heads.pop()}: the factor belongs to the loss "
-                                         f"(its 1/N or 1/2), not to one layer's backward.", None)]
-    return []
+def _common_factor(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
+    """One factor shared by every parameter, each failing with it, points at the loss, not at one layer."""
+    names = run.setup.space.names
+    factors = []
+    for name in names:
+        o = outcomes.get(name)
+        scale = [f for f in o.findings if f.kind in ("scale", "mean_vs_sum", "sign")] if o is not None else []
+        if o is None or o.report.verdict != "fail" or not scale or scale[0].factor is None:
+            return []
+        factors.append(float(scale[0].factor))
+    if len(factors) < 2 or not np.allclose(factors, factors[0], rtol=1e-6, atol=0):
+        return []
+    c = factors[0]
+    return [Finding("scale_all", f"every parameter's gradient is {c:.6g} times the true gradient: the factor belongs "
+                                 f"to the loss (its 1/N, its 1/2, its sign), not to one layer's backward.", None, "error",
+                    factor=c)]
 
 
-def _uniform_warnings(run: Run) -> list[Finding]:
+def _degeneracies(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
+    """Warnings on passing parameters: a symmetric point, units that get no gradient."""
     out = []
-    for name, gb in run.setup.g.items():
-        first = gb.reshape(-1)[0]
-        if gb.size > 1 and first != 0 and np.all(gb == first):
-            out.append(Finding(
-                "uniform",
-                f"every entry of d{name} equals {first:.6g}: an all-ones upstream gradient (loss = y.sum()) hides "
-                f"missing sums and transposes; weight the output randomly, loss = (r * y).sum().", name, "warning"))
+    for name in run.setup.space.names:
+        o = outcomes.get(name)
+        if o is None or o.report.verdict != "pass":
+            continue
+        for found in (symmetric_point(name, run.setup.x[name]), dead_units(name, run.setup.g[name])):
+            if found is not None:
+                out.append(found)
     return out
 
 

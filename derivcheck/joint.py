@@ -20,7 +20,7 @@ import numpy as np
 
 from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.outcome import ParamOutcome, Run
-from derivcheck.report.gradient import Finding, ParamReport
+from derivcheck.results import Finding, ParamReport
 from derivcheck.tolerances import INCONCLUSIVE_FLOOR, entry_scale
 
 

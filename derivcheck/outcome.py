@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from derivcheck.diagnosis import LayerContext
 from derivcheck.evaluation import Setup
 from derivcheck.numeric.directional import Blocks, DirectionalTest, Probe
-from derivcheck.report.gradient import DirectionCheck, Finding, Kink, ParamReport, WrongEntry
+from derivcheck.results import DirectionCheck, Finding, Kink, ParamReport, WrongEntry
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Run:
     tested: list[Tested] = field(default_factory=list)
     kinks: list[Kink] = field(default_factory=list)
     full: dict[str, ParamOutcome] = field(default_factory=dict)  # per-entry checks made, by parameter
+    context: LayerContext | None = None  # a layer check's tensors, for the diagnosis
 
     def record(self, label: str, moves: Blocks, test: DirectionalTest, param: str | None = None,
                index: tuple[int, ...] | None = None, trace: list[tuple[float, float]] | None = None) -> DirectionalTest:

@@ -23,7 +23,7 @@ import numpy as np
 
 from derivcheck.errors import DerivcheckError, InputError
 from derivcheck.numeric.step_curve import step_curve
-from derivcheck.report.gradient import GradientReport, ParamReport, WrongEntry
+from derivcheck.results import GradientReport, ParamReport, WrongEntry
 from derivcheck.vspace import Blocks, ParamSpace
 
 # A heat map costs two loss calls per entry; above this size only the wrong entries are drawn.

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.diagnosis.shapes import shape_hint
 from derivcheck.errors import GradientShapeError, InputError, IntegerDtypeError
 
 Blocks = dict[str, np.ndarray]
@@ -131,8 +132,6 @@ class ParamSpace:
             except Exception as exc:  # noqa: BLE001 - anything the user returned
                 raise GradientShapeError(f"{source} for {name!r} is not array-like: {exc}") from exc
             if arr.shape != shape:
-                from derivcheck.diagnose import shape_hint
-
                 hint = shape_hint(arr.shape, shape)
                 raise GradientShapeError(
                     f"gradient for {name!r} has shape {arr.shape}; expected {shape} (the parameter's shape)"
@@ -148,11 +147,6 @@ class ParamSpace:
 def flat_index(shape: tuple[int, ...], flat: int) -> tuple[int, ...]:
     """Turn a flat index into the array index a user would write."""
     return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
-
-
-def format_index(name: str, index: tuple[int, ...]) -> str:
-    """``d<name>[i, j]``: how a report names one gradient entry."""
-    return f"d{name}[{', '.join(str(i) for i in index)}]" if index else f"d{name}"
 
 
 def inner(a: Blocks, b: Blocks) -> float:
