@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from derivcheck.diagnosis.degenerate import dead_units, symmetric_point
+from derivcheck.diagnosis.detectors import factor_phrase
 from derivcheck.numeric.precision import observed_eps
 from derivcheck.numeric.taylor import taylor_test
 from derivcheck.outcome import ParamOutcome, Run
@@ -86,11 +87,6 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
         verdict = "inconclusive"
     else:
         verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
-    if taylor is not None and taylor.order is not None and taylor.order < 1.3 and not run.kinks and verdict == "pass":
-        findings.append(Finding(
-            "taylor",
-            "the Taylor remainder test sees first-order convergence although every difference check passed: a "
-            "gradient error below the detection floor is likely.", None, "warning"))
     severity = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: severity.get(f.severity, 3))
     return findings, taylor, verdict
@@ -132,9 +128,9 @@ def _common_factor(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]
     if len(factors) < 2 or not np.allclose(factors, factors[0], rtol=1e-6, atol=0):
         return []
     c = factors[0]
-    return [Finding("scale_all", f"every parameter's gradient is {c:.6g} times the true gradient: the factor belongs "
-                                 f"to the loss (its 1/N, its 1/2, its sign), not to one layer's backward.", None, "error",
-                    factor=c)]
+    head, why = factor_phrase(c)
+    return [Finding("scale_all", f"every parameter's gradient is {head}: the factor belongs to the loss, not to one "
+                                 f"layer's backward; {why}.", None, "error", factor=c)]
 
 
 def _degeneracies(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:

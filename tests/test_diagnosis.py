@@ -281,3 +281,19 @@ def test_the_readme_lists_every_diagnosis_kind():
                                            "symmetric_point", "dead_units", "batch_size_one", "ignores_dy",
                                            "kink_invalid", "joint"}
     assert listed == kinds
+
+
+def test_a_backward_that_ignores_dy_is_named():
+    x = RNG.standard_normal((3, 4))
+    report = dc.check_backward(np.sin, lambda dy, x: np.cos(x), (x,))
+    assert report.verdict == "fail" and "ignores_dy" in errors(report)
+    assert "ignores_dy" not in errors(dc.check_backward(np.sin, lambda dy, x: 2 * dy * np.cos(x), (x,)))
+
+
+def test_entries_that_pass_alone_but_fail_together_are_named_joint():
+    x = np.array([1.0, 1.0, 0.3])  # a tie: each entry alone may take the whole gradient, not both at once
+    loss = lambda x: float(np.max(x))  # noqa: E731
+    report = dc.check_gradient(loss, lambda x: (x == x.max()).astype(float), x)
+    assert report.verdict == "fail" and "joint" in errors(report), str(report)
+    info = [f for f in dc.check_gradient(loss, lambda x: np.array([1.0, 0, 0]), x).findings if f.kind == "kink"]
+    assert info and info[0].severity == "info"

@@ -114,23 +114,30 @@ def _mean_vs_sum(e: Evidence) -> Iterator[Hypothesis]:
             yield Hypothesis("mean_vs_sum", corrected=e.analytic / k, factor=float(k), detail={"batch": n})
 
 
-def _describe_scale(name: str, h: Hypothesis) -> str:
-    c = float(h.factor or 1.0)
+def factor_phrase(c: float) -> tuple[str, str]:
+    """How a factor analytic/true is said ("half the true gradient"), and where such a factor usually comes from."""
     f = _fraction(abs(c))
     sign = " and the wrong sign" if c < 0 else ""
+    if c == -1:
+        return "the true gradient with the wrong sign", "a subtraction in the wrong order, or a descent step's minus"
     if f == Fraction(1, 2):
-        head, why = "half the true gradient", ("a factor 2 is missing somewhere (a squared error's d/dz z^2 = 2z, "
-                                               "dropout's 1/keep with keep = 0.5, a term counted once that occurs twice)")
+        head, why = "half the true gradient", ("a factor 2 is missing somewhere: a squared error's d/dz z^2 = 2z, "
+                                               "dropout's 1/keep with keep = 0.5, or a term that occurs twice counted once")
     elif f == 2:
-        head, why = "twice the true gradient", ("a factor 1/2 is missing somewhere (the loss's 0.5 * sum(r**2), or a "
-                                                "term counted twice)")
+        head, why = "twice the true gradient", ("a factor 1/2 is missing somewhere: the loss's 0.5 * sum(r**2), or a "
+                                                "term counted twice")
     elif f is not None and f.denominator == 1:
-        head, why = f"{f.numerator} times the true gradient", f"a division by {f.numerator} is missing (a mean over {f.numerator} terms?)"
+        head, why = f"{f.numerator} times the true gradient", f"a division by {f.numerator} is missing: a mean over {f.numerator} terms?"
     elif f is not None:
         head, why = f"1/{f.denominator} of the true gradient", f"it is divided by {f.denominator} once too often, or a sum over {f.denominator} terms is missing"
     else:
-        head, why = f"{abs(c):.6g} times the true gradient", "a constant factor is wrong (a rate, a temperature, a keep probability, a weight?)"
-    return f"d{name} is {head}{sign}, at every entry: {why}."
+        head, why = f"{abs(c):.6g} times the true gradient", "a constant factor is wrong: a rate, a temperature, a keep probability or a weight?"
+    return head + sign, why
+
+
+def _describe_scale(name: str, h: Hypothesis) -> str:
+    head, why = factor_phrase(float(h.factor or 1.0))
+    return f"d{name} is {head}, at every entry: {why}."
 
 
 @detector("scale", _describe_scale)
@@ -334,6 +341,7 @@ def _wrong_quantity(e: Evidence) -> Iterator[Hypothesis]:
         return
     rights = [(label, on, v) for label, on, v in forms if (label, on) not in wrong]
     rights += list(_softmax_forms(tensors, a.shape))
+    rights.sort(key=lambda r: r[1] != "y")  # the textbook form first: through the output, s * (1 - s)
     for label, on, v in rights:
         if e.explains(v):
             softmax = label.startswith("p * (dy - sum") and wrong[0][0] == "dy * q * (1 - q)"
