@@ -21,6 +21,7 @@ from derivcheck.errors import (
     UserFunctionError,
 )
 from derivcheck.report import Finding, GradientReport, ParamReport
+from derivcheck.second_order import check_hessian, check_hvp
 
 # The symbolic side imports SymPy; load it on first use so numeric checks start fast.
 _LAZY = {
@@ -58,6 +59,8 @@ __all__ = [
     "assert_gradient",
     "check_backward",
     "check_gradient",
+    "check_hessian",
+    "check_hvp",
     "derive",
     "list_layers",
     "render_derivation",

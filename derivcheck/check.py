@@ -20,7 +20,7 @@ from derivcheck.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.findings import ignores_argument, report_findings, settle_precision
-from derivcheck.joint import passing_block, run_joint
+from derivcheck.joint import discontinuous_block, passing_block, run_joint
 from derivcheck.numeric.directional import Probe
 from derivcheck.outcome import ParamOutcome, Run
 from derivcheck.progress import Progress
@@ -47,6 +47,8 @@ def reject_unknown(function: str, unknown: dict[str, Any], options: tuple[str, .
 # A parameter along whose directions coincident kinks were too many to separate (ties in
 # hundreds of pooling windows) is checked entry by entry up to this size.
 KINK_ENTRY_CHECK_MAX_ENTRIES = 4096
+# Keeps derivcheck's random directions apart from NumPy's default_rng(seed) stream.
+_DIRECTION_STREAM = 0xDC_5EED
 # Noise this many times the rounding model: worth one more call to see whether the loss is random.
 NOISY = 64.0
 
@@ -110,7 +112,9 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
     probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
                   float(rtol or 0.0), float(atol or 0.0), setup.fns.grad_at)
-    run = Run(setup, probe, np.random.default_rng(seed), mode, context=context)
+    # Mixed with a constant so that the directions are not the user's own default_rng(seed) draws
+    # (parameters drawn with the same seed would make the "random" direction the point itself).
+    run = Run(setup, probe, np.random.default_rng([_DIRECTION_STREAM, int(seed)]), mode, context=context)
     run_joint(run, directions)
     if settle_precision(run):
         run_joint(run, directions)
@@ -147,7 +151,8 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
         if run.setup.fns.progress is not None:
             run.setup.fns.progress.stage = "locating the error"
         outcomes, explained = failing_outcomes(run)
-    tangled = {k for t in run.tested if t.test.resolution == "unresolved" for k in t.moves}
+    tangled = {k for t in run.tested if not t.test.decides for k in t.moves}
+    jumps = {k for t in run.tested if t.test.resolution == "discontinuous" for k in t.moves}
     for name in run.setup.space.names:
         if name in outcomes:
             continue
@@ -157,6 +162,9 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
         noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES
         if run.mode == "full" or noisy or (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
             outcomes[name] = run_full(run, name)
+            continue
+        if name in jumps and not (size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
+            outcomes[name] = discontinuous_block(run, name)
             continue
         outcome = passing_block(run, name, explained)
         outcomes[name] = outcome if outcome is not None else examine(run, name, run.tested[-1])

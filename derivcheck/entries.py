@@ -11,7 +11,7 @@ import numpy as np
 
 from derivcheck.diagnosis import diagnose, known_finding, wrong_entries_finding
 from derivcheck.evidence import gather
-from derivcheck.joint import block_floor
+from derivcheck.joint import block_floor, discontinuity_finding
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.outcome import ParamOutcome, Run
@@ -53,9 +53,10 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     x, g = s.x[name], s.g[name]
     scales = entry_scale(x).reshape(-1)[indices]
     analytic = g.reshape(-1)[indices]
-    numeric = np.array([t.derivative.value for t in tests]) / scales
+    numeric = np.array([t.derivative.value if t.decides else np.nan for t in tests]) / scales
     tol = np.array([t.tolerance for t in tests]) / scales
-    dist = np.array([t.distance for t in tests]) / scales
+    # An entry along which the loss jumps has no derivative: it measures nothing, and its numbers are not shown.
+    dist = np.array([t.distance if t.decides else 0.0 for t in tests]) / scales
     failed = np.array([not t.passed for t in tests])
     kinked = np.array([t.derivative.kink for t in tests])
     rel = dist / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), np.finfo(float).tiny)
@@ -70,11 +71,18 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     floor = min(floor, block_floor(run, name))  # the directions that moved it, ties unbroken, count too
     outcome = ParamOutcome(ParamReport(
         name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
-        float(np.max(dist)) if len(dist) else 0.0, float(np.max(rel)) if len(rel) else 0.0,
+        float(np.max(dist)) if len(dist) else 0.0, float(np.nanmax(rel)) if np.any(np.isfinite(rel)) else (np.nan if len(rel) else 0.0),
         flat_index(x.shape, int(indices[worst])) if len(tests) else None,
         float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
+    jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
     if failed.any():
         _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
+    elif jumps:
+        entries = tuple(flat_index(x.shape, i) for i in jumps)
+        reason = (f"the loss jumps along {len(jumps)} entr{'y' if len(jumps) == 1 else 'ies'} of {name} "
+                  f"({', '.join(map(str, entries[:3]))}{' ...' if len(entries) > 3 else ''}): no derivative exists there")
+        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+        outcome.findings.append(discontinuity_finding(name, entries))
     elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
         reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)

@@ -110,8 +110,8 @@ def _invalid_kinks(run: Run) -> list[Finding]:
 
 def _taylor(run: Run) -> TaylorResult | None:
     random = next((t for t in run.tested if t.label.startswith("random") and "only" not in t.label), None)
-    if random is None or not run.probe.values:
-        return None
+    if random is None or not run.probe.values or any(t.test.derivative.jump for t in run.tested):
+        return None  # no Taylor expansion exists across a jump
     return taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, bool(run.kinks))
 
 

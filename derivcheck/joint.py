@@ -20,7 +20,7 @@ import numpy as np
 
 from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.outcome import ParamOutcome, Run
-from derivcheck.results import Finding, ParamReport
+from derivcheck.results import Finding, ParamReport, format_index
 from derivcheck.tolerances import INCONCLUSIVE_FLOOR, entry_scale
 
 
@@ -74,7 +74,7 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
     g = run.setup.g[name]
     floors = []
     for t in run.tested:
-        if name in t.moves and (t.test.passed or explained) and t.test.resolution != "unresolved":
+        if name in t.moves and (t.test.passed or explained) and t.test.decides:
             c = abs(float(np.vdot(g, t.moves[name])))
             if c > 0:
                 floors.append(t.test.tolerance / c)
@@ -100,6 +100,23 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
                   f"noise swamps {name}'s effect on it")
         return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
     return ParamOutcome(joint_row(run, name, floor, "pass"))
+
+
+def discontinuous_block(run: Run, name: str) -> ParamOutcome:
+    """A parameter along whose directions the loss jumps: there is no derivative to compare with."""
+    reason = (f"the loss is discontinuous at this point along a direction that moves {name} (it jumps, like a step "
+              f"function or an argmax): no derivative exists there, so none can be checked")
+    return ParamOutcome(joint_row(run, name, float("inf"), "inconclusive", reason), [], [discontinuity_finding(name)])
+
+
+def discontinuity_finding(name: str, entries: tuple[tuple[int, ...], ...] = ()) -> Finding:
+    """What a jump in the loss means for the check."""
+    where = f" (at {', '.join(format_index(name, e) for e in entries[:4])}{' ...' if len(entries) > 4 else ''})" if entries else ""
+    return Finding(
+        "discontinuous",
+        f"the loss jumps at this point when {name} moves{where}: the finite differences grow like 1/step instead of "
+        f"settling, so no derivative exists there (a hard threshold, an argmax, a ReLU's derivative inside a gradient "
+        f"that is itself differentiated). Check at a point off the jump.", name, "warning", entries)
 
 
 def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:

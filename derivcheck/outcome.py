@@ -23,7 +23,7 @@ class Tested:
 
     def as_check(self) -> DirectionCheck:
         d = self.test.derivative
-        kind = "kink" if d.kink else ("refined" if d.refined else "smooth")
+        kind = "jump" if d.jump else ("kink" if d.kink else ("refined" if d.refined else "smooth"))
         return DirectionCheck(self.label, tuple(self.moves), self.test.analytic, d.value, self.test.tolerance,
                               d.step, kind, self.test.passed)
 

@@ -70,7 +70,7 @@ class DirectionCheck:
     numeric: float
     tolerance: float
     step: float
-    kind: str  # "smooth", "refined" (a kink nearby or strong curvature: a shorter step) or "kink"
+    kind: str  # "smooth", "refined" (a kink nearby or strong curvature: a shorter step), "kink" or "jump"
     passed: bool
 
 

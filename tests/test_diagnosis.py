@@ -279,7 +279,8 @@ def test_the_readme_lists_every_diagnosis_kind():
     listed = set(re.findall(r"^- `(\w+)`", section, flags=re.M))
     kinds = {d.kind for d in DETECTORS} | {"first_sample_only", "scale_all", "wrong_entries", "unexplained",
                                            "symmetric_point", "dead_units", "batch_size_one", "ignores_dy",
-                                           "kink_invalid", "joint"}
+                                           "kink_invalid", "joint", "discontinuous", "hessian_entries",
+                                           "hessian_asymmetric"}
     assert listed == kinds
 
 

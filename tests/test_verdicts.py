@@ -341,3 +341,28 @@ def test_float32_relu_nets_are_never_failed_when_right_and_failed_when_scaled():
         assert dc.check_gradient(loss, grad, params, seed=seed).verdict != "fail", seed
         halved = dc.check_gradient(loss, lambda p: {k: v / 2 for k, v in grad(p).items()}, params, seed=seed)
         assert halved.verdict == "fail", seed
+
+
+def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
+    from derivcheck.numeric.finite_diff import central_difference
+
+    assert central_difference(np.sign, 0.0, 1e-5, 1e-16).jump  # odd: its fourth difference is zero
+    step = lambda t: float(t > 0) - 3.0 * t  # noqa: E731
+    assert central_difference(step, step(0.0), 1e-5, 1e-16).jump
+    assert not central_difference(abs, 0.0, 1e-5, 1e-16).jump  # a kink is not a jump
+    assert not central_difference(np.sin, 0.0, 1e-5, 1e-16).jump
+    noisy = np.random.default_rng(3)
+    assert not central_difference(lambda t: t + 1e-9 * noisy.standard_normal(), 0.0, 1e-5, 1e-16).jump
+
+    x = np.array([0.0, 1.0, -0.5])
+    for seed in range(20):
+        report = dc.check_gradient(lambda x: float(np.sum(np.sign(x))), lambda x: np.zeros(3), x, seed=seed)
+        assert report.verdict == "inconclusive", (seed, str(report))
+        found = [f for f in report.findings if f.kind == "discontinuous"]
+        assert found and found[0].entries == ((0,),)
+    off = np.array([0.3, 1.0, -0.5])
+    assert dc.check_gradient(lambda x: float(np.sum(np.sign(x))), lambda x: np.zeros(3), off).verdict == "pass"
+    big = np.random.default_rng(0).standard_normal((100, 100))
+    big[3, 4] = 0.0
+    report = dc.check_gradient(lambda x: float(np.sum(x > 0) + np.sum(x**2)), lambda x: 2 * x, big)
+    assert report.verdict == "inconclusive" and "discontinuous" in report.params[0].reason

@@ -9,6 +9,8 @@ gradient and of the step; kinks are judged as subgradients (see ``kinks``).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,8 +68,14 @@ class DirectionalTest:
     tolerance: float
     passed: bool
     # How a kink was judged: "interval", "separated", "off-kink formula wrong", or "unresolved"
-    # (too many coincident kinks to separate: the test decides nothing, and counts for no power).
+    # (too many coincident kinks to separate: the test decides nothing, and counts for no power);
+    # "discontinuous": the loss jumps here, no derivative exists (decides nothing either).
     resolution: str = ""
+
+    @property
+    def decides(self) -> bool:
+        """False where the test could judge nothing (unresolved coincident kinks, a discontinuity)."""
+        return self.resolution not in ("unresolved", "discontinuous")
 
     @property
     def signed_error(self) -> float:
@@ -160,6 +168,8 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
 
     low = probe.eps_eval > LOW_PRECISION_EPS
     d = central_difference(line(probe, x, moves, trace), f0, step_for(probe, analytic), probe.noise, at_an_end, low)
+    if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing
+        return DirectionalTest(d, analytic, math.inf, True, "discontinuous")
     probe.noise = max(probe.noise, d.noise)
     tol = tolerance(probe, d, moves, g, x)
     if d.admits(analytic, tol):

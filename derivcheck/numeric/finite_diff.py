@@ -39,6 +39,14 @@ _ONE_SIDED_NOISE = 5.1  # (4 phi(h/2) - phi(h) - 3 phi(0)) / h  ->  sqrt(26) sig
 _NOISE_RATIO = 1.0 / math.sqrt(LADDER_RATIO)
 # Jumps from two rungs of an exact kink agree to within this fraction (curvature, noise).
 _JUMP_AGREEMENT = 0.25
+# A discontinuity: D(h/2) - D(h) at least this fraction of D(h), a jump this many times the noise, and
+# the difference growing by LADDER_RATIO per rung to this fraction.
+_JUMP_HINT = 1e-3
+_JUMP_SNR = 1e3
+_JUMP_SAME = 0.05
+# A jump must look like one down to steps this fraction of the first (a kink closer to 0 than
+# that, about 1e-13 relative, is indistinguishable from a jump).
+JUMP_DEPTH = 1e-8
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Derivative:
     evaluations: int
     refined: bool = False
     noise: float = 0.0
+    jump: bool = False  # phi is discontinuous at 0: no derivative exists, the value means nothing
 
     def admits(self, analytic: float, tolerance: float) -> bool:
         """Whether ``analytic`` agrees: close to ``value``, or between the one-sided values at a kink."""
@@ -88,6 +97,8 @@ class _Rung:
     backward: float
     side_truncation: float  # O(h) terms left in the one-sided estimates
     q: float  # fourth difference
+    d1: float = 0.0  # central differences at h and h/2
+    d2: float = 0.0
 
 
 def _rung(phi: Phi, f0: float, h: float) -> _Rung:
@@ -97,7 +108,7 @@ def _rung(phi: Phi, f0: float, h: float) -> _Rung:
     backward = 2 * (f0 - fm2) / (h / 2) - (f0 - fm) / h
     side = abs((fp2 - f0) / (h / 2) - (fp - f0) / h) + abs((f0 - fm2) / (h / 2) - (f0 - fm) / h)
     q = fm - 4 * fm2 + 6 * f0 - 4 * fp2 + fp
-    return _Rung(h, (4 * d2 - d1) / 3, abs(d2 - d1) / 3, forward, backward, side, q)
+    return _Rung(h, (4 * d2 - d1) / 3, abs(d2 - d1) / 3, forward, backward, side, q, d1, d2)
 
 
 def _smooth(r: _Rung, noise: float, evaluations: int, near: bool) -> Derivative:
@@ -146,6 +157,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         return cache[t]
 
     rungs = [_rung(at, f0, step)]
+    if _may_jump(rungs[0], noise):
+        jump = _jump_descent(at, f0, rungs[0], noise)  # evaluations cached: the descent below reuses them
+        if jump is not None:
+            return _discontinuous(jump, noise, len(cache) - 1)
     while True:
         threshold = ROUGH_SNR * _Q_NOISE * noise
         if abs(rungs[-1].q) <= threshold:
@@ -168,6 +183,43 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, len(cache) - 1)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+def _may_jump(r: _Rung, noise: float) -> bool:
+    """D(h/2) - D(h) large against D and against the noise: worth one finer rung to see whether phi jumps at 0."""
+    e = r.d2 - r.d1
+    return abs(e) > _JUMP_HINT * abs(r.d1) and 2 * r.h * abs(e) > _JUMP_SNR * max(noise, 0.0)
+
+
+def _jump_descent(at: Phi, f0: float, first: _Rung, noise: float) -> _Rung | None:
+    """The finest rung, if D(h/2) - D(h) grows like 1/h from the first step down to JUMP_DEPTH of it.
+
+    A kink at a distance d from 0 looks like a jump of size (its slope change) * d while the
+    step is longer than d, and stops looking like one below; a true jump never stops.
+    """
+    r = first
+    while r.h > JUMP_DEPTH * first.h:
+        finer = _rung(at, f0, r.h / LADDER_RATIO)
+        if not _jumps(r, finer, noise):
+            return None
+        r = finer
+    return r
+
+
+def _jumps(coarse: _Rung, fine: _Rung, noise: float) -> bool:
+    """phi jumps at 0: D(h/2) - D(h) grows like 1/h from one rung to the next.
+
+    A jump J at 0 adds J / (2h) to D(h) (for any split of J between the sides), so
+    D(h/2) - D(h) = J / (2h) exactly, and LADDER_RATIO times that one rung finer; a
+    derivative makes it shrink like h^2, a kink keeps it about constant, noise scatters it.
+    The fourth difference cannot tell: for an odd jump (sign(t)) it is zero.
+    """
+    e0, e1 = coarse.d2 - coarse.d1, fine.d2 - fine.d1
+    return _may_jump(coarse, noise) and abs(e1 - LADDER_RATIO * e0) <= _JUMP_SAME * abs(LADDER_RATIO * e0)
+
+
+def _discontinuous(r: _Rung, noise: float, evaluations: int) -> Derivative:
+    return Derivative(r.central, math.inf, r.forward, r.backward, False, r.h, evaluations, False, noise, jump=True)
 
 
 def _confirmed(first: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:

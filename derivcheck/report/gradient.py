@@ -60,11 +60,11 @@ def _direction_rows(report: GradientReport) -> list[tuple[str, ...]]:
             d.label,
             ", ".join(d.params) if len(d.params) <= 3 else f"{len(d.params)} parameters",
             f"{d.analytic:.9g}",
-            f"{d.numeric:.9g}",
+            "-" if d.kind == "jump" else f"{d.numeric:.9g}",
             f"{d.tolerance:.1e}",
             f"{d.step:.1e}",
             d.kind,
-            "ok" if d.passed else "FAIL",
+            "-" if d.kind == "jump" else ("ok" if d.passed else "FAIL"),  # a jump decides nothing
         )
         for d in report.directions
     ]
