@@ -60,7 +60,7 @@ def _derive(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from derivcheck.compose import MODELS
     from derivcheck.report.verification import render_verification_text, verification_rows
-    from derivcheck.verify import verify_layer, verify_model
+    from derivcheck.verify import failed_verification, verify_layer, verify_model
 
     layers, models = _catalog()
     names = args.names or layers + models
@@ -71,7 +71,10 @@ def _verify(args: argparse.Namespace) -> int:
     results = []
     for k, n in enumerate(names, 1):
         t0 = time.perf_counter()
-        results.append(verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed))
+        try:
+            results.append(verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed))
+        except Exception as exc:  # noqa: BLE001 - one bad layer file must not stop the catalog's run
+            results.append(failed_verification(n, exc, time.perf_counter() - t0))
         if (args.progress or sys.stderr.isatty()) and not args.quiet:  # stderr only: stdout stays the table or JSON
             verdict = "ok" if results[-1].ok else "DISAGREE"
             print(f"[{k}/{len(names)}] {n}: {verdict} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)

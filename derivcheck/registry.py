@@ -7,6 +7,7 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from derivcheck.compose import Sequential
     from derivcheck.extend import Layer
 
 LAYERS: dict[str, Layer] = {}
@@ -49,3 +50,23 @@ def get_layer(name: str) -> Layer:
 
         raise InputError(f"no layer named {name!r}; known layers: {', '.join(LAYERS)}")
     return LAYERS[name]
+
+
+def list_models() -> list[str]:
+    """Names of all registered models (chains of layers), in declaration order."""
+    _load()
+    from derivcheck.compose import MODELS
+
+    return list(MODELS)
+
+
+def get_model(name: str) -> Sequential:
+    """The model called ``name``, whatever was imported before; a clear error lists the known names otherwise."""
+    _load()
+    from derivcheck.compose import MODELS
+
+    if name not in MODELS:
+        from derivcheck.errors import InputError
+
+        raise InputError(f"no model named {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name]

@@ -95,18 +95,24 @@ def _text(d) -> str:
     lines = _header(d)
     y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
     lines.append(f"forward:  {y} = {_text_expr(d.built.element)}")
+    from derivcheck.symbolic.checked_code import form_check
+
     for g in d.gradients.values():
         lines.append("")
         lines.append(f"dE/d{_text_expr(g.index.entry)} = {_text_expr(g.index.expr)}")
-        if g.matrix.kind == "matrix":
-            lines.append(f"  {_KIND_NOTE['matrix']}: dE/d{g.arg.name} = {_text_expr(g.matrix.expr)}")
+        checked = form_check(d, g.arg.name)
+        if g.matrix.kind != "none" and checked.matrix is not None:
+            lines.append(f"  DEFECT: the matrix form derived here {checked.matrix}; it is not shown")
+        elif g.matrix.kind == "matrix":
+            lines.append(f"  {_KIND_NOTE['matrix']}, verified against the index form: dE/d{g.arg.name} = "
+                         f"{_text_expr(g.matrix.expr)}")
         elif g.matrix.kind == "elementwise":
-            lines.append(f"  {_KIND_NOTE['elementwise']}:")
-            lines.append(f"  dE/d{g.arg.name} = {d.matrix_latex(g)}")
+            lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
+            lines.append(f"  dE/d{g.arg.name} = {_text_expr(_elementwise_text(g))}")
         else:
             lines.append(f"  {g.matrix.note}")
-            if g.matrix.einsum:
-                lines.append(f"  einsum: {g.matrix.einsum}")
+            if g.matrix.einsum and checked.einsum is None:
+                lines.append(f"  einsum, verified against the index form: {g.matrix.einsum}")
             lines.append("  vectorized NumPy: the reference backward below, verified against this index form")
         if g.trace_note:
             lines.append(f"  cross-check: {g.trace_note}")
@@ -117,6 +123,12 @@ def _text(d) -> str:
 
         lines += ["", "reference backward (vectorized NumPy):", inspect.getsource(d.layer.backward).rstrip()]
     return "\n".join(lines)
+
+
+def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
+    """The elementwise pattern with its placeholders named after the matrices they stand for (plain text)."""
+    return g.matrix.expr.xreplace({h: sp.Symbol(str(getattr(m, "name", getattr(m, "label", m))))
+                                   for h, m in g.matrix.placeholders.items()})
 
 
 def _markdown(d) -> str:
@@ -142,16 +154,16 @@ def _markdown(d) -> str:
 
 
 def _code(d) -> str:
-    from derivcheck.symbolic.compile import matrix_form_code
+    from derivcheck.symbolic.checked_code import checked_code
 
-    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient."]
-    for name, g in d.gradients.items():
-        code = matrix_form_code(d.built, g.matrix, name)
-        if code is None:
-            einsum = f"\n# einsum: {g.matrix.einsum}" if g.matrix.einsum else ""
-            blocks.append(f"# d{name}: {g.matrix.note}{einsum}")
+    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each run here "
+              f"against the index form at random sizes before it was printed."]
+    for name in d.gradients:
+        checked = checked_code(d, name)
+        if checked.source is None:
+            blocks.append(f"# d{name}: {checked.note}")
         else:
-            blocks.append(code)
+            blocks.append(f"# d{name}: {checked.note}\n{checked.source}")
     return "\n\n".join(blocks)
 
 

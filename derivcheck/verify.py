@@ -178,10 +178,10 @@ def verify_layer(
 def verify_model(name: str, *, sizes: Mapping[str, int] | None = None, seed: int = 0) -> LayerVerification:
     """The four witnesses for a model: chains of index-form, matrix-form and reference VJPs,
     and finite differences of the model's loss."""
-    from derivcheck.compose import MODELS
     from derivcheck.extend import Arg
+    from derivcheck.registry import get_model
 
-    model = MODELS[name]
+    model = get_model(name)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     sizes = dict(sizes) if sizes is not None else model.draw_sizes(rng)
@@ -214,3 +214,10 @@ def verify_model(name: str, *, sizes: Mapping[str, int] | None = None, seed: int
             )
         )
     return LayerVerification(name, sizes, tuple(rows), 0.0, time.perf_counter() - start)
+
+
+def failed_verification(name: str, exc: BaseException, seconds: float) -> LayerVerification:
+    """A layer that could not be derived, compiled or evaluated: one failing row with the reason."""
+    reason = f"could not be verified: {type(exc).__name__}: {exc}"
+    row = GradientVerification(name, "-", (), ("derivation",), float("nan"), "none", seconds, reason)
+    return LayerVerification(name, {}, (row,), 0.0, seconds)

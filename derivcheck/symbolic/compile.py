@@ -159,13 +159,22 @@ def matrix_form_code(built: Built, form: MatrixForm, arg_name: str) -> str | Non
     for h in form.placeholders:
         body = body.replace(str(h), str(form.placeholders[h].name if hasattr(form.placeholders[h], "name") else form.placeholders[h].label))
     params = ", ".join([*dict.fromkeys(names), *scalars])
+    columns = [str(sym.name) for sym in _matrix_arguments(built, form)
+               if isinstance(sym, sp.MatrixSymbol) and sym.shape[1] == 1 and str(sym.name) in names]
+    if form.kind == "elementwise":
+        columns = [str(form.placeholders[h].name) for h in form.placeholders
+                   if isinstance(form.placeholders[h], sp.MatrixSymbol) and form.placeholders[h].shape[1] == 1
+                   and str(form.placeholders[h].name) in names]
+    vector = len(next(a for a in built.layer.differentiable if a.name == arg_name).letters) == 1
     lines = [
         "import numpy",
         "",
         "",
         f"def grad_{arg_name}({params}):",
-        f'    """dE/d{arg_name} of layer {built.layer.name!r} (vectors as columns)."""',
-        f"    return {body}",
+        f'    """dE/d{arg_name} of layer {built.layer.name!r}: arrays in, an array of the shape of {arg_name} out."""',
+        # The matrix form treats vectors as columns; users pass and get NumPy's 1-D arrays.
+        *[f"    {c} = numpy.reshape({c}, (-1, 1))" for c in dict.fromkeys(columns)],
+        f"    return numpy.ravel({body})" if vector else f"    return {body}",
     ]
     return "\n".join(lines)
 

@@ -67,7 +67,11 @@ class Derivation:
         return lines
 
     def matrix_latex(self, g: Gradient) -> str | None:
-        """The matrix form in LaTeX, or None where there is no clean one."""
+        """The matrix form in LaTeX, or None where there is no clean one or it did not verify in this run."""
+        from derivcheck.symbolic.checked_code import form_check
+
+        if g.matrix.kind != "none" and form_check(self, g.arg.name).matrix is not None:
+            return None  # a defect is reported by the renderers, never shown as an answer
         if g.matrix.kind == "matrix":
             return DerivationPrinter().doprint(g.matrix.expr)
         if g.matrix.kind == "elementwise":

@@ -1,0 +1,242 @@
+"""Generated NumPy code that is checked before it is printed: right, of the right shape, and safe.
+
+The source text a user would copy is executed here, in the same run, at random sizes, and
+compared with the index form (evaluated entry by entry). Where the direct translation of a
+matrix form overflows (``exp(x) / (exp(x) + 1)**2`` at x = 710), stable rewrites are tried
+(a sigmoid through tanh, a softmax shifted by its row maximum); a rewrite is used only if it
+agrees with the index form too. Code that disagrees is never printed as an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from derivcheck.symbolic.compile import _arg_values, compiled_gradient, matrix_form_code
+from derivcheck.symbolic.matrix_form import MatrixForm, reduce_axis
+
+# Sizes drawn for the check of generated code (two draws, sizes from 2 so that no axis is trivial).
+_DRAWS = (101, 202)
+# Inputs scaled by this much probe numerical safety (exp overflows beyond about 709).
+_EXTREME = 1000.0
+_AGREEMENT = 1e-9
+
+# Helpers a rewrite may call; each is printed with the code that uses it.
+HELPERS = {
+    "_sigmoid": "def _sigmoid(x):\n    return 0.5 * (1.0 + numpy.tanh(0.5 * x))  # no overflow, unlike 1 / (1 + exp(-x))",
+    "_rowmax": "def _rowmax(x, axis):\n    return numpy.max(x, axis=axis, keepdims=True)",
+}
+
+
+class _sigmoid(sp.Function):  # noqa: N801 - printed as the helper of the same name
+    pass
+
+
+class _rowmax(sp.Function):  # noqa: N801
+    pass
+
+
+@dataclass(frozen=True)
+class CheckedCode:
+    """The source to print (None where nothing verified), and what the check found."""
+
+    source: str | None
+    note: str
+
+
+def checked_code(d: Any, arg_name: str) -> CheckedCode:
+    """The generated code for one gradient, verified against the index form (and made safe where it can be)."""
+    g = d.gradients[arg_name]
+    if g.matrix.kind == "none":
+        return CheckedCode(None, g.matrix.note)
+    candidates = [("direct", g.matrix), *[(label, form) for label, form in _rewrites(g.matrix)]]
+    unsafe = None
+    for label, form in candidates:
+        source = _with_helpers(matrix_form_code(d.built, form, arg_name))
+        problem = _disagreement(d, arg_name, source)
+        if problem is not None:
+            if label == "direct":
+                return CheckedCode(None, f"DEFECT, not shown: the generated code {problem}")
+            continue
+        if _safe(d, arg_name, source):
+            return CheckedCode(source, "verified against the index form" + ("" if label == "direct" else f" ({label})"))
+        unsafe = unsafe or source
+    return CheckedCode(unsafe, "verified against the index form; NOT numerically safe for inputs of magnitude 1000 "
+                               "(an exp overflows): rescale, or use a log-sum-exp form")
+
+
+def _rewrites(form: MatrixForm) -> list[tuple[str, MatrixForm]]:
+    if form.kind != "elementwise" or not form.expr.has(sp.exp):
+        return []
+    out = []
+    sig = _sigmoid_rewrite(form.expr)
+    if sig is not None:
+        out.append(("exp(x) / (1 + exp(x)) written as a stable sigmoid", replace(form, expr=sig)))
+    shifted = _softmax_rewrite(form.expr)
+    if shifted is not None:
+        out.append(("softmax shifted by its row maximum", replace(form, expr=shifted)))
+    return out
+
+
+def _sigmoid_rewrite(expr: sp.Expr) -> sp.Expr | None:
+    """exp(u) = s / (1 - s) with s = sigmoid(u): expressions in exp(u) / (1 + exp(u)) become exp-free."""
+    out = expr
+    for e in sorted(expr.atoms(sp.exp), key=sp.default_sort_key):
+        s = sp.Dummy("s")
+        candidate = sp.factor(sp.simplify(out.subs(e, s / (1 - s))))
+        if candidate.has(sp.exp) and candidate.atoms(sp.exp) >= out.atoms(sp.exp):
+            return None
+        out = candidate.subs(s, _sigmoid(e.args[0]))
+    return None if out.has(sp.exp) else out
+
+
+def _softmax_rewrite(expr: sp.Expr) -> sp.Expr | None:
+    """exp(u) -> exp(u - rowmax(u)) where exp(u) appears only over its own row sum (the ratio is unchanged)."""
+    sums = [r for r in expr.atoms(reduce_axis) if isinstance(r.args[0], sp.exp)]
+    if not sums:
+        return None
+    mapping = {}
+    for r in sums:
+        u, axis = r.args[0].args[0], r.args[1]
+        mapping[r.args[0]] = sp.exp(u - _rowmax(u, axis))
+    return expr.xreplace(mapping)
+
+
+def _with_helpers(source: str | None) -> str | None:
+    if source is None:
+        return None
+    used = [name for name in HELPERS if f"{name}(" in source]
+    if not used:
+        return source
+    head, _, rest = source.partition("\n\n\n")
+    return "\n\n\n".join([head, *[HELPERS[n] for n in used], rest])
+
+
+def _function(source: str, arg_name: str) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<generated grad_{arg_name}>", "exec"), namespace)  # noqa: S102 - our own generated text
+    return namespace[f"grad_{arg_name}"]
+
+
+def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> Any:
+    import inspect
+
+    values = {str(getattr(k, "name", getattr(k, "label", k))): v for k, v in _arg_values(d.built, arrays, upstream, sizes).items()}
+    return fn(*[values[p] for p in inspect.signature(fn).parameters])
+
+
+def _inputs(d: Any, seed: int, scale: float = 1.0) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
+    from derivcheck.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
+
+    rng = np.random.default_rng(seed)
+    sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
+    arrays = sample_inputs(d.layer, sizes, rng)
+    if scale != 1.0:
+        arrays = {k: (v * scale if np.issubdtype(np.asarray(v).dtype, np.floating) else v) for k, v in arrays.items()}
+    upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
+    return arrays, upstream, sizes
+
+
+def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
+    """None when the printed code matches the index form at every draw; otherwise what went wrong."""
+    if source is None:
+        return "could not be generated"
+    index = compiled_gradient(d.layer.name, arg_name, "index")
+    try:
+        fn = _function(source, arg_name)
+    except Exception as exc:  # noqa: BLE001 - generated text that does not even run
+        return f"does not run ({type(exc).__name__}: {exc})"
+    for seed in _DRAWS:
+        arrays, upstream, sizes = _inputs(d, seed)
+        want = index(arrays, upstream, sizes)
+        try:
+            with np.errstate(all="ignore"):
+                got = np.asarray(_call(d, fn, arrays, upstream, sizes), dtype=float)
+        except Exception as exc:  # noqa: BLE001
+            return f"raises {type(exc).__name__} at sizes {sizes}: {exc}"
+        if got.shape != want.shape:
+            return f"returns shape {got.shape}, not the parameter's {want.shape}, at sizes {sizes}"
+        scale = max(float(np.max(np.abs(want), initial=0.0)), 1.0)
+        gap = float(np.max(np.abs(got - want), initial=0.0))
+        if not gap <= _AGREEMENT * scale:
+            return f"differs from the index form by {gap:.3g} at sizes {sizes}"
+    return None
+
+
+def _safe(d: Any, arg_name: str, source: str) -> bool:
+    """Finite output for inputs of magnitude about 1000, where a naive exp overflows."""
+    fn = _function(source, arg_name)
+    arrays, upstream, sizes = _inputs(d, _DRAWS[0], _EXTREME)
+    with np.errstate(all="ignore"):
+        try:
+            out = np.asarray(_call(d, fn, arrays, upstream, sizes), dtype=float)
+        except Exception:  # noqa: BLE001
+            return False
+    return bool(np.all(np.isfinite(out)))
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    """Whether a gradient's matrix form and einsum agree with its index form (None: they do, or there is none)."""
+
+    matrix: str | None
+    einsum: str | None
+
+
+_CHECKED: dict[tuple[str, str, str, str], FormCheck] = {}
+
+
+def form_check(d: Any, arg_name: str) -> FormCheck:
+    """The matrix form and the einsum of one gradient, evaluated against the index form at random sizes
+    (once per process for each distinct form)."""
+    g = d.gradients[arg_name]
+    key = (d.layer.name, arg_name, sp.srepr(g.matrix.expr), str(g.matrix.einsum))
+    if key not in _CHECKED:
+        _CHECKED[key] = _form_check(d, arg_name)
+    return _CHECKED[key]
+
+
+def _form_check(d: Any, arg_name: str) -> FormCheck:
+    from derivcheck.symbolic.compile import compile_matrix_form
+
+    g = d.gradients[arg_name]
+    if g.matrix.kind == "none" and not g.matrix.einsum:
+        return FormCheck(None, None)  # nothing printed besides the index form itself
+    index = compiled_gradient(d.layer.name, arg_name, "index")
+    matrix = compile_matrix_form(d.built, g.matrix, g.arg.letters) if g.matrix.kind != "none" else None
+    matrix_problem = einsum_problem = None
+    for seed in _DRAWS:
+        arrays, upstream, sizes = _inputs(d, seed)
+        want = index(arrays, upstream, sizes)
+        if matrix is not None and matrix_problem is None:
+            matrix_problem = _compare(lambda: matrix(arrays, upstream, sizes), want, sizes)
+        if g.matrix.einsum and einsum_problem is None:
+            einsum_problem = _compare(lambda: _einsum(d, g.matrix.einsum, arrays, upstream, sizes), want, sizes)
+    return FormCheck(matrix_problem, einsum_problem)
+
+
+def _einsum(d: Any, text: str, arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> np.ndarray:
+    values = {str(getattr(k, "name", getattr(k, "label", k))): v for k, v in _arg_values(d.built, arrays, upstream, sizes).items()}
+    values = {k: (v.reshape(-1) if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == 1 else v) for k, v in values.items()}
+    return np.asarray(eval(text, {"__builtins__": {}, "einsum": np.einsum, "numpy": np}, values), dtype=float)  # noqa: S307
+
+
+def _compare(compute: Callable[[], Any], want: np.ndarray, sizes: dict[str, int]) -> str | None:
+    try:
+        with np.errstate(all="ignore"):
+            got = np.asarray(compute(), dtype=float)
+    except Exception as exc:  # noqa: BLE001 - a printed artefact that does not evaluate is a defect too
+        return f"does not evaluate ({type(exc).__name__}) at sizes {sizes}"
+    if got.shape != want.shape:
+        if got.size == want.size:
+            got = got.reshape(want.shape)
+        else:
+            return f"has shape {got.shape}, not {want.shape}, at sizes {sizes}"
+    gap = float(np.max(np.abs(got - want), initial=0.0))
+    if not gap <= _AGREEMENT * max(float(np.max(np.abs(want), initial=0.0)), 1.0):
+        return f"differs from the index form by {gap:.3g} at sizes {sizes}"
+    return None
