@@ -141,7 +141,7 @@ def chained_latex(model: Sequential) -> list[str]:
     producers = {s.output: s for s in model.steps}
 
     def delta(value: str) -> str:
-        return rf"\Delta_{{{value}}}"
+        return rf"G_{{{value}}}"  # dE/d(value): the same letter as a layer's upstream gradient
 
     for step in reversed(model.steps):
         d = derive(step.layer)

@@ -24,7 +24,7 @@ def render_derivation(name: str, fmt: str = "text") -> str:
     Examples
     --------
     >>> print(render_derivation("dense", "latex").splitlines()[4])
-    \\frac{\\partial E}{\\partial W} = X^{\\top}\\,\\Delta
+    \\frac{\\partial E}{\\partial W} = X^{\\top}\\,G
     """
     from derivcheck.compose import MODELS, chained_latex
     from derivcheck.registry import list_layers
@@ -86,7 +86,7 @@ def _footer(d) -> list[str]:
     for c in layer.conventions:
         lines.append(f"convention: {c}")
     if not layer.is_loss:
-        lines.append("E is the loss; G (delta) = dE/dy is the upstream gradient, kept symbolic; sizes are symbols.")
+        lines.append("E is the loss; G = dE/dy is the upstream gradient (entries g), kept symbolic; sizes are symbols.")
     lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
     return lines
 

@@ -138,7 +138,7 @@ def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
     assert "Taylor remainder test" in markdown and "| direction |" in markdown
     derivation = dc.derive("dense")
     latex = derivation._repr_latex_()
-    assert latex.startswith("$$") and r"X^{\top}\,\Delta" in latex
+    assert latex.startswith("$$") and r"X^{\top}\,G" in latex
     assert "$$" in derivation._repr_markdown_()
     verification = dc.verify_layer("relu")
     assert "| relu | dx |" in verification._repr_markdown_()

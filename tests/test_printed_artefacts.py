@@ -95,3 +95,54 @@ def test_a_model_verifies_in_a_fresh_process_without_listing_the_catalog_first()
     run = subprocess.run([sys.executable, "-c", "from derivcheck.verify import verify_model; "
                           "print(verify_model('mlp2').ok)"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr
+
+
+def test_greek_names_print_as_greek_and_the_upstream_gradient_is_not_a_kronecker_delta():
+    latex = "\n".join(dc.derive("batchnorm").latex_lines())
+    assert r"\gamma_{d}" in latex and r"\beta_{d}" in latex and r"\boldsymbol{\beta}" in latex
+    assert "g^{amma}" not in latex and "b^{eta}" not in latex and r"\epsilon" in latex
+    assert r"\delta" not in latex and r"\Delta" not in latex and "g_{pq}" in latex
+
+
+def _user_layer(name, f, df, sym):
+    from derivcheck.extend import Arg, def_layer
+    from derivcheck.registry import LAYERS
+
+    if name not in LAYERS:
+        def_layer(name, inputs=(Arg("x", "N D"),), output="N D", forward=lambda x: f(x), backward=lambda dy, x: {"x": dy * df(x)},
+                  index_form=lambda s: sym(s.X[s.out[0], s.out[1]]))
+    return name
+
+
+def test_abs_max_min_sign_and_heaviside_derive_with_the_projects_conventions():
+    from derivcheck.symbolic.compile import compiled_gradient
+
+    layers = {
+        _user_layer("user_abs", np.abs, np.sign, sp.Abs): np.sign,
+        _user_layer("user_relu", lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0, lambda z: sp.Max(z, 0)):
+            lambda x: (x > 0) * 1.0,
+        _user_layer("user_clip", lambda x: np.clip(x, -1, 1), lambda x: ((x > -1) & (x < 1)) * 1.0,
+                    lambda z: sp.Min(sp.Max(z, -1), 1)): lambda x: ((x > -1) & (x < 1)) * 1.0,
+        _user_layer("user_step", lambda x: x * (x > 0), lambda x: (x > 0) * 1.0, lambda z: z * sp.Heaviside(z)):
+            lambda x: (x > 0) * 1.0,
+    }
+    x = np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]])
+    g = np.ones_like(x)
+    for name, truth in layers.items():
+        assert dc.verify_layer(name).ok, name
+        index = compiled_gradient(name, "x", "index")({"x": x}, g, {"N": 1, "D": 5})
+        np.testing.assert_array_equal(index, truth(x), err_msg=name)  # ReLU'(0) = 0, |x|'(0) = 0, ...
+        checked = checked_code(dc.derive(name), "x")
+        assert checked.source is not None and "DEFECT" not in checked.note, name
+        ns: dict = {}
+        exec(checked.source, ns)  # noqa: S102
+        np.testing.assert_array_equal(ns["grad_x"](g, x), truth(x), err_msg=name)
+
+
+def test_constructs_that_cannot_be_differentiated_get_an_error_naming_them():
+    import pytest
+
+    name = _user_layer("user_product", lambda x: np.prod(x, axis=1, keepdims=True) + 0 * x, lambda x: x,
+                       lambda z: sp.Product(z, (sp.Symbol("k", integer=True), 0, 2)))
+    with pytest.raises(dc.InputError, match="Product"):
+        dc.derive(name)

@@ -20,9 +20,9 @@ from derivcheck.symbolic.index_form import contract
 
 def test_dense_prints_index_and_matrix_form():
     latex = render_derivation("dense", "latex")
-    assert r"\frac{\partial E}{\partial W_{pq}} = \sum_{n} x_{np}\,\delta_{nq}" in latex
-    assert r"\frac{\partial E}{\partial W} = X^{\top}\,\Delta" in latex
-    assert r"\frac{\partial E}{\partial \mathbf{b}} = \Delta^{\top}\,\mathbf{1}_{N}" in latex
+    assert r"\frac{\partial E}{\partial W_{pq}} = \sum_{n} x_{np}\,g_{nq}" in latex
+    assert r"\frac{\partial E}{\partial W} = X^{\top}\,G" in latex
+    assert r"\frac{\partial E}{\partial \mathbf{b}} = G^{\top}\,\mathbf{1}_{N}" in latex
 
 
 def test_softmax_cross_entropy_gradient_is_derived_p_minus_t():
@@ -133,7 +133,7 @@ def test_cli_list_derive_verify(capsys):
         assert main(["derive", "dense", "--format", fmt]) == 0
         assert capsys.readouterr().out.strip()
     assert main(["derive", "mlp2"]) == 0
-    assert r"\Delta_{z1}" in capsys.readouterr().out
+    assert r"G_{z1}" in capsys.readouterr().out
     assert main(["verify", "dense", "tanh", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["gradient"] for r in rows] == ["dx", "dw", "db", "dx"] and all(r["ok"] for r in rows)

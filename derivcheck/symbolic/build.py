@@ -8,6 +8,7 @@ from typing import Any
 import sympy as sp
 
 from derivcheck.extend import Arg, Layer, Symbols
+from derivcheck.symbolic.lower import lower, unsupported
 
 FREE_INDEX_NAMES = ("p", "q", "r", "s", "u", "v")
 
@@ -90,7 +91,12 @@ def build(layer: Layer) -> Built:
         out.append(index_symbol(c.lower() + ("" if seen[c] == 1 else str(seen[c]))))
     out_t = tuple(out)
     ns = Symbols({**symbols, **_by_symbol_name(symbols), **sizes, **constants}, out_t)
-    y = layer.index_form(ns)
+    y = lower(layer.index_form(ns))
+    construct = unsupported(y)
+    if construct is not None:
+        from derivcheck.errors import InputError
+
+        raise InputError(f"layer {layer.name!r}: its index form uses {construct}, which derivcheck cannot differentiate")
     if layer.is_loss:
         return Built(layer, sizes, symbols, constants, out_t, None, y, y)
     upstream = arg_symbol(Arg("g", layer.output), sizes)

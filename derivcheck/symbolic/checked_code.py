@@ -129,20 +129,28 @@ def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstrea
     return fn(*[values[p] for p in inspect.signature(fn).parameters])
 
 
-def _inputs(d: Any, seed: int, scale: float = 1.0) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
+def _inputs(d: Any, seed: int, scale: float = 1.0, integers: bool = False) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
     from derivcheck.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 
     rng = np.random.default_rng(seed)
     sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
     arrays = sample_inputs(d.layer, sizes, rng)
-    if scale != 1.0:
-        arrays = {k: (v * scale if np.issubdtype(np.asarray(v).dtype, np.floating) else v) for k, v in arrays.items()}
+    if scale != 1.0 or integers:
+        real = {a.name for a in d.layer.inputs if a.domain in ("real", "away_from_zero")}
+        arrays = {k: (np.round(v * scale) if integers and k in real else v * scale if k in real else v)
+                  for k, v in arrays.items()}
     upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
     return arrays, upstream, sizes
 
 
+def _draws() -> list[tuple[int, bool]]:
+    """Two draws of random sizes and inputs, and one with integer inputs (ReLU at exactly 0, ties)."""
+    return [(seed, False) for seed in _DRAWS] + [(_DRAWS[0], True)]
+
+
 def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
-    """None when the printed code matches the index form at every draw; otherwise what went wrong."""
+    """None when the printed code matches the index form at every draw (integer inputs too, where the
+    conventions at kinks show); otherwise what went wrong."""
     if source is None:
         return "could not be generated"
     index = compiled_gradient(d.layer.name, arg_name, "index")
@@ -150,8 +158,8 @@ def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
         fn = _function(source, arg_name)
     except Exception as exc:  # noqa: BLE001 - generated text that does not even run
         return f"does not run ({type(exc).__name__}: {exc})"
-    for seed in _DRAWS:
-        arrays, upstream, sizes = _inputs(d, seed)
+    for seed, integers in _draws():
+        arrays, upstream, sizes = _inputs(d, seed, integers=integers)
         want = index(arrays, upstream, sizes)
         try:
             with np.errstate(all="ignore"):
@@ -209,8 +217,8 @@ def _form_check(d: Any, arg_name: str) -> FormCheck:
     index = compiled_gradient(d.layer.name, arg_name, "index")
     matrix = compile_matrix_form(d.built, g.matrix, g.arg.letters) if g.matrix.kind != "none" else None
     matrix_problem = einsum_problem = None
-    for seed in _DRAWS:
-        arrays, upstream, sizes = _inputs(d, seed)
+    for seed, integers in _draws():
+        arrays, upstream, sizes = _inputs(d, seed, integers=integers)
         want = index(arrays, upstream, sizes)
         if matrix is not None and matrix_problem is None:
             matrix_problem = _compare(lambda: matrix(arrays, upstream, sizes), want, sizes)

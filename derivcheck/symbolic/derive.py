@@ -81,7 +81,7 @@ class Derivation:
     def _entry_lhs(self, g: Gradient) -> str:
         # The entry differentiated by is named by its matrix, as textbooks do: W_{pq}.
         p = DerivationPrinter()
-        name = self._param_name(g.arg).replace(r"\mathbf{", "{")
+        name = self._param_name(g.arg).replace(r"\mathbf{", "{").replace(r"\boldsymbol{", "{")
         name = rf"\left({name}\right)" if "_" in name else name
         return f"{name}_{{{p._indices(g.index.free)}}}"
 

@@ -1,7 +1,8 @@
-"""One notation for every layer: entries ``x_{np}``, upstream ``\\delta``/``\\Delta``, ``\\partial``.
+"""One notation for every layer: entries ``x_{np}``, upstream ``g``/``G``, ``\\partial``.
 
 Index form: entries of a matrix ``X`` print as ``x_{np}``, the upstream gradient ``G`` as
-``\\delta_{nq}``, sums as ``\\sum_{n}`` (ranges are implied by the dimension letters).
+``g_{nq}`` (a delta would read as a Kronecker delta), Greek names as Greek letters, sums
+as ``\\sum_{n}`` (ranges are implied by the dimension letters).
 Matrix form: ``X^{\\top}``, ``\\mathbf{1}_{N}`` for ones vectors, ``\\odot`` for Hadamard
 products and ``\\oslash`` for elementwise division; functions of a matrix act elementwise.
 """
@@ -15,21 +16,39 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
 
 UPSTREAM = "G"
-_GREEK_UPSTREAM = (r"\Delta", r"\delta")
+# The upstream gradient dE/dY is G, its entries g_{nq}: a delta would read as a Kronecker delta,
+# which the index forms contract.
+_UPSTREAM_LATEX = ("G", "g")
+GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
+                  "phi chi psi omega".split())
+
+
+def _greek(name: str) -> str | None:
+    return rf"\{name.lower()}" if name.lower() in GREEK else None
+
+
+def _vector_name(name: str) -> str:
+    """A vector: bold, and a Greek name as its letter (gamma -> a bold gamma, never g^{amma})."""
+    g = _greek(name)
+    return rf"\boldsymbol{{{g}}}" if g else rf"\mathbf{{{name}}}"
 
 
 def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
     if rename and name in rename:
         return rename[name]
     if name == UPSTREAM:
-        return _GREEK_UPSTREAM[0]
+        return _UPSTREAM_LATEX[0]
+    if _greek(name):
+        return rf"\boldsymbol{{{_greek(name)}}}"
     # WX -> W_{x}: a weight named after what it multiplies.
     return f"{name[0]}_{{{name[1:].lower()}}}" if len(name) > 1 and name.isupper() and name.isalpha() else name
 
 
 def _entry_name(name: str) -> str:
     if name == UPSTREAM:
-        return _GREEK_UPSTREAM[1]
+        return _UPSTREAM_LATEX[1]
+    if _greek(name):
+        return _greek(name)
     # Entries of W_x are w^{x}_{dm}: the subscript is taken by the indices.
     if len(name) > 1 and name.isalpha():
         return f"{name[0].lower()}^{{{name[1:].lower()}}}"
@@ -59,7 +78,7 @@ class DerivationPrinter(LatexPrinter):
     def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
         if e.name in self.rename:
             return self.rename[e.name]
-        return _matrix_name(e.name) if e.shape[1] != 1 else rf"\mathbf{{{e.name}}}"
+        return _matrix_name(e.name) if e.shape[1] != 1 else _vector_name(e.name)
 
     def _print_Transpose(self, e: Any) -> str:
         inner = self._print(e.arg)
@@ -103,8 +122,10 @@ class DerivationPrinter(LatexPrinter):
             if name in self.rename:
                 return self.rename[name]
             if isinstance(target, sp.MatrixSymbol) and target.shape[1] == 1:
-                return rf"\mathbf{{{name}}}"
+                return _vector_name(name)
             return _matrix_name(name)
+        if e.name == "eps":
+            return r"\epsilon"
         return super()._print_Symbol(e, style=style)
 
     def _print_reduce_axis(self, e: Any, exp: str | None = None) -> str:
