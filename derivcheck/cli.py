@@ -130,6 +130,22 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_CODES[report.verdict]
 
 
+def _derivations(args: argparse.Namespace) -> int:
+    from derivcheck.answer import run_script, scripts
+
+    known = scripts()
+    if not args.name:
+        width = max(map(len, known))
+        for name, question in known.items():
+            print(f"{name.ljust(width)}  {question}")
+        return 0
+    if args.name not in known:
+        raise DerivcheckError(f"no derivation named {args.name!r}; known: {', '.join(known)}")
+    code, out = run_script(args.name, args.format)
+    print(out.rstrip())
+    return code
+
+
 def _entry(text: str | None) -> Any:
     """``"w:0,1"`` -> ``("w", (0, 1))``; ``"0,1"`` -> ``(0, 1)``."""
     if text is None:
@@ -186,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
                                                                "is not a terminal (they are on by default on one)")
     check.set_defaults(run=_check)
+    answers = sub.add_parser("derivations", help="list the derivation scripts, or run one (exit 1 if it disagrees)",
+                             description="The scripts in derivations/: one question each, derived, printed and verified.")
+    answers.add_argument("name", nargs="?", help="a script's name (see: derivcheck derivations)")
+    answers.add_argument("--format", choices=("text", "latex", "markdown"), default="text", help="text (default), latex or markdown")
+    answers.set_defaults(run=_derivations)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the checks' random directions (default 0)")

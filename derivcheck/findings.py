@@ -69,7 +69,8 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
     findings = list(s.findings) + shared  # the loss's factor says it for every parameter at once
     for name in s.space.names:
         if name in outcomes:
-            findings.extend(f for f in outcomes[name].findings if not (shared and f.kind in ("scale", "sign", "mean_vs_sum")))
+            said = ("scale", "sign", "mean_vs_sum", "unexplained") if shared else ()
+            findings.extend(f for f in outcomes[name].findings if f.kind not in said)
     findings.extend(_degeneracies(run, outcomes))
     findings.extend(_scale_warnings(run))
     findings.extend(_mutations(run))
@@ -118,19 +119,37 @@ def _taylor(run: Run) -> TaylorResult | None:
 def _common_factor(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
     """One factor shared by every parameter, each failing with it, points at the loss, not at one layer."""
     names = run.setup.space.names
-    factors = []
-    for name in names:
-        o = outcomes.get(name)
-        scale = [f for f in o.findings if f.kind in ("scale", "mean_vs_sum", "sign")] if o is not None else []
-        if o is None or o.report.verdict != "fail" or not scale or scale[0].factor is None:
-            return []
-        factors.append(float(scale[0].factor))
-    if len(factors) < 2 or not np.allclose(factors, factors[0], rtol=1e-6, atol=0):
+    if len(names) < 2 or any(name not in outcomes or outcomes[name].report.verdict != "fail" for name in names):
         return []
-    c = factors[0]
+    factors = _named_factors(outcomes, names)
+    if factors is None:
+        factors = _entry_factors(run, outcomes, names)
+    if factors is None or not np.allclose(factors, factors[0], rtol=1e-6, atol=0):
+        return []
+    c = float(factors[0])
     head, why = factor_phrase(c)
     return [Finding("scale_all", f"every parameter's gradient is {head}: the factor belongs to the loss, not to one "
                                  f"layer's backward; {why}.", None, "error", factor=c)]
+
+
+def _named_factors(outcomes: dict[str, ParamOutcome], names: tuple[str, ...]) -> list[float] | None:
+    """The factor each parameter's own diagnosis found, if every one found one."""
+    out = []
+    for name in names:
+        scale = [f for f in outcomes[name].findings if f.kind in ("scale", "mean_vs_sum", "sign") and f.factor is not None]
+        if not scale:
+            return None
+        out.append(float(scale[0].factor))
+    return out
+
+
+def _entry_factors(run: Run, outcomes: dict[str, ParamOutcome], names: tuple[str, ...]) -> list[float] | None:
+    """analytic/numeric at every entry, where every entry of every parameter was found wrong (parameters too small
+    for a factor of their own: the shared factor across them is the evidence)."""
+    wrong = [e for name in names for e in outcomes[name].wrong]
+    if len(wrong) < 2 or len(wrong) != sum(run.setup.x[n].size for n in names) or any(e.numeric == 0 for e in wrong):
+        return None
+    return [e.analytic / e.numeric for e in wrong]
 
 
 def _degeneracies(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:

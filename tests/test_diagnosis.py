@@ -298,3 +298,9 @@ def test_entries_that_pass_alone_but_fail_together_are_named_joint():
     assert report.verdict == "fail" and "joint" in errors(report), str(report)
     info = [f for f in dc.check_gradient(loss, lambda x: np.array([1.0, 0, 0]), x).findings if f.kind == "kink"]
     assert info and info[0].severity == "info"
+
+
+def test_no_factor_is_claimed_for_a_single_entry():
+    w = np.array([0.7])
+    report = dc.check_gradient(lambda w: float(np.sum(w**3)), lambda w: 1.5 * w**2, w)
+    assert report.verdict == "fail" and not {"scale", "missing_term", "mean_vs_sum"} & set(errors(report))

@@ -146,3 +146,18 @@ def test_constructs_that_cannot_be_differentiated_get_an_error_naming_them():
                        lambda z: sp.Product(z, (sp.Symbol("k", integer=True), 0, 2)))
     with pytest.raises(dc.InputError, match="Product"):
         dc.derive(name)
+
+
+def test_a_summation_index_named_like_a_free_index_cannot_collide():
+    from derivcheck.extend import Arg, def_layer
+    from derivcheck.registry import LAYERS
+
+    if "user_sum_over_p" not in LAYERS:
+        def_layer("user_sum_over_p", inputs=(Arg("x", "N D"), Arg("w", "D M")), output="N M",
+                  forward=lambda x, w: x @ w, backward=lambda dy, x, w: {"x": dy @ w.T, "w": x.T @ dy},
+                  index_form=lambda s: s.total(s.X[s.out[0], s.index("p")] * s.W[s.index("p"), s.out[1]],
+                                               (s.index("p"), s.D)))
+    result = dc.verify_layer("user_sum_over_p")
+    assert result.ok, [(r.arg, r.message) for r in result.rows]
+    d = dc.derive("user_sum_over_p")
+    assert d.gradients["w"].matrix.kind == "matrix" and str(d.gradients["w"].matrix.expr) == "X.T*G"

@@ -33,7 +33,13 @@ def _listed(name: str, entries: tuple[tuple[int, ...], ...], total: int) -> str:
 
 
 def _ratio(e: Evidence) -> float | None:
-    """analytic / true, fitted on the clearly non-zero checked entries, or on the directions."""
+    """analytic / true, fitted on the clearly non-zero checked entries, or on the directions.
+
+    None for a single entry: any wrong value is some factor times the right one, so a fitted
+    factor would explain nothing.
+    """
+    if e.analytic.size < 2:
+        return None
     sig = (np.abs(e.numeric) > 4 * e.tolerance) & ~e.kinked
     if sig.any():
         n, a = e.numeric[sig], e.analytic.reshape(-1)[e.checked][sig]
@@ -242,8 +248,8 @@ def _describe_term(name: str, h: Hypothesis) -> str:
 @detector("missing_term", _describe_term)
 def _missing_term(e: Evidence) -> Iterator[Hypothesis]:
     theta = e.point
-    if not np.any(theta) or not np.any(e.analytic):  # an all-zero gradient is named as such, not as a missing term
-        return
+    if e.analytic.size < 2 or not np.any(theta) or not np.any(e.analytic):
+        return  # a coefficient fitted to one entry explains nothing; an all-zero gradient is named as such
     if e.checked.size:
         r = e.numeric - e.analytic.reshape(-1)[e.checked]
         t = theta.reshape(-1)[e.checked]

@@ -76,6 +76,21 @@ def _by_symbol_name(symbols: dict[str, Any]) -> dict[str, Any]:
     return {str(getattr(v, "name", getattr(v, "label", k))): v for k, v in symbols.items()}
 
 
+def _rename_bound(expr: sp.Expr) -> sp.Expr:
+    """Summation indices named like a derivative's free indices (p, q, ...) renamed, so that they cannot collide."""
+    taken = {str(s) for s in expr.free_symbols} | set(FREE_INDEX_NAMES)
+    for node in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key):
+        for var, *_ in node.limits:
+            if var.name in FREE_INDEX_NAMES:
+                k = 1
+                while f"{var.name}{k}" in taken:
+                    k += 1
+                taken.add(f"{var.name}{k}")
+                expr = expr.xreplace({node: node.xreplace({var: index_symbol(f"{var.name}{k}")})})
+                return _rename_bound(expr)  # the tree changed: look again
+    return expr
+
+
 def build(layer: Layer) -> Built:
     """Sizes, symbols and the objective ``L = <G, y>`` (or the loss) of a layer."""
     letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
@@ -88,10 +103,12 @@ def build(layer: Layer) -> Built:
     out = []
     for c in layer.output_letters:
         seen[c] = seen.get(c, 0) + 1
-        out.append(index_symbol(c.lower() + ("" if seen[c] == 1 else str(seen[c]))))
+        name = c.lower() + ("" if seen[c] == 1 else str(seen[c]))
+        # A dimension letter P would name an output index p, the name of a derivative's free index.
+        out.append(index_symbol(name + "o" if name in FREE_INDEX_NAMES else name))
     out_t = tuple(out)
     ns = Symbols({**symbols, **_by_symbol_name(symbols), **sizes, **constants}, out_t)
-    y = lower(layer.index_form(ns))
+    y = _rename_bound(lower(layer.index_form(ns)))
     construct = unsupported(y)
     if construct is not None:
         from derivcheck.errors import InputError
