@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -57,27 +58,74 @@ def _derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_one(name: str, seed: int) -> Any:
+    """One layer's or model's verification; a layer that cannot be derived or compiled becomes a failing row."""
+    from derivcheck import verify
+    from derivcheck.registry import list_models
+
+    t0 = time.perf_counter()
+    try:
+        return verify.verify_model(name, seed=seed) if name in list_models() else verify.verify_layer(name, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - one bad layer file must not stop the catalog's run
+        return verify.failed_verification(name, exc, time.perf_counter() - t0)
+
+
+def _verify_group(names: list[str], seed: int) -> list[tuple[str, Any]]:
+    return [(n, _verify_one(n, seed)) for n in names]
+
+
+def _groups(names: list[str]) -> list[list[str]]:
+    """The names, grouped so that a model and the layers it chains end up together."""
+    from derivcheck.registry import get_model, list_models
+
+    models = set(list_models())
+    uses = {n: ({n} | {step.layer for step in get_model(n).steps}) if n in models else {n} for n in names}
+    groups: list[tuple[set[str], list[str]]] = []
+    for n in names:
+        joined = [g for g in groups if g[0] & uses[n]]
+        layers, members = set(uses[n]), [n]
+        for g in joined:
+            layers |= g[0]
+            members = g[1] + members
+            groups.remove(g)
+        groups.append((layers, members))
+    return [members for _, members in groups]
+
+
 def _verify(args: argparse.Namespace) -> int:
     from derivcheck.compose import MODELS
     from derivcheck.report.verification import render_verification_text, verification_rows
-    from derivcheck.verify import failed_verification, verify_layer, verify_model
-
     layers, models = _catalog()
     names = args.names or layers + models
     unknown = [n for n in names if n not in layers and n not in models]
     if unknown:
         raise DerivcheckError(f"unknown layer(s) {unknown}; known: {', '.join(layers + models)}")
     start = time.perf_counter()
-    results = []
-    for k, n in enumerate(names, 1):
-        t0 = time.perf_counter()
-        try:
-            results.append(verify_model(n, seed=args.seed) if n in MODELS else verify_layer(n, seed=args.seed))
-        except Exception as exc:  # noqa: BLE001 - one bad layer file must not stop the catalog's run
-            results.append(failed_verification(n, exc, time.perf_counter() - t0))
-        if (args.progress or sys.stderr.isatty()) and not args.quiet:  # stderr only: stdout stays the table or JSON
-            verdict = "ok" if results[-1].ok else "DISAGREE"
-            print(f"[{k}/{len(names)}] {n}: {verdict} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    show = (args.progress or sys.stderr.isatty()) and not args.quiet  # stderr only: stdout stays the table or JSON
+    jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(names)))
+    done: dict[str, Any] = {}
+
+    def report(n: str, result: Any) -> None:
+        done[n] = result
+        if show:
+            verdict = "ok" if result.ok else "DISAGREE"
+            print(f"[{len(done)}/{len(names)}] {n}: {verdict} ({result.seconds:.1f} s)", file=sys.stderr, flush=True)
+
+    if jobs == 1:
+        for n in names:
+            report(n, _verify_one(n, args.seed))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # Names that share a layer run in one worker, which derives that layer once (the LSTM takes most of
+        # the time); the largest groups start first.
+        groups = sorted(_groups(names), key=len, reverse=True)
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_verify_group, group, args.seed) for group in groups]
+            for future in as_completed(futures):
+                for n, result in future.result():
+                    report(n, result)
+    results = [done[n] for n in names]
     total = time.perf_counter() - start
     if args.json:
         _print_json("derivcheck.verification/1", {"seconds": total, "rows": verification_rows(results)})
@@ -176,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("names", nargs="*", help="layers or models (default: the whole catalog)")
     verify.add_argument("--json", action="store_true", help="print the rows as JSON (with schema and version)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the random sizes and inputs (default 0)")
+    verify.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core; 1 runs in this process)")
     verify.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     verify.add_argument("--progress", action="store_true",
                         help="progress lines on stderr even when it is not a terminal (they are on by default on one)")

@@ -74,6 +74,8 @@ def test_verify_reports_progress_on_stderr_and_versioned_json_on_stdout():
     assert "[1/2] relu: ok" in result.stderr and "[2/2] sigmoid: ok" in result.stderr
     quiet = subprocess.run([*run, "--progress", "--quiet"], capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+    parallel = json.loads(subprocess.run([*run, "--jobs", "2"], capture_output=True, text=True, check=True).stdout)
+    assert [r["layer"] for r in parallel["rows"]] == ["relu", "sigmoid"]  # catalog order, whatever finishes first
     derived = subprocess.run([sys.executable, "-m", "derivcheck", "derive", "dense", "--json"], capture_output=True,
                              text=True, check=True)
     data = json.loads(derived.stdout)
