@@ -119,9 +119,7 @@ def _text(d) -> str:
     lines.append("")
     lines.extend(_footer(d))
     if any(g.matrix.kind == "none" for g in d.gradients.values()):
-        import inspect
-
-        lines += ["", "reference backward (vectorized NumPy):", inspect.getsource(d.layer.backward).rstrip()]
+        lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", *_with_helpers(d.layer.backward)]
     return "\n".join(lines)
 
 
@@ -129,6 +127,27 @@ def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
     """The elementwise pattern with its placeholders named after the matrices they stand for (plain text)."""
     return g.matrix.expr.xreplace({h: sp.Symbol(str(getattr(m, "name", getattr(m, "label", m))))
                                    for h, m in g.matrix.placeholders.items()})
+
+
+def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
+    """The source of ``fn`` after the sources of the functions of its own module that it calls (recursively):
+    nothing printed refers to a helper that is not printed too."""
+    import inspect
+    import types
+
+    seen: list[types.FunctionType] = []
+
+    def visit(f: types.FunctionType) -> None:
+        module = inspect.getmodule(f)
+        for name in f.__code__.co_names:
+            g = getattr(module, name, None)
+            if isinstance(g, types.FunctionType) and inspect.getmodule(g) is module and g not in seen and g is not f:
+                seen.append(g)
+                visit(g)
+
+    visit(fn)
+    parts = [inspect.getsource(g).rstrip() for g in reversed(seen)]
+    return "\n\n".join([*parts, inspect.getsource(fn).rstrip()]).splitlines()
 
 
 def _markdown(d) -> str:

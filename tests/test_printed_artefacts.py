@@ -161,3 +161,10 @@ def test_a_summation_index_named_like_a_free_index_cannot_collide():
     assert result.ok, [(r.arg, r.message) for r in result.rows]
     d = dc.derive("user_sum_over_p")
     assert d.gradients["w"].matrix.kind == "matrix" and str(d.gradients["w"].matrix.expr) == "X.T*G"
+
+
+def test_the_printed_reference_backward_comes_with_every_helper_it_calls():
+    text = _text(dc.derive("maxpool2d"))
+    printed = text.split("with the helpers it calls:")[1]
+    for helper in ("def _first_argmax", "def _scatter", "def _windows", "def _max_backward"):
+        assert helper in printed, helper
