@@ -21,6 +21,11 @@ def build(a: Answer) -> None:
          + r", \quad \operatorname{ReLU}''(z) = " + sp.latex(d2) + r" \ (z \neq 0)",
          f"ReLU(z) = {sp.sstr(relu)}; ReLU'(z) = {sp.sstr(d1)}; ReLU''(z) = {sp.sstr(d2)} for z != 0")
     a.check("SymPy: ReLU'' = 0 on both sides of the kink", all(d2.subs(z, v) == 0 for v in (-2, -0.5, 0.5, 2)), "exact")
+    from derivcheck.symbolic.second_order import second_order
+
+    layer = second_order(dc.derive("relu"), "x")
+    a.check("derivcheck derive relu --order 2: d2E/dx[p, q] dx[r, s] = 0 for the catalog's relu layer",
+            layer.problem is None and layer.form.expr == 0, "verified against central differences of dE/dx")
     a.say("At z = 0 ReLU' jumps from 0 to 1, so ReLU'' does not exist there (a Dirac delta, in the sense of "
           "distributions); everywhere else it is 0. Yet the loss of a network is not linear in its weights:")
     x = sp.Matrix([1.0, -0.5])

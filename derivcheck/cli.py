@@ -51,6 +51,16 @@ def _list(args: argparse.Namespace) -> int:
 def _derive(args: argparse.Namespace) -> int:
     from derivcheck.render import render_derivation
 
+    if args.order == 2:
+        from derivcheck.registry import get_layer
+        from derivcheck.symbolic.second_order import render_second_order
+
+        get_layer(args.name)  # a clear error for an unknown name (models are chains: derive each layer)
+        if args.format not in ("text", "latex"):
+            raise DerivcheckError("--order 2 prints text or latex")
+        out = render_second_order(args.name, args.format)
+        print(out)
+        return 1 if "DEFECT" in out else 0
     if args.json:
         _print_json("derivcheck.derivation/1", {"name": args.name, "latex": render_derivation(args.name, "latex").splitlines()})
         return 0
@@ -219,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), latex, markdown, or code (NumPy functions generated from the matrix forms)")
     derive.add_argument("--json", action="store_true", help="print the LaTeX equations as JSON (schema and version)")
+    derive.add_argument("--order", type=int, choices=(1, 2), default=1,
+                        help="1 (default): gradients; 2: second derivatives in index form, verified against central "
+                             "differences of the first (text or latex)")
     derive.set_defaults(run=_derive)
     verify = sub.add_parser("verify", help="derive and verify layers four ways (exit 1 on any disagreement)")
     verify.add_argument("names", nargs="*", help="layers or models (default: the whole catalog)")

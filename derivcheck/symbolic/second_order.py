@@ -1,0 +1,120 @@
+"""Second derivatives in index form: d2L / dX[p, q] dX[r, s], verified before they are printed.
+
+The first-order index form is differentiated once more by an entry at fresh indices, and the
+Kronecker deltas are contracted as for the first order. With the upstream gradient G held
+fixed, this is the Hessian of L = <G, y> (of the loss itself for a loss layer). It is checked
+in the same run: contracted with a random direction V, it must match central differences of
+the compiled first-order index form along V, at random sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from derivcheck.extend import Arg
+from derivcheck.symbolic.build import FREE_INDEX_NAMES, element, index_symbol
+from derivcheck.symbolic.index_form import IndexForm, _tidy, contract
+
+# Central differences of the first-order form, and how closely the contraction must match them.
+_STEP = 1e-6
+_AGREEMENT = 1e-6
+
+
+@dataclass(frozen=True)
+class SecondOrder:
+    """One argument's second derivative, and what its in-run check found (None: it agrees)."""
+
+    arg: Arg
+    form: IndexForm
+    problem: str | None
+    sizes: dict[str, int]
+
+
+def second_order(d: Any, arg_name: str) -> SecondOrder:
+    """The second derivative of a derivation's objective by one argument twice, verified numerically."""
+    g = d.gradients[arg_name]
+    first = g.index
+    k = len(first.free)
+    second = tuple(index_symbol(n) for n in FREE_INDEX_NAMES[k:2 * k])
+    if len(second) < k:
+        raise ValueError(f"{arg_name} has too many axes for a second-order index form")
+    start = time.perf_counter()
+    entry = element(d.built.symbols[arg_name], second)
+    ranges = {**d.built.index_ranges(g.arg), **{i: d.built.sizes[c] for i, c in zip(second, g.arg.letters)}}
+    raw = sp.diff(first.expr, entry)
+    expr = contract(raw, ranges)
+    expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2,
+                        lambda a: sp.KroneckerDelta(*a.args[:2]))
+    doubled = Arg(g.arg.name, f"{g.arg.dims} {g.arg.dims}", g.arg.domain)
+    form = IndexForm(doubled, (*first.free, *second), entry, _tidy(expr), time.perf_counter() - start)
+    problem, sizes = _check(d, arg_name, form)
+    return SecondOrder(g.arg, form, problem, sizes)
+
+
+def _check(d: Any, arg_name: str, form: IndexForm) -> tuple[str | None, dict[str, int]]:
+    from derivcheck.symbolic.checked_code import _inputs
+    from derivcheck.symbolic.compile import compile_index_form, compiled_gradient
+
+    first = compiled_gradient(d.layer.name, arg_name, "index")
+    hessian = compile_index_form(d.built, form)
+    rng = np.random.default_rng(7)
+    sizes: dict[str, int] = {}
+    for seed in (303, 404):
+        arrays, upstream, sizes = _inputs(d, seed)
+        x = np.asarray(arrays[arg_name], dtype=float)
+        v = rng.standard_normal(x.shape)
+        h = _STEP * max(float(np.max(np.abs(x))), 1.0)
+        up = first({**arrays, arg_name: x + h * v}, upstream, sizes)
+        down = first({**arrays, arg_name: x - h * v}, upstream, sizes)
+        numeric = (up - down) / (2 * h)
+        exact = hessian(arrays, upstream, sizes)
+        axes = tuple(range(x.ndim, 2 * x.ndim))
+        contracted = np.tensordot(exact, v, axes=(axes, tuple(range(x.ndim))))
+        scale = max(float(np.max(np.abs(numeric), initial=0.0)), float(np.max(np.abs(first(arrays, upstream, sizes)),
+                                                                             initial=0.0)), 1.0)
+        gap = float(np.max(np.abs(contracted - numeric), initial=0.0))
+        if not gap <= _AGREEMENT * scale:
+            return f"differs from central differences of the first derivative by {gap:.3g} at sizes {sizes}", sizes
+    return None, sizes
+
+
+def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
+    """Lines for one argument: the verified second derivative, or the defect."""
+    from derivcheck.symbolic.latex import DerivationPrinter
+
+    name = result.arg.name
+    free = result.form.free
+    k = len(free) // 2
+    lhs_text = f"d2E/d{name}[{', '.join(map(str, free[:k]))}] d{name}[{', '.join(map(str, free[k:]))}]"
+    sizes = ", ".join(f"{c}={n}" for c, n in result.sizes.items())
+    if result.problem is not None:
+        return [f"{lhs_text}: DEFECT, not shown: the second derivative {result.problem}"]
+    if fmt == "latex":
+        p = DerivationPrinter()
+        base = d._param_name(result.arg).replace(r"\mathbf{", "{").replace(r"\boldsymbol{", "{")
+        lhs = (rf"\frac{{\partial^2 E}}{{\partial {base}_{{{p._indices(free[:k])}}}\, "
+               rf"\partial {base}_{{{p._indices(free[k:])}}}}}")
+        return [f"{lhs} = {p.doprint(result.form.expr)}"]
+    return [f"{lhs_text} = {sp.sstr(result.form.expr)}",
+            f"  verified: contracted with a random direction, it matches central differences of dE/d{name} "
+            f"(sizes {sizes})"]
+
+
+def render_second_order(name: str, fmt: str = "text") -> str:
+    """Every argument's second derivative for a catalog layer (G held fixed for a non-loss layer)."""
+    from derivcheck.symbolic.derive import derive
+
+    d = derive(name)
+    lines = [] if fmt == "latex" else [f"{name}: second derivatives" + ("" if d.layer.is_loss else
+                                                                        " of L = <G, y> with G held fixed"), ""]
+    for arg in d.gradients:
+        lines += describe(d, second_order(d, arg), fmt)
+    return "\n".join(lines)
+
+
+__all__ = ["SecondOrder", "render_second_order", "second_order"]
