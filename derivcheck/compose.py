@@ -139,6 +139,13 @@ def chained_latex(model: Sequential) -> list[str]:
 
     lines = []
     producers = {s.output: s for s in model.steps}
+    # A weight shared by several steps (an unrolled RNN) gets one contribution per step: they add up.
+    uses: dict[str, int] = {}
+    for s in model.steps:
+        for arg_name, target in s.bind.items():
+            if target not in producers and target not in model.fixed and arg_name in {a.name for a in s.spec.differentiable}:
+                uses[target] = uses.get(target, 0) + 1
+    seen: dict[str, int] = {}
 
     def delta(value: str) -> str:
         return rf"G_{{{value}}}"  # dE/d(value): the same letter as a layer's upstream gradient
@@ -157,7 +164,13 @@ def chained_latex(model: Sequential) -> list[str]:
             printer = DerivationPrinter(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename=rename)
             body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else DerivationPrinter(rename=rename).doprint(g.index.expr)
             lhs = delta(target) if target in producers else partial("E", _display(target, g.arg.letters))
-            lines.append(f"{lhs} = {body}")
+            seen[target] = seen.get(target, 0) + 1
+            shared = target not in producers and uses.get(target, 1) > 1
+            equals = r"\mathrel{+}=" if shared and seen[target] > 1 else "="
+            lines.append(f"{lhs} {equals} {body}")
+    for target, n in uses.items():
+        if n > 1:
+            lines.append(rf"\text{{{target} is shared by {n} steps: its gradient is the sum of the {n} contributions above}}")
     return lines
 
 

@@ -168,3 +168,12 @@ def test_the_printed_reference_backward_comes_with_every_helper_it_calls():
     printed = text.split("with the helpers it calls:")[1]
     for helper in ("def _first_argmax", "def _scatter", "def _windows", "def _max_backward"):
         assert helper in printed, helper
+
+
+def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions():
+    from derivcheck.render import render_derivation
+
+    lines = render_derivation("rnn3", "latex").splitlines()
+    wx = [ln for ln in lines if ln.startswith(r"\frac{\partial E}{\partial WX}")]
+    assert len(wx) == 3 and " = " in wx[0] and all(r"\mathrel{+}=" in ln for ln in wx[1:])
+    assert r"\text{wx is shared by 3 steps: its gradient is the sum of the 3 contributions above}" in lines
