@@ -55,12 +55,13 @@ def _directions(run: Run, name: str, complete: bool) -> list[Direction]:
             moves = {name: random_direction(s.x[name], run.rng)}
             run.record(f"random, {name} only (diagnosis {k + 1})", moves, directional_test(run.probe, s.g, moves))
             alone.append(run.tested[-1])
-    out = []
-    for t in alone:
-        lo, hi = _range(t.test)
-        if np.isfinite(lo):
-            out.append(Direction(t.moves[name], t.test.derivative.value, lo, hi, t.test.tolerance))
-    return out
+    return [d for d in (_as_direction(t.moves[name], t.test) for t in alone) if d is not None]
+
+
+def _as_direction(move: np.ndarray, t: DirectionalTest) -> Direction | None:
+    """A test as evidence; None where it judged nothing (coincident kinks, a jump)."""
+    lo, hi = _range(t)
+    return Direction(move, t.derivative.value, lo, hi, t.tolerance) if np.isfinite(lo) else None
 
 
 def _masked_direction(run: Run, name: str, known: np.ndarray) -> Direction | None:
@@ -72,5 +73,4 @@ def _masked_direction(run: Run, name: str, known: np.ndarray) -> Direction | Non
     moves = {name: move}
     t = run.record(f"random, {name} only, {int(known.sum())} entries (diagnosis)", moves,
                    directional_test(run.probe, s.g, moves))
-    lo, hi = _range(t)
-    return Direction(move, t.derivative.value, lo, hi, t.tolerance) if np.isfinite(lo) else None
+    return _as_direction(move, t)

@@ -125,8 +125,9 @@ def _text(d) -> str:
 
 def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
     """The elementwise pattern with its placeholders named after the matrices they stand for (plain text)."""
-    return g.matrix.expr.xreplace({h: sp.Symbol(str(getattr(m, "name", getattr(m, "label", m))))
-                                   for h, m in g.matrix.placeholders.items()})
+    from derivcheck.symbolic.compile import symbol_name
+
+    return g.matrix.expr.xreplace({h: sp.Symbol(symbol_name(m)) for h, m in g.matrix.placeholders.items()})
 
 
 def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivcheck.symbolic.compile import _arg_values, compiled_gradient, matrix_form_code
+from derivcheck.symbolic.compile import compiled_gradient, matrix_form_code, values_by_name
 from derivcheck.symbolic.matrix_form import MatrixForm, reduce_axis
 
 # Sizes drawn for the check of generated code (two draws, sizes from 2 so that no axis is trivial).
@@ -125,7 +125,7 @@ def _function(source: str, arg_name: str) -> Callable[..., Any]:
 def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> Any:
     import inspect
 
-    values = {str(getattr(k, "name", getattr(k, "label", k))): v for k, v in _arg_values(d.built, arrays, upstream, sizes).items()}
+    values = values_by_name(d.built, arrays, upstream, sizes)
     return fn(*[values[p] for p in inspect.signature(fn).parameters])
 
 
@@ -228,7 +228,7 @@ def _form_check(d: Any, arg_name: str) -> FormCheck:
 
 
 def _einsum(d: Any, text: str, arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> np.ndarray:
-    values = {str(getattr(k, "name", getattr(k, "label", k))): v for k, v in _arg_values(d.built, arrays, upstream, sizes).items()}
+    values = values_by_name(d.built, arrays, upstream, sizes)
     values = {k: (v.reshape(-1) if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == 1 else v) for k, v in values.items()}
     return np.asarray(eval(text, {"__builtins__": {}, "einsum": np.einsum, "numpy": np}, values), dtype=float)  # noqa: S307
 

@@ -40,6 +40,16 @@ def _arg_values(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, s
     return values
 
 
+def symbol_name(sym: Any) -> str:
+    """The name a matrix, an indexed base or a scalar symbol is printed and passed by."""
+    return str(getattr(sym, "name", getattr(sym, "label", sym)))
+
+
+def values_by_name(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> dict[str, Any]:
+    """The arguments of generated code and printed einsums, keyed by the names they print with."""
+    return {symbol_name(k): v for k, v in _arg_values(built, arrays, upstream, sizes).items()}
+
+
 class _ZeroOutside:
     """Entry access that reads 0 outside the array: the zero-padding convention of index
     forms with shifted indices (conv), and no silent wrap-around of negative indices."""
