@@ -24,6 +24,8 @@ def _range(t: DirectionalTest) -> tuple[float, float]:
     """The valid range of the analytic value: an interval at a single kink; nothing known where coincident kinks
     were separated or left unresolved (the test judged those, the diagnosis does not reuse them)."""
     d = t.derivative
+    if not t.decides:  # a jump or unresolved coincident kinks: the test measured nothing to hold a hypothesis to
+        return -np.inf, np.inf
     if not d.kink:
         return d.value, d.value
     if t.resolution in ("", "interval"):

@@ -304,3 +304,14 @@ def test_no_factor_is_claimed_for_a_single_entry():
     w = np.array([0.7])
     report = dc.check_gradient(lambda w: float(np.sum(w**3)), lambda w: 1.5 * w**2, w)
     assert report.verdict == "fail" and not {"scale", "missing_term", "mean_vs_sum"} & set(errors(report))
+
+
+def test_a_direction_across_a_jump_is_not_evidence_for_any_hypothesis():
+    from derivcheck.evidence import _as_direction
+    from derivcheck.numeric.directional import DirectionalTest
+    from derivcheck.numeric.finite_diff import Derivative
+
+    jump = Derivative(1e5, float("inf"), 3e5, -1.0, False, 1e-6, 8, jump=True)
+    assert _as_direction(np.ones(3), DirectionalTest(jump, 0.0, float("inf"), True, "discontinuous")) is None
+    smooth = Derivative(2.0, 1e-10, 2.0, 2.0, False, 1e-6, 4)
+    assert _as_direction(np.ones(3), DirectionalTest(smooth, 2.0, 1e-9, True)) is not None
