@@ -12,6 +12,7 @@ from derivcheck.backward import check_backward
 from derivcheck.check import assert_gradient, check_gradient
 from derivcheck.errors import (
     DerivcheckError,
+    ExpressionError,
     GradientMismatch,
     GradientShapeError,
     InputError,
@@ -26,6 +27,8 @@ from derivcheck.second_order import check_hessian, check_hvp
 # The symbolic side imports SymPy; load it on first use so numeric checks start fast.
 _LAZY = {
     "derive": "derivcheck.symbolic.derive",
+    "derive_expression": "derivcheck.expressions.derivation",
+    "check_equation": "derivcheck.expressions.equation",
     "render_derivation": "derivcheck.render",
     "verify_layer": "derivcheck.verify",
     "list_layers": "derivcheck.registry",
@@ -44,6 +47,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DerivcheckError",
+    "ExpressionError",
     "Finding",
     "GradientMismatch",
     "GradientReport",
@@ -58,10 +62,12 @@ __all__ = [
     "UserFunctionError",
     "assert_gradient",
     "check_backward",
+    "check_equation",
     "check_gradient",
     "check_hessian",
     "check_hvp",
     "derive",
+    "derive_expression",
     "list_layers",
     "render_derivation",
     "verify_layer",

@@ -68,6 +68,34 @@ def _derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _derive_expr(args: argparse.Namespace) -> int:
+    from derivcheck.expressions.derivation import derive_expression
+
+    d = derive_expression(args.expression, args.wrt, lets=args.let or [], order=args.order)
+    if args.json:
+        _print_json("derivcheck.expression/1", d.to_dict())
+    elif args.format == "code":
+        print(d.code.rstrip() if d.code else f"# {d.gradient.note}")
+    elif args.format == "latex":
+        print(d._repr_latex_())
+    elif args.format == "markdown":
+        print(d._repr_markdown_())
+    else:
+        print(d)
+    return 0 if d.ok else 1
+
+
+def _check_eq(args: argparse.Namespace) -> int:
+    from derivcheck.expressions.equation import check_equation
+
+    r = check_equation(args.expression, args.wrt, args.claimed, lets=args.let or [])
+    if args.json:
+        _print_json("derivcheck.equation/1", r.to_dict())
+    else:
+        print(r)
+    return {"pass": 0, "fail": 1}.get(r.verdict, 3)
+
+
 def _verify_one(name: str, seed: int) -> Any:
     """One layer's or model's verification; a layer that cannot be derived or compiled becomes a failing row."""
     from derivcheck import verify
@@ -264,6 +292,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
                                                                "is not a terminal (they are on by default on one)")
     check.set_defaults(run=_check)
+    expr = sub.add_parser("derive-expr", help="derive a typed matrix expression (index form, matrix form, code), "
+                                              "verified in the same run (exit 1 on any disagreement)",
+                          description="Differentiate EXPR by --wrt. Declare every name with --let, e.g. "
+                                      "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.")
+    expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T")
+    expr.add_argument("--wrt", required=True, help="the variable to differentiate by")
+    expr.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'",
+                      help="a declaration (repeatable); properties: symmetric, spd, positive, simplex")
+    expr.add_argument("--order", type=int, choices=(1, 2), default=1, help="2 adds the Hessian-vector product "
+                                                                           "(and the Hessian for a vector)")
+    expr.add_argument("--format", choices=FORMATS, default="text", help="text (default), latex, markdown or code")
+    expr.add_argument("--json", action="store_true", help="print the derivation as JSON (schema and version)")
+    expr.set_defaults(run=_derive_expr)
+    eq = sub.add_parser("check-eq", help="check a hand-typed gradient equation (exit 0 right, 1 wrong, 3 "
+                                         "inconclusive, 2 usage error)",
+                        description="Is CLAIMED the gradient of EXPR by --wrt? Decided exactly at sizes 2 and "
+                                    "numerically at random sizes; a difference is explained where a correction fits.")
+    eq.add_argument("expression", help="the scalar expression, e.g. 'sum(G * sigmoid(X @ W))'")
+    eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)'")
+    eq.add_argument("--wrt", required=True, help="the variable differentiated by")
+    eq.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'", help="a declaration (repeatable)")
+    eq.add_argument("--json", action="store_true", help="print the result as JSON (schema and version)")
+    eq.set_defaults(run=_check_eq)
     answers = sub.add_parser("derivations", help="list the derivation scripts, or run one (exit 1 if it disagrees)",
                              description="The scripts in derivations/: one question each, derived, printed and verified.")
     answers.add_argument("name", nargs="?", help="a script's name (see: derivcheck derivations)")

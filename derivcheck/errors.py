@@ -46,3 +46,15 @@ class GradientMismatch(AssertionError):
     def __init__(self, report: Any) -> None:
         super().__init__(str(report))
         self.report = report
+
+
+class ExpressionError(InputError):
+    """A matrix-language expression or declaration that cannot be read; ``position`` is the 0-based column."""
+
+    def __init__(self, message: str, text: str = "", position: int | None = None) -> None:
+        where = ""
+        if position is not None:
+            where = f" at column {position + 1}\n    {text}\n    {' ' * position}^"
+        super().__init__(message + where)
+        self.position = position
+        self.text = text
