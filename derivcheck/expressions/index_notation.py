@@ -160,9 +160,17 @@ def _number(e: sp.Expr, values: Mapping[str, Any], atoms: Mapping[Any, Any]) -> 
             elif s.name in values and np.ndim(values[s.name]) == 0:
                 rep[s] = sp.Float(float(values[s.name]), 30)
     e = e.xreplace(rep)
-    e = e.replace(Sigmoid, lambda t: 1 / (1 + sp.exp(-t))).replace(Softplus, lambda t: sp.log(1 + sp.exp(t)))
-    e = e.replace(Relu, lambda t: sp.Max(t, 0)).replace(Step, lambda t: sp.Piecewise((1, t > 0), (0, True)))
-    return float(e.evalf(20))
+    import mpmath
+
+    mpmath.mp.dps = 30
+    value = sp.lambdify((), e, modules=[_MPMATH, "mpmath"])()
+    v = complex(value)
+    return v.real if abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) else float("nan")
+
+
+_MPMATH = {"Sigmoid": lambda t: 1 / (1 + __import__("mpmath").exp(-t)),
+           "Softplus": lambda t: __import__("mpmath").log(1 + __import__("mpmath").exp(t)),
+           "Relu": lambda t: t if t > 0 else 0, "Step": lambda t: 1 if t > 0 else 0}
 
 
 def _align(ix: tuple[Any, ...], full: tuple[Any, ...], part: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -182,20 +190,24 @@ def _dim_names(x: Node) -> set[str]:
     return out
 
 
+def _power(exp: str | None) -> str:
+    return "%s" if exp is None else "\\left(%s\\right)^{" + exp.replace("%", "%%") + "}"
+
+
 class IndexLatex(DerivationPrinter):
     """LaTeX of an index form: sums with their index, entries with subscripts, σ for the sigmoid."""
 
-    def _print_Sigmoid(self, e: Any) -> str:
-        return rf"\sigma\left({self._print(e.args[0])}\right)"
+    def _print_Sigmoid(self, e: Any, exp: str | None = None) -> str:
+        return _power(exp) % rf"\sigma\left({self._print(e.args[0])}\right)"
 
-    def _print_Softplus(self, e: Any) -> str:
-        return rf"\operatorname{{softplus}}\left({self._print(e.args[0])}\right)"
+    def _print_Softplus(self, e: Any, exp: str | None = None) -> str:
+        return _power(exp) % rf"\operatorname{{softplus}}\left({self._print(e.args[0])}\right)"
 
-    def _print_Relu(self, e: Any) -> str:
-        return rf"\operatorname{{relu}}\left({self._print(e.args[0])}\right)"
+    def _print_Relu(self, e: Any, exp: str | None = None) -> str:
+        return _power(exp) % rf"\operatorname{{relu}}\left({self._print(e.args[0])}\right)"
 
-    def _print_Step(self, e: Any) -> str:
-        return rf"\mathbb{{1}}\left[{self._print(e.args[0])} > 0\right]"
+    def _print_Step(self, e: Any, exp: str | None = None) -> str:
+        return _power(exp) % rf"\mathbb{{1}}\left[{self._print(e.args[0])} > 0\right]"
 
     def _print_Indexed(self, e: sp.Indexed) -> str:
         label = str(e.base.label)

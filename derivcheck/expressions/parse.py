@@ -64,16 +64,19 @@ def parse_declaration(name: str | None, text: str) -> Variable:
     dims: list[object] = []
     props: set[str] = set()
     expect_dim = True
+    dim_next = True  # a dimension comes first or after an 'x'
     for w in words:
         lw = w.lower()
         if lw in PROPERTIES:
             props.add(PROPERTIES[lw])
+            dim_next = False
         elif lw == "scalar":
-            expect_dim = False
+            expect_dim = dim_next = False
         elif lw == "x" and dims:
-            continue
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", w) or w.isdigit():
+            dim_next = True
+        elif dim_next and (re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", w) or w.isdigit()):
             dims.append(int(w) if w.isdigit() else w)
+            dim_next = False
         else:
             raise ExpressionError(f"in the declaration of {label}: {w!r} is neither a dimension nor one of the "
                                   f"properties {', '.join(sorted(PROPERTIES))}")

@@ -55,7 +55,8 @@ def linear_operator(e: Node, v: str) -> Node | None:
 def derive_second_order(p: Any, g: Node, code: Any) -> tuple[Form | None, Form | None, list[Verification], list[str]]:
     from derivcheck.second_order import check_hvp
 
-    name = next(c for c in ("v", "V", "u", "U", "z_") if c not in p.variables)
+    names = ("V", "U", "v", "u", "Z_") if p.var.ndim == 2 else ("v", "u", "V", "U", "z_")
+    name = next(c for c in names if c not in p.variables)
     vv = Variable(name, p.var.shape)
     variables = {**p.variables, name: vv}
     inner = n.total(n.mul(n.var(vv), g)) if g.ndim else n.mul(n.var(vv), g)
@@ -78,7 +79,7 @@ def derive_second_order(p: Any, g: Node, code: Any) -> tuple[Form | None, Form |
     checks = [Verification("Hessian-vector product", "finite differences of the verified gradient", sizes,
                            float(row.max_rel_error), ok, row.reason or report.verdict)]
     notes: list[str] = []
-    hv_form = Form(text(hv), latex(hv), f"{name} is any vector of the shape of {p.wrt}") if ok else \
+    hv_form = Form(text(hv), latex(hv), f"{name} is any {'matrix' if p.var.ndim == 2 else 'vector'} of the shape of {p.wrt}") if ok else \
         Form(None, None, "DEFECT, not shown: the Hessian-vector product disagrees with finite differences")
     hessian = None
     if p.var.ndim == 1:

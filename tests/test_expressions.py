@@ -1,0 +1,239 @@
+"""The matrix language: parsing, derivation in textbook form, in-run verification, equation checks.
+
+Truth comes from outside derivcheck: gradients written by hand in NumPy and the complex step
+of the expression written directly in NumPy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import derivcheck as dc
+from derivcheck.errors import ExpressionError
+from derivcheck.expressions.derivation import Problem, _run_source
+
+LSQ = {"X": "N x D", "W": "D x M", "Y": "N x M"}
+LOGISTIC = "-sum(y * log(sigmoid(X @ w)) + (1 - y) * log(1 - sigmoid(X @ w)))"
+LOGISTIC_SHAPES = {"X": "N x D", "w": "D", "y": "N"}
+
+TEXTBOOK = [
+    ("sum((X @ W - Y)**2)", "W", LSQ, "2 X^T (X W - Y)"),
+    ("x @ A @ x", "x", {"x": "D", "A": "D x D"}, "(A + A^T) x"),
+    ("x.T @ A @ x", "x", {"x": "D", "A": "D x D symmetric"}, "2 A x"),
+    ("logdet(X)", "X", {"X": "D x D"}, "X^-T"),
+    ("log(det(X))", "X", {"X": "D x D"}, "X^-T"),
+    ("-sum(T * log(softmax(X @ W, axis=1))) / N", "W", {"X": "N x D", "W": "D x K", "T": "N x K onehot"},
+     "X^T (softmax(X W) - T) / N"),
+    ("trace(X.T @ A @ X)", "X", {"X": "D x M", "A": "D x D"}, "(A + A^T) X"),
+    (LOGISTIC, "w", LOGISTIC_SHAPES, "X^T (σ(X w) - y)"),
+    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D spd"}, "2 S^-1 (x - μ)"),
+    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D"}, "(S^-1 + S^-T) (x - μ)"),
+    ("sum((X @ W + b - Y)**2) / 2", "b", {**LSQ, "b": "M"}, "(X W + 1 b^T - Y)^T 1"),
+]
+
+
+@pytest.mark.parametrize(("expr", "wrt", "shapes", "expected"), TEXTBOOK, ids=[t[0][:30] for t in TEXTBOOK])
+def test_textbook_matrix_forms_verified(expr: str, wrt: str, shapes: dict, expected: str) -> None:
+    d = dc.derive_expression(expr, wrt, shapes)
+    assert d.matrix_form == expected
+    assert d.ok and all(c.ok for c in d.checks)
+    kinds = {c.against for c in d.checks}
+    assert any("finite differences" in k for k in kinds) and any("entry by entry" in k for k in kinds)
+
+
+def test_hessians_of_quadratic_and_logistic() -> None:
+    q = dc.derive_expression("x @ A @ x", "x", {"x": "D", "A": "D x D"}, order=2)
+    assert q.hessian is not None and q.hessian.text == "A + A^T"
+    lg = dc.derive_expression(LOGISTIC, "w", LOGISTIC_SHAPES, order=2)
+    assert lg.hessian is not None and lg.hessian.text == "X^T diag((1 - σ(X w)) ⊙ σ(X w)) X"
+    assert lg.hvp is not None and lg.hvp.text is not None and lg.ok
+
+
+def test_matrix_variable_gets_hvp_and_says_why_no_hessian() -> None:
+    d = dc.derive_expression("sum((X @ W - Y)**2)", "W", LSQ, order=2)
+    assert d.hvp is not None and d.hvp.text == "2 X^T X V"
+    assert d.hessian is None and any("four indices" in note for note in d.notes)
+
+
+def _complex_step(f, w: np.ndarray) -> np.ndarray:
+    h = 1e-30
+    out = np.zeros(w.shape)
+    for idx in np.ndindex(*w.shape):
+        z = w.astype(complex)
+        z[idx] += 1j * h
+        out[idx] = f(z).imag / h
+    return out
+
+
+def test_generated_code_matches_complex_step_of_numpy_logistic() -> None:
+    d = dc.derive_expression(LOGISTIC, "w", LOGISTIC_SHAPES)
+    grad = _run_source(d.code, "grad_w")
+    rng = np.random.default_rng(0)
+    X, w, y = rng.standard_normal((7, 3)), rng.standard_normal(3), rng.integers(0, 2, 7).astype(float)
+
+    def loss(w):
+        s = 1 / (1 + np.exp(-(X @ w)))
+        return -np.sum(y * np.log(s) + (1 - y) * np.log(1 - s))
+
+    np.testing.assert_allclose(grad(X, w, y), _complex_step(loss, w), rtol=1e-12)
+    assert "def _sigmoid" in d.code  # the helper the code calls is printed with it
+
+
+FUNCS = {"exp": np.exp, "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+         "softplus": lambda z: np.log(1 + np.exp(z)), "square": lambda z: z**2}
+
+
+@settings(deadline=None)
+@given(f=st.sampled_from(sorted(FUNCS)), g=st.sampled_from(sorted(FUNCS)), ridge=st.booleans(),
+       transpose=st.booleans())
+def test_random_compositions_agree_with_complex_step(f: str, g: str, ridge: bool, transpose: bool) -> None:
+    def typed(name: str, arg: str) -> str:
+        return f"({arg})**2" if name == "square" else f"{name}({arg})"
+
+    inner = "X @ W.T" if transpose else "X @ W"
+    wshape = "M x D" if transpose else "D x M"
+    expr = f"sum(G * {typed(f, typed(g, inner))})" + (" + 0.5 * sum(W**2)" if ridge else "")
+    d = dc.derive_expression(expr, "W", {"X": "N x D", "W": wshape, "G": "N x M"}, exact=False)
+    assert d.ok, str(d)
+    grad = _run_source(d.code, "grad_W")
+    rng = np.random.default_rng(1)
+    X, G = 0.5 * rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    W = 0.5 * rng.standard_normal((2, 3) if transpose else (3, 2))
+
+    def loss(W):
+        z = X @ (W.T if transpose else W)
+        return np.sum(G * FUNCS[f](FUNCS[g](z))) + (0.5 * np.sum(W**2) if ridge else 0)
+
+    args = grad.__code__.co_varnames[: grad.__code__.co_argcount]
+    values = {"X": X, "W": W, "G": G}
+    np.testing.assert_allclose(grad(*[values[a] for a in args]), _complex_step(loss, W), rtol=1e-9, atol=1e-12)
+
+
+def test_a_wrong_derivation_is_a_defect_never_an_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from derivcheck.expressions import nodes as n
+
+    real = Problem.gradient_of
+
+    def planted(self, f):  # a rewrite bug: the factor 2 lost
+        g = real(self, f)
+        return n.mul(n.const(0.5), g)
+
+    monkeypatch.setattr(Problem, "gradient_of", planted)
+    d = dc.derive_expression("sum((X @ W - Y)**2)", "W", LSQ)
+    assert not d.ok
+    assert d.matrix_form is None and d.code is None and d.index_form.text is None
+    assert d.gradient.note.startswith("DEFECT, not shown")
+    assert "DEFECT" in str(d)
+
+
+# --- equations ---
+
+def test_right_equation_passes_exactly_and_numerically() -> None:
+    r = dc.check_equation("sum((X @ W - Y)**2)", "W", "2 * X.T @ (X @ W - Y)", LSQ)
+    assert r.ok and r.exact is True
+    assert r.checks[0].detail == "the difference simplifies to 0"
+
+
+def test_logistic_gradient_typed_by_hand_passes() -> None:
+    r = dc.check_equation(LOGISTIC, "w", "X.T @ (sigmoid(X @ w) - y)", LOGISTIC_SHAPES)
+    assert r.verdict == "pass" and r.truth == "X^T (σ(X w) - y)"
+
+
+@pytest.mark.parametrize(("claimed", "phrase"), [
+    ("X.T @ (X @ W - Y)", "the right gradient is 2 times the claim"),
+    ("-2 * X.T @ (X @ W - Y)", "the sign is wrong"),
+])
+def test_wrong_equation_is_explained(claimed: str, phrase: str) -> None:
+    r = dc.check_equation("sum((X @ W - Y)**2)", "W", claimed, LSQ)
+    assert r.verdict == "fail" and r.exact is False
+    assert any(phrase in e for e in r.explanation), r.explanation
+
+
+def test_function_in_place_of_its_derivative_is_named() -> None:
+    shapes = {"X": "N x D", "W": "D x M", "G": "N x M"}
+    r = dc.check_equation("sum(G * sigmoid(X @ W))", "W", "X.T @ (sigmoid(X @ W) * G)", shapes)
+    assert r.verdict == "fail"
+    assert any("stands where its derivative belongs" in e and "σ(X W) ⊙ (1 - σ(X W))" in e for e in r.explanation)
+
+
+def test_missing_sum_and_transpose_are_named() -> None:
+    shapes = {"X": "N x D", "W": "D x M", "b": "M", "G": "N x M"}
+    r = dc.check_equation("sum(G * tanh(X @ W + b))", "b", "G * (1 - tanh(X @ W + b)**2)", shapes)
+    assert r.verdict == "fail" and any("a sum is missing" in e and "axis 0" in e for e in r.explanation)
+    t = dc.check_equation("sum(G * (X @ W))", "W", "G.T @ X", {"X": "N x D", "W": "D x M", "G": "N x M"})
+    assert t.verdict == "fail" and any("transpose" in e for e in t.explanation)
+
+
+def test_unexplained_difference_claims_no_cause() -> None:
+    r = dc.check_equation("sum((X @ W - Y)**2)", "W", "2 * X.T @ (X @ W - Y) + W", LSQ)
+    assert r.verdict == "fail"
+    assert r.explanation and r.explanation[0].startswith("no single correction explains")
+
+
+# --- errors ---
+
+@pytest.mark.parametrize(("expr", "shapes", "message", "column"), [
+    ("sum(foo(X))", {"X": "N x D"}, "unknown function 'foo'", 5),
+    ("sum(X @ Q)", {"X": "N x D"}, "'Q' is not declared", 9),
+    ("sum(X @ X)", {"X": "N x D"}, "inner dimensions D and N differ", 7),
+    ("sum(X", {"X": "N x D"}, "never closed", 6),
+    ("sum(X) $ 2", {"X": "N x D"}, "unexpected character '$'", 8),
+    ("sum(X, axis=2)", {"X": "N x D"}, "axis=2 is out of range", 1),
+    ("X ** Y", {"X": "N x D", "Y": "N x D"}, "exponent must be a number", 6),
+    ("trace(X)", {"X": "N x D"}, "needs a square matrix", 1),
+])
+def test_parser_errors_name_the_position(expr: str, shapes: dict, message: str, column: int) -> None:
+    with pytest.raises(ExpressionError) as info:
+        dc.derive_expression(expr, "X", shapes)
+    assert message in str(info.value)
+    assert info.value.position == column - 1
+    assert f"at column {column}" in str(info.value)
+
+
+@pytest.mark.parametrize(("expr", "wrt", "shapes", "message"), [
+    ("X @ W", "W", {"X": "N x D", "W": "D x M"}, "needs a scalar"),
+    ("sum(X)", "W", {"X": "N x D"}, "wrt='W' is not a declared variable"),
+    ("sum(X)", "X", {"X": "N x D symmetric"}, "is not square"),
+    ("sum(X)", "X", {"X": "N x D blue"}, "'blue' is neither a dimension nor one of the properties"),
+    ("sum(X)", "X", {"X": "N x D x K"}, "has 3 dimensions"),
+    ("sum(X * N)", "X", {"X": "N x D", "N": "scalar"}, "both a variable and a dimension"),
+    ("sum(log(X))", "X", {"X": "N x D"}, "not finite at random values"),
+])
+def test_declaration_and_problem_errors(expr: str, wrt: str, shapes: dict, message: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        dc.derive_expression(expr, wrt, shapes)
+    assert message in str(info.value)
+
+
+def test_positive_domain_makes_log_finite() -> None:
+    d = dc.derive_expression("sum(log(X))", "X", {"X": "N x D positive"})
+    assert d.ok and d.matrix_form == "1 ⊘ X"
+
+
+# --- the commands ---
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "derivcheck", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_derive_expr_and_check_eq() -> None:
+    out = _cli("derive-expr", "x @ A @ x", "--wrt", "x", "--let", "x: D", "--let", "A: D x D symmetric", "--order", "2")
+    assert out.returncode == 0, out.stderr
+    assert "matrix form: df/dx = 2 A x" in out.stdout and "Hessian: H = 2 A" in out.stdout
+    js = _cli("derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--json")
+    payload = json.loads(js.stdout)
+    assert payload["schema"] == "derivcheck.expression/1" and payload["matrix_form"] == "X^-T" and payload["ok"]
+    code = _cli("derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--format", "code")
+    assert "def grad_X(X):" in code.stdout and "np.linalg.inv(X).T" in code.stdout
+    bad = _cli("check-eq", "sum(G * (X @ W))", "G.T @ X", "--wrt", "W", "--let", "X: N x D", "--let", "W: D x M",
+               "--let", "G: N x M")
+    assert bad.returncode == 1 and bad.stdout.startswith("FAIL")
+    err = _cli("derive-expr", "sum(X @ Q)", "--wrt", "X", "--let", "X: N x D")
+    assert err.returncode == 2 and "at column 9" in err.stderr and "Traceback" not in err.stderr
