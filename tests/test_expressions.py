@@ -52,7 +52,7 @@ def test_hessians_of_quadratic_and_logistic() -> None:
     q = dc.derive_expression("x @ A @ x", "x", {"x": "D", "A": "D x D"}, order=2)
     assert q.hessian is not None and q.hessian.text == "A + A^T"
     lg = dc.derive_expression(LOGISTIC, "w", LOGISTIC_SHAPES, order=2)
-    assert lg.hessian is not None and lg.hessian.text == "X^T diag((1 - σ(X w)) ⊙ σ(X w)) X"
+    assert lg.hessian is not None and lg.hessian.text == "X^T diag(σ(X w) ⊙ (1 - σ(X w))) X"
     assert lg.hvp is not None and lg.hvp.text is not None and lg.ok
 
 

@@ -169,8 +169,9 @@ def exact_difference(p: Problem, claimed: Node, sizes: Mapping[str, int], prove:
     got = evaluate(claimed, values, sizes, SYMPY)
     wrt = values[p.wrt]
     rng = np.random.default_rng(5)
-    points = [{s: sp.Rational(int(rng.integers(-9, 10)), 7) if not s.is_positive else sp.Rational(int(rng.integers(1, 10)), 7)
-               for s in _symbols(values)} for _ in range(2)]
+    symbols = sorted(_symbols(values), key=lambda s: s.name)  # sorted: the same points in every process
+    points = [{s: sp.Rational(int(rng.integers(1 if s.is_positive else -9, 10)), 7) for s in symbols}
+              for _ in range(2)]
     if isinstance(wrt, sp.Symbol):
         wrt, got = np.array([wrt], dtype=object), np.array([got], dtype=object).reshape(-1)
     undecided = False
@@ -187,6 +188,11 @@ def exact_difference(p: Problem, claimed: Node, sizes: Mapping[str, int], prove:
     return (None if undecided else True), worst
 
 
+def exact_sizes(p: Problem) -> dict[str, int]:
+    """Every dimension 2, in a fixed order."""
+    return {d: _EXACT_SIZE for d in sorted({d for v in p.variables.values() for d in v.shape if isinstance(d, str)})}
+
+
 def _symbols(values: Mapping[str, Any]) -> set[sp.Symbol]:
     out: set[sp.Symbol] = set()
     for v in values.values():
@@ -195,7 +201,7 @@ def _symbols(values: Mapping[str, Any]) -> set[sp.Symbol]:
 
 
 def _check_exact(p: Problem, g: Node) -> Verification:
-    sizes = {d: _EXACT_SIZE for d in {d for v in p.variables.values() for d in v.shape if isinstance(d, str)}}
+    sizes = exact_sizes(p)
     ok, worst = exact_difference(p, g, sizes)
     detail = {True: "the difference expands to 0", False: f"they differ by {worst:.1e} at a rational point",
               None: f"equal to 30 digits at two random rational points (|difference| <= {worst:.0e})"}[ok]

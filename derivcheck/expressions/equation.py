@@ -17,7 +17,7 @@ import numpy as np
 from derivcheck.errors import ExpressionError
 from derivcheck.expressions import nodes as n
 from derivcheck.expressions.adjoint import derivative
-from derivcheck.expressions.derivation import _EXACT_SIZE, _SEEDS, Problem, derive_expression, exact_difference
+from derivcheck.expressions.derivation import _SEEDS, Problem, derive_expression, exact_difference, exact_sizes
 from derivcheck.expressions.evaluate import evaluate
 from derivcheck.expressions.nodes import Node, ShapeError
 from derivcheck.expressions.parse import parse_expression
@@ -141,7 +141,7 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
     if c.shape != p.var.shape:
         return EquationCheck(expr, wrt, claimed, "fail", None, truth_d.matrix_form, tuple(explain(p, c, truth)),
                              tuple(checks), time.perf_counter() - start)
-    sizes = {d: _EXACT_SIZE for d in {d for v in p.variables.values() for d in v.shape if isinstance(d, str)}}
+    sizes = exact_sizes(p)
     exact, worst = exact_difference(p, c, sizes, prove=True)
     detail = {True: "the difference simplifies to 0", False: f"they differ by {worst:.1e} at a rational point",
               None: f"not simplified to 0; equal to 30 digits at two random rational points (<= {worst:.0e})"}[exact]

@@ -119,8 +119,11 @@ def _log_sigmoid(e: sp.Expr) -> sp.Expr:
 
 
 def _ordered(args: tuple[sp.Expr, ...]) -> list[sp.Expr]:
-    # Numbers first, then by SymPy's canonical order: deterministic, and "2 X" reads as printed.
-    return sorted(args, key=lambda a: (not a.is_Number, sp.default_sort_key(a)))
+    # Numbers, then plain factors, then powers and sums ("2 G ⊙ σ(Z) ⊙ (1 - σ(Z))"), each group in
+    # SymPy's canonical order: deterministic.
+    def group(a: sp.Expr) -> int:
+        return 0 if a.is_Number else 3 if isinstance(a, sp.Add) else 2 if isinstance(a, sp.Pow) else 1
+    return sorted(args, key=lambda a: (group(a), sp.default_sort_key(a)))
 
 
 def _cost(e: sp.Expr) -> tuple[int, int]:
