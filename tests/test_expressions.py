@@ -237,3 +237,18 @@ def test_cli_derive_expr_and_check_eq() -> None:
     assert bad.returncode == 1 and bad.stdout.startswith("FAIL")
     err = _cli("derive-expr", "sum(X @ Q)", "--wrt", "X", "--let", "X: N x D")
     assert err.returncode == 2 and "at column 9" in err.stderr and "Traceback" not in err.stderr
+
+
+def test_readme_examples_of_the_matrix_language_are_real() -> None:
+    import doctest
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Derive any matrix expression", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 2
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 4

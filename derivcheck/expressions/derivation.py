@@ -196,7 +196,7 @@ def exact_sizes(p: Problem) -> dict[str, int]:
 def _symbols(values: Mapping[str, Any]) -> set[sp.Symbol]:
     out: set[sp.Symbol] = set()
     for v in values.values():
-        out |= set(np.asarray(v, dtype=object).reshape(-1).tolist())
+        out |= {s for s in np.asarray(v, dtype=object).reshape(-1).tolist() if isinstance(s, sp.Symbol)}
     return out
 
 

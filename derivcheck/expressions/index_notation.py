@@ -132,45 +132,29 @@ class IndexForm:
 
     # --- values, for the verification ---
     def values(self, values: Mapping[str, Any], sizes: Mapping[str, int], evaluate: Any) -> np.ndarray:
-        """Every entry at these sizes, summed out explicitly (small sizes only)."""
+        """Every entry at these sizes: the sums written out once, then compiled and read entry by entry."""
         subs: dict[Any, Any] = {sp.Symbol(d, positive=True, integer=True): v for d, v in sizes.items()}
-        e = self.expr.xreplace(subs)
+        e = self.expr.xreplace(subs).doit()
         shape = tuple(d if isinstance(d, int) else sizes[d] for d in self.node.shape)
-        atom_values = {k: evaluate(node) for k, node in self.atoms.items()}
+        bases = sorted({ind.base for ind in e.atoms(sp.Indexed)}, key=str)
+        safe = {b: sp.IndexedBase(f"_base{k}") for k, b in enumerate(bases)}
+        scalars = sorted((s for s in e.free_symbols if not isinstance(s, sp.Indexed) and s not in self.free
+                          and s not in {b.label for b in bases}), key=str)
+        safe_scalars = {s: sp.Symbol(f"_scalar{k}") for k, s in enumerate(scalars)}
+        body = e.xreplace({**safe, **safe_scalars})
+        fn = sp.lambdify([*safe.values(), *safe_scalars.values(), *self.free], body, modules=[_NUMERIC, "numpy"])
+        arrays = [np.asarray(evaluate(self.atoms[b]) if b in self.atoms else values[str(b.label)], dtype=float)
+                  for b in bases]
+        numbers = [float(evaluate(self.atoms[s])) if s in self.atoms else float(values[s.name]) for s in scalars]
         out = np.empty(shape)
         for pos in np.ndindex(*shape):
-            entry = e.xreplace(dict(zip(self.free, [sp.Integer(p) for p in pos]))).doit()
-            out[pos] = _number(entry, values, atom_values)
+            out[pos] = fn(*arrays, *numbers, *pos)
         return out
 
 
-def _number(e: sp.Expr, values: Mapping[str, Any], atoms: Mapping[Any, Any]) -> float:
-    rep: dict[Any, Any] = {}
-    for ind in e.atoms(sp.Indexed):
-        base = ind.base
-        idx = tuple(int(i) for i in ind.indices)
-        if base in atoms:
-            rep[ind] = sp.Float(float(np.asarray(atoms[base])[idx]), 30)
-        else:
-            rep[ind] = sp.Float(float(np.asarray(values[str(base.label)])[idx]), 30)
-    for s in e.free_symbols:
-        if isinstance(s, sp.Symbol) and not isinstance(s, sp.Indexed):
-            if s in atoms:
-                rep[s] = sp.Float(float(atoms[s]), 30)
-            elif s.name in values and np.ndim(values[s.name]) == 0:
-                rep[s] = sp.Float(float(values[s.name]), 30)
-    e = e.xreplace(rep)
-    import mpmath
-
-    mpmath.mp.dps = 30
-    value = sp.lambdify((), e, modules=[_MPMATH, "mpmath"])()
-    v = complex(value)
-    return v.real if abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) else float("nan")
-
-
-_MPMATH = {"Sigmoid": lambda t: 1 / (1 + __import__("mpmath").exp(-t)),
-           "Softplus": lambda t: __import__("mpmath").log(1 + __import__("mpmath").exp(t)),
-           "Relu": lambda t: t if t > 0 else 0, "Step": lambda t: 1 if t > 0 else 0}
+_NUMERIC = {"Sigmoid": lambda t: 1 / (1 + np.exp(-t)), "Softplus": lambda t: np.logaddexp(0, t),
+            "Relu": lambda t: np.maximum(t, 0), "Step": lambda t: (np.asarray(t) > 0).astype(float),
+            "KroneckerDelta": lambda a, b: 1.0 if a == b else 0.0}
 
 
 def _align(ix: tuple[Any, ...], full: tuple[Any, ...], part: tuple[Any, ...]) -> tuple[Any, ...]:
