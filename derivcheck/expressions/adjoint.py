@@ -42,7 +42,7 @@ def _unbroadcast(g: Node, full: Shape, target: Shape) -> Node:
             g = n.mul(g, n.size_of((length,)))
     # Leading axes of length 1 the operand does not have.
     while g.ndim > len(target) and g.shape[0] == 1:
-        g = Node("squeeze", (g,), (0,), g.shape[1:])
+        g = squeeze(g, 0)
     return g
 
 
@@ -127,12 +127,18 @@ def _sum(x: Node, g: Node) -> list[Node]:
 @defadjoint("expand")
 def _expand(x: Node, g: Node) -> list[Node]:
     axis = x.attrs[0]
-    return [n.total(g, axis) if g.ndim == x.ndim and g.shape[axis] != 1 else g]
+    if g.ndim < x.ndim:
+        return [g]  # a scalar adjoint: it broadcasts to the operand as it is
+    return [n.total(g, axis) if g.shape[axis] != 1 else squeeze(g, axis)]
+
+
+def squeeze(g: Node, axis: int) -> Node:
+    return Node("squeeze", (g,), (axis,), g.shape[:axis] + g.shape[axis + 1:])
 
 
 @defadjoint("squeeze")
 def _squeeze(x: Node, g: Node) -> list[Node]:
-    return [n.expand(g, 0)]
+    return [n.expand(g, x.attrs[0]) if g.ndim == x.ndim else g]
 
 
 @defadjoint("broadcast")
@@ -188,6 +194,10 @@ def _norm(x: Node, g: Node) -> list[Node]:
     return [n.mul(g, x.args[0], n.power(x, -1))]
 
 
+# Rules that multiply or reshape the adjoint as a matrix need it at the node's own shape.
+_NEEDS_FULL_SHAPE = ("matmul", "outer", "T", "inv", "diag", "softmax", "squeeze")
+
+
 def gradient(f: Node, wrt: Node) -> Node:
     """The adjoint of ``wrt`` in the scalar ``f`` (unsimplified; its shape is ``wrt``'s)."""
     if f.shape:
@@ -198,6 +208,8 @@ def gradient(f: Node, wrt: Node) -> Node:
         if x not in adj or x.op not in ADJOINTS:
             continue
         g = adj[x][0] if len(adj[x]) == 1 else n.add(*adj[x])
+        if g.shape != x.shape and x.op in _NEEDS_FULL_SHAPE:
+            g = n.broadcast_to(g, x.shape)
         for a, contribution in zip(x.args, ADJOINTS[x.op](x, g)):
             if a.depends_on(wrt.attrs[0]):
                 adj.setdefault(a, []).append(contribution)

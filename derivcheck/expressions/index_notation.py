@@ -103,7 +103,8 @@ class IndexForm:
         if op == "expand":
             return self.at(a[0], ix[: x.attrs[0]] + ix[x.attrs[0] + 1:])
         if op == "squeeze":
-            return self.at(a[0], (sp.Integer(0),) + ix)
+            axis = x.attrs[0]
+            return self.at(a[0], ix[:axis] + (sp.Integer(0),) + ix[axis:])
         if op == "broadcast":
             return self.at(a[0], _align(ix, x.shape, a[0].shape))
         if op == "softmax":

@@ -220,6 +220,8 @@ class MathPrinter:
         return self.p(x.args[0])
 
     def _broadcast(self, x: Node) -> tuple[str, int]:
+        if x.args[0].op == "const" and x.args[0].attrs[0] == 0:
+            return "0", _ATOM
         one = r"\mathbf{1}" if self.latex else "1"
         a = self.wrap(x.args[0], _ATOM)
         if x.ndim == 1:

@@ -159,6 +159,16 @@ class Rewriter:
                 return self(n.mul(c, n.expand(core, x.attrs[0])))
         return x
 
+    def _squeeze(self, x: Node) -> Node:
+        a, axis = x.args[0], x.attrs[0]
+        if a.op == "expand" and a.attrs[0] == axis:
+            return a.args[0]
+        if a.op == "ones":
+            return n.ones(x.shape)
+        if a.ndim != x.ndim + 1:  # the operand was already reduced by a rewrite (a constant, a scalar)
+            return a
+        return x
+
     def _broadcast(self, x: Node) -> Node:
         a = x.args[0]
         return a if a.shape == x.shape else x
@@ -188,6 +198,8 @@ def fuse(x: Node) -> Node:
             return n.sub(a.args[0], n.expand(n.logsumexp(a.args[0], axis), axis))
         if a.op == "det":
             return n.logdet(a.args[0])
+        if a.op == "sum" and a.args[0].op == "func" and a.args[0].attrs[0] == "exp":
+            return n.logsumexp(a.args[0].args[0], a.attrs[0])
     return x
 
 
