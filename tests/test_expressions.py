@@ -172,9 +172,15 @@ def test_missing_sum_and_transpose_are_named() -> None:
 
 
 def test_unexplained_difference_claims_no_cause() -> None:
-    r = dc.check_equation("sum((X @ W - Y)**2)", "W", "2 * X.T @ (X @ W - Y) + W", LSQ)
+    r = dc.check_equation("sum((X @ w - y)**2)", "w", "2 * X.T @ (X @ w - y) + 1", {"X": "N x D", "w": "D", "y": "N"})
     assert r.verdict == "fail"
-    assert r.explanation and r.explanation[0].startswith("no single correction explains")
+    assert r.explanation == ("no single correction explains the difference (tested: a constant factor, a transpose, "
+                             "the sign, a missing sum, a function in place of its derivative)",)
+
+
+def test_the_checkers_diagnosis_explains_a_missing_regularisation_term() -> None:
+    r = dc.check_equation("sum((X @ W - Y)**2) + sum(W**2)", "W", "2 * X.T @ (X @ W - Y)", LSQ)
+    assert r.verdict == "fail" and any(e.startswith("dW misses a term 2 * W") for e in r.explanation)
 
 
 # --- errors ---

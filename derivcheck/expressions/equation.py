@@ -33,13 +33,14 @@ def _numeric(p: Problem, claimed: Node, seed: int) -> tuple[Verification, object
 
     sizes, values = p.draw(seed)
 
-    def loss(w: np.ndarray) -> float:
-        return float(evaluate(p.forward, {**values, p.wrt: w}, sizes))
+    def loss(params: dict[str, np.ndarray]) -> float:
+        return float(evaluate(p.forward, {**values, **params}, sizes))
 
-    def grad(w: np.ndarray) -> np.ndarray:
-        return np.asarray(evaluate(claimed, {**values, p.wrt: w}, sizes), dtype=float)
+    def grad(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {p.wrt: np.asarray(evaluate(claimed, {**values, **params}, sizes), dtype=float)}
 
-    report = check_gradient(loss, grad, np.asarray(values[p.wrt], dtype=float), mode="full", seed=seed,
+    # A dict, so that the checker's findings name the variable: "dW[0, 1]".
+    report = check_gradient(loss, grad, {p.wrt: np.asarray(values[p.wrt], dtype=float)}, mode="full", seed=seed,
                             title=f"claimed d/d{p.wrt}")
     row = report.params[0]
     ok = {"pass": True, "fail": False}.get(report.verdict)
@@ -162,10 +163,21 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
         verdict = "inconclusive"
     explanation = explain(p, c, truth) if verdict == "fail" else []
     if verdict == "fail" and not explanation:
-        explanation = ["no single correction explains the difference (tested: a constant factor, a transpose, "
-                       "the sign, a missing sum, a function in place of its derivative)"]
+        explanation = _diagnosis(reports) or [
+            "no single correction explains the difference (tested: a constant factor, a transpose, the sign, "
+            "a missing sum, a function in place of its derivative)"]
     return EquationCheck(expr, wrt, claimed, verdict, exact, truth_d.matrix_form, tuple(explanation), tuple(checks),
                          time.perf_counter() - start, tuple(reports))
+
+
+def _diagnosis(reports: list[object]) -> list[str]:
+    """The numeric checker's causes (its per-entry patterns: a slice, a shift, a missing term), when it found one."""
+    out: list[str] = []
+    for r in reports:
+        for f in getattr(r, "findings", ()):
+            if f.severity == "error" and f.kind != "unexplained" and f.message not in out:
+                out.append(f.message)
+    return out
 
 
 __all__ = ["ShapeError", "check_equation", "explain"]
