@@ -76,3 +76,24 @@ def equation_text(e: EquationCheck) -> str:
     lines.append(f"checked in this run ({e.seconds:.2f} s):")
     lines.extend(_check_line(c) for c in e.checks)
     return "\n".join(lines)
+
+
+def program_text(d: object) -> str:
+    """Forward steps, then the backward pass line by line, then what was verified."""
+    from derivcheck.expressions.program import ProgramDerivation
+
+    assert isinstance(d, ProgramDerivation)
+    width = max(len(x.lhs.text or "") for x in (*d.forward, *d.backward, *d.gradients))
+    lines = ["forward:"]
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text}" for x in d.forward]
+    lines.append("backward (d<name> is the gradient of f in that step's value):")
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.backward]
+    lines.append("gradients:")
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.gradients]
+    bad = [c for c in d.checks if not c.ok]
+    worst = max((c.max_rel_error for c in d.checks if c.max_rel_error == c.max_rel_error), default=float("nan"))
+    lines.append("")
+    lines.append(f"verified in this run ({d.seconds:.2f} s): {len(d.checks) - len(bad)} of {len(d.checks)} lines "
+                 f"agree with finite differences (generated backward code; max rel error {worst:.1e})")
+    lines.extend(_check_line(c) for c in bad)
+    return "\n".join(lines)
