@@ -140,10 +140,11 @@ def chained_latex(model: Sequential) -> list[str]:
     lines = []
     producers = {s.output: s for s in model.steps}
     # A weight shared by several steps (an unrolled RNN) gets one contribution per step: they add up.
+    # So does a value read by several steps (both halves of an LSTM step's output): its delta is a sum.
     uses: dict[str, int] = {}
     for s in model.steps:
         for arg_name, target in s.bind.items():
-            if target not in producers and target not in model.fixed and arg_name in {a.name for a in s.spec.differentiable}:
+            if target not in model.fixed and arg_name in {a.name for a in s.spec.differentiable}:
                 uses[target] = uses.get(target, 0) + 1
     seen: dict[str, int] = {}
 
@@ -151,6 +152,9 @@ def chained_latex(model: Sequential) -> list[str]:
         return rf"G_{{{value}}}"  # dE/d(value): the same letter as a layer's upstream gradient
 
     for step in reversed(model.steps):
+        if step.spec.chain is not None:
+            lines.extend(_chain_step_lines(model, step, producers, uses, seen, delta))
+            continue
         d = derive(step.layer)
         rename = {}
         for arg in step.spec.inputs:
@@ -165,13 +169,31 @@ def chained_latex(model: Sequential) -> list[str]:
             body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else DerivationPrinter(rename=rename).doprint(g.index.expr)
             lhs = delta(target) if target in producers else partial("E", _display(target, g.arg.letters))
             seen[target] = seen.get(target, 0) + 1
-            shared = target not in producers and uses.get(target, 1) > 1
-            equals = r"\mathrel{+}=" if shared and seen[target] > 1 else "="
+            equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
             lines.append(f"{lhs} {equals} {body}")
     for target, n in uses.items():
         if n > 1:
-            lines.append(rf"\text{{{target} is shared by {n} steps: its gradient is the sum of the {n} contributions above}}")
+            what = "is read by" if target in producers else "is shared by"
+            lines.append(rf"\text{{{target} {what} {n} steps: its gradient is the sum of the {n} contributions above}}")
     return lines
+
+
+def _chain_step_lines(model: Sequential, step: Step, producers: dict, uses: dict, seen: dict, delta: Any) -> list[str]:
+    """A step of a layer declared as primitive steps: its gradients are that layer's step-by-step backward."""
+    from derivcheck.symbolic.latex import partial
+
+    out = []
+    name = step.layer.replace("_", r"\_")
+    for arg in step.spec.differentiable:
+        target = step.bind[arg.name]
+        if target in model.fixed:
+            continue
+        lhs = delta(target) if target in producers else partial("E", _display(target, arg.letters))
+        seen[target] = seen.get(target, 0) + 1
+        equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
+        out.append(rf"{lhs} {equals} \text{{d{arg.name} of the step-by-step backward of {name} "
+                   rf"(derivcheck derive {name}), upstream }} {delta(step.output)}")
+    return out
 
 
 def _display(name: str, letters: tuple[str, ...]) -> str:

@@ -86,6 +86,9 @@ class Layer:
     # Opaque index functions of the index form (max-pool's winner indicator): their numeric
     # value, built from the inputs and sizes at hand, for the compiled witnesses.
     functions: dict[str, Callable[[Mapping[str, Any], Mapping[str, int]], Callable[..., float]]] = field(default_factory=dict)
+    # The layer as a chain of primitive steps (a matrix-language LayerChain): derived step by step,
+    # it is the symbolic witness in verify and what derive prints, instead of one monolithic index form.
+    chain: Any = None
 
     def call_forward(self, inputs: Mapping[str, Any], sizes: Mapping[str, int]) -> Any:
         """The reference forward with this layer's constants and hyperparameters."""

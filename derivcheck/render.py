@@ -32,8 +32,14 @@ def render_derivation(name: str, fmt: str = "text") -> str:
     list_layers()
     if name in MODELS:
         return _render_model(name, fmt, chained_latex(MODELS[name]))
+    from derivcheck.registry import get_layer
     from derivcheck.symbolic.derive import derive
 
+    if fmt not in ("text", "latex", "markdown", "code"):
+        raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
+    layer = get_layer(name)
+    if layer.chain is not None:
+        return _render_chain(layer, fmt)
     d = derive(name)
     if fmt == "latex":
         return "\n".join(d.latex_lines())
@@ -199,3 +205,22 @@ def _render_model(name: str, fmt: str, lines: list[str]) -> str:
     if fmt == "code":
         raise InputError("code is generated per layer; derive each layer of the model with --format code")
     return "\n".join([f"{name}: {chain}", f"question: {model.question}", "", "backward pass, one VJP per step:", *[f"  {ln}" for ln in lines]])
+
+
+def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chain
+    """A layer declared as primitive steps: forward, then the backward pass step by step, each line verified."""
+    from derivcheck.expressions.layer_chain import chain_derivation
+    from derivcheck.expressions.report import program_latex_lines, program_text
+
+    d = chain_derivation(layer.name)
+    notes = [*layer.chain.notes, *layer.conventions]
+    if fmt == "code":
+        return d.code.rstrip() if d.code else "# DEFECT: the step-by-step backward did not verify"
+    if fmt == "text":
+        return "\n".join([f"{layer.name}: {layer.question}", *[f"  ({n})" for n in notes], "", program_text(d)])
+    lines = program_latex_lines(d)
+    if fmt == "latex":
+        return "\n".join(lines)
+    body = "\n".join(f"$$\n{line}\n$$" for line in lines)
+    return "\n".join([f"**{layer.name}**: {layer.question}", "", *[f"- {n}" for n in notes], "", body, "",
+                      program_text(d).split("\n")[-1]])

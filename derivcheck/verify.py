@@ -109,6 +109,8 @@ def verify_layer(
     """
     layer = get_layer(layer) if isinstance(layer, str) else layer
     start = time.perf_counter()
+    if layer.chain is not None:
+        return _verify_chain_layer(layer, sizes, seed, backward, start)
     derivation = derive(layer)
     rng = np.random.default_rng(seed)
     # The main job shows real kernels and batches: sizes from 2 (the property tests reach 1).
@@ -172,6 +174,51 @@ def verify_layer(
                 time.perf_counter() - t0, message,
             )
         )
+    return LayerVerification(layer.name, sizes, tuple(rows), derivation.seconds, time.perf_counter() - start)
+
+
+def _verify_chain_layer(layer: Layer, sizes: Mapping[str, int] | None, seed: int,
+                        backward: Callable[..., dict[str, Any]] | None, start: float) -> LayerVerification:
+    """A layer declared as a chain of primitive steps: its verified step-by-step backward, the
+    reference backward and finite differences of the forward must agree."""
+    from derivcheck.expressions.layer_chain import chain_derivation, chain_vjp
+    from derivcheck.sampling import complete_sizes
+
+    derivation = chain_derivation(layer.name)
+    rng = np.random.default_rng(seed)
+    sizes = complete_sizes(layer, dict(sizes) if sizes is not None else random_sizes(layer, rng, low=2))
+    inputs = sample_inputs(layer, sizes, rng)
+    upstream = rng.standard_normal(output_shape(layer, sizes))
+    names = [a.name for a in layer.differentiable]
+    witnesses = {"step-by-step derivation": chain_vjp(layer, inputs, upstream)}
+    try:
+        witnesses["reference backward"] = {k: np.asarray(v, dtype=float)
+                                           for k, v in layer.call_backward(upstream, inputs, sizes, backward).items()}
+    except Exception as exc:  # noqa: BLE001 - a wrong-shaped mutant lands here
+        witnesses["reference backward"] = {}
+        broken = f"error: {exc}"
+    else:
+        broken = ""
+
+    def loss(p: dict[str, np.ndarray]) -> float:
+        return float(np.sum(upstream * layer.call_forward({**inputs, **p}, sizes)))
+
+    verdicts = {}
+    for w, grads in witnesses.items():
+        if not all(k in grads and np.shape(grads[k]) == np.shape(inputs[k]) for k in names):
+            verdicts[w] = {k: broken or "missing or misshapen" for k in names}
+            continue
+        report = check_gradient(loss, lambda p, g=grads: {k: g[k] for k in names}, {k: inputs[k] for k in names}, seed=seed)
+        verdicts[w] = {r.name: r.verdict for r in report.params}
+    rows = []
+    for name in names:
+        agreeing = tuple(w for w in witnesses if verdicts[w].get(name) == "pass")
+        disagreeing = tuple(w for w in witnesses if verdicts[w].get(name) != "pass")
+        a, b = (witnesses[w].get(name) for w in witnesses)
+        pair = _rel(a, b) if a is not None and b is not None and np.shape(a) == np.shape(b) else float("nan")
+        message = "all agree" if not disagreeing else "; ".join(f"{w}: {verdicts[w].get(name)}" for w in disagreeing)
+        rows.append(GradientVerification(layer.name, name, (*agreeing, "finite differences") if agreeing else (),
+                                         disagreeing, pair, "chain", 0.0, message))
     return LayerVerification(layer.name, sizes, tuple(rows), derivation.seconds, time.perf_counter() - start)
 
 

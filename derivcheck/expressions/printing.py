@@ -308,7 +308,15 @@ class CodePrinter:
         if op == "identity":
             return f"np.eye({self.shape(x.shape[:1])})"
         if op == "add":
-            return "(" + " + ".join(self.p(t) for t in a) + ")"
+            out = self.p(a[0])
+            for t in a[1:]:
+                if t.op == "mul" and t.args[0].op == "const" and t.args[0].attrs[0] < 0:
+                    rest = [Node("const", (), (-t.args[0].attrs[0],))] if t.args[0].attrs[0] != -1 else []
+                    rest += list(t.args[1:])
+                    out += " - " + (self.p(rest[0]) if len(rest) == 1 else self.p(Node("mul", tuple(rest), (), t.shape)))
+                else:
+                    out += " + " + self.p(t)
+            return "(" + out + ")"
         if op == "mul":
             return "(" + " * ".join(self.p(t) for t in a) + ")"
         if op == "pow":

@@ -21,6 +21,7 @@ import numpy as np
 from derivcheck.errors import ExpressionError
 from derivcheck.expressions import nodes as n
 from derivcheck.expressions.adjoint import gradient
+from derivcheck.expressions.declaration import Program
 from derivcheck.expressions.domain import draw_sizes, draw_values
 from derivcheck.expressions.evaluate import evaluate
 from derivcheck.expressions.nodes import Node, Variable
@@ -30,16 +31,6 @@ from derivcheck.expressions.result import Form, Verification
 from derivcheck.expressions.rewrite import fuse, simplify
 
 _SEEDS = (5, 17)
-
-
-@dataclass(frozen=True)
-class Program:
-    """Forward steps ``(name, expression)`` in order, a scalar objective, and the inputs differentiated by."""
-
-    steps: tuple[tuple[str, str], ...]
-    objective: str
-    wrt: tuple[str, ...]
-    shapes: Mapping[str, str]
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,12 @@ def program_text(d: object) -> str:
                  f"agree with finite differences (generated backward code; max rel error {worst:.1e})")
     lines.extend(_check_line(c) for c in bad)
     return "\n".join(lines)
+
+
+def program_latex_lines(d: object) -> list[str]:
+    """One LaTeX equation per forward step, per backward step and per gradient."""
+    from derivcheck.expressions.program import ProgramDerivation
+
+    assert isinstance(d, ProgramDerivation)
+    return [f"{x.lhs.latex} = {x.rhs.latex if x.rhs.latex is not None else x.rhs.note}"
+            for x in (*d.forward, *d.backward, *d.gradients)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from derivcheck.expressions.declaration import LayerChain, Program
 from derivcheck.extend import Arg, def_layer
 
 
@@ -88,6 +89,28 @@ def _lstm_index(s):
     return sp.KroneckerDelta(part, 0) * h2 + sp.KroneckerDelta(part, 1) * c2
 
 
+_GATES = ("i", "f", "o", "g")
+# The same step from primitives: dense maps per gate, sigmoid/tanh, Hadamard products.
+_LSTM_CHAIN = LayerChain(
+    Program(
+        steps=(
+            *[(f"A_{g}", f"X @ W_{g} + H @ U_{g} + b_{g}") for g in _GATES],
+            ("I", "sigmoid(A_i)"), ("F", "sigmoid(A_f)"), ("O", "sigmoid(A_o)"), ("Gt", "tanh(A_g)"),
+            ("C2", "F * C + I * Gt"), ("T2", "tanh(C2)"), ("H2", "O * T2"),
+        ),
+        objective="sum(G_h * H2) + sum(G_c * C2)",
+        wrt=("X", "H", "C", *[f"{p}_{g}" for g in _GATES for p in ("W", "U", "b")]),
+        shapes={"X": "N x D", "H": "N x M", "C": "N x M", "G_h": "N x M", "G_c": "N x M",
+                **{f"W_{g}": "D x M" for g in _GATES}, **{f"U_{g}": "M x M" for g in _GATES},
+                **{f"b_{g}": "M" for g in _GATES}},
+    ),
+    arguments={"x": ("X",), "h": ("H",), "c": ("C",), "w": tuple(f"W_{g}" for g in _GATES),
+               "u": tuple(f"U_{g}" for g in _GATES), "b": tuple(f"b_{g}" for g in _GATES)},
+    upstream=("G_h", "G_c"),
+    notes=("W = [W_i W_f W_o W_g], U and b likewise: the gates are blocks of columns, and so are their gradients",
+           "f = <G_h, H2> + <G_c, C2>: G_h and G_c are the gradients arriving at h' and c'"),
+)
+
 lstm_step = def_layer(
     "lstm_step",
     inputs=(Arg("x", "N D"), Arg("h", "N M"), Arg("c", "N M"), Arg("w", "D Q"), Arg("u", "M Q"), Arg("b", "Q")),
@@ -100,4 +123,5 @@ lstm_step = def_layer(
     max_side=3,
     question="Backprop through an LSTM step: where does the forget gate's gradient come from?",
     conventions=("gates along the columns of W, U, b in the order i, f, o, g; y[0] = h', y[1] = c'",),
+    chain=_LSTM_CHAIN,
 )

@@ -70,10 +70,15 @@ class DerivationPrinter(LatexPrinter):
 
     def _print_MatrixElement(self, e: MatrixElement) -> str:
         idx = (e.i,) if e.parent.shape[1] == 1 else (e.i, e.j)
+        if e.parent.name in self.rename:  # an entry of a renamed matrix: (G_{h2})_{qr}
+            return rf"\left({self.rename[e.parent.name]}\right)_{{{self._indices(idx)}}}"
         return f"{_entry_name(e.parent.name)}_{{{self._indices(idx)}}}"
 
     def _print_Indexed(self, e: sp.Indexed) -> str:
-        return f"{_entry_name(str(e.base.label))}_{{{self._indices(e.indices)}}}"
+        label = str(e.base.label)
+        if label in self.rename:  # an entry of a renamed matrix: (G_{h2})_{qr}
+            return rf"\left({self.rename[label]}\right)_{{{self._indices(e.indices)}}}"
+        return f"{_entry_name(label)}_{{{self._indices(e.indices)}}}"
 
     def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
         if e.name in self.rename:

@@ -1,0 +1,61 @@
+"""Layers declared as a chain of primitive steps: their step-by-step derivation and its VJP on the layer's arrays.
+
+The chain's generated backward is the layer's symbolic witness: ``verify`` compares it with
+the hand-written reference backward and finite differences, models chain it like any VJP,
+and ``derive`` prints it gate by gate.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from derivcheck.expressions.program import ProgramDerivation, derive_program
+
+
+@functools.lru_cache(maxsize=None)
+def _derived(name: str) -> tuple[ProgramDerivation, Any]:
+    from derivcheck.registry import get_layer
+
+    layer = get_layer(name)
+    d = derive_program(layer.chain.program)
+    namespace: dict[str, Any] = {}
+    if d.code is not None:
+        exec(compile(d.code, f"<derivcheck backward of {name}>", "exec"), namespace)  # noqa: S102 - our own verified code
+    return d, namespace.get("backward")
+
+
+def chain_derivation(name: str) -> ProgramDerivation:
+    """The step-by-step derivation of a chain layer (derived and verified once per process)."""
+    return _derived(name)[0]
+
+
+def chain_inputs(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray]:
+    """The program's inputs from a layer's arrays: blocks split along the last axis, ``dy`` along its first."""
+    spec = layer.chain
+    out: dict[str, np.ndarray] = {}
+    for arg, names in spec.arguments.items():
+        value = np.asarray(inputs[arg], dtype=float)
+        parts = np.split(value, len(names), axis=-1) if len(names) > 1 else [value]
+        out.update(zip(names, parts))
+    dy = np.asarray(upstream, dtype=float)
+    out.update(zip(spec.upstream, list(dy) if len(spec.upstream) > 1 else [dy]))
+    return out
+
+
+def chain_vjp(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray]:
+    """``dy -> {argument: gradient}`` through the chain's verified backward code."""
+    d, backward = _derived(layer.name)
+    if backward is None:
+        raise RuntimeError(f"the step-by-step backward of {layer.name} did not verify: {d.checks}")
+    values = chain_inputs(layer, inputs, upstream)
+    args = backward.__code__.co_varnames[: backward.__code__.co_argcount]
+    grads = backward(*[values[a] for a in args])
+    out = {}
+    for arg, names in layer.chain.arguments.items():
+        parts = [np.asarray(grads[n], dtype=float) for n in names]
+        out[arg] = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+    return out
