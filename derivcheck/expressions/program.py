@@ -178,7 +178,7 @@ def _verify(chain: _Chain, fn: Any, steps: list[tuple[str, Node]], seed: int) ->
             return float(evaluate(chain.objective, env, sizes))
 
         dz = np.asarray(out[delta_name(name)], dtype=float)
-        rep = check_gradient(loss_z, lambda z, dz=dz: dz, np.asarray(full[name], dtype=float), mode="full", seed=seed)
+        rep = check_gradient(loss_z, lambda z, dz=dz: dz, np.asarray(full[name], dtype=float), seed=seed)
         ok = {"pass": True, "fail": False}.get(rep.verdict)
         checks.append(Verification(delta_name(name), f"finite differences of f in {name}", sizes,
                                    float(rep.params[0].max_rel_error), ok, rep.params[0].reason))
@@ -192,7 +192,7 @@ def _verify(chain: _Chain, fn: Any, steps: list[tuple[str, Node]], seed: int) ->
         o = fn(*[{**values, **p}[a] for a in args])
         return {w: np.asarray(o[w], dtype=float) for w in chain.program.wrt}
 
-    rep = check_gradient(loss, grad, params, mode="full", seed=seed)
+    rep = check_gradient(loss, grad, params, seed=seed)
     for row in rep.params:
         ok = {"pass": True, "fail": False}.get(row.verdict)
         checks.append(Verification(f"d{row.name}", "finite differences of f", sizes, float(row.max_rel_error), ok,

@@ -93,8 +93,9 @@ def program_text(d: object) -> str:
     bad = [c for c in d.checks if not c.ok]
     worst = max((c.max_rel_error for c in d.checks if c.max_rel_error == c.max_rel_error), default=float("nan"))
     lines.append("")
+    err = f"; max rel error {worst:.1e}" if worst == worst else "; random directions, each with the power to see the error"
     lines.append(f"verified in this run ({d.seconds:.2f} s): {len(d.checks) - len(bad)} of {len(d.checks)} lines "
-                 f"agree with finite differences (generated backward code; max rel error {worst:.1e})")
+                 f"agree with finite differences (generated backward code{err})")
     lines.extend(_check_line(c) for c in bad)
     return "\n".join(lines)
 
