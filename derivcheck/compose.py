@@ -76,8 +76,27 @@ class Sequential:
         ``rules`` picks each step's VJP: the layer's "reference" backward, or its derived
         "index" or "matrix" form (compiled), so a chain can be checked witness by witness.
         """
+        deltas = self.deltas(values, rules)
+        return {k: deltas[k] for k in self.params}
+
+    def deltas(self, values: Mapping[str, np.ndarray], rules: str = "reference") -> dict[str, np.ndarray]:
+        """The gradient of the loss in every named value: parameters, data and each step's output.
+
+        These are the "deltas" of a hand-written backprop (``G_z1`` is ``deltas(...)["z1"]``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from derivcheck.registry import get_model
+        >>> m = get_model("mlp2")
+        >>> rng = np.random.default_rng(0)
+        >>> v = {k: rng.standard_normal([{"N": 3, "D": 2, "H": 4, "M": 2}[c] for c in d.split()]) for k, d in m.inputs.items()}
+        >>> sorted(m.deltas(v))[:4], m.deltas(v)["z1"].shape
+        (['E', 'a1', 'b1', 'b2'], (3, 4))
+        """
         env = self.forward_values(values)
         grads: dict[str, Any] = {self.steps[-1].output: 1.0}
+        kept: dict[str, Any] = {}
         for step in reversed(self.steps):
             layer = step.spec
             up = grads.pop(step.output)
@@ -86,7 +105,8 @@ class Sequential:
             for a, g in local.items():
                 name = step.bind[a]
                 grads[name] = grads[name] + g if name in grads else g
-        return {k: np.asarray(grads[k], dtype=float) for k in self.params}
+            kept[step.output] = up
+        return {k: np.asarray(v, dtype=float) for k, v in {**kept, **grads}.items()}
 
 
 def _step_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, hyper: dict[str, int]) -> dict[str, Any]:

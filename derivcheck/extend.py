@@ -90,14 +90,25 @@ class Layer:
     # it is the symbolic witness in verify and what derive prints, instead of one monolithic index form.
     chain: Any = None
 
+    def hyperparameters(self, sizes: Mapping[str, int]) -> dict[str, int]:
+        """This layer's integer hyperparameters from ``sizes``; a clear error names any that is missing."""
+        missing = [h for h in self.hyper if h not in sizes]
+        if missing:
+            from derivcheck.errors import InputError
+
+            example = ", ".join(f"{h!r}: {self.hyper[h][0]}" for h in self.hyper)
+            raise InputError(f"layer {self.name!r} needs the hyperparameter(s) {', '.join(missing)}; give them to "
+                             f"the step, e.g. Step({self.name!r}, ..., hyper={{{example}}})")
+        return {h: int(sizes[h]) for h in self.hyper}
+
     def call_forward(self, inputs: Mapping[str, Any], sizes: Mapping[str, int]) -> Any:
         """The reference forward with this layer's constants and hyperparameters."""
-        return self.forward(**inputs, **self.constants, **{h: int(sizes[h]) for h in self.hyper})
+        return self.forward(**inputs, **self.constants, **self.hyperparameters(sizes))
 
     def call_backward(self, dy: Any, inputs: Mapping[str, Any], sizes: Mapping[str, int], backward: Callable[..., Any] | None = None) -> dict[str, Any]:
         """The reference (or a given) backward with constants and hyperparameters."""
         fn = backward or self.backward
-        return fn(dy, **inputs, **self.constants, **{h: int(sizes[h]) for h in self.hyper})
+        return fn(dy, **inputs, **self.constants, **self.hyperparameters(sizes))
 
     @property
     def differentiable(self) -> tuple[Arg, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import html
 
 import sympy as sp
@@ -18,20 +20,26 @@ def _text_expr(e: sp.Basic) -> str:
     return sp.sstr(e)
 
 
-def render_derivation(name: str, fmt: str = "text") -> str:
+def render_derivation(name: Any, fmt: str = "text") -> str:
     """A layer's or model's derivation in ``fmt``: "text", "latex", "markdown" or "code".
+
+    ``name`` is a catalog name or a :class:`~derivcheck.compose.Sequential` of your own.
 
     Examples
     --------
     >>> print(render_derivation("dense", "latex").splitlines()[4])
     \\frac{\\partial E}{\\partial W} = X^{\\top}\\,G
     """
-    from derivcheck.compose import MODELS, chained_latex
+    from derivcheck.compose import MODELS, Sequential, chained_latex
     from derivcheck.registry import list_layers
 
     list_layers()
+    if isinstance(name, Sequential):
+        return _render_model(name, fmt, chained_latex(name))
+    if not isinstance(name, str):
+        raise InputError(f"render_derivation takes a layer or model name, or a Sequential; got {type(name).__name__}")
     if name in MODELS:
-        return _render_model(name, fmt, chained_latex(MODELS[name]))
+        return _render_model(MODELS[name], fmt, chained_latex(MODELS[name]))
     from derivcheck.registry import get_layer
     from derivcheck.symbolic.derive import derive
 
@@ -154,7 +162,30 @@ def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
 
     visit(fn)
     parts = [inspect.getsource(g).rstrip() for g in reversed(seen)]
-    return "\n\n".join([*parts, inspect.getsource(fn).rstrip()]).splitlines()
+    imports = _imports([fn, *seen])
+    return "\n\n".join(([imports] if imports else []) + [*parts, inspect.getsource(fn).rstrip()]).splitlines()
+
+
+def _imports(functions: list) -> str:  # noqa: ANN001 - functions
+    """The import lines for the module-level names the printed functions use (np, sliding_window_view, ...)."""
+    import inspect
+    import types
+
+    lines = []
+    for f in functions:
+        module = inspect.getmodule(f)
+        for name in f.__code__.co_names:
+            value = getattr(module, name, None)
+            if isinstance(value, types.ModuleType):
+                line = f"import {value.__name__}" + (f" as {name}" if name != value.__name__ else "")
+            elif callable(value) and getattr(value, "__module__", None) not in (None, module.__name__) \
+                    and not isinstance(value, type(len)) and hasattr(value, "__name__"):
+                line = f"from {value.__module__} import {value.__name__}" + (f" as {name}" if name != value.__name__ else "")
+            else:
+                continue
+            if line not in lines:
+                lines.append(line)
+    return "\n".join(sorted(lines))
 
 
 def _markdown(d) -> str:
@@ -184,19 +215,37 @@ def _code(d) -> str:
 
     blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each run here "
               f"against the index form at random sizes before it was printed."]
+    missing = []
     for name in d.gradients:
         checked = checked_code(d, name)
         if checked.source is None:
             blocks.append(f"# d{name}: {checked.note}")
+            missing.append(name)
         else:
             blocks.append(f"# d{name}: {checked.note}\n{checked.source}")
+    if missing:
+        blocks.append(_verified_reference(d.layer, missing))
     return "\n\n".join(blocks)
 
 
-def _render_model(name: str, fmt: str, lines: list[str]) -> str:
-    from derivcheck.compose import MODELS
+def _verified_reference(layer, missing: list[str]) -> str:  # noqa: ANN001 - a Layer
+    """The layer's vectorized reference backward, printed only after it agreed in this run with the index form
+    and finite differences (for gradients without a matrix form: convolution, pooling)."""
+    from derivcheck.verify import verify_layer
 
-    model = MODELS[name]
+    v = verify_layer(layer)
+    rows = [r for r in v.rows if r.arg in missing]
+    grads = ", ".join(f"d{m}" for m in missing)
+    if not all(r.ok for r in rows):
+        return f"# DEFECT, not shown: the reference backward for {grads} disagrees: " + "; ".join(r.message for r in rows)
+    sizes = ", ".join(f"{k}={val}" for k, val in v.sizes.items())
+    head = (f"# {grads}: the vectorized reference backward, verified in this run against the index form and finite "
+            f"differences at {sizes}, with the helpers it calls:")
+    return "\n".join([head, *_with_helpers(layer.backward)])
+
+
+def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a Sequential
+    name = model.name
     chain = " -> ".join(f"{s.output} = {s.layer}({', '.join(s.bind.values())})" for s in model.steps)
     if fmt == "latex":
         return "\n".join(lines)

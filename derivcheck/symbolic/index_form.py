@@ -107,9 +107,36 @@ def _contract_sum(s: sp.Sum, safe: Ranges) -> sp.Expr:
         limits.remove(lim)
         terms = sp.Add.make_args(sp.expand(body, power_exp=False, log=False, multinomial=False, power_base=False))
         body = sp.Add(
-            *[drop_range_guards(deltasummation(t, lim), safe) if _has_delta_on(t, lim[0]) else sp.Sum(t, lim) for t in terms]
+            *[drop_range_guards(_delta_sum(t, lim), safe) if _has_delta_on(t, lim[0]) else sp.Sum(t, lim) for t in terms]
         )
     return sp.Sum(body, *limits) if limits else body
+
+
+def _delta_sum(term: sp.Expr, lim: tuple[Any, ...]) -> sp.Expr:
+    """``deltasummation`` with every Piecewise (a guard left by an earlier contraction) made opaque first.
+
+    SymPy substitutes the solved index into a Piecewise's branches but not into its
+    conditions, so a guard would keep the summation index it was contracted over (a leak).
+    As an opaque function of its indices it is substituted like any other factor.
+    """
+    if not term.has(sp.Piecewise):
+        return deltasummation(term, lim)
+    table: dict[Any, tuple[sp.Piecewise, tuple[sp.Symbol, ...]]] = {}
+
+    def guarded(pw: sp.Basic) -> bool:  # Piecewise((e, c), (0, True)): e times the indicator of c
+        return isinstance(pw, sp.Piecewise) and len(pw.args) == 2 and pw.args[1].expr == 0 and pw.args[1].cond == True  # noqa: E712
+
+    def hide(pw: sp.Piecewise) -> sp.Expr:
+        indicator = sp.Piecewise((1, pw.args[0].cond), (0, True))
+        indices = tuple(sorted((v for v in indicator.free_symbols if v.is_integer), key=str))
+        fn = sp.Function(f"_guard{len(table)}")
+        table[fn] = (indicator, indices)
+        return pw.args[0].expr * fn(*indices)
+
+    hidden = term.replace(guarded, hide)
+    out = deltasummation(hidden, lim)
+    return out.replace(lambda a: isinstance(a, AppliedUndef) and a.func in table,
+                       lambda a: table[a.func][0].xreplace(dict(zip(table[a.func][1], a.args))))
 
 
 def _deltas_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
