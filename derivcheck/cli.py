@@ -71,6 +71,8 @@ def _derive(args: argparse.Namespace) -> int:
 def _derive_expr(args: argparse.Namespace) -> int:
     from derivcheck.expressions.derivation import derive_expression
 
+    if args.step:
+        return _derive_steps(args)
     d = derive_expression(args.expression, args.wrt, lets=args.let or [], order=args.order)
     if args.json:
         _print_json("derivcheck.expression/1", d.to_dict())
@@ -80,6 +82,23 @@ def _derive_expr(args: argparse.Namespace) -> int:
         print(d._repr_latex_())
     elif args.format == "markdown":
         print(d._repr_markdown_())
+    else:
+        print(d)
+    return 0 if d.ok else 1
+
+
+def _derive_steps(args: argparse.Namespace) -> int:
+    from derivcheck.expressions.program import derive_steps
+
+    if args.order != 1:
+        raise DerivcheckError("--order 2 is for a single expression; with --step, derive the first order")
+    d = derive_steps(args.step, args.expression, [w.strip() for w in args.wrt.split(",")], lets=args.let or [])
+    if args.json:
+        _print_json("derivcheck.steps/1", d.to_dict())
+    elif args.format == "code":
+        print(d.code.rstrip() if d.code else "# DEFECT: the step-by-step backward did not verify")
+    elif args.format in ("latex", "markdown"):
+        print(d._repr_latex_())
     else:
         print(d)
     return 0 if d.ok else 1
@@ -297,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Differentiate EXPR by --wrt. Declare every name with --let, e.g. "
                                       "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.")
     expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T")
-    expr.add_argument("--wrt", required=True, help="the variable to differentiate by")
+    expr.add_argument("--wrt", required=True, help="the variable to differentiate by (with --step: a comma-separated list)")
+    expr.add_argument("--step", action="append", metavar="'NAME = EXPR'",
+                      help="a named forward step (repeatable, in order): EXPRESSION may use the names; the backward "
+                           "pass is then printed step by step, each line verified")
     expr.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'",
                       help="a declaration (repeatable); properties: symmetric, spd, positive, simplex")
     expr.add_argument("--order", type=int, choices=(1, 2), default=1, help="2 adds the Hessian-vector product "

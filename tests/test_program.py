@@ -99,3 +99,53 @@ def test_a_value_read_by_two_steps_gets_one_summed_delta() -> None:
     assert len(s2) == 2 and s2[1].startswith(r"G_{s2} \mathrel{+}=")
     assert any("s2 is read by 2 steps" in line for line in lines)
     assert not any("g_{qr}" in line for line in lines)  # the upstream entries are named by their matrix
+
+
+ATTENTION = {"Q": "N x E", "K": "T x E", "V": "T x D", "G": "N x D"}
+
+
+def test_attention_reads_like_the_textbook() -> None:
+    from derivcheck.expressions.program import derive_steps
+
+    d = derive_steps(["S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V"], "sum(G * Y)", ["Q", "K", "V"], ATTENTION)
+    assert d.ok
+    lines = {x.lhs.text: x.rhs.text for x in (*d.backward, *d.gradients)}
+    assert lines["dP"] == "dY V^T" and lines["dS"] == "P ⊙ (dP - ((dP ⊙ P) 1) 1^T)"
+    assert (lines["df/dQ"], lines["df/dK"], lines["df/dV"]) == ("dS K", "dS^T Q", "P^T dY")
+
+
+def test_layer_norm_with_keepdims_steps_verifies() -> None:
+    from derivcheck.expressions.program import derive_steps
+
+    d = derive_steps(["M = mean(X, axis=1, keepdims=True)", "Xc = X - M", "V = mean(Xc**2, axis=1, keepdims=True)",
+                      "R = (V + 0.00001)**-0.5", "Y = Xc * R * gamma + beta"], "sum(G * Y)", ["X", "gamma", "beta"],
+                     {"X": "N x D", "gamma": "D", "beta": "D", "G": "N x D"})
+    assert d.ok
+    lines = {x.lhs.text: x.rhs.text for x in d.gradients}
+    assert lines["df/dgamma"] == "(R ⊙ Xc ⊙ dY)^T 1" and lines["df/dbeta"] == "dY^T 1"
+
+
+@pytest.mark.parametrize(("steps", "message"), [
+    (["S Q @ K.T"], "a step reads NAME = EXPRESSION"),
+    (["Q = K"], "reuses a declared name"),
+    (["S = sum(Q, keepdims=True)"], "keepdims=True needs sum(..., axis=k)"),
+    (["S = sum(Q, axis=0, keepdims=maybe)"], "keepdims= must be True or False"),
+])
+def test_step_errors(steps, message) -> None:
+    from derivcheck.errors import ExpressionError
+    from derivcheck.expressions.program import derive_steps
+
+    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        derive_steps(steps, "sum(G * (Q @ K.T @ V))", ["Q"], ATTENTION)
+
+
+def test_cli_derive_expr_with_steps() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "derivcheck", "derive-expr", "sum(G * Y)", "--step", "S = Q @ K.T",
+                          "--step", "P = softmax(S, axis=1)", "--step", "Y = P @ V", "--wrt", "Q,K,V",
+                          *[x for k, v in ATTENTION.items() for x in ("--let", f"{k}: {v}")]],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "df/dK = dS^T Q" in out.stdout and "12 of 12 lines agree" in out.stdout

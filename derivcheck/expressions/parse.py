@@ -3,7 +3,7 @@
 Declarations: ``X: N x D``, ``A: D x D symmetric``, ``w: D``, ``lam: scalar``. Properties:
 ``symmetric``, ``spd`` (symmetric positive definite), ``positive`` (entrywise), ``simplex``
 (each row sums to one, e.g. one-hot targets; ``onehot`` is accepted as a synonym).
-Expressions: ``@ * / + - **``, ``.T``, ``sum(e)``, ``sum(e, axis=k)``, ``mean``,
+Expressions: ``@ * / + - **``, ``.T``, ``sum(e)``, ``sum(e, axis=k[, keepdims=True])``, ``mean``,
 ``exp log tanh sigmoid relu softplus sqrt abs``, ``softmax(e, axis=k)``, ``trace det logdet
 inv diag norm2 frobenius``, numbers, ``ones(N)`` and the dimension names themselves.
 """
@@ -236,17 +236,24 @@ class _Parser:
         self.take("(")
         args: list[Node] = []
         axis: int | None = None
+        keepdims = False
         dims: list[object] = []
         while self.tok.text != ")":
             if self.tok.kind == "end":
                 raise self.error(f"the parenthesis of {t.text}( at column {t.pos + 1} is never closed", self.tok.pos)
-            if args or dims or axis is not None:
+            if args or dims or axis is not None or keepdims:
                 self.take(",")
             if self.tok.kind == "name" and self.tokens[self.i + 1].text == "=":
                 key = self.take()
-                if key.text != "axis":
-                    raise self.error(f"{t.text}() takes no keyword {key.text!r} (only axis=)", key.pos)
+                if key.text not in ("axis", "keepdims"):
+                    raise self.error(f"{t.text}() takes no keyword {key.text!r} (only axis= and keepdims=)", key.pos)
                 self.take("=")
+                if key.text == "keepdims":
+                    flag = self.take()
+                    if flag.text not in ("True", "False"):
+                        raise self.error("keepdims= must be True or False", flag.pos)
+                    keepdims = flag.text == "True"
+                    continue
                 sign = -1 if self.tok.text == "-" else 1
                 if sign < 0:
                     self.take()
@@ -266,7 +273,12 @@ class _Parser:
             else:
                 args.append(self.sum_())
         self.take(")")
-        return self.apply(t, args, axis, dims)
+        out = self.apply(t, args, axis, dims)
+        if keepdims:
+            if t.text not in ("sum", "mean") or axis is None:
+                raise self.error("keepdims=True needs sum(..., axis=k) or mean(..., axis=k)", t.pos)
+            out = n.expand(out, axis % args[0].ndim)  # the reduced axis kept with length 1, as in NumPy
+        return out
 
     def apply(self, t: Token, args: list[Node], axis: int | None, dims: list[object]) -> Node:
         name = t.text

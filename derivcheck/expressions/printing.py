@@ -35,6 +35,8 @@ class MathPrinter:
             return _GREEK_TEXT.get(s, s)
         if s == "lam":
             return r"\lambda"
+        if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
+            return rf"\delta {self.name(s[1:])}"
         if s in GREEK:
             return "\\" + s
         head, _, tail = s.partition("_")

@@ -11,6 +11,7 @@ steps recomputed), and every parameter's gradient against finite differences of 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ class ProgramDerivation:
         from derivcheck.expressions.report import program_text
 
         return program_text(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["program"]["shapes"] = dict(self.program.shapes)
+        out["ok"] = self.ok
+        return out
+
+    def _repr_latex_(self) -> str:
+        from derivcheck.expressions.report import program_latex_lines
+
+        return "$$\\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(self)) + "\\end{aligned}$$"
 
 
 def delta_name(name: str) -> str:
@@ -234,6 +248,36 @@ def _latex_name(name: str) -> str:
     return f"{head}_{{{tail}}}" if tail else name
 
 
-def program_from(steps: Sequence[tuple[str, str]], objective: str, wrt: Sequence[str], shapes: Mapping[str, str]
-                 ) -> Program:
-    return Program(tuple(steps), objective, tuple(wrt), dict(shapes))
+_STEP = re.compile(r"^\s*([A-Za-z_][A-Za-z_0-9]*)\s*=(?!=)\s*(.+)$")
+
+
+def _step(item: Any) -> tuple[str, str]:
+    if isinstance(item, str):
+        m = _STEP.match(item)
+        if m is None:
+            raise ExpressionError(f"a step reads NAME = EXPRESSION, e.g. 'S = Q @ K.T'; got {item!r}")
+        return m.group(1), m.group(2).strip()
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return item[0], item[1]
+    raise ExpressionError(f"a step is 'NAME = EXPRESSION' or a (name, expression) pair; got {item!r}")
+
+
+def derive_steps(steps: Sequence[Any], objective: str, wrt: Sequence[str] | str,
+                 shapes: Mapping[str, str] | None = None, *, lets: Sequence[str] | None = None) -> ProgramDerivation:
+    """Derive a chain of named steps: the backward pass step by step, each line verified in the same run.
+
+    Examples
+    --------
+    >>> d = derive_steps(["S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V"], "sum(G * Y)", ["Q", "K", "V"],
+    ...                  {"Q": "N x E", "K": "T x E", "V": "T x D", "G": "N x D"})
+    >>> [line.rhs.text for line in d.gradients], d.ok
+    (['dS K', 'dS^T Q', 'P^T dY'], True)
+    """
+    from derivcheck.expressions.parse import parse_declaration
+
+    merged = dict(shapes or {})
+    for text in lets or []:
+        v = parse_declaration(None, text)
+        merged[v.name] = text.partition(":")[2]
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    return derive_program(Program(tuple(_step(x) for x in steps), objective, tuple(names), merged))
