@@ -146,7 +146,7 @@ def sizes_from_arrays(layer: Layer, arrays: Mapping[str, Any]) -> dict[str, int]
 
 
 def def_model(name: str, steps: Sequence[Step], inputs: dict[str, str], **options: Any) -> Sequential:
-    """Declare and register a model (one file under ``derivcheck/layers``)."""
+    """Declare and register a model (a file under ``derivcheck/models``)."""
     model = Sequential(name, tuple(steps), inputs, **options)
     MODELS[name] = model
     return model

@@ -25,15 +25,19 @@ def register(layer: Layer) -> Layer:
 def _load() -> None:
     # Every module in derivcheck/layers registers its layers on import: adding a layer
     # is adding a file, with no list to edit.
+    # Models (derivcheck/models) are chains of layers and load after them. The registry is the one
+    # owner of the catalog: every lookup of a layer or a model loads both tables first.
     global _loaded
     if _loaded:
         return
     _loaded = True
-    import derivcheck.layers as pkg
+    import derivcheck.layers as layers
+    import derivcheck.models as models
 
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+    for pkg in (layers, models):
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{pkg.__name__}.{info.name}")
 
 
 def list_layers() -> list[str]:
