@@ -261,8 +261,15 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     # Drop the deltas' own range tuples: printers and lambdify know only two-argument deltas.
     expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2, lambda a: sp.KroneckerDelta(*a.args[:2]))
     expr = substitute_row_sums(expr, built)
-    expr = _tidy(expr)
+    expr = _exp_of_sums(_tidy(_exp_of_sums(expr)))
     return IndexForm(arg, free, entry, expr, time.perf_counter() - start)
+
+
+def _exp_of_sums(expr: sp.Expr) -> sp.Expr:
+    """``Product(exp(a), k) -> exp(Sum(a, k))``: SymPy's rewriting of an exp of a sum (an attention score) into a
+    product of exps, which no printer can turn into code and no reader wants."""
+    return expr.replace(lambda e: isinstance(e, sp.Product) and isinstance(e.function, sp.exp),
+                        lambda e: sp.exp(sp.Sum(e.function.args[0], *e.limits)))
 
 
 # Beyond this many sums (an LSTM gate's gradient) rewriting costs seconds and gains nothing.
