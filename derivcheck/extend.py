@@ -16,7 +16,7 @@ import sympy as sp
 
 from derivcheck.registry import register
 
-DOMAINS = ("real", "positive", "unit_interval", "binary", "probability_rows", "onehot_rows", "away_from_zero", "index")
+from derivcheck.domains import SAMPLERS, def_domain  # noqa: F401 - def_domain is part of the extension API
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class Arg:
     upper: str | int | None = None  # for domain "index": values in [0, upper), a dim letter or a number
 
     def __post_init__(self) -> None:
-        if self.domain not in DOMAINS:
-            raise ValueError(f"Arg {self.name!r}: domain must be one of {DOMAINS}; got {self.domain!r}")
+        if self.domain not in SAMPLERS:
+            raise ValueError(f"Arg {self.name!r}: domain must be one of {tuple(SAMPLERS)} (or one registered with "
+                             f"def_domain); got {self.domain!r}")
 
     @property
     def letters(self) -> tuple[str, ...]:
@@ -145,3 +146,46 @@ def def_layer(
     if len(set(names)) != len(names):
         raise ValueError(f"layer {name!r}: input names must be unique; got {names}")
     return register(layer)
+
+
+def def_elementwise(
+    name: str,
+    f: Callable[..., Any],
+    df: Callable[..., Any],
+    sym: Callable[[sp.Expr, Symbols], sp.Expr],
+    *,
+    domain: str = "real",
+    constants: dict[str, float] | None = None,
+    question: str = "",
+    conventions: tuple[str, ...] = (),
+) -> Layer:
+    """Declare and register an elementwise layer ``y = f(x)``: the backward is ``dy * df(x, y)``.
+
+    ``sym(z, s)`` is f of one SymPy entry ``z`` (``s`` holds the constants as symbols).
+
+    Examples
+    --------
+    >>> import numpy as np, sympy as sp
+    >>> from derivcheck.registry import LAYERS
+    >>> cube = def_elementwise("cube_example", lambda x: x**3, lambda x, y: 3 * x**2, lambda z, s: z**3)
+    >>> cube.backward(np.ones(2), np.array([1.0, 2.0]))["x"].tolist()
+    [3.0, 12.0]
+    >>> _ = LAYERS.pop("cube_example")
+    """
+    constants = constants or {}
+
+    def index_form(s: Symbols) -> sp.Expr:
+        n, d = s.out
+        return sym(s.X[n, d], s)
+
+    return def_layer(
+        name,
+        inputs=(Arg("x", "N D", domain=domain),),
+        output="N D",
+        forward=lambda x, **c: f(x, **c),
+        backward=lambda dy, x, **c: {"x": dy * df(x, f(x, **c), **c)},
+        index_form=index_form,
+        constants=constants,
+        question=question,
+        conventions=conventions,
+    )

@@ -6,11 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from derivcheck.domains import KINK_MARGIN  # noqa: F401 - "away_from_zero" keeps this distance from a kink
 from derivcheck.extend import Arg, Layer
-
-# Entries of "away_from_zero" inputs keep this distance from a kink at 0, so that finite
-# differences with steps ~1e-5 never cross it (kinks are tested on purpose elsewhere).
-KINK_MARGIN = 0.05
 
 
 def letters_of(layer: Layer) -> list[str]:
@@ -56,29 +53,11 @@ def sizes_valid(layer: Layer, sizes: Mapping[str, int]) -> bool:
 
 
 def sample_arg(arg: Arg, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
-    """Values for one input in its domain."""
+    """Values for one input, drawn by its domain's registered sampler."""
+    from derivcheck.domains import SAMPLERS
+
     shape = tuple(int(sizes[c]) for c in arg.letters)
-    if arg.domain == "real":
-        return rng.standard_normal(shape)
-    if arg.domain == "positive":
-        return rng.uniform(0.5, 2.0, shape)
-    if arg.domain == "unit_interval":
-        return rng.uniform(0.05, 0.95, shape)
-    if arg.domain == "binary":
-        return rng.integers(0, 2, shape).astype(float)
-    if arg.domain == "away_from_zero":
-        return rng.choice([-1.0, 1.0], shape) * rng.uniform(KINK_MARGIN, 2.0, shape)
-    if arg.domain == "probability_rows":
-        z = rng.standard_normal(shape)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if arg.domain == "onehot_rows":
-        k = shape[-1]
-        return np.eye(k)[rng.integers(0, k, shape[:-1])]
-    if arg.domain == "index":
-        upper = int(sizes[arg.upper]) if isinstance(arg.upper, str) else int(arg.upper or 1)
-        return rng.integers(0, upper, shape)
-    raise ValueError(f"unknown domain {arg.domain!r}")
+    return SAMPLERS[arg.domain](shape, rng, sizes, arg)
 
 
 def sample_inputs(layer: Layer, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -167,3 +167,22 @@ def test_a_wrong_backward_in_a_users_layer_is_blamed(user_layers: list[str], nam
     v = verify_layer(name, seed=2, backward=wrong)
     assert not v.ok
     assert all("reference backward" in r.disagreeing and "index form" in r.agreeing for r in v.rows)
+
+
+def test_a_new_domain_and_an_elementwise_layer_are_one_function_each() -> None:
+    from derivcheck.domains import SAMPLERS, def_domain
+    from derivcheck.extend import def_elementwise
+
+    @def_domain("user_near_one")
+    def _near_one(shape, rng, sizes, arg):
+        return rng.uniform(0.5, 1.5, shape)
+
+    try:
+        layer = def_elementwise("user_log", np.log, lambda x, y: 1 / x, lambda z, s: sp.log(z), domain="user_near_one")
+        v = verify_layer("user_log", seed=3)
+        assert v.ok and layer.inputs[0].domain == "user_near_one"
+        with pytest.raises(ValueError, match="domain must be one of"):
+            Arg("x", "N D", domain="no_such_domain")
+    finally:
+        registry.LAYERS.pop("user_log", None)
+        SAMPLERS.pop("user_near_one", None)

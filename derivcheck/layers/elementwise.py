@@ -5,35 +5,14 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from derivcheck.extend import Arg, def_layer
+from derivcheck.extend import def_elementwise
 
 
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def _elementwise(name, f, df, sym, domain="real", constants=None, question="", conventions=()):
-    """Declare y = f(x); ``df(x, y, **constants)`` is the hand-written derivative."""
-    constants = constants or {}
-
-    def index_form(s):
-        n, d = s.out
-        return sym(s.X[n, d], s)
-
-    return def_layer(
-        name,
-        inputs=(Arg("x", "N D", domain=domain),),
-        output="N D",
-        forward=lambda x, **c: f(x, **c),
-        backward=lambda dy, x, **c: {"x": dy * df(x, f(x, **c), **c)},
-        index_form=index_form,
-        constants=constants,
-        question=question,
-        conventions=conventions,
-    )
-
-
-sigmoid = _elementwise(
+sigmoid = def_elementwise(
     "sigmoid",
     lambda x: _sigmoid(x),
     lambda x, y: y * (1 - y),
@@ -41,11 +20,11 @@ sigmoid = _elementwise(
     question="Why is sigma'(z) = sigma(z)(1 - sigma(z))?",
 )
 
-tanh = _elementwise("tanh", lambda x: np.tanh(x), lambda x, y: 1 - y**2, lambda z, s: sp.tanh(z))
+tanh = def_elementwise("tanh", lambda x: np.tanh(x), lambda x, y: 1 - y**2, lambda z, s: sp.tanh(z))
 
 # ReLU'(0) = 0 by convention, as in the frameworks; SymPy's Max(x, 0) would give Heaviside(0) = 1/2.
 # Inputs keep away from 0 here; the checker's kink handling is tested at exactly 0 separately.
-relu = _elementwise(
+relu = def_elementwise(
     "relu",
     lambda x: np.maximum(x, 0),
     lambda x, y: (x > 0).astype(float),
@@ -55,7 +34,7 @@ relu = _elementwise(
     conventions=("ReLU'(0) = 0 (frameworks' convention; any value in [0, 1] is a valid subgradient)",),
 )
 
-leaky_relu = _elementwise(
+leaky_relu = def_elementwise(
     "leaky_relu",
     lambda x, alpha: np.where(x > 0, x, alpha * x),
     lambda x, y, alpha: np.where(x > 0, 1.0, alpha),
@@ -65,7 +44,7 @@ leaky_relu = _elementwise(
     conventions=("leaky ReLU'(0) = alpha",),
 )
 
-elu = _elementwise(
+elu = def_elementwise(
     "elu",
     lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
     lambda x, y, alpha: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0))),
@@ -75,7 +54,7 @@ elu = _elementwise(
     conventions=("ELU'(0) = alpha (the left derivative; equal to the right one when alpha = 1)",),
 )
 
-softplus = _elementwise(
+softplus = def_elementwise(
     "softplus",
     lambda x: np.logaddexp(0, x),
     lambda x, y: _sigmoid(x),
