@@ -186,3 +186,20 @@ def test_a_new_domain_and_an_elementwise_layer_are_one_function_each() -> None:
     finally:
         registry.LAYERS.pop("user_log", None)
         SAMPLERS.pop("user_near_one", None)
+
+
+def test_an_argument_named_like_a_dimension_gets_its_own_symbol() -> None:
+    def index_form(s):
+        j = s.index("j")
+        return s.total(s.X[s.out[0], j] * s.k[j, s.out[1]], (j, s.K))  # s.K is the size, s.k the argument
+
+    def_layer("user_kdim", inputs=(Arg("x", "N K"), Arg("k", "K M")), output="N M", forward=lambda x, k: x @ k,
+              backward=lambda dy, x, k: {"x": dy @ k.T, "k": x.T @ dy}, index_form=index_form)
+    try:
+        v = verify_layer("user_kdim", seed=4)
+        assert v.ok and {r.matrix_kind for r in v.rows} == {"matrix"}
+    finally:
+        registry.LAYERS.pop("user_kdim", None)
+        from derivcheck.symbolic.derive import _derive
+
+        _derive.cache_clear()

@@ -30,9 +30,12 @@ def arg_symbol(arg: Arg, sizes: dict[str, sp.Symbol]) -> Any:
         return sp.Symbol(arg.name)
     if len(shape) == 1:
         return sp.MatrixSymbol(arg.name, shape[0], 1)
+    name = arg.name.upper()
+    if name in sizes:  # an argument k beside a dimension K: the two symbols must not share a name
+        name = f"{name}_{arg.name}"
     if len(shape) == 2:
-        return sp.MatrixSymbol(arg.name.upper(), shape[0], shape[1])
-    return sp.IndexedBase(arg.name.upper(), shape=tuple(shape))
+        return sp.MatrixSymbol(name, shape[0], shape[1])
+    return sp.IndexedBase(name, shape=tuple(shape))
 
 
 def element(symbol: Any, indices: tuple[Any, ...]) -> sp.Expr:
