@@ -124,17 +124,28 @@ def _text(d) -> str:
             lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
             lines.append(f"  dE/d{g.arg.name} = {_text_expr(_elementwise_text(g))}")
         else:
-            lines.append(f"  {g.matrix.note}")
+            lines.append(f"  {g.matrix.note}" + ("; the matrix form step by step is below" if d.layer.steps else ""))
             if g.matrix.einsum and checked.einsum is None:
                 lines.append(f"  einsum, verified against the index form: {g.matrix.einsum}")
             lines.append("  vectorized NumPy: the reference backward below, verified against this index form")
         if g.trace_note:
             lines.append(f"  cross-check: {g.trace_note}")
     lines.append("")
+    lines.extend(_stepwise_text(d.layer))
     lines.extend(_footer(d))
     if any(g.matrix.kind == "none" for g in d.gradients.values()):
         lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", *_with_helpers(d.layer.backward)]
     return "\n".join(lines)
+
+
+def _stepwise_text(layer) -> list[str]:  # noqa: ANN001 - a Layer
+    """A layer's matrix form step by step (from its matrix-language ``steps``), every line verified in this run."""
+    if not layer.steps:
+        return []
+    from derivcheck.expressions.layer_chain import steps_derivation
+    from derivcheck.expressions.report import program_text
+
+    return ["matrix form, step by step (the layer's forward in the matrix language):", program_text(steps_derivation(layer.name)), ""]
 
 
 def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
@@ -206,6 +217,14 @@ def _markdown(d) -> str:
         else:
             lines.append(f"({g.matrix.note})")
         lines.append("")
+    if d.layer.steps:
+        from derivcheck.expressions.layer_chain import steps_derivation
+        from derivcheck.expressions.report import program_latex_lines
+
+        steps = steps_derivation(d.layer.name)
+        lines += ["**the matrix form, step by step** (each line verified in this run)", "", "$$",
+                  r"\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(steps))
+                  + r"\end{aligned}", "$$", ""]
     lines += [f"- {x}" for x in _footer(d)]
     return "\n".join(lines)
 

@@ -134,14 +134,18 @@ def verify_layer(
         reference_fd = fd_passes(reference)
     except Exception as exc:  # noqa: BLE001 - a wrong-shaped mutant lands here
         reference_fd = {k: f"error: {exc}" for k in names}
+    stepwise = _stepwise_matrix_forms(layer, inputs, upstream)
     rows = []
     for name in names:
         t0 = time.perf_counter()
         g = derivation.gradients[name]
         values = {"index form": compiled_gradient(layer.name, name, "index")(inputs, upstream, sizes)}
         matrix_fn = compiled_gradient(layer.name, name, "matrix")
+        kind = g.matrix.kind
         if matrix_fn is not None:
             values["matrix form"] = matrix_fn(inputs, upstream, sizes)
+        elif stepwise is not None:
+            values["matrix form"], kind = stepwise[name], "steps"
         values["reference backward"] = reference.get(name, np.full(values["index form"].shape, np.nan))
         analytic = list(values)
         cross_check_failed = False
@@ -170,11 +174,20 @@ def verify_layer(
             message = f"{message}; SymPy's Trace(G^T Y) derivative differs from the index form"
         rows.append(
             GradientVerification(
-                layer.name, name, agreeing, disagreeing, max(pairs, default=0.0), g.matrix.kind,
+                layer.name, name, agreeing, disagreeing, max(pairs, default=0.0), kind,
                 time.perf_counter() - t0, message,
             )
         )
     return LayerVerification(layer.name, sizes, tuple(rows), derivation.seconds, time.perf_counter() - start)
+
+
+def _stepwise_matrix_forms(layer: Layer, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray] | None:
+    """The gradients from a layer's step-by-step matrix form (its ``steps``), or None without one."""
+    if not layer.steps:
+        return None
+    from derivcheck.expressions.layer_chain import steps_vjp
+
+    return steps_vjp(layer, inputs, upstream)
 
 
 def _verify_chain_layer(layer: Layer, sizes: Mapping[str, int] | None, seed: int,

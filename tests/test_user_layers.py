@@ -119,16 +119,20 @@ def _declare() -> list[str]:
                   index_form=lambda s: s.X[s.out] / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (s.X[s.out] + sp.Rational(44715, 10**6) * s.X[s.out] ** 3)))),
         def_layer("user_layernorm", inputs=(Arg("x", "N D"), Arg("gamma", "D"), Arg("beta", "D")), output="N D",
                   forward=_layernorm_forward, backward=_layernorm_backward, index_form=_layernorm_index,
-                  constants={"eps": 1e-3}, valid_sizes=lambda s: s["D"] >= 2, max_side=3),
+                  constants={"eps": 1e-3}, valid_sizes=lambda s: s["D"] >= 2, max_side=3,
+                  steps=("M = mean(X, axis=1, keepdims=True)", "Xc = X - M", "V = mean(Xc**2, axis=1, keepdims=True)",
+                         "Y = gamma * Xc / sqrt(V + eps) + beta")),
         def_layer("user_huber", inputs=(Arg("y", "N M"), Arg("t", "N M", differentiable=False)), output="",
                   forward=lambda y, t, delta: float(np.sum(_huber(y - t, delta)) / y.shape[0]),
                   backward=lambda dy, y, t, delta: {"y": dy * np.clip(y - t, -delta, delta) / y.shape[0]},
                   index_form=_huber_index, constants={"delta": 0.5}),
         def_layer("user_cosine", inputs=(Arg("x", "N D"), Arg("z", "N D")), output="N",
-                  forward=_cosine_forward, backward=_cosine_backward, index_form=_cosine_index, max_side=3),
+                  forward=_cosine_forward, backward=_cosine_backward, index_form=_cosine_index, max_side=3,
+                  steps=("P = sum(X * Z, axis=1)", "Y = P / (sqrt(sum(X * X, axis=1)) * sqrt(sum(Z * Z, axis=1)))")),
         def_layer("user_attention", inputs=(Arg("q", "N E"), Arg("k", "T E"), Arg("v", "T D")), output="N D",
                   forward=lambda q, k, v: _softmax_rows(q @ k.T) @ v, backward=_attention_backward,
-                  index_form=_attention_index, max_side=3),
+                  index_form=_attention_index, max_side=3,
+                  steps=("S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V")),
         def_layer("user_conv1d", inputs=(Arg("x", "N C L"), Arg("w", "F C K"), Arg("b", "F")), output="N F O",
                   forward=_conv1d_forward, backward=_conv1d_backward, index_form=_conv1d_index,
                   hyper={"stride": (1, 3)}, shape_rules={"O": lambda s: (s["L"] - s["K"]) // s["stride"] + 1},
@@ -155,6 +159,23 @@ def test_a_users_layer_verifies_four_ways(user_layers: list[str], name: str) -> 
     v = verify_layer(name, seed=2)
     assert v.ok, [(r.arg, r.message) for r in v.rows]
     assert all({"index form", "reference backward", "finite differences"} <= set(r.agreeing) for r in v.rows)
+
+
+@pytest.mark.parametrize("name", ["user_layernorm", "user_cosine", "user_attention"])
+def test_matrix_forms_step_by_step_where_the_index_form_has_none(user_layers: list[str], name: str) -> None:
+    v = verify_layer(name, seed=2)
+    assert all("matrix form" in r.agreeing for r in v.rows), [(r.arg, r.agreeing) for r in v.rows]
+    from derivcheck.render import render_derivation
+
+    out = render_derivation(name, "text")
+    assert "matrix form, step by step" in out and "lines agree with finite differences" in out
+
+
+def test_attention_matrix_forms_are_the_textbook_ones(user_layers: list[str]) -> None:
+    from derivcheck.expressions.layer_chain import steps_derivation
+
+    lines = {x.lhs.text: x.rhs.text for x in steps_derivation("user_attention").gradients}
+    assert lines == {"df/dQ": "dS K", "df/dK": "dS^T Q", "df/dV": "P^T dY"}
 
 
 @pytest.mark.parametrize("name", NAMES)

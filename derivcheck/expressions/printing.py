@@ -47,6 +47,10 @@ class MathPrinter:
     def T(self, s: str) -> str:  # noqa: N802
         return s + (r"^\top" if self.latex else "^T")
 
+    def tw(self, x: Node) -> str:
+        """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)^T."""
+        return self.paren(self(x)) if x.op == "pow" else self.wrap(x, _ATOM)
+
     def fn(self, name: str, arg: str) -> str:
         if self.latex:
             words = {"sigmoid": r"\sigma", "exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "det": r"\det",
@@ -176,7 +180,7 @@ class MathPrinter:
         """A vector on the left of a product, read as a row."""
         if x.op == "matmul" and x.args[0].ndim == 1:
             return self(x)
-        return self.T(self.wrap(x, _ATOM))
+        return self.T(self.tw(x))
 
     def _matmul(self, x: Node) -> tuple[str, int]:
         a, b = x.args
@@ -192,7 +196,7 @@ class MathPrinter:
         a = x.args[0]
         if a.op == "inv":
             return f"{self.wrap(a.args[0], _ATOM)}^{{-\\top}}" if self.latex else f"{self.wrap(a.args[0], _ATOM)}^-T", _ATOM
-        return self.T(self.wrap(a, _ATOM)), _ATOM
+        return self.T(self.tw(a)), _ATOM
 
     def _inv(self, x: Node) -> tuple[str, int]:
         base = self.wrap(x.args[0], _ATOM)
@@ -204,7 +208,7 @@ class MathPrinter:
         if axis is None:
             return self.fn("sum", self(a)), _ATOM
         if a.ndim == 2 and axis == 0:
-            return f"{self.T(self.wrap(a, _ATOM))} {one}", _PRODUCT
+            return f"{self.T(self.tw(a))} {one}", _PRODUCT
         if a.ndim == 2 and axis == 1:
             return f"{self.wrap(a, _ATOM)} {one}", _PRODUCT
         return self.fn("sum", self(a)), _ATOM

@@ -44,4 +44,6 @@ batchnorm = def_layer(
     constants={"eps": 1e-3},
     question="Batch norm's backward: where do the mean and variance paths go?",
     valid_sizes=lambda s: s["N"] >= 2,
+    steps=("M = mean(X, axis=0, keepdims=True)", "Xc = X - M", "V = mean(Xc**2, axis=0, keepdims=True)",
+           "Xh = Xc / sqrt(V + eps)", "Y = gamma * Xh + beta"),
 )

@@ -64,6 +64,11 @@ class Derivation:
             matrix = self.matrix_latex(g)
             if matrix:
                 lines.append(f"{partial('E', self._param_name(g.arg))} = {matrix}")
+        if self.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
+            from derivcheck.expressions.layer_chain import steps_derivation
+            from derivcheck.expressions.report import program_latex_lines
+
+            lines.extend(program_latex_lines(steps_derivation(self.layer.name)))
         return lines
 
     def matrix_latex(self, g: Gradient) -> str | None:
