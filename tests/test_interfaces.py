@@ -220,7 +220,15 @@ def test_the_json_schemas_are_documented_field_by_field(tmp_path):
                                        capture_output=True, text=True, check=True).stdout)
     derive = json.loads(subprocess.run([sys.executable, "-m", "derivcheck", "derive", "relu", "--json"],
                                        capture_output=True, text=True, check=True).stdout)
-    for data in (report, verify, derive):
+    cli = [sys.executable, "-m", "derivcheck"]
+    expression = json.loads(subprocess.run([*cli, "derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--json"],
+                                           capture_output=True, text=True, check=True).stdout)
+    steps = json.loads(subprocess.run([*cli, "derive-expr", "sum(G * Y)", "--step", "Y = X @ W", "--wrt", "W", "--let",
+                                       "X: N x D", "--let", "W: D x M", "--let", "G: N x M", "--json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    equation = json.loads(subprocess.run([*cli, "check-eq", "logdet(X)", "inv(X)", "--wrt", "X", "--let", "X: D x D",
+                                          "--json"], capture_output=True, text=True).stdout)
+    for data in (report, verify, derive, expression, steps, equation):
         top, nested = _documented(data["schema"])
         assert set(data) == top, data["schema"]
         for parent, fields in nested.items():

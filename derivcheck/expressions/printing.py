@@ -36,7 +36,9 @@ class MathPrinter:
         if s == "lam":
             return r"\lambda"
         if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
-            return rf"\delta {self.name(s[1:])}"
+            return rf"\bar{{{self.name(s[1:])}}}"  # an adjoint bar: a delta would read as a Kronecker delta
+        if s == "eps":
+            return r"\epsilon"
         if s in GREEK:
             return "\\" + s
         head, _, tail = s.partition("_")
@@ -159,7 +161,12 @@ class MathPrinter:
         dens = [self.wrap(d, _ATOM) for d in denominators] + ([str(den)] if den not in (None, 1) else [])
         if dens:
             if self.latex:
-                body = rf"\frac{{1}}{{{' '.join(dens)}}} {body}" if parts else rf"\frac{{1}}{{{' '.join(dens)}}}"
+                top = "1"
+                if num not in (None, 1):  # 2/N, not (1/N) 2
+                    parts.pop(0)
+                    top = str(num)
+                rest = " ".join(parts)
+                body = rf"\frac{{{top}}}{{{' '.join(dens)}}} {rest}" if rest else rf"\frac{{{top}}}{{{' '.join(dens)}}}"
             else:
                 body = f"{body} / " + (dens[0] if len(dens) == 1 else self.paren(" ".join(dens)))
         return sign + body, (_NEG if sign else _PRODUCT)

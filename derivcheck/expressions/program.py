@@ -240,12 +240,12 @@ def derive_program(program: Program) -> ProgramDerivation:
 
 
 def _latex_name(name: str) -> str:
+    from derivcheck.expressions.printing import MathPrinter
+
+    printer = MathPrinter(latex=True)  # the same names as inside the equations: \bar{Xh}, \gamma, A_i
     if name.startswith("df/d"):
-        return rf"\frac{{\partial f}}{{\partial {_latex_name(name[4:])}}}"
-    if name.startswith("d") and len(name) > 1 and name[1].isupper():
-        return rf"\delta {_latex_name(name[1:])}"
-    head, _, tail = name.partition("_")
-    return f"{head}_{{{tail}}}" if tail else name
+        return rf"\frac{{\partial f}}{{\partial {printer.name(name[4:])}}}"
+    return printer.name(name)
 
 
 _STEP = re.compile(r"^\s*([A-Za-z_][A-Za-z_0-9]*)\s*=(?!=)\s*(.+)$")
