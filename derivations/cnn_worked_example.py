@@ -99,6 +99,36 @@ def build(a: Answer) -> None:
 
     a.gradient("dE/dk, dE/db and dE/dx of the whole chain", dc.check_gradient(
         loss, grad, {"x": x, "k": KERNEL.copy(), "b": np.asarray(BIAS)}))
+    catalog_chain(a, x, g_y, dk, db)
+
+
+def catalog_chain(a: Answer, x: np.ndarray, g_y: np.ndarray, dk: np.ndarray, db: float) -> None:
+    """The same network from derivcheck's catalog layers: every named delta from Sequential.deltas."""
+    from derivcheck.compose import Sequential, Step
+
+    a.heading("5. The same network from catalog layers")
+    net = Sequential("worked_cnn", steps=(
+        Step("conv2d", {"x": "x", "w": "k", "b": "kb"}, "y", hyper={"stride": 1, "pad": 0}),
+        Step("maxpool2d", {"x": "y"}, "p", hyper={"kernel": 2, "stride": 2}),
+        Step("sigmoid", {"x": "p"}, "s"),
+        Step("flatten", {"x": "s"}, "u"),
+        Step("dense", {"x": "u", "w": "w", "b": "c"}, "h"),
+        Step("half_sse", {"y": "h", "t": "t"}, "E"),
+    ), inputs={"x": "N C H S", "k": "F C KH KW", "kb": "F", "w": "P M", "c": "M", "t": "N M"}, fixed=("x", "t"))
+    values = {"x": x[None, None], "k": KERNEL[None, None].copy(), "kb": np.array([BIAS]), "w": W_FC.copy(),
+              "c": np.zeros(2)}
+    # A squared error whose target sits at H minus the given deltas has exactly those deltas: dE/dH = H - t.
+    h = net.forward_values({**values, "t": np.zeros((1, 2))})["h"]
+    values["t"] = h - DELTA_H[None]
+    deltas = net.deltas(values)
+    a.say("conv2d (stride 1, no padding) -> maxpool2d (2x2, stride 2) -> sigmoid -> flatten -> dense -> half_sse, "
+          "with the target t = H - (0.25, -0.15) so that dE/dH is the given deltas. Sequential.deltas gives the "
+          "gradient in every named value:")
+    a.code(f"G_h = {np.round(deltas['h'], 6).tolist()}\nG_u (flattened pool, = sum_k w_uk delta_k) = "
+           f"{np.round(deltas['u'], 6).tolist()}\nG_y (4x4, at the conv output):\n{np.round(deltas['y'][0, 0], 6)}")
+    a.compare("the catalog chain's delta at the conv output is the one computed by hand above", deltas["y"][0, 0], g_y, 1e-12)
+    a.compare("and so are the kernel's and the bias's gradients", np.concatenate([deltas["k"].ravel(), deltas["kb"]]),
+              np.concatenate([dk.ravel(), [db]]), 1e-12)
 
 
 if __name__ == "__main__":

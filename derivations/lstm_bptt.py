@@ -63,15 +63,16 @@ def build(a: Answer) -> None:
     a.eq(r"[\,i\ f\ o\ g\,] = [x_t\ h_{t-1}]\,W + \mathbf{b}, \quad c_t = f \odot c_{t-1} + i \odot g, \quad "
          r"h_t = o \odot \tanh c_t",
          "[i f o g] = [x_t h_(t-1)] W + b (sigmoid for i, f, o; tanh for g); c_t = f * c_(t-1) + i * g; h_t = o * tanh(c_t)")
-    a.say("Backward, gate by gate, with G_h = dE/dh_t (from the output and from step t+1) and G_c from step t+1:")
-    a.eq(r"G_{c,t} = G_{c} + G_h \odot o \odot (1 - \tanh^2 c_t), \quad "
-         r"G_i = G_{c,t} \odot g \odot i(1-i), \ G_f = G_{c,t} \odot c_{t-1} \odot f(1-f), \ "
-         r"G_o = G_h \odot \tanh c_t \odot o(1-o), \ G_g = G_{c,t} \odot i \odot (1-g^2)",
-         "Gc_t = Gc + Gh * o * (1 - tanh(c_t)^2); Gi = Gc_t * g * i(1-i); Gf = Gc_t * c_(t-1) * f(1-f); "
-         "Go = Gh * tanh(c_t) * o(1-o); Gg = Gc_t * i * (1 - g^2)")
-    a.eq(r"G_Z = [G_i\ G_f\ G_o\ G_g], \quad \frac{\partial E}{\partial W} = [x_t\ h_{t-1}]^{\top} G_Z, \quad "
-         r"[G_{x_t}\ G_{h_{t-1}}] = G_Z W^{\top}, \quad G_{c_{t-1}} = G_{c,t} \odot f",
-         "GZ = [Gi Gf Go Gg]; dE/dW = [x_t h_(t-1)]^T GZ; [Gx_t Gh_(t-1)] = GZ W^T; Gc_(t-1) = Gc_t * f")
+    a.say("The same step as derivcheck's lstm_step declares it, from primitives (one dense map per gate: W = "
+          "[W_i W_f W_o W_g], likewise U and b), with f = <G_h, H2> + <G_c, C2> for the gradients G_h, G_c "
+          "arriving at h_t and c_t. Derived step by step (dZ is the gradient of f in step Z):")
+    from derivcheck.expressions.layer_chain import chain_derivation
+
+    derived = chain_derivation("lstm_step")
+    for line in (*derived.forward, *derived.backward, *derived.gradients):
+        a.eq(f"{line.lhs.latex} = {line.rhs.latex}", f"{line.lhs.text} = {line.rhs.text}")
+    a.check("every line of the gate-by-gate backward agrees with finite differences (its generated code, two "
+            "random sizes)", derived.ok, f"{len(derived.checks)} lines checked")
     rng = np.random.default_rng(0)
     n, d, hdim, steps = 3, 2, 3, 12
     w, b = 0.6 * rng.standard_normal((d + hdim, 4 * hdim)), 0.1 * rng.standard_normal(4 * hdim)
