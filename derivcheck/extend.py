@@ -90,6 +90,8 @@ class Layer:
     # The layer as a chain of primitive steps (a matrix-language LayerChain): derived step by step,
     # it is the symbolic witness in verify and what derive prints, instead of one monolithic index form.
     chain: Any = None
+    # What each opaque function of the index form means, printed wherever the function appears.
+    definitions: dict[str, str] = field(default_factory=dict)
     # The forward as matrix-language steps ("M = mean(X, axis=0, keepdims=True)", ..., "Y = ..."): where the
     # index form has no matrix form, derive prints the step-by-step backward (verified) as the matrix form.
     steps: tuple[str, ...] = ()

@@ -97,12 +97,22 @@ def _footer(d) -> list[str]:
     layer = d.layer
     counts = ", ".join(f"{a.name}: {' x '.join(a.letters) or '1'}" for a in layer.differentiable)
     lines = [f"entries of each differentiated input: {counts}"]
+    lines.extend(_definitions(layer))
     for c in layer.conventions:
         lines.append(f"convention: {c}")
     if not layer.is_loss:
         lines.append("E is the loss; G = dE/dy is the upstream gradient (entries g), kept symbolic; sizes are symbols.")
     lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
     return lines
+
+
+def _definitions(layer) -> list[str]:  # noqa: ANN001 - a Layer
+    """A line for every opaque function the index form uses: nothing printed is left undefined."""
+    out = []
+    for name in layer.functions:
+        meaning = layer.definitions.get(name, f"{name}(...) is evaluated by the layer's own NumPy function")
+        out.append(f"where {meaning}")
+    return out
 
 
 def _text(d) -> str:

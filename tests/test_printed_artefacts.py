@@ -177,3 +177,17 @@ def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions()
     wx = [ln for ln in lines if ln.startswith(r"\frac{\partial E}{\partial WX}")]
     assert len(wx) == 3 and " = " in wx[0] and all(r"\mathrel{+}=" in ln for ln in wx[1:])
     assert r"\text{wx is shared by 3 steps: its gradient is the sum of the 3 contributions above}" in lines
+
+
+def test_every_opaque_function_in_a_derivation_is_defined_where_it_is_used():
+    from derivcheck.registry import get_layer, list_layers
+    from derivcheck.render import render_derivation
+
+    with_functions = [n for n in list_layers() if get_layer(n).functions]
+    assert with_functions  # max-pooling's winner indicator at least
+    for name in with_functions:
+        for fmt in ("text", "latex", "markdown"):
+            out = render_derivation(name, fmt)
+            for fn in get_layer(name).functions:
+                if fn in out:
+                    assert f"where {fn}(" in out, (name, fmt, fn)

@@ -81,6 +81,8 @@ maxpool2d = def_layer(
     index_form=_max_index_form,
     **_WINDOWS,
     functions={"winner": _winner_numeric},
+    definitions={"winner": "winner(n, c, i, j, u, v) = 1 if (u, v) is the first arg-max (row-major) of window (i, j) "
+                           "of x[n, c], else 0"},
     question="How does the gradient pass through max-pooling, and what about ties?",
     conventions=(
         "the gradient goes to the first arg-max of each window (row-major order); at exact ties any "

@@ -64,6 +64,8 @@ class Derivation:
             matrix = self.matrix_latex(g)
             if matrix:
                 lines.append(f"{partial('E', self._param_name(g.arg))} = {matrix}")
+        for name, meaning in self.layer.definitions.items():  # opaque functions are defined where they are used
+            lines.append(rf"\text{{where {meaning}}}")
         if self.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
             from derivcheck.expressions.layer_chain import steps_derivation
             from derivcheck.expressions.report import program_latex_lines

@@ -54,7 +54,8 @@ def lower(expr: sp.Expr) -> sp.Expr:
 def unsupported(expr: sp.Expr) -> str | None:
     """The name of a construct the derivation cannot handle, or None."""
     for kind, label in ((sp.Product, "Product (write it as exp(Sum(log(...))) for positive factors)"),
-                        (sp.Determinant, "Determinant (log det has no index form here)"),
+                        (sp.Determinant, "Determinant (log det has no index form here; the matrix language derives it: "
+                                         "derivcheck derive-expr 'logdet(X)' --wrt X --let 'X: D x D' gives X^-T)"),
                         (sp.Derivative, "an unevaluated Derivative"),
                         (sp.re, "re(...) (a complex-valued expression)"), (sp.im, "im(...)")):
         if expr.has(kind):
