@@ -263,6 +263,36 @@ def _entry(text: str | None) -> Any:
     return (name, parsed) if name else parsed
 
 
+def _add_expression_commands(sub: Any) -> None:
+    """derive-expr and check-eq: the matrix language on the command line."""
+    expr = sub.add_parser("derive-expr", help="derive a typed matrix expression (index form, matrix form, code), "
+                                              "verified in the same run (exit 1 on any disagreement)",
+                          description="Differentiate EXPR by --wrt. Declare every name with --let, e.g. "
+                                      "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.")
+    expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T")
+    expr.add_argument("--wrt", required=True, help="the variable to differentiate by (with --step: a comma-separated list)")
+    expr.add_argument("--step", action="append", metavar="'NAME = EXPR'",
+                      help="a named forward step (repeatable, in order): EXPRESSION may use the names; the backward "
+                           "pass is then printed step by step, each line verified")
+    expr.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'",
+                      help="a declaration (repeatable); properties: symmetric, spd, positive, simplex")
+    expr.add_argument("--order", type=int, choices=(1, 2), default=1, help="2 adds the Hessian-vector product "
+                                                                           "(and the Hessian for a vector)")
+    expr.add_argument("--format", choices=FORMATS, default="text", help="text (default), latex, markdown or code")
+    expr.add_argument("--json", action="store_true", help="print the derivation as JSON (schema and version)")
+    expr.set_defaults(run=_derive_expr)
+    eq = sub.add_parser("check-eq", help="check a hand-typed gradient equation (exit 0 right, 1 wrong, 3 "
+                                         "inconclusive, 2 usage error)",
+                        description="Is CLAIMED the gradient of EXPR by --wrt? Decided exactly at sizes 2 and "
+                                    "numerically at random sizes; a difference is explained where a correction fits.")
+    eq.add_argument("expression", help="the scalar expression, e.g. 'sum(G * sigmoid(X @ W))'")
+    eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)'")
+    eq.add_argument("--wrt", required=True, help="the variable differentiated by")
+    eq.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'", help="a declaration (repeatable)")
+    eq.add_argument("--json", action="store_true", help="print the result as JSON (schema and version)")
+    eq.set_defaults(run=_check_eq)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
     from derivcheck import __version__
@@ -311,32 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
                                                                "is not a terminal (they are on by default on one)")
     check.set_defaults(run=_check)
-    expr = sub.add_parser("derive-expr", help="derive a typed matrix expression (index form, matrix form, code), "
-                                              "verified in the same run (exit 1 on any disagreement)",
-                          description="Differentiate EXPR by --wrt. Declare every name with --let, e.g. "
-                                      "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.")
-    expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T")
-    expr.add_argument("--wrt", required=True, help="the variable to differentiate by (with --step: a comma-separated list)")
-    expr.add_argument("--step", action="append", metavar="'NAME = EXPR'",
-                      help="a named forward step (repeatable, in order): EXPRESSION may use the names; the backward "
-                           "pass is then printed step by step, each line verified")
-    expr.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'",
-                      help="a declaration (repeatable); properties: symmetric, spd, positive, simplex")
-    expr.add_argument("--order", type=int, choices=(1, 2), default=1, help="2 adds the Hessian-vector product "
-                                                                           "(and the Hessian for a vector)")
-    expr.add_argument("--format", choices=FORMATS, default="text", help="text (default), latex, markdown or code")
-    expr.add_argument("--json", action="store_true", help="print the derivation as JSON (schema and version)")
-    expr.set_defaults(run=_derive_expr)
-    eq = sub.add_parser("check-eq", help="check a hand-typed gradient equation (exit 0 right, 1 wrong, 3 "
-                                         "inconclusive, 2 usage error)",
-                        description="Is CLAIMED the gradient of EXPR by --wrt? Decided exactly at sizes 2 and "
-                                    "numerically at random sizes; a difference is explained where a correction fits.")
-    eq.add_argument("expression", help="the scalar expression, e.g. 'sum(G * sigmoid(X @ W))'")
-    eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)'")
-    eq.add_argument("--wrt", required=True, help="the variable differentiated by")
-    eq.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'", help="a declaration (repeatable)")
-    eq.add_argument("--json", action="store_true", help="print the result as JSON (schema and version)")
-    eq.set_defaults(run=_check_eq)
+    _add_expression_commands(sub)
     answers = sub.add_parser("derivations", help="list the derivation scripts, or run one (exit 1 if it disagrees)",
                              description="The scripts in derivations/: one question each, derived, printed and verified.")
     answers.add_argument("name", nargs="?", help="a script's name (see: derivcheck derivations)")

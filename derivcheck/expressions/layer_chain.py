@@ -16,16 +16,20 @@ import numpy as np
 from derivcheck.expressions.program import ProgramDerivation, derive_program
 
 
-@functools.lru_cache(maxsize=None)
-def _derived(name: str) -> tuple[ProgramDerivation, Any]:
-    from derivcheck.registry import get_layer
-
-    layer = get_layer(name)
-    d = derive_program(layer.chain.program)
+def _compiled(name: str, program: Any) -> tuple[ProgramDerivation, Any]:
+    """A program's derivation and its verified backward as a function (None where it did not verify)."""
+    d = derive_program(program)
     namespace: dict[str, Any] = {}
     if d.code is not None:
         exec(compile(d.code, f"<derivcheck backward of {name}>", "exec"), namespace)  # noqa: S102 - our own verified code
     return d, namespace.get("backward")
+
+
+@functools.lru_cache(maxsize=None)
+def _derived(name: str) -> tuple[ProgramDerivation, Any]:
+    from derivcheck.registry import get_layer
+
+    return _compiled(name, get_layer(name).chain.program)
 
 
 def chain_derivation(name: str) -> ProgramDerivation:
@@ -88,11 +92,7 @@ def steps_program(layer: Any) -> Any:
 def _steps_derived(name: str) -> tuple[ProgramDerivation, Any]:
     from derivcheck.registry import get_layer
 
-    d = derive_program(steps_program(get_layer(name)))
-    namespace: dict[str, Any] = {}
-    if d.code is not None:
-        exec(compile(d.code, f"<derivcheck backward of {name}>", "exec"), namespace)  # noqa: S102 - our own verified code
-    return d, namespace.get("backward")
+    return _compiled(name, steps_program(get_layer(name)))
 
 
 def steps_derivation(name: str) -> ProgramDerivation:

@@ -19,6 +19,9 @@ _GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsil
                "kappa": "κ", "lambda": "λ", "lam": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
                "sigma": "σ", "Sigma": "Σ", "tau": "τ", "phi": "φ", "psi": "ψ", "omega": "ω", "Omega": "Ω"}
 
+# Operations printed as a function of their operand, by their own name.
+_NAMED_OPS = ("softmax", "logsumexp", "trace", "det", "logdet", "diag")
+
 # Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
 _SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
 
@@ -83,6 +86,8 @@ class MathPrinter:
 
     def p(self, x: Node) -> tuple[str, int]:
         op = x.op
+        if op in _NAMED_OPS:
+            return self.named(x)
         method = getattr(self, "_" + op, None)
         if method is None:
             raise ValueError(f"cannot print the operation {op!r}")
@@ -241,23 +246,9 @@ class MathPrinter:
             return f"{a} {one}", _PRODUCT
         return f"{a} {one} {self.T(one)}", _PRODUCT
 
-    def _softmax(self, x: Node) -> tuple[str, int]:
-        return self.fn("softmax", self(x.args[0])), _ATOM
-
-    def _logsumexp(self, x: Node) -> tuple[str, int]:
-        return self.fn("logsumexp", self(x.args[0])), _ATOM
-
-    def _trace(self, x: Node) -> tuple[str, int]:
-        return self.fn("trace", self(x.args[0])), _ATOM
-
-    def _det(self, x: Node) -> tuple[str, int]:
-        return self.fn("det", self(x.args[0])), _ATOM
-
-    def _logdet(self, x: Node) -> tuple[str, int]:
-        return self.fn("logdet", self(x.args[0])), _ATOM
-
-    def _diag(self, x: Node) -> tuple[str, int]:
-        return self.fn("diag", self(x.args[0])), _ATOM
+    def named(self, x: Node) -> tuple[str, int]:
+        """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
+        return self.fn(x.op, self(x.args[0])), _ATOM
 
     def _norm(self, x: Node) -> tuple[str, int]:
         a = x.args[0]
