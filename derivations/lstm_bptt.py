@@ -71,8 +71,11 @@ def build(a: Answer) -> None:
     derived = chain_derivation("lstm_step")
     for line in (*derived.forward, *derived.backward, *derived.gradients):
         a.eq(f"{line.lhs.latex} = {line.rhs.latex}", f"{line.lhs.text} = {line.rhs.text}")
+    a.say("The same backward lines in index form (each checked entry by entry against its matrix form):")
+    for line in (*derived.backward, *derived.gradients):
+        a.eq(line.index.latex, line.index.text)
     a.check("every line of the gate-by-gate backward agrees with finite differences (its generated code, two "
-            "random sizes)", derived.ok, f"{len(derived.checks)} lines checked")
+            "random sizes), and every index form with its matrix form", derived.ok, f"{len(derived.checks)} checks")
     rng = np.random.default_rng(0)
     n, d, hdim, steps = 3, 2, 3, 12
     w, b = 0.6 * rng.standard_normal((d + hdim, 4 * hdim)), 0.1 * rng.standard_normal(4 * hdim)

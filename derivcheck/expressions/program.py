@@ -25,6 +25,7 @@ from derivcheck.expressions.adjoint import gradient
 from derivcheck.expressions.declaration import Program
 from derivcheck.expressions.domain import draw_sizes, draw_values
 from derivcheck.expressions.evaluate import evaluate
+from derivcheck.expressions.index_notation import IndexForm, IndexLatex, IndexText
 from derivcheck.expressions.nodes import Node, Variable
 from derivcheck.expressions.parse import declarations, parse_expression
 from derivcheck.expressions.printing import HELPERS, CodePrinter, latex, text
@@ -40,6 +41,7 @@ class Line:
 
     lhs: Form
     rhs: Form
+    index: Form | None = None  # the same right-hand side in index notation: one entry, with explicit sums
 
 
 @dataclass(frozen=True)
@@ -225,11 +227,18 @@ def derive_program(program: Program) -> ProgramDerivation:
     checks: list[Verification] = []
     for seed in _SEEDS:
         checks.extend(_verify(chain, namespace["backward"], steps, seed))
+    index_forms = {id(node): IndexForm(node) for _, node in (*steps, *grads)}
+    checks.append(_verify_index_forms(chain, namespace["backward"], [*steps, *grads], index_forms))
     ok = all(c.ok for c in checks)
 
     def line(lhs: str, node: Node) -> Line:
-        return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)) if ok else
-                    Form(None, None, "DEFECT, not shown"))
+        if not ok:
+            return Line(Form(lhs, _latex_name(lhs)), Form(None, None, "DEFECT, not shown"))
+        idx = index_forms[id(node)]
+        entry = {0: "", 1: "[i]", 2: "[i,j]"}[node.ndim] if node.ndim <= 2 else ""
+        index = Form(f"{lhs}{entry} = {IndexText().doprint(idx.expr)}",
+                     f"{_latex_index_lhs(lhs, node.ndim)} = {IndexLatex().doprint(idx.expr)}")
+        return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)), index)
 
     forward = tuple(Line(Form(name, _latex_name(name)), Form(text(node), latex(node))) for name, node in chain.defs)
     forward += (Line(Form("f", "f"), Form(text(chain.objective), latex(chain.objective))),)
@@ -237,6 +246,35 @@ def derive_program(program: Program) -> ProgramDerivation:
         program, forward, tuple(line(delta_name(s), g) for s, g in steps),
         tuple(line(f"df/d{w}", g) for w, g in grads), source if ok else None, tuple(checks),
         time.perf_counter() - start)
+
+
+def _latex_index_lhs(lhs: str, ndim: int) -> str:
+    """``\\frac{\\partial f}{\\partial (W_i)_{ij}}``, or ``(\\bar{A_i})_{ij}`` for a sensitivity."""
+    from derivcheck.expressions.printing import MathPrinter
+
+    sub = {0: "", 1: "_{i}", 2: "_{ij}"}.get(ndim, "")
+    if lhs.startswith("df/d"):
+        name = MathPrinter(latex=True).name(lhs[4:])
+        return rf"\frac{{\partial f}}{{\partial \left({name}\right){sub}}}" if sub else _latex_name(lhs)
+    return rf"\left({_latex_name(lhs)}\right){sub}" if sub else _latex_name(lhs)
+
+
+def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], forms: Mapping[int, IndexForm]
+                        ) -> Verification:
+    """Every line's index form, entry by entry at small sizes, against its matrix form (the verified code's values)."""
+    rng = np.random.default_rng([0xC4, 99])
+    sizes = draw_sizes(chain.inputs, rng, small=True)
+    values = draw_values(chain.inputs, sizes, rng)
+    env = _forward_values(chain, values, sizes)
+    out = fn(*[values[a] for a in sorted(chain.inputs)])
+    env.update({k: v for k, v in out.items() if k.startswith("d") and k[1:] in env})
+    worst = 0.0
+    for _, node in lines:
+        expected = np.asarray(evaluate(node, env, sizes), dtype=float)
+        got = forms[id(node)].values(env, sizes, lambda x: evaluate(x, env, sizes))
+        scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
+        worst = max(worst, float(np.max(np.abs(got - expected), initial=0.0)) / scale)
+    return Verification("index forms of every line", "their matrix forms, entry by entry", sizes, worst, worst <= 1e-9)
 
 
 def _latex_name(name: str) -> str:
