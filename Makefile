@@ -28,6 +28,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_localize.py
 	$(BIN)/python benchmarks/bench_symbolic.py
 	$(BIN)/python benchmarks/bench_conv.py
+	$(BIN)/python benchmarks/bench_expressions.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
