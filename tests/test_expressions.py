@@ -262,6 +262,7 @@ def test_readme_examples_of_the_matrix_language_are_real() -> None:
 
 EVERY_CONSTRUCT = [
     ("det(X)", "X", {"X": "D x D"}, "det(X) X^-T"),
+    ("trace(A) + sum(X)", "A", {"A": "D x D", "X": "N x D"}, "I"),
     ("norm2(x)", "x", {"x": "D"}, "x / ‖x‖"),
     ("frobenius(X)", "X", {"X": "N x D"}, "X / ‖X‖_F"),
     ("sum(diag(A) * x)", "A", {"x": "D", "A": "D x D"}, "diag(x)"),
@@ -289,3 +290,22 @@ def test_every_construct_derives_and_verifies(expr: str, wrt: str, shapes: dict,
     if expected is not None:
         assert d.matrix_form == expected
     assert d.hvp is not None and d.hvp.text is not None
+
+
+WIDE = {"X": "N x D", "W": "D x M", "w": "D", "b": "M", "A": "D x D", "S": "D x D spd", "x": "D", "G": "N x M",
+        "lam": "scalar", "P": "N x D positive", "T": "N x M onehot", "y": "N"}
+BREADTH = [
+    ("sum(G * softmax(X @ W, axis=0))", "X"), ("-sum(T * log(softmax(X @ W + b, axis=1)))", "b"),
+    ("logdet(S + A @ A.T)", "A"), ("x @ inv(S + A.T @ A) @ x", "S"), ("sum(diag(w) @ A)", "w"),
+    ("sum((X - mean(X, axis=0, keepdims=True))**2)", "X"), ("sum((X @ W).T @ G)", "W"), ("mean(X @ w)", "w"),
+    ("norm2(X @ w - y) ** 2", "X"), ("frobenius(X @ A - X) ** 2", "X"), ("sum(softplus(-y * (X @ w)))", "w"),
+    ("trace(inv(A) @ S)", "A"), ("w @ (A + A.T) @ x", "A"), ("sum(X @ A @ X.T)", "X"),
+    ("sum(G * ((X @ W) / (1 + sum((X @ W) ** 2, axis=1, keepdims=True))))", "W"),
+]
+
+
+@pytest.mark.parametrize(("expr", "wrt"), BREADTH, ids=[f"{e[:24]}-{w}" for e, w in BREADTH])
+def test_breadth_of_the_language_derives_and_verifies_to_second_order(expr: str, wrt: str) -> None:
+    d = dc.derive_expression(expr, wrt, WIDE, order=2)
+    assert d.ok, str(d)
+    assert d.code is not None and d.hvp is not None and d.hvp.text is not None

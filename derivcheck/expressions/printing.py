@@ -240,6 +240,9 @@ class MathPrinter:
     def _broadcast(self, x: Node) -> tuple[str, int]:
         if x.args[0].op == "const" and x.args[0].attrs[0] == 0:
             return "0", _ATOM
+        if x.args[0].ndim == 0:  # a scalar times a matrix (or vector) of ones: "1 / N", "2 1 1^T"
+            ones = Node("ones", (), (), x.shape)
+            return self.p(ones) if n_is_one(x.args[0]) else self.p(Node("mul", (x.args[0], ones), (), x.shape))
         one = r"\mathbf{1}" if self.latex else "1"
         a = self.wrap(x.args[0], _ATOM)
         if x.ndim == 1:
@@ -256,6 +259,10 @@ class MathPrinter:
         if self.latex:
             return rf"\left\lVert {self(a)} \right\rVert{sub and '_F'}", _ATOM
         return f"‖{self(a)}‖{sub}", _ATOM
+
+
+def n_is_one(x: Node) -> bool:
+    return x.op == "const" and x.attrs[0] == 1
 
 
 def _flat(args: tuple[Node, ...]) -> list[Node]:
@@ -310,7 +317,10 @@ class CodePrinter:
         if op == "ones":
             return f"np.ones({self.shape(x.shape)})"
         if op == "identity":
-            return f"np.eye({self.shape(x.shape[:1])})"
+            n = x.shape[0]
+            if isinstance(n, str):
+                self.dims.add(n)
+            return f"np.eye({n})"
         if op == "add":
             out = self.p(a[0])
             for t in a[1:]:

@@ -88,6 +88,8 @@ class Rewriter:
             return a
         if a.op == "ones":
             return n.ones((a.shape[1], a.shape[0]))
+        if a.op == "broadcast" and a.args[0].ndim == 0:  # a constant matrix is its own transpose, reshaped
+            return n.broadcast_to(a.args[0], (a.shape[1], a.shape[0]))
         if a.op == "inv" and self._symmetric(a.args[0]):
             return a
         if a.op == "matmul" and a.args[0].ndim == 2 and a.args[1].ndim == 2:
