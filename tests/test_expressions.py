@@ -309,3 +309,10 @@ def test_breadth_of_the_language_derives_and_verifies_to_second_order(expr: str,
     d = dc.derive_expression(expr, wrt, WIDE, order=2)
     assert d.ok, str(d)
     assert d.code is not None and d.hvp is not None and d.hvp.text is not None
+
+
+def test_a_scalar_claim_gets_no_factor_that_one_number_would_fit() -> None:
+    r = dc.check_equation("lam * sum(W**2)", "lam", "sum(W)", {"W": "D x M", "lam": "scalar"})
+    assert r.verdict == "fail" and not any(e.startswith("a constant factor is missing") for e in r.explanation)
+    right = dc.check_equation("lam * sum(W**2)", "lam", "sum(W**2)", {"W": "D x M", "lam": "scalar"})
+    assert right.ok

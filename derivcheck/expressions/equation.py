@@ -73,7 +73,15 @@ def _replace(x: Node, old: Node, new: Node) -> Node:
 
 
 def _ratio(p: Problem, claimed: Node, truth: Node) -> float | None:
-    sizes, values = p.draw(_SEEDS[1])
+    """claim / truth when it is one constant at two independent draws (one draw of a scalar fits any factor)."""
+    ratios = [_ratio_at(p, claimed, truth, seed) for seed in _SEEDS]
+    if any(r is None for r in ratios) or not np.isclose(ratios[0], ratios[1], rtol=1e-8, atol=0):
+        return None
+    return ratios[0]
+
+
+def _ratio_at(p: Problem, claimed: Node, truth: Node, seed: int) -> float | None:
+    sizes, values = p.draw(seed)
     a = np.asarray(evaluate(claimed, values, sizes), dtype=float).ravel()
     b = np.asarray(evaluate(truth, values, sizes), dtype=float).ravel()
     keep = np.abs(b) > 1e-8 * max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
