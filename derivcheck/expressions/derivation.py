@@ -26,7 +26,7 @@ from derivcheck.expressions.index_notation import IndexForm, IndexLatex, IndexTe
 from derivcheck.expressions.nodes import Node, Variable
 from derivcheck.expressions.parse import declarations, parse_expression
 from derivcheck.expressions.printing import HELPERS, CodePrinter, latex, text
-from derivcheck.expressions.result import ExpressionDerivation, Form, Verification
+from derivcheck.expressions.result import ExpressionDerivation, Form, Verification, verdict_ok
 from derivcheck.expressions.rewrite import fuse, simplify
 
 _SEEDS = (11, 23)
@@ -124,7 +124,7 @@ def _check_gradient(p: Problem, code: Any, g: Node, seed: int) -> tuple[Verifica
     w0 = np.asarray(values[p.wrt], dtype=float)
     report = check_gradient(loss, grad, w0, mode="full", seed=seed, title=f"d/d{p.wrt} of {p.text}")
     row = report.params[0]
-    ok = {"pass": True, "fail": False}.get(report.verdict)
+    ok = verdict_ok(report.verdict)
     fd = Verification("generated code", "finite differences of the expression as typed", sizes,
                       float(row.max_rel_error), ok, row.reason or report.verdict)
     same = _rel(grad(w0), evaluate(g, {**values}, sizes))

@@ -22,7 +22,7 @@ from derivcheck.expressions.evaluate import evaluate
 from derivcheck.expressions.nodes import Node, ShapeError
 from derivcheck.expressions.parse import parse_expression
 from derivcheck.expressions.printing import text
-from derivcheck.expressions.result import EquationCheck, Verification
+from derivcheck.expressions.result import EquationCheck, Verification, verdict_ok
 
 # A correction explains the numbers when it agrees with the verified gradient this closely.
 _EXPLAINS = 1e-8
@@ -43,7 +43,7 @@ def _numeric(p: Problem, claimed: Node, seed: int) -> tuple[Verification, object
     report = check_gradient(loss, grad, {p.wrt: np.asarray(values[p.wrt], dtype=float)}, mode="full", seed=seed,
                             title=f"claimed d/d{p.wrt}")
     row = report.params[0]
-    ok = {"pass": True, "fail": False}.get(report.verdict)
+    ok = verdict_ok(report.verdict)
     return Verification("claimed gradient", "finite differences of the expression", sizes, float(row.max_rel_error),
                         ok, row.reason if ok is None else ""), report
 

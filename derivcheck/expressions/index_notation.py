@@ -16,11 +16,8 @@ from sympy.printing.str import StrPrinter
 
 from derivcheck.expressions.nodes import Node
 from derivcheck.expressions.printing import MathPrinter
-from derivcheck.expressions.scalar_algebra import Relu, Sigmoid, Softplus, Step
+from derivcheck.expressions.scalar_algebra import SYMPY_FUNCTIONS
 from derivcheck.symbolic.latex import DerivationPrinter
-
-_FUNCS = {"exp": sp.exp, "log": sp.log, "tanh": sp.tanh, "sigmoid": Sigmoid, "softplus": Softplus, "relu": Relu,
-          "step": Step, "sqrt": sp.sqrt, "abs": sp.Abs, "sign": sp.sign}
 
 
 class IndexForm:
@@ -76,7 +73,7 @@ class IndexForm:
         if op == "pow":
             return self.at(a[0], ix) ** x.attrs[0]
         if op == "func":
-            return _FUNCS[x.attrs[0]](self.at(a[0], ix))
+            return SYMPY_FUNCTIONS[x.attrs[0]](self.at(a[0], ix))
         if op == "matmul":
             left, right = a
             d = left.shape[-1]

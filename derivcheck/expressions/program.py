@@ -29,7 +29,7 @@ from derivcheck.expressions.index_notation import IndexForm, IndexLatex, IndexTe
 from derivcheck.expressions.nodes import Node, Variable
 from derivcheck.expressions.parse import declarations, parse_expression
 from derivcheck.expressions.printing import HELPERS, CodePrinter, latex, text
-from derivcheck.expressions.result import Form, Verification
+from derivcheck.expressions.result import Form, Verification, verdict_ok
 from derivcheck.expressions.rewrite import fuse, simplify
 
 _SEEDS = (5, 17)
@@ -195,7 +195,7 @@ def _verify(chain: _Chain, fn: Any, steps: list[tuple[str, Node]], seed: int) ->
 
         dz = np.asarray(out[delta_name(name)], dtype=float)
         rep = check_gradient(loss_z, lambda z, dz=dz: dz, np.asarray(full[name], dtype=float), seed=seed)
-        ok = {"pass": True, "fail": False}.get(rep.verdict)
+        ok = verdict_ok(rep.verdict)
         checks.append(Verification(delta_name(name), f"finite differences of f in {name}", sizes,
                                    float(rep.params[0].max_rel_error), ok, rep.params[0].reason))
     params = {w: np.asarray(values[w], dtype=float) for w in chain.program.wrt}
@@ -210,7 +210,7 @@ def _verify(chain: _Chain, fn: Any, steps: list[tuple[str, Node]], seed: int) ->
 
     rep = check_gradient(loss, grad, params, seed=seed)
     for row in rep.params:
-        ok = {"pass": True, "fail": False}.get(row.verdict)
+        ok = verdict_ok(row.verdict)
         checks.append(Verification(f"d{row.name}", "finite differences of f", sizes, float(row.max_rel_error), ok,
                                    row.reason))
     return checks

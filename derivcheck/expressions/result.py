@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def verdict_ok(verdict: str) -> bool | None:
+    """A checker verdict as a Verification's ``ok``: True, False, or None (inconclusive: no power)."""
+    return {"pass": True, "fail": False}.get(verdict)
+
+
 @dataclass(frozen=True)
 class Verification:
     """One comparison made in the run: what against what, at which sizes, how far apart."""

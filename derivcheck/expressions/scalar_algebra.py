@@ -44,7 +44,8 @@ class Step(sp.Function):
     """The derivative of relu: 1 where x > 0, else 0 (ReLU'(0) = 0)."""
 
 
-_TO_SYMPY: dict[str, Callable[[sp.Expr], sp.Expr]] = {
+# The elementwise functions as SymPy functions: the algebra here and the index notation share this table.
+SYMPY_FUNCTIONS: dict[str, Callable[[sp.Expr], sp.Expr]] = {
     "exp": sp.exp, "log": sp.log, "tanh": sp.tanh, "sigmoid": Sigmoid, "softplus": Softplus,
     "relu": Relu, "step": Step, "sqrt": sp.sqrt, "abs": sp.Abs, "sign": sp.sign,
 }
@@ -76,7 +77,7 @@ class Island:
             return sp.Pow(self.to_sympy(x.args[0]), x.attrs[0])
         if op == "func":
             inner = self.to_sympy(x.args[0])
-            return _log_sigmoid(inner) if x.attrs[0] == "log" else _TO_SYMPY[x.attrs[0]](inner)
+            return _log_sigmoid(inner) if x.attrs[0] == "log" else SYMPY_FUNCTIONS[x.attrs[0]](inner)
         leaf = self.simplify_leaf(x)
         if leaf.op in n.ELEMENTWISE_OPS:  # the leaf simplified into elementwise algebra
             return self.to_sympy(leaf)

@@ -17,7 +17,7 @@ from derivcheck.expressions.adjoint import gradient
 from derivcheck.expressions.evaluate import evaluate
 from derivcheck.expressions.nodes import Node, Variable
 from derivcheck.expressions.printing import latex, text
-from derivcheck.expressions.result import Form, Verification
+from derivcheck.expressions.result import Form, Verification, verdict_ok
 from derivcheck.expressions.rewrite import simplify
 
 _AGREE = 1e-9
@@ -75,7 +75,7 @@ def derive_second_order(p: Any, g: Node, code: Any) -> tuple[Form | None, Form |
     w0 = np.asarray(values[p.wrt], dtype=float)
     report = check_hvp(grad, hvp, w0, seed=7, mode="full")
     row = report.params[0]
-    ok = {"pass": True, "fail": False}.get(report.verdict)
+    ok = verdict_ok(report.verdict)
     checks = [Verification("Hessian-vector product", "finite differences of the verified gradient", sizes,
                            float(row.max_rel_error), ok, row.reason or report.verdict)]
     notes: list[str] = []
