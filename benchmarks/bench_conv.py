@@ -16,7 +16,7 @@ import numpy as np
 from timing import best_of
 from numpy.lib.stride_tricks import sliding_window_view
 
-from derivcheck.registry import get_layer
+from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.compile import compiled_gradient
 
 N, C, H, S, F, K = 32, 16, 32, 32, 32, 3

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sympy.core.cache import clear_cache
 
-from derivcheck.expressions.derivation import _run_source, derive_expression
+from derivcheck.language.derivation import _run_source, derive_expression
 
 TARGET_SECONDS = 2.0
 
@@ -66,7 +66,7 @@ CASES = [
 
 
 def _agree(case: Case, d: Any) -> bool:
-    from derivcheck.expressions.derivation import Problem
+    from derivcheck.language.derivation import Problem
 
     p = Problem(case.expr, case.wrt, case.shapes, None)
     fn = _run_source(d.code, f"grad_{case.wrt}")

@@ -19,8 +19,8 @@ import time
 import numpy as np
 from timing import best_of
 
-from derivcheck.registry import get_layer, list_layers
-from derivcheck.sampling import complete_sizes, letters_of, sample_inputs
+from derivcheck.catalog.registry import get_layer, list_layers
+from derivcheck.catalog.sampling import complete_sizes, letters_of, sample_inputs
 from derivcheck.symbolic.compile import compile_matrix_form
 from derivcheck.symbolic.derive import _derive, derive
 
@@ -67,7 +67,7 @@ def main() -> None:
     for args, target in ((["derive", "lstm_step"], LSTM_TARGET_S), (["derive", "lstm3"], LSTM_TARGET_S),
                          (["verify"], VERIFY_TARGET_S)):
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "derivcheck.cli", *args], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "derivcheck.interfaces.cli", *args], capture_output=True, text=True)
         took = time.perf_counter() - t0
         print(f"cold `derivcheck {' '.join(args)}` (fresh process): {took:.1f} s = {took / target:.2f} x the "
               f"{target:.0f} s target, {len(done.stdout) / 1024:.1f} KB printed, exit {done.returncode}")

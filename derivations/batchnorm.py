@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("What is batch norm's backward, and what goes wrong when the batch statistics' own dependence on x "
             "is forgotten?")

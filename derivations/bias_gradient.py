@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("For Z = X W + 1 b^T, why is dE/db the sum over the batch axis of dE/dZ "
             "(np.sum(dZ, axis=0, keepdims=True)), and not the whole matrix?")

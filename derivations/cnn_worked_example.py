@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("A 5x5 input, a 2x2 convolution (stride 1, a 4x4 map), 2x2 max-pooling (stride 2, a 2x2 map), a "
             "sigmoid, and a fully connected layer of two units H1, H2 with deltas 0.25 and -0.15: what are the "
@@ -104,7 +104,7 @@ def build(a: Answer) -> None:
 
 def catalog_chain(a: Answer, x: np.ndarray, g_y: np.ndarray, dk: np.ndarray, db: float) -> None:
     """The same network from derivcheck's catalog layers: every named delta from Sequential.deltas."""
-    from derivcheck.compose import Sequential, Step
+    from derivcheck.catalog.compose import Sequential, Step
 
     a.heading("5. The same network from catalog layers")
     net = Sequential("worked_cnn", steps=(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("What is the backward of a 2-D convolution (cross-correlation with stride and zero padding), and which "
             "kernel orientation does the input gradient use?")

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, run
+from derivcheck.interfaces.derivation_scripts import Answer, run
 
 QUESTION = ("How many weights and biases does a conv layer have (3x32x32 input, 32 filters of 5x5), and why is "
             "there one bias per output channel whose gradient sums the deltas over the batch and the positions?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("How does the index form dE/dW_ij = sum_n x_ni g_nj become the matrix form X^T G, without guessing "
             "where the transposes go?")

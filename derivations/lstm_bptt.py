@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, bound, main
+from derivcheck.interfaces.derivation_scripts import Answer, bound, main
 
 QUESTION = ("What are the gradients of one LSTM step, gate by gate; how does backprop run through T steps; and "
             "how does truncated BPTT with windows of k steps differ from the full gradient?")
@@ -66,7 +66,7 @@ def build(a: Answer) -> None:
     a.say("The same step as derivcheck's lstm_step declares it, from primitives (one dense map per gate: W = "
           "[W_i W_f W_o W_g], likewise U and b), with f = <G_h, H2> + <G_c, C2> for the gradients G_h, G_c "
           "arriving at h_t and c_t. Derived step by step (dZ is the gradient of f in step Z):")
-    from derivcheck.expressions.layer_chain import chain_derivation
+    from derivcheck.symbolic.layer_chain import chain_derivation
 
     derived = chain_derivation("lstm_step")
     for line in (*derived.forward, *derived.backward, *derived.gradients):

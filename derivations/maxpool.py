@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("How does the gradient pass through max-pooling: from a fully connected layer back to the pooled units, "
             "from the pooled units back to the conv map, with overlapping windows, with ties, in a mini-batch?")

@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("For y_hat = ReLU(w1 ReLU(w2 ReLU(w3 x))) and C = 1/2 (y - y_hat)^2, what is dC/dw_k for every k? "
             "And why is (y - ReLU(w1 x)) x wrong?")

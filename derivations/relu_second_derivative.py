@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 from derivcheck.symbolic.lower import lower
 
 QUESTION = ("ReLU'' is 0 wherever it exists: does that make a ReLU network's Hessian zero, and what does it mean "

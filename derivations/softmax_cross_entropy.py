@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("What is the softmax Jacobian, why is d(cross-entropy)/d(logits) = p - y ((P - Y)/N for a batch "
             "mean), and why does using only the Jacobian's diagonal give a wrong gradient?")

@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.answer import Answer, bound, main
+from derivcheck.interfaces.derivation_scripts import Answer, bound, main
 
 QUESTION = ("For an input-hidden-output sigmoid network with J = 1/2 ||t - z||^2, what are the sensitivities "
             "delta_k and delta_j and the weight gradients? Why is a gradient for J = sum (t - z)^2 / N off by a "
@@ -47,11 +47,11 @@ def build(a: Answer) -> None:
     a.say("For a batch, rows are samples: Delta_2 = (Z - T) * Z * (1 - Z), dJ/dW2 = Y^T Delta_2, db2 = Delta_2^T 1, "
           "Delta_1 = (Delta_2 W2^T) * Y * (1 - Y), dJ/dW1 = X^T Delta_1, db1 = Delta_1^T 1. The catalog's mlp2 "
           "chains the same VJPs (with a mean squared error, hence its 2/(MN)):")
-    from derivcheck.render import render_derivation
+    from derivcheck.report.derivation import render_derivation
 
     for line in render_derivation("mlp2", "latex").splitlines():
         a.eq(line, line)
-    from derivcheck.verify import verify_model
+    from derivcheck.symbolic.verify import verify_model
 
     v = verify_model("mlp2")
     for r in v.rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import derivcheck as dc
-from derivcheck.answer import Answer, main
+from derivcheck.interfaces.derivation_scripts import Answer, main
 
 QUESTION = ("Can a 2-2-1 sigmoid network compute XOR, and how often does training find such weights "
             "with 2, 3 or 4 hidden units, or with two hidden layers (2-2-2-1)?")

@@ -2,7 +2,7 @@
 
 import sys
 
-from derivcheck.cli import main
+from derivcheck.interfaces.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

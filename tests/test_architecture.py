@@ -35,13 +35,13 @@ def _under(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_the_results_module_is_a_leaf_at_import_time():
-    assert TOP["derivcheck.results"] == set()
+    assert TOP["derivcheck.report.results"] == set()
 
 
 def test_the_numeric_engine_and_the_diagnosis_know_nothing_of_the_checker():
     allowed = {
-        "derivcheck.numeric": ("derivcheck.numeric", "derivcheck.tolerances", "derivcheck.errors", "derivcheck.results"),
-        "derivcheck.diagnosis": ("derivcheck.diagnosis", "derivcheck.results"),
+        "derivcheck.numeric": ("derivcheck.numeric", "derivcheck.numeric.tolerances", "derivcheck.errors", "derivcheck.report.results"),
+        "derivcheck.checker.diagnosis": ("derivcheck.checker.diagnosis", "derivcheck.report.results"),
     }
     for module, imports in GRAPH.items():
         for layer, ok in allowed.items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import derivcheck as dc
-from derivcheck.registry import get_layer
+from derivcheck.catalog.registry import get_layer
 
 
 def test_maxpool_ties_accept_first_argmax_and_split_subgradients():
@@ -122,7 +122,7 @@ def test_recurrent_cells_forget_path(name):
     layer = get_layer(name)
     sizes = {"N": 2, "D": 3, "M": 2, "Q": 8, "L": 2}
     rng = np.random.default_rng(1)
-    from derivcheck.sampling import sample_inputs
+    from derivcheck.catalog.sampling import sample_inputs
 
     inputs = sample_inputs(layer, sizes, rng)
     names = [a.name for a in layer.inputs]
@@ -138,14 +138,14 @@ def test_recurrent_cells_forget_path(name):
 def test_every_derivation_script_verifies_and_the_docs_are_fresh():
     import pathlib
 
-    from derivcheck.answer import document, scripts
+    from derivcheck.interfaces.derivation_scripts import document, scripts
 
     names = scripts()
     assert len(names) >= 10 and all(names.values())  # every script states its question
     text, failed = document()  # runs every script (--format markdown) in a fresh interpreter
     assert failed == []
     docs = (pathlib.Path(__file__).parent.parent / "docs" / "derivations.md").read_text()
-    assert docs == text, "docs/derivations.md is stale: python -m derivcheck.answer --write docs/derivations.md"
+    assert docs == text, "docs/derivations.md is stale: python -m derivcheck.interfaces.derivation_scripts --write docs/derivations.md"
 
 
 def test_a_derivation_runs_by_name_in_every_format():

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import derivcheck as dc
-from derivcheck.diagnosis import DETECTORS
+from derivcheck.checker.diagnosis import DETECTORS
 from derivcheck.errors import GradientShapeError
 
 from backprop_corpus import BUGGY, CORRECT, NEUTRAL, Case, sigmoid
@@ -307,7 +307,7 @@ def test_no_factor_is_claimed_for_a_single_entry():
 
 
 def test_a_direction_across_a_jump_is_not_evidence_for_any_hypothesis():
-    from derivcheck.evidence import _as_direction
+    from derivcheck.checker.evidence import _as_direction
     from derivcheck.numeric.directional import DirectionalTest
     from derivcheck.numeric.finite_diff import Derivative
 

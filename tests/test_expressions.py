@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import derivcheck as dc
 from derivcheck.errors import ExpressionError
-from derivcheck.expressions.derivation import Problem, _run_source
+from derivcheck.language.derivation import Problem, _run_source
 
 LSQ = {"X": "N x D", "W": "D x M", "Y": "N x M"}
 LOGISTIC = "-sum(y * log(sigmoid(X @ w)) + (1 - y) * log(1 - sigmoid(X @ w)))"
@@ -117,7 +117,7 @@ def test_random_compositions_agree_with_complex_step(f: str, g: str, ridge: bool
 
 
 def test_a_wrong_derivation_is_a_defect_never_an_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from derivcheck.expressions import nodes as n
+    from derivcheck.language import nodes as n
 
     real = Problem.gradient_of
 

@@ -167,7 +167,7 @@ def test_the_report_html_highlights_failing_rows_and_wrong_entries():
 
 
 def test_long_checks_report_progress_on_request_and_stay_silent_otherwise(monkeypatch, capsys):
-    import derivcheck.progress as progress
+    import derivcheck.checker.progress as progress
 
     monkeypatch.setattr(progress, "AFTER_SECONDS", 0.0)
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)

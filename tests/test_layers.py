@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derivcheck.compose import MODELS
-from derivcheck.registry import get_layer, list_layers
-from derivcheck.sampling import random_sizes, uniform_sizes
-from derivcheck.strategies import sizes_for
+from derivcheck.catalog.compose import MODELS
+from derivcheck.catalog.registry import get_layer, list_layers
+from derivcheck.catalog.sampling import random_sizes, uniform_sizes
+from derivcheck.interfaces.strategies import sizes_for
 from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.explicit import exactly_equal
-from derivcheck.verify import verify_layer, verify_model
+from derivcheck.symbolic.verify import verify_layer, verify_model
 
 LAYERS = list_layers()
 

@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.render import _code, _text
+from derivcheck.report.derivation import _code, _text
 from derivcheck.symbolic.checked_code import checked_code, form_check
 
 
@@ -64,7 +64,7 @@ def test_generated_code_returns_the_parameters_shape_and_is_numerically_safe():
 
 
 def test_every_printed_form_of_the_catalog_verifies_or_is_reported():
-    from derivcheck.registry import list_layers
+    from derivcheck.catalog.registry import list_layers
 
     for name in list_layers():
         if name.startswith("lstm"):
@@ -75,8 +75,8 @@ def test_every_printed_form_of_the_catalog_verifies_or_is_reported():
 
 
 def test_verify_runs_the_rest_of_the_catalog_when_one_layer_breaks(monkeypatch, capsys):
-    import derivcheck.verify as verify
-    from derivcheck.cli import main
+    import derivcheck.symbolic.verify as verify
+    from derivcheck.interfaces.cli import main
 
     real = verify.verify_layer
 
@@ -92,7 +92,7 @@ def test_verify_runs_the_rest_of_the_catalog_when_one_layer_breaks(monkeypatch, 
 
 
 def test_a_model_verifies_in_a_fresh_process_without_listing_the_catalog_first():
-    run = subprocess.run([sys.executable, "-c", "from derivcheck.verify import verify_model; "
+    run = subprocess.run([sys.executable, "-c", "from derivcheck.symbolic.verify import verify_model; "
                           "print(verify_model('mlp2').ok)"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr
 
@@ -105,8 +105,8 @@ def test_greek_names_print_as_greek_and_the_upstream_gradient_is_not_a_kronecker
 
 
 def _user_layer(name, f, df, sym):
-    from derivcheck.extend import Arg, def_layer
-    from derivcheck.registry import LAYERS
+    from derivcheck.catalog.declarations import Arg, def_layer
+    from derivcheck.catalog.registry import LAYERS
 
     if name not in LAYERS:
         def_layer(name, inputs=(Arg("x", "N D"),), output="N D", forward=lambda x: f(x), backward=lambda dy, x: {"x": dy * df(x)},
@@ -149,8 +149,8 @@ def test_constructs_that_cannot_be_differentiated_get_an_error_naming_them():
 
 
 def test_a_summation_index_named_like_a_free_index_cannot_collide():
-    from derivcheck.extend import Arg, def_layer
-    from derivcheck.registry import LAYERS
+    from derivcheck.catalog.declarations import Arg, def_layer
+    from derivcheck.catalog.registry import LAYERS
 
     if "user_sum_over_p" not in LAYERS:
         def_layer("user_sum_over_p", inputs=(Arg("x", "N D"), Arg("w", "D M")), output="N M",
@@ -171,7 +171,7 @@ def test_the_printed_reference_backward_comes_with_every_helper_it_calls():
 
 
 def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions():
-    from derivcheck.render import render_derivation
+    from derivcheck.report.derivation import render_derivation
 
     lines = render_derivation("rnn3", "latex").splitlines()
     wx = [ln for ln in lines if ln.startswith(r"\frac{\partial E}{\partial WX}")]
@@ -180,8 +180,8 @@ def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions()
 
 
 def test_every_opaque_function_in_a_derivation_is_defined_where_it_is_used():
-    from derivcheck.registry import get_layer, list_layers
-    from derivcheck.render import render_derivation
+    from derivcheck.catalog.registry import get_layer, list_layers
+    from derivcheck.report.derivation import render_derivation
 
     with_functions = [n for n in list_layers() if get_layer(n).functions]
     assert with_functions  # max-pooling's winner indicator at least

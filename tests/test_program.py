@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivcheck.expressions.declaration import Program
-from derivcheck.expressions.layer_chain import chain_vjp
-from derivcheck.expressions.program import _Chain, derive_program
-from derivcheck.registry import get_layer
-from derivcheck.render import render_derivation
-from derivcheck.verify import verify_layer
+from derivcheck.language.declaration import Program
+from derivcheck.symbolic.layer_chain import chain_vjp
+from derivcheck.language.program import _Chain, derive_program
+from derivcheck.catalog.registry import get_layer
+from derivcheck.report.derivation import render_derivation
+from derivcheck.symbolic.verify import verify_layer
 
 MLP = Program(
     steps=(("Z1", "X @ W1 + b1"), ("A1", "tanh(Z1)"), ("Z2", "A1 @ W2 + b2")),
@@ -78,7 +78,7 @@ def test_verify_uses_the_chain_and_names_a_wrong_reference() -> None:
 
 
 def test_a_wrong_backward_line_is_a_defect_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from derivcheck.expressions import nodes as n
+    from derivcheck.language import nodes as n
 
     real = _Chain.sensitivity
 
@@ -105,7 +105,7 @@ ATTENTION = {"Q": "N x E", "K": "T x E", "V": "T x D", "G": "N x D"}
 
 
 def test_attention_reads_like_the_textbook() -> None:
-    from derivcheck.expressions.program import derive_steps
+    from derivcheck.language.program import derive_steps
 
     d = derive_steps(["S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V"], "sum(G * Y)", ["Q", "K", "V"], ATTENTION)
     assert d.ok
@@ -115,7 +115,7 @@ def test_attention_reads_like_the_textbook() -> None:
 
 
 def test_layer_norm_with_keepdims_steps_verifies() -> None:
-    from derivcheck.expressions.program import derive_steps
+    from derivcheck.language.program import derive_steps
 
     d = derive_steps(["M = mean(X, axis=1, keepdims=True)", "Xc = X - M", "V = mean(Xc**2, axis=1, keepdims=True)",
                       "R = (V + 0.00001)**-0.5", "Y = Xc * R * gamma + beta"], "sum(G * Y)", ["X", "gamma", "beta"],
@@ -133,7 +133,7 @@ def test_layer_norm_with_keepdims_steps_verifies() -> None:
 ])
 def test_step_errors(steps, message) -> None:
     from derivcheck.errors import ExpressionError
-    from derivcheck.expressions.program import derive_steps
+    from derivcheck.language.program import derive_steps
 
     with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         derive_steps(steps, "sum(G * (Q @ K.T @ V))", ["Q"], ATTENTION)

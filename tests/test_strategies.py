@@ -1,4 +1,4 @@
-"""derivcheck.strategies: arguments validated like hypothesis.extra.numpy, laws that hold, optional Hypothesis."""
+"""derivcheck.interfaces.strategies: arguments validated like hypothesis.extra.numpy, laws that hold, optional Hypothesis."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 import derivcheck as dc
-from derivcheck.registry import get_layer
-from derivcheck.strategies import arrays, layer_inputs, layer_sizes
+from derivcheck.catalog.registry import get_layer
+from derivcheck.interfaces.strategies import arrays, layer_inputs, layer_sizes
 
 
 @pytest.mark.parametrize(
@@ -64,6 +64,6 @@ def test_layer_inputs_fit_the_layer_by_name_or_object(drawn):
 
 
 def test_without_hypothesis_the_import_says_how_to_get_it():
-    code = "import sys; sys.modules['hypothesis'] = None; import derivcheck.strategies"
+    code = "import sys; sys.modules['hypothesis'] = None; import derivcheck.interfaces.strategies"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0 and "pip install hypothesis" in result.stderr

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivcheck.cli import main
-from derivcheck.extend import Arg, def_layer
-from derivcheck.registry import LAYERS, get_layer
-from derivcheck.render import render_derivation
+from derivcheck.interfaces.cli import main
+from derivcheck.catalog.declarations import Arg, def_layer
+from derivcheck.catalog.registry import LAYERS, get_layer
+from derivcheck.report.derivation import render_derivation
 from derivcheck.symbolic.build import build
 from derivcheck.symbolic.compile import compile_index_form
 from derivcheck.symbolic.derive import derive

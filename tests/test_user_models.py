@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import derivcheck as dc
-from derivcheck.compose import Sequential, Step
-from derivcheck.registry import get_layer
-from derivcheck.render import render_derivation
+from derivcheck.catalog.compose import Sequential, Step
+from derivcheck.catalog.registry import get_layer
+from derivcheck.report.derivation import render_derivation
 
 CNN = Sequential(
     "my_cnn",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import derivcheck as dc
-from derivcheck.registry import get_layer
+from derivcheck.catalog.registry import get_layer
 from tests.kinky import NEAR_KINK_CASES, complex_step_gradient
 
 SEEDS = range(20)

@@ -18,7 +18,7 @@ import numpy as np
 
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval, shift_direction
-from derivcheck.tolerances import (
+from derivcheck.numeric.tolerances import (
     ESTIMATE_SAFETY,
     GRADIENT_ROUNDOFF_ULPS,
     LOSS_ROUNDOFF_ULPS,

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from derivcheck.tolerances import LADDER_RATIO, MAX_RUNGS, NOISE_MARGIN, ROUGH_SNR
+from derivcheck.numeric.tolerances import LADDER_RATIO, MAX_RUNGS, NOISE_MARGIN, ROUGH_SNR
 
 Phi = Callable[[float], float]
 

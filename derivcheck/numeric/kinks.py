@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from derivcheck.errors import NonFiniteError
-from derivcheck.tolerances import entry_scale
+from derivcheck.numeric.tolerances import entry_scale
 
 Blocks = dict[str, np.ndarray]
 

@@ -2,7 +2,7 @@
 
 Too large a step and truncation (or a kink) dominates; too small and rounding does; a
 correct gradient shows a V whose floor is the best a plain difference can do, a wrong one a
-plateau at its relative error. Data only: ``derivcheck.plot`` draws it.
+plateau at its relative error. Data only: ``derivcheck.report.plot`` draws it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from derivcheck.results import TaylorResult
+from derivcheck.report.results import TaylorResult
 
 # Remainders this many noise units above the rounding floor are usable for the fit.
 USABLE_SNR = 30.0

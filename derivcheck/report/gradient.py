@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from derivcheck.results import (  # noqa: F401 - re-exported: the report's types, as before
+from derivcheck.report.results import (  # noqa: F401 - re-exported: the report's types, as before
     DirectionCheck,
     Evaluations,
     Finding,

@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from derivcheck.verify import WITNESSES, LayerVerification
+from derivcheck.symbolic.verify import WITNESSES, LayerVerification
 
 _SHORT = {"index form": "index", "matrix form": "matrix", "finite differences": "fd", "reference backward": "reference"}
 

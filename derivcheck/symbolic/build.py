@@ -7,7 +7,7 @@ from typing import Any
 
 import sympy as sp
 
-from derivcheck.extend import Arg, Layer, Symbols
+from derivcheck.catalog.declarations import Arg, Layer, Symbols
 from derivcheck.symbolic.lower import lower, unsupported
 
 FREE_INDEX_NAMES = ("p", "q", "r", "s", "u", "v")

@@ -130,7 +130,7 @@ def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstrea
 
 
 def _inputs(d: Any, seed: int, scale: float = 1.0, integers: bool = False) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
-    from derivcheck.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
+    from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 
     rng = np.random.default_rng(seed)
     sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))

@@ -196,13 +196,13 @@ def compiled_gradient(layer_name: str, arg_name: str, form: str) -> Compiled | N
     Lambdifying a large index form (an LSTM gate's) takes seconds; a chain of steps of one
     layer, or a verification over many sizes, reuses it.
     """
-    from derivcheck.registry import get_layer
+    from derivcheck.catalog.registry import get_layer
     from derivcheck.symbolic.derive import derive
 
     layer = get_layer(layer_name)
     if layer.chain is not None:
         # A layer declared as a chain of primitive steps: its step-by-step backward is the symbolic witness.
-        from derivcheck.expressions.layer_chain import chain_vjp
+        from derivcheck.symbolic.layer_chain import chain_vjp
 
         return lambda inputs, upstream, sizes: chain_vjp(layer, inputs, upstream)[arg_name]  # type: ignore[return-value]
     d = derive(layer_name)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derivcheck.extend import Arg, Layer
-from derivcheck.registry import get_layer
+from derivcheck.catalog.declarations import Arg, Layer
+from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.build import Built, build, element
 from derivcheck.symbolic.index_form import IndexForm, derive_index_form
 from derivcheck.symbolic.latex import DerivationPrinter, partial
@@ -46,12 +46,12 @@ class Derivation:
         return "$$\\begin{gathered}" + r" \\ ".join(self.latex_lines()) + "\\end{gathered}$$"
 
     def _repr_markdown_(self) -> str:
-        from derivcheck.render import derivation_markdown
+        from derivcheck.report.derivation import derivation_markdown
 
         return derivation_markdown(self)
 
     def _repr_html_(self) -> str:
-        from derivcheck.render import derivation_html
+        from derivcheck.report.derivation import derivation_html
 
         return derivation_html(self)
 
@@ -67,8 +67,8 @@ class Derivation:
         for name, meaning in self.layer.definitions.items():  # opaque functions are defined where they are used
             lines.append(rf"\text{{where {meaning}}}")
         if self.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
-            from derivcheck.expressions.layer_chain import steps_derivation
-            from derivcheck.expressions.report import program_latex_lines
+            from derivcheck.symbolic.layer_chain import steps_derivation
+            from derivcheck.report.language import program_latex_lines
 
             lines.extend(program_latex_lines(steps_derivation(self.layer.name)))
         return lines
@@ -108,7 +108,7 @@ def _trace_check(built: Built, arg: Arg) -> tuple[sp.MatrixExpr | None, str]:
     layer = built.layer
     if layer.matrix_forward is None or built.upstream is None:
         return None, ""
-    from derivcheck.extend import Symbols
+    from derivcheck.catalog.declarations import Symbols
 
     from derivcheck.symbolic.build import _by_symbol_name
 

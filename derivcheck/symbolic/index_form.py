@@ -22,7 +22,7 @@ from sympy.concrete.delta import deltasummation
 from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from derivcheck.extend import Arg
+from derivcheck.catalog.declarations import Arg
 from derivcheck.symbolic.build import Built, element
 
 

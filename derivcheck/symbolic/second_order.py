@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivcheck.extend import Arg
+from derivcheck.catalog.declarations import Arg
 from derivcheck.symbolic.build import FREE_INDEX_NAMES, element, index_symbol
 from derivcheck.symbolic.index_form import IndexForm, _tidy, contract
 

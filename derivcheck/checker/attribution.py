@@ -1,0 +1,162 @@
+"""When a joint direction fails: which parameter, which entries, and why.
+
+First the cheapest explanation: one wrong entry, found from the failing directions alone
+(``numeric.recovery``) and confirmed by checking that entry. Otherwise each parameter is
+tested alone along the failing direction; a failing small parameter gets per-entry checks,
+a large one is bisected (``numeric.localize``), with a sample of entries for the diagnosis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.checker.diagnosis import explain, wrong_entries_finding
+from derivcheck.checker.evidence import gather
+from derivcheck.checker.entries import (
+    ENTRY_CHECK_MAX_ENTRIES,
+    entry_test,
+    full_check,
+    joint_only_finding,
+    summarize,
+    with_changes,
+)
+from derivcheck.checker.joint import random_direction
+from derivcheck.numeric.directional import directional_test
+from derivcheck.numeric.localize import bisect_wrong_entries
+from derivcheck.numeric.recovery import explains, one_sparse_candidates
+from derivcheck.checker.outcome import ParamOutcome, Run, Tested
+from derivcheck.numeric.tolerances import entry_scale
+from derivcheck.checker.parameters import flat_index
+
+# Bisection stops after this many subset tests per parameter (about 20 levels for 10^6 entries).
+LOCALIZATION_MAX_TESTS = 48
+# Entries sampled to diagnose a spread error in a large parameter (plus transposed partners).
+DIAGNOSIS_SAMPLES = 12
+# Candidates for "one wrong entry" checked one by one, and extra random directions to narrow them.
+_CANDIDATES = 3
+_EXTRA_DIRECTIONS = 2
+
+
+def failing_outcomes(run: Run) -> tuple[dict[str, ParamOutcome], bool]:
+    """Outcomes of the implicated parameters, and whether one wrong entry explains every failure."""
+    single = _one_wrong_entry(run)
+    if single is not None:
+        return single, True
+    failing = [t for t in run.tested if not t.test.passed]
+    names = _implicated(run, failing)
+    return {name: examine(run, name, root) for name, root in names.items()}, False
+
+
+def _implicated(run: Run, failing: list[Tested]) -> dict[str, Tested]:
+    """The parameters that fail alone along a failing direction (all of them if none does)."""
+    found: dict[str, Tested] = {}
+    for t in sorted(failing, key=lambda t: -t.test.distance / max(t.test.tolerance, np.finfo(float).tiny)):
+        if len(t.moves) == 1:
+            found.setdefault(next(iter(t.moves)), t)
+            continue
+        for name, v in t.moves.items():
+            if name in found:
+                continue
+            alone = run.record(f"{t.label}, {name} only", {name: v}, directional_test(run.probe, run.setup.g, {name: v}))
+            if not alone.passed:
+                found[name] = run.tested[-1]
+        if found:
+            break
+    if not found:
+        t = failing[0]
+        found = {name: t for name in t.moves}
+    return found
+
+
+def examine(run: Run, name: str, root: Tested) -> ParamOutcome:
+    """One parameter that fails along ``root``: per-entry checks if small, bisection if large."""
+    size = run.setup.x[name].size
+    if run.mode == "full" or (run.mode == "auto" and size <= ENTRY_CHECK_MAX_ENTRIES):
+        outcome = run_full(run, name)
+        if outcome.report.verdict != "fail":
+            outcome.report = with_changes(outcome.report, verdict="fail")
+            outcome.findings.append(joint_only_finding(name, root.label, bool(run.kinks)))
+        return outcome
+    return _bisect(run, name, root)
+
+
+def run_full(run: Run, name: str) -> ParamOutcome:
+    """Per-entry checks of one parameter, at most once per check."""
+    if name not in run.full:
+        if run.setup.fns.progress is not None:
+            run.setup.fns.progress.stage = f"checking {name} entry by entry"
+        run.full[name] = full_check(run, name)
+    return run.full[name]
+
+
+def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
+    """A single wrong entry that accounts for every failing direction, confirmed by its own check."""
+    s = run.setup
+    names, sizes = list(s.x), [s.x[k].size for k in s.x]
+    if sum(sizes) < 2 or any(t.test.derivative.kink for t in run.tested):
+        return None
+    tests = [t for t in run.tested if "only" not in t.label]
+    for extra in range(_EXTRA_DIRECTIONS + 1):
+        columns = np.stack([_flat(t, names, s.x) for t in tests])
+        errors = np.array([t.test.signed_error for t in tests])
+        tols = np.array([t.test.tolerance for t in tests])
+        candidates = one_sparse_candidates(columns, errors, tols, _CANDIDATES + 1)
+        if len(candidates) == 0:
+            return None
+        if len(candidates) <= _CANDIDATES or extra == _EXTRA_DIRECTIONS:
+            break
+        moves = {k: random_direction(v, run.rng) for k, v in s.x.items()}
+        run.record(f"random {len(tests)} (localization)", moves, directional_test(run.probe, s.g, moves))
+        tests.append(run.tested[-1])
+        if run.tested[-1].test.derivative.kink:
+            return None
+    offsets = np.cumsum([0, *sizes])
+    for flat in candidates[:_CANDIDATES]:
+        block = int(np.searchsorted(offsets, flat, side="right") - 1)
+        name, local = names[block], int(flat - offsets[block])
+        t = entry_test(run, name, local)
+        scale = float(entry_scale(s.x[name]).reshape(-1)[local])
+        if not t.passed and explains(columns[:, flat], errors, tols, t.signed_error / scale, t.tolerance / scale):
+            outcome = summarize(run, name, "directional", np.array([local]), [t], localized=True,
+                                extra_checked=len(tests))
+            outcome.findings = [wrong_entries_finding(name, s.x[name].shape, [flat_index(s.x[name].shape, local)], True)]
+            return {name: outcome}
+    return None
+
+
+def _flat(t: Tested, names: list[str], x: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([t.moves[k].reshape(-1) if k in t.moves else np.zeros(x[k].size) for k in names])
+
+
+def _bisect(run: Run, name: str, root: Tested) -> ParamOutcome:
+    """Bisection over the entries of a large parameter, then a sample of entries for the diagnosis."""
+    s = run.setup
+    x = s.x[name]
+    flat_v = root.moves[name].reshape(-1)
+
+    def measure(subset: np.ndarray) -> tuple[float, float]:
+        mv = np.zeros(x.size)
+        mv[subset] = flat_v[subset]
+        t = directional_test(run.probe, s.g, {name: mv.reshape(x.shape)})
+        return t.signed_error, t.tolerance
+
+    loc = bisect_wrong_entries(np.arange(x.size), measure, (root.test.signed_error, root.test.tolerance),
+                               LOCALIZATION_MAX_TESTS)
+    checked = {i: entry_test(run, name, i) for i in loc.wrong}
+    few = loc.complete and not loc.spread and len(loc.wrong) > 0
+    if not few:
+        sample = run.rng.choice(x.size, size=min(DIAGNOSIS_SAMPLES, x.size), replace=False)
+        extra = {int(i) for i in sample}
+        if x.ndim == 2 and x.shape[0] == x.shape[1]:
+            extra |= {int(np.ravel_multi_index(flat_index(x.shape, i)[::-1], x.shape)) for i in sample}
+        for i in sorted(extra - checked.keys()):
+            checked[i] = entry_test(run, name, i)
+    order = np.array(sorted(checked))
+    outcome = summarize(run, name, "directional", order, [checked[int(i)] for i in order], localized=few,
+                        extra_checked=loc.tests + 1)
+    if few:
+        outcome.findings = [wrong_entries_finding(name, x.shape, [flat_index(x.shape, i) for i in loc.wrong], True)]
+    elif outcome.report.verdict != "fail":
+        outcome.report = with_changes(outcome.report, verdict="fail")
+        outcome.findings = explain(gather(run, name, order, [checked[int(i)] for i in order]))
+    return outcome

@@ -1,0 +1,60 @@
+"""Naming the cause of a wrong gradient: hypotheses tested against the numbers (``core``), the
+table of detectors (``detectors``), degeneracies of the point that weaken a pass (``degenerate``),
+and the hints for wrong shapes (``shapes``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.checker.diagnosis import detectors as _detectors  # noqa: F401 - registers the table
+from derivcheck.checker.diagnosis.core import DETECTORS, Direction, Evidence, Hypothesis, LayerContext, detector, diagnose
+from derivcheck.checker.diagnosis.shapes import shape_hint
+from derivcheck.report.results import Finding, format_index
+
+__all__ = ["DETECTORS", "Direction", "Evidence", "Hypothesis", "LayerContext", "detector", "diagnose", "explain",
+           "shape_hint", "wrong_entries_finding", "known_finding"]
+
+
+def explain(e: Evidence) -> list[Finding]:
+    """The findings that explain a failing parameter, or, when none does, what is known about it."""
+    findings, tried = diagnose(e)
+    return findings or [known_finding(e, tried)]
+
+
+def wrong_entries_finding(name: str, shape: tuple[int, ...], wrong: list[tuple[int, ...]], complete: bool) -> Finding:
+    """A finding that lists localized wrong entries."""
+    listed = ", ".join(format_index(name, i) for i in wrong[:5])
+    more = "" if complete else " (search stopped: there may be more)"
+    total = int(np.prod(shape))
+    if len(wrong) == 1:
+        msg = f"exactly one entry of d{name} is wrong: {listed} (out of {total}){more}. An indexing slip or an off-by-one?"
+    else:
+        msg = f"{len(wrong)} entries of d{name} are wrong: {listed}{more}."
+    return Finding("wrong_entries", msg, name, "error", tuple(tuple(i) for i in wrong))
+
+
+def known_finding(e: Evidence, tried: list[str]) -> Finding:
+    """No hypothesis explains the numbers: say which entries fail, how, and which causes were ruled out."""
+    failing = e.checked[e.failing]
+    ruled_out = ", ".join(k.replace("_", " ") for k in tried if k not in ("loss_independent", "zero"))
+    if failing.size:
+        a = e.analytic.reshape(-1)[failing]
+        n = e.numeric[e.failing]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = a / n
+        finite = ratios[np.isfinite(ratios)]
+        spread = (f"; analytic/true ranges from {finite.min():.3g} to {finite.max():.3g}" if finite.size > 1 else "")
+        where = ", ".join(format_index(e.name, tuple(int(i) for i in np.unravel_index(int(f), e.analytic.shape)))
+                          for f in failing[:4])
+        of = "every entry" if e.complete else "the sampled entries"
+        known = (f"{failing.size} of {e.checked.size} entries checked fail ({of} checked: {where}"
+                 f"{', ...' if failing.size > 4 else ''}){spread}")
+    else:
+        known = "it fails along directions, but no single entry checked is clearly wrong: the error is small and spread"
+    return Finding("unexplained", f"d{e.name}: {known}. No single cause explains these numbers (ruled out: "
+                                  f"{ruled_out}).", e.name, "error", _indices(e, failing))
+
+
+def _indices(e: Evidence, flat: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(i) for i in np.unravel_index(int(f), e.analytic.shape)) for f in flat[:64])

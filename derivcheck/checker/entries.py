@@ -1,0 +1,124 @@
+"""Entry by entry: per-entry checks of a parameter, and its row, wrong entries and diagnosis.
+
+Per-entry checks cost a ladder (four loss evaluations or more) per entry, so a check makes
+them only where that is small against the model's cost: for every entry in ``mode="full"``,
+and for a small parameter whose joint directions failed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.checker.diagnosis import diagnose, known_finding, wrong_entries_finding
+from derivcheck.checker.evidence import gather
+from derivcheck.checker.joint import block_floor, discontinuity_finding
+from derivcheck.numeric.directional import DirectionalTest, directional_test
+from derivcheck.numeric.localize import MAX_LOCALIZED
+from derivcheck.checker.outcome import ParamOutcome, Run
+from derivcheck.report.results import Finding, ParamReport, WrongEntry
+from derivcheck.numeric.tolerances import INCONCLUSIVE_FLOOR, entry_scale
+from derivcheck.checker.parameters import flat_index
+
+# A failing parameter gets per-entry checks up to this many entries (about 4 loss
+# evaluations each); a larger one is localized by bisection instead.
+ENTRY_CHECK_MAX_ENTRIES = 64
+
+
+def unit(shape: tuple[int, ...], flat: int, scale: float) -> np.ndarray:
+    """The direction of one entry, at its scale."""
+    v = np.zeros(int(np.prod(shape, dtype=np.int64)))
+    v[flat] = scale
+    return v.reshape(shape)
+
+
+def entry_test(run: Run, name: str, flat: int) -> DirectionalTest:
+    """The check of one entry (its kink, if any, is recorded)."""
+    x = run.setup.x[name]
+    scale = float(entry_scale(x).reshape(-1)[flat])
+    moves = {name: unit(x.shape, flat, scale)}
+    return run.record("", moves, directional_test(run.probe, run.setup.g, moves), name, flat_index(x.shape, flat))
+
+
+def full_check(run: Run, name: str) -> ParamOutcome:
+    """Every entry of ``name``, with its row and diagnosis."""
+    x = run.setup.x[name]
+    tests = [entry_test(run, name, i) for i in range(x.size)]
+    return summarize(run, name, "full", np.arange(x.size), tests)
+
+
+def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list[DirectionalTest],
+              localized: bool = False, extra_checked: int = 0) -> ParamOutcome:
+    """Row, wrong entries and diagnosis from the per-entry tests at ``indices``."""
+    s = run.setup
+    x, g = s.x[name], s.g[name]
+    scales = entry_scale(x).reshape(-1)[indices]
+    analytic = g.reshape(-1)[indices]
+    numeric = np.array([t.derivative.value if t.decides else np.nan for t in tests]) / scales
+    tol = np.array([t.tolerance for t in tests]) / scales
+    # An entry along which the loss jumps has no derivative: it measures nothing, and its numbers are not shown.
+    dist = np.array([t.distance if t.decides else 0.0 for t in tests]) / scales
+    failed = np.array([not t.passed for t in tests])
+    kinked = np.array([t.derivative.kink for t in tests])
+    rel = dist / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), np.finfo(float).tiny)
+    worst = int(np.argmax(dist / np.maximum(tol, np.finfo(float).tiny))) if len(tests) else 0
+    # A kink entry lets an error through as long as it stays in the valid range: an error is sure
+    # to be seen, whatever its sign, once it exceeds the range's width plus the tolerance.
+    width = np.array([abs(t.derivative.forward - t.derivative.backward) if t.derivative.kink else 0.0
+                      for t in tests]) / scales
+    seen = np.where(kinked, np.abs(analytic), np.abs(numeric))
+    significant = seen > tol + width
+    floor = float(np.min((tol + width)[significant] / seen[significant])) if significant.any() else float("inf")
+    floor = min(floor, block_floor(run, name))  # the directions that moved it, ties unbroken, count too
+    outcome = ParamOutcome(ParamReport(
+        name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
+        float(np.max(dist)) if len(dist) else 0.0, float(np.nanmax(rel)) if np.any(np.isfinite(rel)) else (np.nan if len(rel) else 0.0),
+        flat_index(x.shape, int(indices[worst])) if len(tests) else None,
+        float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
+    jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
+    if failed.any():
+        _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
+    elif jumps:
+        entries = tuple(flat_index(x.shape, i) for i in jumps)
+        reason = (f"the loss jumps along {len(jumps)} entr{'y' if len(jumps) == 1 else 'ies'} of {name} "
+                  f"({', '.join(map(str, entries[:3]))}{' ...' if len(entries) > 3 else ''}): no derivative exists there")
+        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+        outcome.findings.append(discontinuity_finding(name, entries))
+    elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
+        reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
+        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+    return outcome
+
+
+def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list[DirectionalTest], analytic: np.ndarray,
+          numeric: np.ndarray, tol: np.ndarray, failed: np.ndarray, kinked: np.ndarray, localized: bool) -> None:
+    name = outcome.report.name
+    x = run.setup.x[name]
+    outcome.report = with_changes(outcome.report, verdict="fail")
+    bad = np.flatnonzero(failed)
+    order = bad[np.argsort(-(np.abs(analytic[bad] - numeric[bad]) / np.maximum(tol[bad], np.finfo(float).tiny)))]
+    if localized or len(bad) <= min(MAX_LOCALIZED, max(1, x.size // 2)):
+        outcome.wrong = [WrongEntry(name, flat_index(x.shape, int(indices[k])), float(analytic[k]), float(numeric[k]))
+                         for k in order]
+    if localized or kinked[bad].all():  # failures at kinks alone are explained with the kinks
+        return
+    evidence = gather(run, name, indices, tests)
+    findings, tried = diagnose(evidence)
+    if not findings and len(bad) <= 8 and x.size > 8 * len(bad):
+        findings = [wrong_entries_finding(name, x.shape, [w.index for w in outcome.wrong], True)]
+    outcome.findings.extend(findings or [known_finding(evidence, tried)])
+
+
+def with_changes(r: ParamReport, **changes: object) -> ParamReport:
+    """A copy of a row with some fields changed."""
+    return ParamReport(**{**r.__dict__, **changes})
+
+
+def joint_only_finding(name: str, label: str, kinks: bool) -> Finding:
+    """Every entry passes alone, yet a direction moving several entries together fails."""
+    why = (" At ties and coincident kinks, the entries' values must add up to one valid subgradient: a tied "
+           "maximum's gradient goes to one entry (or is split), not copied to every tied entry or dropped."
+           if kinks else " The errors are too small per entry to show alone, yet add up.")
+    return Finding(
+        "joint",
+        f"every entry of d{name} passes on its own, but the {label} direction, which moves the entries together, "
+        f"fails.{why}", name)

@@ -1,0 +1,102 @@
+"""Where and in what precision the loss is evaluated: the first calls of a check.
+
+The finite differences are taken in float64 when the user's loss accepts float64 copies
+(an accurate reference for a gradient computed at the user's dtype); otherwise, and always
+in in-place mode, at the parameters' own dtype. The working precision is then read off the
+loss values themselves (``numeric.precision``), not off the type they come back in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
+from derivcheck.checker.progress import Progress
+from derivcheck.report.results import Finding
+from derivcheck.numeric.tolerances import NONDETERMINISM_ULPS, machine_eps
+from derivcheck.checker.user_functions import GuardedFunctions
+from derivcheck.checker.parameters import Blocks, ParamSpace
+
+
+@dataclass
+class Setup:
+    """The user's functions behind guards, the evaluation point, the gradient there."""
+
+    space: ParamSpace
+    fns: GuardedFunctions
+    native: Blocks  # the user's values at their own dtype (where the gradient is taken)
+    x: Blocks  # the evaluation point of the loss (float64 where accepted)
+    g: Blocks  # the user's gradient at ``native``, as float64
+    f0: float
+    evaluated_in: str
+    eps_eval: float
+    eps_grad: float
+    findings: list[Finding] = field(default_factory=list)
+
+
+def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,
+            names: tuple[str, str], progress: Progress | None = None) -> Setup:
+    """Guard the functions, choose the evaluation point, take the loss and the gradient once."""
+    space = ParamSpace.of(params)
+    fns = GuardedFunctions(loss, grad, space, loss_name=names[0], grad_name=names[1],
+                           inplace_target=params if inplace else None, progress=progress)
+    native = space.blocks(params, dtype=None)
+    x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
+    f0 = fns.loss_at(x)
+    g = fns.grad_at(native)
+    eps_eval = machine_eps(fns.loss_dtype if fns.loss_dtype is not None else next(iter(x.values())).dtype)
+    if evaluated_in == "float64" and fns.loss_dtype is not None and fns.loss_dtype != np.float64:
+        evaluated_in = f"float64 (the loss returns {fns.loss_dtype})"
+    eps_grad = machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64)
+    return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings)
+
+
+def loss_differs(setup: Setup) -> list[Finding]:
+    """A second loss call at the same point that differs: the loss is random (asked when a check
+    fails, is inconclusive or sees more noise than rounding explains)."""
+    again = setup.fns.loss_at(setup.x)
+    f0 = setup.f0
+    if abs(again - f0) <= NONDETERMINISM_ULPS * setup.eps_eval * max(abs(f0), np.finfo(float).tiny):
+        return []
+    return [Finding(
+        "nondeterministic",
+        f"{setup.fns.loss_name} is not deterministic: two calls at the same point gave {f0!r} and {again!r}. Fix the "
+        f"random seed / dropout mask inside it; differences of a random function say nothing about the gradient.",
+        None, "warning")]
+
+
+def _evaluation_point(fns: GuardedFunctions, space: ParamSpace, params: Any, native: Blocks,
+                      inplace: bool) -> tuple[Blocks, str, list[Finding]]:
+    dtypes = "/".join(sorted({str(d) for d in space.dtypes}))
+    if inplace or all(dt == np.float64 for dt in space.dtypes):
+        return native, dtypes, []
+    x64 = space.blocks(params, dtype=np.float64)
+    try:
+        fns.loss_at(x64)
+    except (UserFunctionError, NonFiniteError, InputError):
+        return native, dtypes, [Finding(
+            "float32",
+            f"your loss did not accept float64 copies, so differences were taken in {dtypes}; the step and "
+            f"tolerance follow that precision (see the floor column).", None, "warning")]
+    return x64, "float64", [Finding(
+        "float32",
+        f"parameters are {dtypes}; your loss accepted float64 copies, so the finite differences were taken in "
+        f"float64 (an accurate reference) while the gradient was computed at your dtype.", None, "info")]
+
+
+def regrad_differs(setup: Setup) -> list[Finding]:
+    """A second gradient call that differs: the gradient itself is random (asked only on failure)."""
+    again = setup.fns.grad_at(setup.native)
+    out = []
+    for name in setup.space.names:
+        diff = float(np.max(np.abs(setup.g[name] - again[name])))
+        if diff > NONDETERMINISM_ULPS * setup.eps_grad * (float(np.max(np.abs(setup.g[name]))) + np.finfo(float).tiny):
+            out.append(Finding(
+                "nondeterministic",
+                f"{setup.fns.grad_name} is not deterministic: two calls gave d{name} differing by up to {diff:.3g}.",
+                name, "warning"))
+    return out

@@ -1,0 +1,203 @@
+"""``check_gradient`` and ``assert_gradient``: the numeric checker's orchestration.
+
+The stages, each in its own module: ``evaluation`` (guarded functions, evaluation point,
+precision), ``joint`` (directions shared by all parameters: the pass path), ``attribution``
+(the failure path: one wrong entry, per-parameter tests, per-entry checks, bisection),
+``findings`` (what the report says besides the rows). The engine underneath,
+``numeric/``, works on any NumPy function and knows nothing of reports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from derivcheck.checker.attribution import examine, failing_outcomes, run_full
+from derivcheck.checker.diagnosis import LayerContext
+from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
+from derivcheck.checker.evaluation import loss_differs, prepare, regrad_differs
+from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
+from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint
+from derivcheck.numeric.directional import Probe
+from derivcheck.checker.outcome import ParamOutcome, Run
+from derivcheck.checker.progress import Progress
+from derivcheck.checker.entries import ENTRY_CHECK_MAX_ENTRIES
+from derivcheck.report.results import Evaluations, GradientReport
+from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
+
+MODES = ("auto", "full", "directional")
+OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title", "progress")
+# What people coming from other checkers type, and what it is called here.
+_ALIASES = {"tol": "rtol or atol", "rel_tol": "rtol", "abs_tol": "atol", "eps": "nothing: the step is chosen from the "
+            "precision", "h": "nothing: the step is chosen from the precision", "fast_mode": "mode='directional'",
+            "random_state": "seed", "n_directions": "directions"}
+
+
+def reject_unknown(function: str, unknown: dict[str, Any], options: tuple[str, ...]) -> None:
+    """A clear error for keywords a function does not take, listing the ones it does."""
+    if not unknown:
+        return
+    hints = [f"{k!r} is {_ALIASES[k]}" for k in unknown if k in _ALIASES]
+    raise UnknownOptionError(
+        f"{function} got unknown option(s) {sorted(unknown)}; it takes {', '.join(options)}"
+        + (f" ({'; '.join(hints)})" if hints else ""))
+# A parameter along whose directions coincident kinks were too many to separate (ties in
+# hundreds of pooling windows) is checked entry by entry up to this size.
+KINK_ENTRY_CHECK_MAX_ENTRIES = 4096
+# Keeps derivcheck's random directions apart from NumPy's default_rng(seed) stream.
+_DIRECTION_STREAM = 0xDC_5EED
+# Noise this many times the rounding model: worth one more call to see whether the loss is random.
+NOISY = 64.0
+
+
+def check_gradient(
+    loss: Callable[[Any], Any],
+    grad: Callable[[Any], Any],
+    params: Any,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
+    mode: str = "auto",
+    directions: int = 1,
+    inplace: bool = False,
+    title: str = "gradient check",
+    progress: bool | None = None,
+    _names: tuple[str, str] = ("loss", "grad"),
+    _context: LayerContext | None = None,
+    **unknown: Any,
+) -> GradientReport:
+    """Check a hand-written gradient against finite differences; find and explain errors.
+
+    ``params`` is an array, a dict of arrays or a list/tuple of arrays; ``loss(params)``
+    returns a scalar and ``grad(params)`` the same structure as ``params``. ``mode`` is
+    ``"auto"`` (directions shared by all parameters, entries checked where a failure needs
+    them), ``"full"`` (every entry too) or ``"directional"`` (never entry by entry);
+    ``directions`` is the number of random directions; ``inplace=True`` perturbs the
+    user's own arrays (for a loss that reads them instead of its argument) and restores
+    them bit for bit. ``progress`` prints a line on stderr now and then once a check has run
+    for 2 s: ``None`` (the default) only when stderr is a terminal, ``True`` always, ``False`` never.
+
+    Examples
+    --------
+    >>> import numpy as np, derivcheck as dc
+    >>> x = np.arange(1.0, 7.0).reshape(2, 3)
+    >>> dc.check_gradient(lambda w: (w**3).sum(), lambda w: 3 * w**2, x).verdict
+    'pass'
+    >>> report = dc.check_gradient(lambda w: (w**3).sum(), lambda w: 1.5 * w**2, x)
+    >>> report.verdict, report.findings[0].kind
+    ('fail', 'scale')
+    """
+    start = time.perf_counter()
+    reject_unknown("check_gradient", unknown, OPTIONS)
+    _validate(loss, grad, mode, seed, rtol, atol, directions, inplace)
+    if progress is not None and not isinstance(progress, bool):
+        raise InputError(f"progress must be True, False or None; got {progress!r}")
+    shown = Progress(progress)
+    try:
+        return _check(loss, grad, params, rtol, atol, seed, mode, directions, inplace, title, _names, shown, start,
+                      _context)
+    finally:
+        shown.finish()
+
+
+def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, rtol: float | None,
+           atol: float | None, seed: int, mode: str, directions: int, inplace: bool, title: str,
+           names: tuple[str, str], shown: Progress, start: float, context: LayerContext | None) -> GradientReport:
+    shown.stage = "directions"
+    setup = prepare(loss, grad, params, inplace=bool(inplace), names=names, progress=shown)
+    noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
+    probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
+                  float(rtol or 0.0), float(atol or 0.0), setup.fns.grad_at)
+    # Mixed with a constant so that the directions are not the user's own default_rng(seed) draws
+    # (parameters drawn with the same seed would make the "random" direction the point itself).
+    run = Run(setup, probe, np.random.default_rng([_DIRECTION_STREAM, int(seed)]), mode, context=context)
+    run_joint(run, directions)
+    if settle_precision(run):
+        run_joint(run, directions)
+    ignored = ignores_argument(run)
+    outcomes = {} if ignored else _decide(run)
+    doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
+    if doubtful or probe.noise > NOISY * LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0):
+        setup.findings.extend(loss_differs(setup))
+    if any(o.report.verdict == "fail" for o in doubtful):
+        setup.findings.extend(regrad_differs(setup))
+    findings, taylor, verdict = report_findings(run, outcomes, ignored)
+    ordered = [outcomes[n] for n in setup.space.names] if outcomes else []
+    return GradientReport(
+        verdict=verdict,
+        params=tuple(o.report for o in ordered) or ignored,
+        wrong_entries={o.report.name: tuple(o.wrong) for o in ordered if o.wrong},
+        kinks=tuple(run.kinks),
+        findings=tuple(findings),
+        taylor=taylor,
+        evaluations=Evaluations(setup.fns.loss_calls, setup.fns.grad_calls),
+        seconds=time.perf_counter() - start,
+        seed=int(seed),
+        evaluated_in=setup.evaluated_in,
+        title=title,
+        directions=tuple(t.as_check() for t in run.tested),
+    )
+
+
+def _decide(run: Run) -> dict[str, ParamOutcome]:
+    """Each parameter's outcome: the failure path for the implicated ones, the joint proof for the rest."""
+    outcomes: dict[str, ParamOutcome] = {}
+    explained = False
+    if any(not t.test.passed for t in run.tested):
+        if run.setup.fns.progress is not None:
+            run.setup.fns.progress.stage = "locating the error"
+        outcomes, explained = failing_outcomes(run)
+    tangled = {k for t in run.tested if not t.test.decides for k in t.moves}
+    jumps = {k for t in run.tested if t.test.resolution == "discontinuous" for k in t.moves}
+    for name in run.setup.space.names:
+        if name in outcomes:
+            continue
+        size, auto = run.setup.x[name].size, run.mode == "auto"
+        # In low precision a joint direction sees a wrong entry only above the noise of the whole
+        # direction; a small parameter's own entries are cheap to check one by one.
+        noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES
+        if run.mode == "full" or noisy or (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
+            outcomes[name] = run_full(run, name)
+            continue
+        if name in jumps and not (size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
+            outcomes[name] = discontinuous_block(run, name)
+            continue
+        outcome = passing_block(run, name, explained)
+        outcomes[name] = outcome if outcome is not None else examine(run, name, run.tested[-1])
+    return outcomes
+
+
+def _validate(loss: Any, grad: Any, mode: Any, seed: Any, rtol: Any, atol: Any, directions: Any, inplace: Any) -> None:
+    if not callable(loss) or not callable(grad):
+        bad = "loss" if not callable(loss) else "grad"
+        raise InputError(f"{bad} must be callable; got {type(loss if bad == 'loss' else grad).__name__}")
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {MODES}; got {mode!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise InputError(f"seed must be an int; got {type(seed).__name__}")
+    for label, v in (("rtol", rtol), ("atol", atol)):
+        if v is not None and (not isinstance(v, (int, float)) or not v >= 0 or not np.isfinite(v)):
+            raise InputError(f"{label} must be a non-negative finite number or None; got {v!r}")
+    if not isinstance(directions, int) or isinstance(directions, bool) or directions < 1:
+        raise InputError(f"directions must be a positive int; got {directions!r}")
+    if not isinstance(inplace, bool):
+        raise InputError(f"inplace must be True or False; got {inplace!r}")
+
+
+def assert_gradient(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, **kwargs: Any) -> GradientReport:
+    """Like :func:`check_gradient`, but raise :class:`GradientMismatch` unless the verdict is pass.
+
+    Examples
+    --------
+    >>> import numpy as np, derivcheck as dc
+    >>> _ = dc.assert_gradient(lambda w: (w**2).sum(), lambda w: 2 * w, np.ones(3))
+    """
+    __tracebackhide__ = True  # pytest shows the report, not this frame
+    report = check_gradient(loss, grad, params, **kwargs)
+    if not report.ok:
+        raise GradientMismatch(report)
+    return report

@@ -1,0 +1,161 @@
+"""Directions shared by every parameter, and what a passing set of them proves per parameter.
+
+Three kinds of direction cover all parameters at once, one evaluation ladder each:
+
+* ``gradient``: each block along the user's own gradient. ``<g, v>`` is then as large as
+  it can be, so a wrong scale in any block shows at its most visible;
+* ``random``: Gaussian entries, which see any error pattern whatever its shape;
+* ``uniform``: every entry moves by its own scale. Entries that are tied (the maxima of a
+  pooling window, equal values under a sort) stay tied, so the loss is smooth along it
+  where the other directions cross kinks, and the tied entries' gradients must add up to
+  the one true slope: routing a tie's gradient to every tied entry, or to none, fails.
+
+A block's detection floor is the smallest uniform relative error in it that some passing
+direction would have seen: ``tolerance / |<g_b, v_b>|``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.numeric.directional import Blocks, directional_test
+from derivcheck.checker.outcome import ParamOutcome, Run
+from derivcheck.report.results import Finding, ParamReport, format_index
+from derivcheck.numeric.tolerances import INCONCLUSIVE_FLOOR, entry_scale
+
+
+def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int) -> list[tuple[str, Blocks]]:
+    """The gradient, random and uniform directions over all blocks (largest entry at the entry scale)."""
+    out: list[tuple[str, Blocks]] = []
+    along = {k: gradient_direction(x[k], g[k]) for k in x}
+    along = {k: v for k, v in along.items() if v is not None}
+    if along:
+        out.append(("gradient", along))
+    for i in range(randoms):
+        out.append((f"random {i + 1}" if randoms > 1 else "random", {k: random_direction(v, rng) for k, v in x.items()}))
+    out.append(("uniform", {k: entry_scale(v) for k, v in x.items()}))
+    return out
+
+
+def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """The user's gradient scaled to the entry scale; None when it is zero."""
+    top = float(np.max(np.abs(g)))
+    return None if top == 0 else g / top * entry_scale(x)
+
+
+def random_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian entries scaled so that the largest is at the entry scale."""
+    z = rng.standard_normal(x.shape)
+    return z / max(float(np.max(np.abs(z))), np.finfo(float).tiny) * entry_scale(x)
+
+
+def run_joint(run: Run, randoms: int) -> None:
+    """Test the joint directions (results land in ``run.tested``); the uniform one only where kinks
+    sit at x, since it exists to keep ties unbroken."""
+    s = run.setup
+    for label, moves in joint_directions(s.x, s.g, run.rng, randoms):
+        if label == "uniform" and not run.kinks:
+            continue
+        trace: list[tuple[float, float]] = []
+        run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace), trace=trace)
+
+
+def reference_slope(run: Run) -> float:
+    """The largest directional derivative seen: the yardstick for a parameter whose gradient is zero."""
+    return max((max(abs(t.test.analytic), abs(t.test.derivative.value)) for t in run.tested), default=0.0)
+
+
+def block_floor(run: Run, name: str, explained: bool = False) -> float:
+    """Smallest uniform relative error in ``name`` that some passing direction would have seen.
+
+    ``explained``: the failing directions are accounted for by a wrong entry elsewhere, so
+    what is left of them passes too.
+    """
+    g = run.setup.g[name]
+    floors = []
+    for t in run.tested:
+        if name in t.moves and (t.test.passed or explained) and t.test.decides:
+            c = abs(float(np.vdot(g, t.moves[name])))
+            if c > 0:
+                floors.append(t.test.tolerance / c)
+    return min(floors, default=float("inf"))
+
+
+def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome | None:
+    """The row of a parameter the joint directions passed; None when a closer look fails it."""
+    s = run.setup
+    floor = block_floor(run, name, explained)
+    if floor > INCONCLUSIVE_FLOOR and len(s.x) > 1:
+        # Other blocks' rounding and curvature widen a joint tolerance: look at this block alone.
+        v = gradient_direction(s.x[name], s.g[name])
+        if v is not None:
+            t = run.record(f"gradient, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}))
+            if not t.passed:
+                return None
+            floor = min(floor, block_floor(run, name, explained))
+    if not np.any(s.g[name]):
+        return _zero_gradient_block(run, name)
+    if floor > INCONCLUSIVE_FLOOR:
+        reason = (f"the smallest relative error this run could see in d{name} is {floor:.1e}: the loss's rounding "
+                  f"noise swamps {name}'s effect on it")
+        return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
+    return ParamOutcome(joint_row(run, name, floor, "pass"))
+
+
+def discontinuous_block(run: Run, name: str) -> ParamOutcome:
+    """A parameter along whose directions the loss jumps: there is no derivative to compare with."""
+    reason = (f"the loss is discontinuous at this point along a direction that moves {name} (it jumps, like a step "
+              f"function or an argmax): no derivative exists there, so none can be checked")
+    return ParamOutcome(joint_row(run, name, float("inf"), "inconclusive", reason), [], [discontinuity_finding(name)])
+
+
+def discontinuity_finding(name: str, entries: tuple[tuple[int, ...], ...] = ()) -> Finding:
+    """What a jump in the loss means for the check."""
+    where = f" (at {', '.join(format_index(name, e) for e in entries[:4])}{' ...' if len(entries) > 4 else ''})" if entries else ""
+    return Finding(
+        "discontinuous",
+        f"the loss jumps at this point when {name} moves{where}: the finite differences grow like 1/step instead of "
+        f"settling, so no derivative exists there (a hard threshold, an argmax, a ReLU's derivative inside a gradient "
+        f"that is itself differentiated). Check at a point off the jump.", name, "warning", entries)
+
+
+def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
+    """d{name} is exactly zero: the numeric derivative must be zero too, to a useful precision."""
+    s = run.setup
+    v = random_direction(s.x[name], run.rng)
+    trace: list[tuple[float, float]] = []
+    t = run.record(f"random, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}, trace=trace), trace=trace)
+    if not t.passed:
+        return None
+    reference = reference_slope(run)
+    flat = all(value == s.f0 for _, value in trace)  # exactly constant along name: truly zero
+    if flat or (reference > 0 and t.tolerance <= INCONCLUSIVE_FLOOR * reference):
+        floor = 0.0 if flat else t.tolerance / reference
+        return ParamOutcome(joint_row(run, name, floor, "pass"), [], [Finding(
+            "vacuous",
+            f"d{name} is zero here and the numeric derivative along {name} is zero too (|numeric| "
+            f"{abs(t.derivative.value):.1e} <= tolerance {t.tolerance:.1e}): this check cannot see a wrong formula "
+            f"for {name} (dead ReLUs? zero-initialized weights? an input that does not reach the loss?).",
+            name, "warning")])
+    reason = (f"d{name} and the numeric derivative along {name} are both zero, and nothing else in this check sets "
+              f"a scale to compare them on")
+    return ParamOutcome(joint_row(run, name, float("inf"), "inconclusive", reason), [], [Finding(
+        "vacuous", f"inconclusive for {name}: {reason}; check at a point where the gradient is not zero.", name, "warning")])
+
+
+def _noise_finding(name: str, floor: float) -> Finding:
+    return Finding(
+        "noise",
+        f"inconclusive for {name}: the finite differences are too noisy to decide (the smallest relative error this "
+        f"run could see is {floor:.1e}, above {INCONCLUSIVE_FLOOR:.0e}). Evaluate the loss in float64, avoid a loss "
+        f"that is a difference of large numbers (an offset like 1e8 + f), or rescale {name}.",
+        name, "warning")
+
+
+def joint_row(run: Run, name: str, floor: float, verdict: str, reason: str = "") -> ParamReport:
+    """The row of a parameter judged by shared directions only: no per-entry errors to show."""
+    s = run.setup
+    shared = [t for t in run.tested if name in t.moves]
+    nan = float("nan")
+    return ParamReport(name, tuple(s.x[name].shape), str(s.space.dtypes[s.space.names.index(name)]),
+                       "joint", len(shared), nan, nan, None, nan, nan, floor, verdict, reason)

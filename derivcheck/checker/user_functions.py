@@ -1,0 +1,175 @@
+"""Calling the user's functions safely: fresh copies, mutation detection, clear errors.
+
+derivcheck never hands its own arrays to user code: each call gets copies, and the copies
+are compared with the originals afterwards, so an in-place update (``w -= lr * dw`` inside
+a loss, ``x[x < 0] = 0`` inside a backward) is reported instead of corrupting the check.
+
+In-place mode serves the idiom ``f = lambda w: net.loss(X, y)`` (a loss that reads the
+live arrays of ``net.params`` and ignores its argument): each point is written into the
+user's own arrays, the function is called, and the arrays get their original bits back,
+also when the function raises.
+
+The cs231n return conventions are accepted: a loss returning ``(loss, grads)`` is read for
+its first element, a gradient returning ``(loss, grad)`` for its second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
+from derivcheck.checker.progress import Progress
+from derivcheck.checker.parameters import Blocks, ParamSpace
+
+
+@dataclass
+class GuardedFunctions:
+    """The user's ``loss`` and ``grad`` behind copies, counters and error translation."""
+
+    loss: Callable[[Any], Any]
+    grad: Callable[[Any], Any]
+    space: ParamSpace
+    loss_name: str = "loss"
+    grad_name: str = "grad"
+    loss_calls: int = 0
+    grad_calls: int = 0
+    mutations: dict[str, float] = field(default_factory=dict)
+    loss_dtype: np.dtype | None = None
+    grad_dtype: np.dtype | None = None
+    inplace_target: Any = None  # the user's own params, perturbed in place when set
+    conventions: set[str] = field(default_factory=set)  # "loss returns (loss, grads)", ...
+    progress: Progress | None = None  # told of every call, for long checks
+
+    def loss_at(self, blocks: Blocks) -> float:
+        """The loss at ``blocks`` as a float; raises a named error on bad output."""
+        self.loss_calls += 1
+        if self.progress is not None:
+            self.progress.tick(self.loss_calls, self.grad_calls)
+        out = self._call(self.loss, self.loss_name, blocks)
+        if _is_pair(out) and _is_scalar(out[0]) and not _is_scalar(out[1]):
+            self.conventions.add(f"{self.loss_name} returns (loss, grads): its first element was used as the loss")
+            out = out[0]
+        try:
+            arr = np.asarray(out)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{self.loss_name} returned {type(out).__name__}; expected a scalar") from exc
+        if arr.size != 1:
+            raise InputError(
+                f"{self.loss_name} returned an array of shape {arr.shape}; expected a scalar "
+                f"(reduce it with .sum() or .mean())"
+            )
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise InputError(f"{self.loss_name} returned dtype {arr.dtype}; expected a real number")
+        if isinstance(out, (np.ndarray, np.floating)) and np.issubdtype(arr.dtype, np.floating):
+            self.loss_dtype = arr.dtype
+        value = float(arr.reshape(()))
+        if not np.isfinite(value):
+            raise NonFiniteError(
+                f"{self.loss_name} returned {value} at the checked point; expected a finite number "
+                f"(log of 0? exp overflow? division by zero?)"
+            )
+        return value
+
+    def grad_at(self, blocks: Blocks) -> Blocks:
+        """The user's gradient at ``blocks`` as float64 blocks; raises a named error on bad output."""
+        self.grad_calls += 1
+        if self.progress is not None:
+            self.progress.tick(self.loss_calls, self.grad_calls)
+        out = self._call(self.grad, self.grad_name, blocks)
+        if _is_pair(out) and _is_scalar(out[0]) and not self._fits(out):
+            self.conventions.add(f"{self.grad_name} returns (loss, grad): its second element was used as the gradient")
+            out = out[1]
+        grads = self.space.gradient_blocks(out, self.grad_name)
+        dtypes = [np.asarray(g).dtype for g in _leaves(out)]
+        floats = [d for d in dtypes if np.issubdtype(d, np.floating)]
+        if floats:
+            self.grad_dtype = max(floats, key=lambda d: np.finfo(d).eps)
+        for name, g in grads.items():
+            bad = ~np.isfinite(g)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise NonFiniteError(
+                    f"{self.grad_name} returned a non-finite value for {name!r} at index {where} "
+                    f"({g[bad][0]}); expected finite numbers"
+                )
+        return grads
+
+    def _fits(self, out: Any) -> bool:
+        """Whether a pair is itself the gradient (params that are a pair of arrays)."""
+        if self.space.kind not in ("list", "tuple") or len(self.space.names) != 2:
+            return False
+        return all(np.shape(o) == s for o, s in zip(out, self.space.shapes))
+
+    def _call(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
+        if self.inplace_target is not None:
+            return self._call_inplace(fn, fname, blocks)
+        copies = {k: v.copy() for k, v in blocks.items()}
+        try:
+            out = fn(self.space.to_user(copies))
+        except DerivcheckError:
+            raise
+        except Exception as exc:
+            raise UserFunctionError(
+                f"{fname} raised {type(exc).__name__}: {exc} (called with parameters of shapes "
+                f"{dict(zip(self.space.names, self.space.shapes))})"
+            ) from exc
+        for name, before in blocks.items():
+            after = copies[name]
+            if not np.array_equal(after, before):
+                change = float(np.max(np.abs(after - before)))
+                self.mutations[f"{fname}:{name}"] = change
+        return out
+
+
+    def _call_inplace(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
+        """Write ``blocks`` into the user's arrays, call, restore their original bits."""
+        arrays = self.space.arrays(self.inplace_target)
+        saved = {name: a.copy() for name, a in arrays.items()}
+        try:
+            for name, a in arrays.items():
+                np.copyto(a, blocks[name], casting="unsafe")
+            written = {name: a.copy() for name, a in arrays.items()}
+            try:
+                out = fn(self.inplace_target)
+            except DerivcheckError:
+                raise
+            except Exception as exc:
+                raise UserFunctionError(f"{fname} raised {type(exc).__name__}: {exc}") from exc
+            for name, a in arrays.items():
+                if not np.array_equal(a, written[name]):
+                    self.mutations[f"{fname}:{name}"] = float(np.max(np.abs(a - written[name])))
+            return _detached(out)
+        finally:
+            for name, a in arrays.items():
+                np.copyto(a, saved[name])
+
+
+def _detached(out: Any) -> Any:
+    """Copies of returned arrays: a returned view of a parameter must not change on restore."""
+    if isinstance(out, np.ndarray):
+        return out.copy()
+    if isinstance(out, dict):
+        return {k: _detached(v) for k, v in out.items()}
+    if type(out) in (list, tuple):  # not namedtuples: those are returned as they are
+        return type(out)(_detached(v) for v in out)
+    return out
+
+
+def _is_pair(out: Any) -> bool:
+    return isinstance(out, tuple) and len(out) == 2
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) or (isinstance(value, np.ndarray) and value.size == 1 and value.ndim == 0)
+
+
+def _leaves(out: Any) -> list[Any]:
+    if isinstance(out, dict):
+        return list(out.values())
+    if isinstance(out, (list, tuple)):
+        return list(out)
+    return [out]

@@ -1,0 +1,191 @@
+"""What a report says besides its rows: precision, dependence, safety notes, and the verdict.
+
+Every statement here is read off numbers the same run measured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
+from derivcheck.checker.diagnosis.detectors import factor_phrase
+from derivcheck.numeric.precision import observed_eps
+from derivcheck.numeric.taylor import taylor_test
+from derivcheck.checker.outcome import ParamOutcome, Run
+from derivcheck.checker.joint import joint_row
+from derivcheck.report.results import Finding, ParamReport, TaylorResult
+from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
+
+# Observed precision this many times coarser than assumed changes the step (float32 values
+# returned as float64 are 2**29 times coarser; a few ulps of slack are not).
+_PRECISION_JUMP = 16.0
+
+
+def settle_precision(run: Run) -> bool:
+    """Read the working precision off the loss values; True when the joint tests must be redone."""
+    probe, s = run.probe, run.setup
+    seen = observed_eps([s.f0, *probe.values])
+    modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(v) for v in [s.f0, *probe.values])
+    if seen is not None and seen > _PRECISION_JUMP * probe.eps_eval:
+        probe.eps_eval = seen
+        bits = round(-np.log2(seen)) + 1
+        why = f"the loss values carry only {bits} significant bits"
+    elif probe.noise > _PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny):
+        probe.eps_eval = probe.noise / (LOSS_ROUNDOFF_ULPS * max(abs(v) for v in [s.f0, *probe.values]))
+        why = f"the differences show rounding noise of {probe.noise:.2g} per evaluation"
+    else:
+        return False
+    probe.noise = max(probe.noise, LOSS_ROUNDOFF_ULPS * probe.eps_eval * abs(s.f0))
+    run.tested.clear()
+    run.kinks.clear()
+    s.findings.append(Finding(
+        "precision",
+        f"{why}, an effective precision of {probe.eps_eval:.1e} (not the {s.evaluated_in} the values come back in): "
+        f"the step ({relative_step(probe.eps_eval):.1e} relative) and the tolerances follow it.", None, "info"))
+    s.evaluated_in = f"{s.evaluated_in}, precision {probe.eps_eval:.1e} observed"
+    return True
+
+
+def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
+    """Rows for a loss that returned exactly f0 at every perturbed point (empty when it did not)."""
+    s = run.setup
+    moved = [t for t in run.tested if t.test.analytic != 0 and abs(t.test.analytic) > t.test.tolerance]
+    if not moved or any(v != s.f0 for v in run.probe.values):
+        return ()
+    reason = "the loss returned exactly the same value at every perturbed point: it does not depend on its argument"
+    s.findings.append(Finding(
+        "loss_ignores_params",
+        f"{reason}, although d{'/d'.join(s.space.names)} is not zero. A loss like `f = lambda W: net.loss(X, y)[0]` "
+        f"reads the live arrays in net.params and ignores W (the idiom works with eval_numerical_gradient, which "
+        f"perturbs those arrays in place): pass inplace=True with params=net.params, or make the loss use its "
+        f"argument.", None, "error"))
+    return tuple(joint_row(run, n, float("inf"), "inconclusive", reason) for n in s.space.names)
+
+
+def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple) -> tuple[list[Finding], TaylorResult | None, str]:
+    """All findings (most important first), the Taylor test and the overall verdict."""
+    s = run.setup
+    shared = _common_factor(run, outcomes)
+    findings = list(s.findings) + shared  # the loss's factor says it for every parameter at once
+    for name in s.space.names:
+        if name in outcomes:
+            said = ("scale", "sign", "mean_vs_sum", "unexplained") if shared else ()
+            findings.extend(f for f in outcomes[name].findings if f.kind not in said)
+    findings.extend(_degeneracies(run, outcomes))
+    findings.extend(_scale_warnings(run))
+    findings.extend(_mutations(run))
+    findings.extend(Finding("convention", c, None, "info") for c in sorted(s.fns.conventions))
+    if run.kinks:
+        findings.append(Finding(
+            "kink",
+            f"{len(run.kinks)} check(s) sit on a non-differentiable point (ReLU at 0, |x| at 0, tied maxima); there the "
+            f"analytic value was accepted only as a valid subgradient (within the one-sided derivatives, or within "
+            f"the sum of the coincident kinks' own ranges).", None, "info"))
+    findings.extend(_invalid_kinks(run))
+    taylor = _taylor(run)
+    verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
+    if ignored or any(f.kind == "nondeterministic" for f in findings):
+        verdict = "inconclusive"
+    else:
+        verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
+    severity = {"error": 0, "warning": 1, "info": 2}
+    findings.sort(key=lambda f: severity.get(f.severity, 3))
+    return findings, taylor, verdict
+
+
+def _invalid_kinks(run: Run) -> list[Finding]:
+    """A value outside every subgradient at a kink: what that means, and the one way it can mislead."""
+    bad = [k for k in run.kinks if not k.valid_subgradient and k.resolution != "unresolved"]
+    if not bad:
+        return []
+    k = bad[0]
+    where = f"d{k.param}{list(k.index)}" if k.index is not None and k.param else f"the {k.direction} direction"
+    return [Finding(
+        "kink_invalid",
+        f"at a non-differentiable point ({where}) the analytic value {k.analytic:.6g} is outside the valid range "
+        f"[{k.left:.6g}, {k.right:.6g}]: no choice of one-sided derivatives gives it (a tie's gradient copied to "
+        f"every tied entry, or dropped; a ReLU mask outside [0, 1] at 0?). Kinks of two units whose inputs "
+        f"coincide exactly (duplicated or opposite rows of integer data) cannot be told apart: if that is your case, "
+        f"check at a point off the ties.", k.param, "warning")]
+
+
+def _taylor(run: Run) -> TaylorResult | None:
+    random = next((t for t in run.tested if t.label.startswith("random") and "only" not in t.label), None)
+    if random is None or not run.probe.values or any(t.test.derivative.jump for t in run.tested):
+        return None  # no Taylor expansion exists across a jump
+    return taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, bool(run.kinks))
+
+
+def _common_factor(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
+    """One factor shared by every parameter, each failing with it, points at the loss, not at one layer."""
+    names = run.setup.space.names
+    if len(names) < 2 or any(name not in outcomes or outcomes[name].report.verdict != "fail" for name in names):
+        return []
+    factors = _named_factors(outcomes, names)
+    if factors is None:
+        factors = _entry_factors(run, outcomes, names)
+    if factors is None or not np.allclose(factors, factors[0], rtol=1e-6, atol=0):
+        return []
+    c = float(factors[0])
+    head, why = factor_phrase(c)
+    return [Finding("scale_all", f"every parameter's gradient is {head}: the factor belongs to the loss, not to one "
+                                 f"layer's backward; {why}.", None, "error", factor=c)]
+
+
+def _named_factors(outcomes: dict[str, ParamOutcome], names: tuple[str, ...]) -> list[float] | None:
+    """The factor each parameter's own diagnosis found, if every one found one."""
+    out = []
+    for name in names:
+        scale = [f for f in outcomes[name].findings if f.kind in ("scale", "mean_vs_sum", "sign") and f.factor is not None]
+        if not scale:
+            return None
+        out.append(float(scale[0].factor))
+    return out
+
+
+def _entry_factors(run: Run, outcomes: dict[str, ParamOutcome], names: tuple[str, ...]) -> list[float] | None:
+    """analytic/numeric at every entry, where every entry of every parameter was found wrong (parameters too small
+    for a factor of their own: the shared factor across them is the evidence)."""
+    wrong = [e for name in names for e in outcomes[name].wrong]
+    if len(wrong) < 2 or len(wrong) != sum(run.setup.x[n].size for n in names) or any(e.numeric == 0 for e in wrong):
+        return None
+    return [e.analytic / e.numeric for e in wrong]
+
+
+def _degeneracies(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
+    """Warnings on passing parameters: a symmetric point, units that get no gradient."""
+    out = []
+    for name in run.setup.space.names:
+        o = outcomes.get(name)
+        if o is None or o.report.verdict != "pass":
+            continue
+        for found in (symmetric_point(name, run.setup.x[name]), dead_units(name, run.setup.g[name])):
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def _scale_warnings(run: Run) -> list[Finding]:
+    """Entries far below 1 get an absolute step larger than themselves: say so."""
+    step = relative_step(run.probe.eps_eval)
+    out = []
+    for name, v in run.setup.x.items():
+        top = float(np.max(np.abs(v)))
+        if 0 < top < step:
+            out.append(Finding(
+                "step_scale",
+                f"every entry of {name} is below {top:.2g}, smaller than the finite-difference step {step:.2g}: the "
+                f"differences probe the loss far from these values (a kink or sharp curvature there would mislead); "
+                f"rescale {name} to order 1 for the check if you can.", name, "warning"))
+    return out
+
+
+def _mutations(run: Run) -> list[Finding]:
+    out = []
+    for key, change in run.setup.fns.mutations.items():
+        fname, pname = key.split(":", 1)
+        out.append(Finding(
+            "mutation",
+            f"{fname} modifies its input {pname!r} in place (entries changed by up to {change:.3g}); derivcheck passed "
+            f"copies (or restored your arrays), but your training loop will see the change.", pname, "warning"))
+    return out

@@ -1,0 +1,383 @@
+"""Trees as text, LaTeX and NumPy source: textbook notation, vectors as columns.
+
+``x @ A @ x`` reads ``x^T A x``; a sum over rows reads ``G^T 1``; ``*`` between matrices is
+the Hadamard product ``⊙``; a scalar divisor is written last, ``X^T (P - T) / N``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sympy as sp
+
+from derivcheck.language.nodes import Node
+
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+         "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega", "Gamma", "Delta",
+         "Theta", "Lambda", "Sigma", "Phi", "Psi", "Omega"}
+_GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eta": "η", "theta": "θ",
+               "kappa": "κ", "lambda": "λ", "lam": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
+               "sigma": "σ", "Sigma": "Σ", "tau": "τ", "phi": "φ", "psi": "ψ", "omega": "ω", "Omega": "Ω"}
+
+# Operations printed as a function of their operand, by their own name.
+_NAMED_OPS = ("softmax", "logsumexp", "trace", "det", "logdet", "diag")
+
+# Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
+_SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
+
+
+class MathPrinter:
+    """Text (``latex=False``) or LaTeX."""
+
+    def __init__(self, latex: bool = False) -> None:
+        self.latex = latex
+
+    # --- pieces that differ between text and LaTeX ---
+    def name(self, s: str) -> str:
+        if not self.latex:
+            return _GREEK_TEXT.get(s, s)
+        if s == "lam":
+            return r"\lambda"
+        if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
+            return rf"\bar{{{self.name(s[1:])}}}"  # an adjoint bar: a delta would read as a Kronecker delta
+        if s == "eps":
+            return r"\epsilon"
+        if s in GREEK:
+            return "\\" + s
+        head, _, tail = s.partition("_")
+        if len(head) > 1 and not tail:
+            return rf"\mathrm{{{s}}}"
+        return s
+
+    def T(self, s: str) -> str:  # noqa: N802
+        return s + (r"^\top" if self.latex else "^T")
+
+    def tw(self, x: Node) -> str:
+        """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)^T."""
+        return self.paren(self(x)) if x.op == "pow" else self.wrap(x, _ATOM)
+
+    def fn(self, name: str, arg: str) -> str:
+        if self.latex:
+            words = {"sigmoid": r"\sigma", "exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "det": r"\det",
+                     "logdet": r"\log\det", "trace": r"\operatorname{tr}", "softmax": r"\operatorname{softmax}",
+                     "logsumexp": r"\operatorname{logsumexp}", "relu": r"\operatorname{relu}",
+                     "softplus": r"\operatorname{softplus}", "sum": r"\operatorname{sum}", "diag": r"\operatorname{diag}",
+                     "sign": r"\operatorname{sign}"}
+            if name == "sqrt":
+                return rf"\sqrt{{{arg}}}"
+            if name == "abs":
+                return rf"\left|{arg}\right|"
+            if name == "step":
+                return rf"\mathbb{{1}}\left[{arg} > 0\right]"
+            return rf"{words.get(name, name)}\left({arg}\right)"
+        words = {"sigmoid": "σ", "trace": "tr", "logdet": "log det"}
+        if name == "abs":
+            return f"|{arg}|"
+        if name == "step":
+            return f"1[{arg} > 0]"
+        return f"{words.get(name, name)}({arg})"
+
+    def paren(self, s: str) -> str:
+        return rf"\left({s}\right)" if self.latex else f"({s})"
+
+    # --- the tree ---
+    def __call__(self, x: Node) -> str:
+        return self.p(x)[0]
+
+    def p(self, x: Node) -> tuple[str, int]:
+        op = x.op
+        if op in _NAMED_OPS:
+            return self.named(x)
+        method = getattr(self, "_" + op, None)
+        if method is None:
+            raise ValueError(f"cannot print the operation {op!r}")
+        return method(x)
+
+    def wrap(self, x: Node, level: int) -> str:
+        s, prec = self.p(x)
+        return self.paren(s) if prec < level else s
+
+    def _var(self, x: Node) -> tuple[str, int]:
+        return self.name(x.attrs[0]), _ATOM
+
+    def _dim(self, x: Node) -> tuple[str, int]:
+        return str(x.attrs[0]), _ATOM
+
+    def _const(self, x: Node) -> tuple[str, int]:
+        v = x.attrs[0]
+        if v.is_Rational and v.q != 1:
+            if self.latex:
+                return (rf"-\frac{{{-v.p}}}{{{v.q}}}" if v < 0 else rf"\frac{{{v.p}}}{{{v.q}}}"), _PRODUCT
+            return str(v), _PRODUCT
+        return str(v), (_ATOM if v >= 0 else _NEG)
+
+    def _ones(self, x: Node) -> tuple[str, int]:
+        one = r"\mathbf{1}" if self.latex else "1"
+        if x.ndim == 2:
+            return f"{one}_{{{x.shape[0]}}} {self.T(one + '_{' + str(x.shape[1]) + '}')}" if self.latex else \
+                f"1 1^T", _PRODUCT
+        return one, _ATOM
+
+    def _identity(self, x: Node) -> tuple[str, int]:
+        return "I", _ATOM
+
+    def _add(self, x: Node) -> tuple[str, int]:
+        out = ""
+        for i, t in enumerate(x.args):
+            s, prec = self.p(t)
+            negative = s.startswith("-") and prec >= _NEG - 1
+            if t.ndim == 1 and x.ndim == 2 and x.shape[1] == t.shape[0]:  # a row vector added to every row
+                one = r"\mathbf{1}" if self.latex else "1"
+                s, prec = f"{one} {self.T(self.wrap(t, _ATOM))}", _PRODUCT
+            if i == 0:
+                out = s if prec >= _SUM else self.paren(s)
+            elif negative:
+                out += " - " + s[1:].lstrip()
+            else:
+                out += " + " + (s if prec > _SUM else self.paren(s))
+        return out, _SUM
+
+    def _mul(self, x: Node) -> tuple[str, int]:
+        coeff = sp.Integer(1)
+        scalars, hadamard, denominators = [], [], []
+        for f in _flat(x.args):
+            if f.op == "const":
+                coeff *= f.attrs[0]
+            elif f.op == "pow" and f.attrs[0] < 0 and f.is_scalar:
+                base = f.args[0]
+                denominators.append(base if f.attrs[0] == -1 else Node("pow", (base,), (-f.attrs[0],), base.shape))
+            elif f.ndim == 0:
+                scalars.append(f)
+            else:
+                hadamard.append(f)
+        parts = [self.wrap(f, _ATOM if f.op in ("add", "mul") else _PRODUCT) for f in scalars]
+        odot = r" \odot " if self.latex else " ⊙ "
+        if hadamard:
+            had = odot.join(self.wrap(f, _ATOM if len(hadamard) > 1 else _PRODUCT) for f in hadamard)
+            parts.append(had if len(hadamard) == 1 else (self.paren(had) if parts else had))
+        sign, num, den = "", None, None
+        if coeff.is_Rational:
+            sign, num, den = ("-" if coeff < 0 else ""), abs(coeff.p), coeff.q
+        else:
+            parts.insert(0, str(coeff))
+        if num not in (None, 1):
+            parts.insert(0, str(num))
+        body = " ".join(parts) if parts else "1"
+        dens = [self.wrap(d, _ATOM) for d in denominators] + ([str(den)] if den not in (None, 1) else [])
+        if dens:
+            if self.latex:
+                top = "1"
+                if num not in (None, 1):  # 2/N, not (1/N) 2
+                    parts.pop(0)
+                    top = str(num)
+                rest = " ".join(parts)
+                body = rf"\frac{{{top}}}{{{' '.join(dens)}}} {rest}" if rest else rf"\frac{{{top}}}{{{' '.join(dens)}}}"
+            else:
+                body = f"{body} / " + (dens[0] if len(dens) == 1 else self.paren(" ".join(dens)))
+        return sign + body, (_NEG if sign else _PRODUCT)
+
+    def _pow(self, x: Node) -> tuple[str, int]:
+        p = x.attrs[0]
+        base = self.wrap(x.args[0], _ATOM)
+        if p == -1 and not x.is_scalar:
+            return (rf"1 \oslash {base}" if self.latex else f"1 ⊘ {base}"), _PRODUCT
+        ring = "" if x.is_scalar else (r"\circ " if self.latex else "∘")
+        exponent = sp.latex(p) if self.latex else str(p)
+        return f"{base}^{{{ring}{exponent}}}" if self.latex else f"{base}^{ring}{exponent}", _ATOM
+
+    def _func(self, x: Node) -> tuple[str, int]:
+        return self.fn(x.attrs[0], self.p(x.args[0])[0]), _ATOM
+
+    def row(self, x: Node) -> str:
+        """A vector on the left of a product, read as a row."""
+        if x.op == "matmul" and x.args[0].ndim == 1:
+            return self(x)
+        return self.T(self.tw(x))
+
+    def _matmul(self, x: Node) -> tuple[str, int]:
+        a, b = x.args
+        left = self.row(a) if a.ndim == 1 else self.wrap(a, _PRODUCT if a.op == "matmul" else _ATOM)
+        right = self.wrap(b, _PRODUCT if b.op == "matmul" and b.args[0].ndim == 2 else _ATOM)
+        return f"{left} {right}", _PRODUCT
+
+    def _outer(self, x: Node) -> tuple[str, int]:
+        a, b = x.args
+        return f"{self.wrap(a, _ATOM)} {self.T(self.wrap(b, _ATOM))}", _PRODUCT
+
+    def _T(self, x: Node) -> tuple[str, int]:  # noqa: N802
+        a = x.args[0]
+        if a.op == "inv":
+            return f"{self.wrap(a.args[0], _ATOM)}^{{-\\top}}" if self.latex else f"{self.wrap(a.args[0], _ATOM)}^-T", _ATOM
+        return self.T(self.tw(a)), _ATOM
+
+    def _inv(self, x: Node) -> tuple[str, int]:
+        base = self.wrap(x.args[0], _ATOM)
+        return (f"{base}^{{-1}}" if self.latex else f"{base}^-1"), _ATOM
+
+    def _sum(self, x: Node) -> tuple[str, int]:
+        a, axis = x.args[0], x.attrs[0]
+        one = r"\mathbf{1}" if self.latex else "1"
+        if axis is None:
+            return self.fn("sum", self(a)), _ATOM
+        if a.ndim == 2 and axis == 0:
+            return f"{self.T(self.tw(a))} {one}", _PRODUCT
+        if a.ndim == 2 and axis == 1:
+            return f"{self.wrap(a, _ATOM)} {one}", _PRODUCT
+        return self.fn("sum", self(a)), _ATOM
+
+    def _expand(self, x: Node) -> tuple[str, int]:
+        a, axis = x.args[0], x.attrs[0]
+        one = r"\mathbf{1}" if self.latex else "1"
+        if a.ndim == 0:
+            return self.p(a)
+        if axis == 1:
+            return f"{self.wrap(a, _ATOM)} {self.T(one)}", _PRODUCT
+        return f"{one} {self.T(self.wrap(a, _ATOM))}", _PRODUCT
+
+    def _squeeze(self, x: Node) -> tuple[str, int]:
+        return self.p(x.args[0])
+
+    def _broadcast(self, x: Node) -> tuple[str, int]:
+        if x.args[0].op == "const" and x.args[0].attrs[0] == 0:
+            return "0", _ATOM
+        if x.args[0].ndim == 0:  # a scalar times a matrix (or vector) of ones: "1 / N", "2 1 1^T"
+            ones = Node("ones", (), (), x.shape)
+            return self.p(ones) if n_is_one(x.args[0]) else self.p(Node("mul", (x.args[0], ones), (), x.shape))
+        one = r"\mathbf{1}" if self.latex else "1"
+        a = self.wrap(x.args[0], _ATOM)
+        if x.ndim == 1:
+            return f"{a} {one}", _PRODUCT
+        return f"{a} {one} {self.T(one)}", _PRODUCT
+
+    def named(self, x: Node) -> tuple[str, int]:
+        """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
+        return self.fn(x.op, self(x.args[0])), _ATOM
+
+    def _norm(self, x: Node) -> tuple[str, int]:
+        a = x.args[0]
+        sub = "" if a.ndim == 1 else ("_F")
+        if self.latex:
+            return rf"\left\lVert {self(a)} \right\rVert{sub and '_F'}", _ATOM
+        return f"‖{self(a)}‖{sub}", _ATOM
+
+
+def n_is_one(x: Node) -> bool:
+    return x.op == "const" and x.attrs[0] == 1
+
+
+def _flat(args: tuple[Node, ...]) -> list[Node]:
+    out: list[Node] = []
+    for a in args:
+        out.extend(_flat(a.args) if a.op == "mul" else [a])
+    return out
+
+
+def text(x: Node) -> str:
+    """``x`` in plain text (Unicode symbols, no LaTeX)."""
+    return MathPrinter(latex=False)(x)
+
+
+def latex(x: Node) -> str:
+    """``x`` in LaTeX."""
+    return MathPrinter(latex=True)(x)
+
+
+HELPERS = {
+    "_sigmoid": "def _sigmoid(x):\n    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow, unlike 1 / (1 + exp(-x))",
+    "_softplus": "def _softplus(x):\n    return np.logaddexp(0.0, x)  # log(1 + exp(x)) without overflow",
+    "_softmax": "def _softmax(z, axis):\n    e = np.exp(z - np.max(z, axis=axis, keepdims=True))\n"
+                "    return e / np.sum(e, axis=axis, keepdims=True)",
+    "_logsumexp": "def _logsumexp(z, axis):\n    m = np.max(z, axis=axis, keepdims=True)\n"
+                  "    out = np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True)) + m\n"
+                  "    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)",
+    "_logdet": "def _logdet(a):\n    sign, value = np.linalg.slogdet(a)\n    return value if sign > 0 else np.nan",
+}
+
+
+class CodePrinter:
+    """NumPy source; each helper used is recorded so that it can be printed with the code."""
+
+    def __init__(self) -> None:
+        self.helpers: set[str] = set()
+        self.dims: set[str] = set()
+
+    def __call__(self, x: Node) -> str:
+        return self.p(x)
+
+    def p(self, x: Node) -> str:  # noqa: C901 - one branch per operation
+        op, a = x.op, x.args
+        if op == "var":
+            return x.attrs[0]
+        if op == "dim":
+            self.dims.add(x.attrs[0])
+            return x.attrs[0]
+        if op == "const":
+            v = x.attrs[0]
+            return str(int(v)) if v.is_Integer else f"({v.p} / {v.q})" if v.is_Rational else str(float(v))
+        if op == "ones":
+            return f"np.ones({self.shape(x.shape)})"
+        if op == "identity":
+            n = x.shape[0]
+            if isinstance(n, str):
+                self.dims.add(n)
+            return f"np.eye({n})"
+        if op == "add":
+            out = self.p(a[0])
+            for t in a[1:]:
+                if t.op == "mul" and t.args[0].op == "const" and t.args[0].attrs[0] < 0:
+                    rest = [Node("const", (), (-t.args[0].attrs[0],))] if t.args[0].attrs[0] != -1 else []
+                    rest += list(t.args[1:])
+                    out += " - " + (self.p(rest[0]) if len(rest) == 1 else self.p(Node("mul", tuple(rest), (), t.shape)))
+                else:
+                    out += " + " + self.p(t)
+            return "(" + out + ")"
+        if op == "mul":
+            return "(" + " * ".join(self.p(t) for t in a) + ")"
+        if op == "pow":
+            return f"({self.p(a[0])} ** {self.p(Node('const', (), (x.attrs[0],)))})"
+        if op == "func":
+            return self.function(x.attrs[0], self.p(a[0]))
+        if op == "matmul":
+            return f"({self.p(a[0])} @ {self.p(a[1])})"
+        if op == "outer":
+            return f"np.outer({self.p(a[0])}, {self.p(a[1])})"
+        if op == "T":
+            return f"{self.p(a[0])}.T"
+        if op == "sum":
+            axis = x.attrs[0]
+            return f"np.sum({self.p(a[0])})" if axis is None else f"np.sum({self.p(a[0])}, axis={axis})"
+        if op == "expand":
+            return f"np.expand_dims({self.p(a[0])}, {x.attrs[0]})"
+        if op == "squeeze":
+            return f"np.squeeze({self.p(a[0])}, axis={x.attrs[0]})"
+        if op == "broadcast":
+            return f"np.broadcast_to({self.p(a[0])}, {self.shape(x.shape)}).copy()"
+        if op in ("softmax", "logsumexp"):
+            self.helpers.add("_" + op)
+            return f"_{op}({self.p(a[0])}, axis={x.attrs[0]})"
+        if op == "logdet":
+            self.helpers.add("_logdet")
+            return f"_logdet({self.p(a[0])})"
+        simple = {"trace": "np.trace", "det": "np.linalg.det", "inv": "np.linalg.inv", "diag": "np.diag",
+                  "norm": "np.linalg.norm"}
+        if op in simple:
+            return f"{simple[op]}({self.p(a[0])})"
+        raise ValueError(f"no code for the operation {op!r}")
+
+    def function(self, name: str, arg: str) -> str:
+        if name in ("sigmoid", "softplus"):
+            self.helpers.add("_" + name)
+            return f"_{name}({arg})"
+        if name == "relu":
+            return f"np.maximum({arg}, 0.0)"
+        if name == "step":
+            return f"({arg} > 0).astype(float)"
+        return f"np.{name}({arg})"
+
+    def shape(self, shape: Iterable[object]) -> str:
+        items = []
+        for d in shape:
+            if isinstance(d, str):
+                self.dims.add(d)
+            items.append(str(d))
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

@@ -1,0 +1,304 @@
+"""Derivations as text, LaTeX, Markdown or runnable NumPy code (layers and models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import html
+
+import sympy as sp
+
+from derivcheck.errors import InputError
+
+_KIND_NOTE = {
+    "matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
+    "elementwise": "matrix form (elementwise: functions act entry by entry; (A 1) 1^T sums rows and broadcasts)",
+}
+
+
+def _text_expr(e: sp.Basic) -> str:
+    return sp.sstr(e)
+
+
+def render_derivation(name: Any, fmt: str = "text") -> str:
+    """A layer's or model's derivation in ``fmt``: "text", "latex", "markdown" or "code".
+
+    ``name`` is a catalog name or a :class:`~derivcheck.catalog.compose.Sequential` of your own.
+
+    Examples
+    --------
+    >>> print(render_derivation("dense", "latex").splitlines()[4])
+    \\frac{\\partial E}{\\partial W} = X^{\\top}\\,G
+    """
+    from derivcheck.catalog.compose import MODELS, Sequential, chained_latex
+    from derivcheck.catalog.registry import list_layers
+
+    list_layers()
+    if isinstance(name, Sequential):
+        return _render_model(name, fmt, chained_latex(name))
+    if not isinstance(name, str):
+        raise InputError(f"render_derivation takes a layer or model name, or a Sequential; got {type(name).__name__}")
+    if name in MODELS:
+        return _render_model(MODELS[name], fmt, chained_latex(MODELS[name]))
+    from derivcheck.catalog.registry import get_layer
+    from derivcheck.symbolic.derive import derive
+
+    if fmt not in ("text", "latex", "markdown", "code"):
+        raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
+    layer = get_layer(name)
+    if layer.chain is not None:
+        return _render_chain(layer, fmt)
+    d = derive(name)
+    if fmt == "latex":
+        return "\n".join(d.latex_lines())
+    if fmt == "markdown":
+        return _markdown(d)
+    if fmt == "code":
+        return _code(d)
+    if fmt == "text":
+        return _text(d)
+    raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
+
+
+def derivation_markdown(d) -> str:  # noqa: ANN001 - a Derivation
+    """A derivation in Markdown with $$ equations (what a notebook shows)."""
+    return _markdown(d)
+
+
+def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
+    """A derivation as HTML with $$ equations (notebook front ends typeset them with MathJax)."""
+    from derivcheck.symbolic.latex import DerivationPrinter, partial
+
+    esc = html.escape
+    parts = [f"<h4><code>{esc(d.layer.name)}</code></h4>"]
+    if d.layer.question:
+        parts.append(f"<p><i>{esc(d.layer.question)}</i></p>")
+    parts.append(f"<p>$${esc(d.latex_lines()[0])}$$</p>")
+    for g in d.gradients.values():
+        index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
+        parts.append(f"<p><b>d{esc(g.arg.name)}</b></p><p>$${esc(index)}$$</p>")
+        m = d.matrix_latex(g)
+        parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
+                     else f"<p>({esc(g.matrix.note)})</p>")
+    parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in _footer(d)) + "</ul>")
+    return "\n".join(parts)
+
+
+def _header(d) -> list[str]:
+    layer = d.layer
+    ins = ", ".join(f"{a.name}[{a.dims}]" for a in layer.inputs)
+    lines = [f"{layer.name}: ({ins}) -> {layer.output or 'scalar E'}"]
+    if layer.question:
+        lines.append(f"question: {layer.question}")
+    return lines
+
+
+def _footer(d) -> list[str]:
+    layer = d.layer
+    counts = ", ".join(f"{a.name}: {' x '.join(a.letters) or '1'}" for a in layer.differentiable)
+    lines = [f"entries of each differentiated input: {counts}"]
+    lines.extend(_definitions(layer))
+    for c in layer.conventions:
+        lines.append(f"convention: {c}")
+    if not layer.is_loss:
+        lines.append("E is the loss; G = dE/dy is the upstream gradient (entries g), kept symbolic; sizes are symbols.")
+    lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
+    return lines
+
+
+def _definitions(layer) -> list[str]:  # noqa: ANN001 - a Layer
+    """A line for every opaque function the index form uses: nothing printed is left undefined."""
+    out = []
+    for name in layer.functions:
+        meaning = layer.definitions.get(name, f"{name}(...) is evaluated by the layer's own NumPy function")
+        out.append(f"where {meaning}")
+    return out
+
+
+def _text(d) -> str:
+    lines = _header(d)
+    y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
+    lines.append(f"forward:  {y} = {_text_expr(d.built.element)}")
+    from derivcheck.symbolic.checked_code import form_check
+
+    for g in d.gradients.values():
+        lines.append("")
+        lines.append(f"dE/d{_text_expr(g.index.entry)} = {_text_expr(g.index.expr)}")
+        checked = form_check(d, g.arg.name)
+        if g.matrix.kind != "none" and checked.matrix is not None:
+            lines.append(f"  DEFECT: the matrix form derived here {checked.matrix}; it is not shown")
+        elif g.matrix.kind == "matrix":
+            lines.append(f"  {_KIND_NOTE['matrix']}, verified against the index form: dE/d{g.arg.name} = "
+                         f"{_text_expr(g.matrix.expr)}")
+        elif g.matrix.kind == "elementwise":
+            lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
+            lines.append(f"  dE/d{g.arg.name} = {_text_expr(_elementwise_text(g))}")
+        else:
+            lines.append(f"  {g.matrix.note}" + ("; the matrix form step by step is below" if d.layer.steps else ""))
+            if g.matrix.einsum and checked.einsum is None:
+                lines.append(f"  einsum, verified against the index form: {g.matrix.einsum}")
+            lines.append("  vectorized NumPy: the reference backward below, verified against this index form")
+        if g.trace_note:
+            lines.append(f"  cross-check: {g.trace_note}")
+    lines.append("")
+    lines.extend(_stepwise_text(d.layer))
+    lines.extend(_footer(d))
+    if any(g.matrix.kind == "none" for g in d.gradients.values()):
+        lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", *_with_helpers(d.layer.backward)]
+    return "\n".join(lines)
+
+
+def _stepwise_text(layer) -> list[str]:  # noqa: ANN001 - a Layer
+    """A layer's matrix form step by step (from its matrix-language ``steps``), every line verified in this run."""
+    if not layer.steps:
+        return []
+    from derivcheck.symbolic.layer_chain import steps_derivation
+    from derivcheck.report.language import program_text
+
+    return ["matrix form, step by step (the layer's forward in the matrix language):", program_text(steps_derivation(layer.name)), ""]
+
+
+def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
+    """The elementwise pattern with its placeholders named after the matrices they stand for (plain text)."""
+    from derivcheck.symbolic.compile import symbol_name
+
+    return g.matrix.expr.xreplace({h: sp.Symbol(symbol_name(m)) for h, m in g.matrix.placeholders.items()})
+
+
+def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
+    """The source of ``fn`` after the sources of the functions of its own module that it calls (recursively):
+    nothing printed refers to a helper that is not printed too."""
+    import inspect
+    import types
+
+    seen: list[types.FunctionType] = []
+
+    def visit(f: types.FunctionType) -> None:
+        module = inspect.getmodule(f)
+        for name in f.__code__.co_names:
+            g = getattr(module, name, None)
+            if isinstance(g, types.FunctionType) and inspect.getmodule(g) is module and g not in seen and g is not f:
+                seen.append(g)
+                visit(g)
+
+    visit(fn)
+    parts = [inspect.getsource(g).rstrip() for g in reversed(seen)]
+    imports = _imports([fn, *seen])
+    return "\n\n".join(([imports] if imports else []) + [*parts, inspect.getsource(fn).rstrip()]).splitlines()
+
+
+def _imports(functions: list) -> str:  # noqa: ANN001 - functions
+    """The import lines for the module-level names the printed functions use (np, sliding_window_view, ...)."""
+    import inspect
+    import types
+
+    lines = []
+    for f in functions:
+        module = inspect.getmodule(f)
+        for name in f.__code__.co_names:
+            value = getattr(module, name, None)
+            if isinstance(value, types.ModuleType):
+                line = f"import {value.__name__}" + (f" as {name}" if name != value.__name__ else "")
+            elif callable(value) and getattr(value, "__module__", None) not in (None, module.__name__) \
+                    and not isinstance(value, type(len)) and hasattr(value, "__name__"):
+                line = f"from {value.__module__} import {value.__name__}" + (f" as {name}" if name != value.__name__ else "")
+            else:
+                continue
+            if line not in lines:
+                lines.append(line)
+    return "\n".join(sorted(lines))
+
+
+def _markdown(d) -> str:
+    lines = [f"### `{d.layer.name}`", ""]
+    if d.layer.question:
+        lines += [f"*{d.layer.question}*", ""]
+    lines += ["$$", d.latex_lines()[0], "$$", ""]
+    from derivcheck.symbolic.latex import DerivationPrinter, partial
+
+    for g in d.gradients.values():
+        lines.append(f"**d{g.arg.name}**")
+        lines.append("")
+        index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
+        lines += ["$$", index, "$$"]
+        m = d.matrix_latex(g)
+        if m:
+            lines += ["$$", f"{partial('E', d._param_name(g.arg))} = {m}", "$$"]
+        else:
+            lines.append(f"({g.matrix.note})")
+        lines.append("")
+    if d.layer.steps:
+        from derivcheck.symbolic.layer_chain import steps_derivation
+        from derivcheck.report.language import program_latex_lines
+
+        steps = steps_derivation(d.layer.name)
+        lines += ["**the matrix form, step by step** (each line verified in this run)", "", "$$",
+                  r"\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(steps))
+                  + r"\end{aligned}", "$$", ""]
+    lines += [f"- {x}" for x in _footer(d)]
+    return "\n".join(lines)
+
+
+def _code(d) -> str:
+    from derivcheck.symbolic.checked_code import checked_code
+
+    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each run here "
+              f"against the index form at random sizes before it was printed."]
+    missing = []
+    for name in d.gradients:
+        checked = checked_code(d, name)
+        if checked.source is None:
+            blocks.append(f"# d{name}: {checked.note}")
+            missing.append(name)
+        else:
+            blocks.append(f"# d{name}: {checked.note}\n{checked.source}")
+    if missing:
+        blocks.append(_verified_reference(d.layer, missing))
+    return "\n\n".join(blocks)
+
+
+def _verified_reference(layer, missing: list[str]) -> str:  # noqa: ANN001 - a Layer
+    """The layer's vectorized reference backward, printed only after it agreed in this run with the index form
+    and finite differences (for gradients without a matrix form: convolution, pooling)."""
+    from derivcheck.symbolic.verify import verify_layer
+
+    v = verify_layer(layer)
+    rows = [r for r in v.rows if r.arg in missing]
+    grads = ", ".join(f"d{m}" for m in missing)
+    if not all(r.ok for r in rows):
+        return f"# DEFECT, not shown: the reference backward for {grads} disagrees: " + "; ".join(r.message for r in rows)
+    sizes = ", ".join(f"{k}={val}" for k, val in v.sizes.items())
+    head = (f"# {grads}: the vectorized reference backward, verified in this run against the index form and finite "
+            f"differences at {sizes}, with the helpers it calls:")
+    return "\n".join([head, *_with_helpers(layer.backward)])
+
+
+def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a Sequential
+    name = model.name
+    chain = " -> ".join(f"{s.output} = {s.layer}({', '.join(s.bind.values())})" for s in model.steps)
+    if fmt == "latex":
+        return "\n".join(lines)
+    if fmt == "markdown":
+        return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r" \\ ".join(lines), "$$"])
+    if fmt == "code":
+        raise InputError("code is generated per layer; derive each layer of the model with --format code")
+    return "\n".join([f"{name}: {chain}", f"question: {model.question}", "", "backward pass, one VJP per step:", *[f"  {ln}" for ln in lines]])
+
+
+def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chain
+    """A layer declared as primitive steps: forward, then the backward pass step by step, each line verified."""
+    from derivcheck.symbolic.layer_chain import chain_derivation
+    from derivcheck.report.language import program_latex_lines, program_text
+
+    d = chain_derivation(layer.name)
+    notes = [*layer.chain.notes, *layer.conventions]
+    if fmt == "code":
+        return d.code.rstrip() if d.code else "# DEFECT: the step-by-step backward did not verify"
+    if fmt == "text":
+        return "\n".join([f"{layer.name}: {layer.question}", *[f"  ({n})" for n in notes], "", program_text(d)])
+    lines = program_latex_lines(d)
+    if fmt == "latex":
+        return "\n".join(lines)
+    body = "\n".join(f"$$\n{line}\n$$" for line in lines)
+    return "\n".join([f"**{layer.name}**: {layer.question}", "", *[f"- {n}" for n in notes], "", body, "",
+                      program_text(d).split("\n")[-1]])

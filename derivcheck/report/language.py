@@ -1,0 +1,114 @@
+"""Text, Markdown and LaTeX of expression derivations and equation checks (they compute nothing)."""
+
+from __future__ import annotations
+
+from derivcheck.report.language_results import EquationCheck, ExpressionDerivation, Verification
+
+
+def _sizes(s: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in s.items()) or "scalars"
+
+
+def _check_line(c: Verification) -> str:
+    mark = {True: "ok  ", False: "FAIL", None: "??  "}[c.ok]
+    err = "" if c.max_rel_error != c.max_rel_error else f", max rel error {c.max_rel_error:.1e}"
+    detail = f" ({c.detail})" if c.detail and c.detail not in ("pass",) else ""
+    return f"  {mark} {c.what} vs {c.against} [{_sizes(c.sizes)}]{err}{detail}"
+
+
+def derivation_text(d: ExpressionDerivation) -> str:
+    lines = [f"f = {d.forward.text}", "  where " + "; ".join(d.declarations), ""]
+    if d.gradient.text is None:
+        lines.append(f"df/d{d.wrt}: {d.gradient.note}")
+    else:
+        lines.append(f"index form:  {d.index_lhs.text} = {d.index_form.text}")
+        lines.append(f"matrix form: df/d{d.wrt} = {d.gradient.text}")
+    if d.order == 2:
+        if d.hvp is not None and d.hvp.text is not None:
+            lines.append(f"Hessian-vector product: H v = {d.hvp.text}   ({d.hvp.note})")
+        if d.hessian is not None and d.hessian.text is not None:
+            lines.append(f"Hessian: H = {d.hessian.text}")
+        lines.extend(f"note: {n}" for n in d.notes)
+    lines.append("")
+    lines.append(f"verified in this run ({d.seconds:.2f} s):")
+    lines.extend(_check_line(c) for c in d.checks)
+    return "\n".join(lines)
+
+
+def derivation_latex(d: ExpressionDerivation) -> str:
+    rows = [f"f &= {d.forward.latex}"]
+    if d.gradient.latex is not None:
+        rows.append(f"{d.index_lhs.latex} &= {d.index_form.latex}")
+        rows.append(rf"\frac{{\partial f}}{{\partial {d.wrt}}} &= {d.gradient.latex}")
+    if d.hvp is not None and d.hvp.latex is not None:
+        rows.append(f"H v &= {d.hvp.latex}")
+    if d.hessian is not None and d.hessian.latex is not None:
+        rows.append(f"H &= {d.hessian.latex}")
+    return "$$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$$"
+
+
+def derivation_markdown(d: ExpressionDerivation) -> str:
+    out = [f"**f** = `{d.forward.text}` with {', '.join(f'`{x}`' for x in d.declarations)}", ""]
+    if d.gradient.latex is None:
+        out.append(f"**df/d{d.wrt}**: {d.gradient.note}")
+    else:
+        out += ["$$", f"{d.index_lhs.latex} = {d.index_form.latex}", "$$", "", "$$",
+                rf"\frac{{\partial f}}{{\partial {d.wrt}}} = {d.gradient.latex}", "$$"]
+    if d.hvp is not None and d.hvp.latex is not None:
+        out += ["", "$$", f"H v = {d.hvp.latex}", "$$"]
+    if d.hessian is not None and d.hessian.latex is not None:
+        out += ["", "$$", f"H = {d.hessian.latex}", "$$"]
+    out += ["", "| checked | against | sizes | max rel error | |", "|---|---|---|---|---|"]
+    for c in d.checks:
+        mark = {True: "ok", False: "**FAIL**", None: "inconclusive"}[c.ok]
+        out.append(f"| {c.what} | {c.against} | {_sizes(c.sizes)} | {c.max_rel_error:.1e} | {mark} |")
+    return "\n".join(out)
+
+
+def equation_text(e: EquationCheck) -> str:
+    verdict = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[e.verdict]
+    lines = [f"{verdict}: is  {e.claimed}  the gradient of  {e.expression}  by {e.wrt}?"]
+    if e.exact is not None:
+        lines.append("  exact arithmetic at sizes 2: " + ("equal" if e.exact else "different"))
+    if e.truth is not None:
+        lines.append(f"  the gradient is: {e.truth}")
+    lines.extend(f"  - {x}" for x in e.explanation)
+    lines.append(f"checked in this run ({e.seconds:.2f} s):")
+    lines.extend(_check_line(c) for c in e.checks)
+    return "\n".join(lines)
+
+
+def program_text(d: object) -> str:
+    """Forward steps, then the backward pass line by line, then what was verified."""
+    from derivcheck.language.program import ProgramDerivation
+
+    assert isinstance(d, ProgramDerivation)
+    width = max(len(x.lhs.text or "") for x in (*d.forward, *d.backward, *d.gradients))
+    lines = ["forward:"]
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text}" for x in d.forward]
+    lines.append("backward (d<name> is the gradient of f in that step's value):")
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.backward]
+    lines.append("gradients:")
+    lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.gradients]
+    bad = [c for c in d.checks if not c.ok]
+    per_line = [c for c in d.checks if c.against.startswith("finite differences")]
+    worst = max((c.max_rel_error for c in per_line if c.max_rel_error == c.max_rel_error), default=float("nan"))
+    lines.append("")
+    err = f"; max rel error {worst:.1e}" if worst == worst else "; random directions, each with the power to see the error"
+    agree = sum(1 for c in per_line if c.ok)
+    index = [c for c in d.checks if c not in per_line]
+    tail = "; the index form of every line agrees with its matrix form, entry by entry" if index and all(
+        c.ok for c in index) else ""
+    lines.append(f"verified in this run ({d.seconds:.2f} s): {agree} of {len(per_line)} lines agree with finite "
+                 f"differences (generated backward code{err}){tail}")
+    lines.extend(_check_line(c) for c in bad)
+    return "\n".join(lines)
+
+
+def program_latex_lines(d: object) -> list[str]:
+    """One LaTeX equation per forward step, per backward step and per gradient."""
+    from derivcheck.language.program import ProgramDerivation
+
+    assert isinstance(d, ProgramDerivation)
+    return [f"{x.lhs.latex} = {x.rhs.latex if x.rhs.latex is not None else x.rhs.note}"
+            for x in (*d.forward, *d.backward, *d.gradients)]
