@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derivcheck.catalog.compose import MODELS
+from derivcheck.catalog.registry import MODELS
 from derivcheck.catalog.registry import get_layer, list_layers
-from derivcheck.catalog.sampling import random_sizes, uniform_sizes
-from derivcheck.interfaces.strategies import sizes_for
+from derivcheck.catalog.sampling import complete_sizes, letters_of, random_sizes
+from derivcheck.interfaces.strategies import layer_sizes
 from derivcheck.symbolic.derive import derive
-from derivcheck.symbolic.explicit import exactly_equal
+from explicit_oracle import exactly_equal
 from derivcheck.symbolic.verify import verify_layer, verify_model
 
 LAYERS = list_layers()
@@ -42,7 +42,7 @@ def test_four_witnesses_agree_over_random_sizes(name):
     layer = get_layer(name)
 
     @settings(max_examples=max(3, settings().max_examples // 3))
-    @given(sizes_for(layer, max_side=min(layer.max_side, 4)), st.integers(0, 2**31 - 1))
+    @given(layer_sizes(layer, max_side=min(layer.max_side, 4)), st.integers(0, 2**31 - 1))
     def check(sizes, seed):
         v = verify_layer(layer, sizes=sizes, seed=seed)
         assert v.ok, [(r.arg, r.disagreeing, r.message) for r in v.rows]
@@ -98,3 +98,10 @@ def test_mutant_backward_is_caught_and_blamed(name):
         assert "reference backward" in row.disagreeing
         symbolic = "step-by-step derivation" if layer.chain is not None else "index form"
         assert {symbolic, "finite differences"} <= set(row.agreeing)
+
+
+def uniform_sizes(layer, side: int) -> dict[str, int]:  # noqa: ANN001 - a Layer
+    """Every free dimension ``side`` and every hyperparameter at its smallest value."""
+    drawn = {c: side for c in letters_of(layer)}
+    drawn.update({h: lo for h, (lo, _hi) in layer.hyper.items()})
+    return complete_sizes(layer, drawn)

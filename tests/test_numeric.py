@@ -14,7 +14,7 @@ from derivcheck.numeric.finite_diff import _rung, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval
 from derivcheck.numeric.precision import observed_eps, significant_bits
 from derivcheck.numeric.recovery import explains, one_sparse_candidates
-from derivcheck.numeric.taylor import taylor_test
+from derivcheck.checker.taylor import taylor_test
 
 EPS = float(np.finfo(float).eps)
 

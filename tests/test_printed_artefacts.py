@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 import derivcheck as dc
-from derivcheck.report.derivation import _code, _text
+from derivcheck.symbolic.presentation import _code, _text
 from derivcheck.symbolic.checked_code import checked_code, form_check
 
 
@@ -171,7 +171,7 @@ def test_the_printed_reference_backward_comes_with_every_helper_it_calls():
 
 
 def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions():
-    from derivcheck.report.derivation import render_derivation
+    from derivcheck.symbolic.presentation import render_derivation
 
     lines = render_derivation("rnn3", "latex").splitlines()
     wx = [ln for ln in lines if ln.startswith(r"\frac{\partial E}{\partial WX}")]
@@ -181,7 +181,7 @@ def test_a_weight_shared_through_time_is_written_as_a_sum_of_its_contributions()
 
 def test_every_opaque_function_in_a_derivation_is_defined_where_it_is_used():
     from derivcheck.catalog.registry import get_layer, list_layers
-    from derivcheck.report.derivation import render_derivation
+    from derivcheck.symbolic.presentation import render_derivation
 
     with_functions = [n for n in list_layers() if get_layer(n).functions]
     assert with_functions  # max-pooling's winner indicator at least

@@ -9,7 +9,7 @@ from derivcheck.language.declaration import Program
 from derivcheck.symbolic.layer_chain import chain_vjp
 from derivcheck.language.program import _Chain, derive_program
 from derivcheck.catalog.registry import get_layer
-from derivcheck.report.derivation import render_derivation
+from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
 
 MLP = Program(

@@ -11,7 +11,7 @@ import sympy as sp
 from derivcheck.interfaces.cli import main
 from derivcheck.catalog.declarations import Arg, def_layer
 from derivcheck.catalog.registry import LAYERS, get_layer
-from derivcheck.report.derivation import render_derivation
+from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.build import build
 from derivcheck.symbolic.compile import compile_index_form
 from derivcheck.symbolic.derive import derive

@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from derivcheck.catalog import registry
-from derivcheck.catalog.declarations import Arg, def_layer
+from derivcheck.catalog.extension import Arg, def_layer
 from derivcheck.symbolic.verify import verify_layer
 
 _C = np.sqrt(2 / np.pi)
@@ -165,7 +165,7 @@ def test_a_users_layer_verifies_four_ways(user_layers: list[str], name: str) -> 
 def test_matrix_forms_step_by_step_where_the_index_form_has_none(user_layers: list[str], name: str) -> None:
     v = verify_layer(name, seed=2)
     assert all("matrix form" in r.agreeing for r in v.rows), [(r.arg, r.agreeing) for r in v.rows]
-    from derivcheck.report.derivation import render_derivation
+    from derivcheck.symbolic.presentation import render_derivation
 
     out = render_derivation(name, "text")
     assert "matrix form, step by step" in out and "lines agree with finite differences" in out
@@ -191,8 +191,9 @@ def test_a_wrong_backward_in_a_users_layer_is_blamed(user_layers: list[str], nam
 
 
 def test_a_new_domain_and_an_elementwise_layer_are_one_function_each() -> None:
-    from derivcheck.catalog.domains import SAMPLERS, def_domain
-    from derivcheck.catalog.declarations import def_elementwise
+    from derivcheck.catalog.extension import def_domain
+    from derivcheck.catalog.registry import SAMPLERS
+    from derivcheck.catalog.extension import def_elementwise
 
     @def_domain("user_near_one")
     def _near_one(shape, rng, sizes, arg):

@@ -8,7 +8,7 @@ import pytest
 import derivcheck as dc
 from derivcheck.catalog.compose import Sequential, Step
 from derivcheck.catalog.registry import get_layer
-from derivcheck.report.derivation import render_derivation
+from derivcheck.symbolic.presentation import render_derivation
 
 CNN = Sequential(
     "my_cnn",

@@ -14,9 +14,8 @@ from typing import Any
 
 import sympy as sp
 
-from derivcheck.catalog.registry import register
-
-from derivcheck.catalog.domains import SAMPLERS, def_domain  # noqa: F401 - def_domain is part of the extension API
+from derivcheck.catalog import domains as _domains  # noqa: F401 - registers the built-in domains
+from derivcheck.catalog.registry import SAMPLERS, register
 
 
 @dataclass(frozen=True)

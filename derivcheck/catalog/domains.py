@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.catalog.registry import SAMPLERS, register_domain
+
 Sampler = Callable[[tuple[int, ...], np.random.Generator, Mapping[str, int], Any], np.ndarray]
-SAMPLERS: dict[str, Sampler] = {}
 
 # Away from a kink at 0 by at least this much: a finite-difference step never crosses it.
 KINK_MARGIN = 0.05
@@ -31,10 +32,7 @@ def def_domain(name: str) -> Callable[[Sampler], Sampler]:
     >>> _ = SAMPLERS.pop("tiny_positive")
     """
     def register(sampler: Sampler) -> Sampler:
-        if name in SAMPLERS and SAMPLERS[name] is not sampler:
-            raise ValueError(f"a domain named {name!r} is already registered")
-        SAMPLERS[name] = sampler
-        return sampler
+        return register_domain(name, sampler)
     return register
 
 

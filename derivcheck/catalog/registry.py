@@ -1,4 +1,5 @@
-"""The table of declared layers. Layer files register themselves; nothing here knows a layer."""
+"""The one owner of the catalog's tables: layers, models and input domains. Declarations register
+themselves here; nothing here knows a layer."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from derivcheck.catalog.domains import Sampler
     from derivcheck.catalog.compose import Sequential
     from derivcheck.catalog.declarations import Layer
 
 LAYERS: dict[str, Layer] = {}
+MODELS: dict[str, Sequential] = {}
+SAMPLERS: dict[str, Sampler] = {}  # input domains: where a layer's input values are drawn from
 _loaded = False
 
 
@@ -20,6 +24,22 @@ def register(layer: Layer) -> Layer:
         raise ValueError(f"a layer named {layer.name!r} is already registered")
     LAYERS[layer.name] = layer
     return layer
+
+
+def register_model(model: Sequential) -> Sequential:
+    """Add a model to the table (called by ``def_model``)."""
+    if model.name in MODELS and MODELS[model.name] is not model:
+        raise ValueError(f"a model named {model.name!r} is already registered")
+    MODELS[model.name] = model
+    return model
+
+
+def register_domain(name: str, sampler: Sampler) -> Sampler:
+    """Add an input domain to the table (called by ``def_domain``)."""
+    if name in SAMPLERS and SAMPLERS[name] is not sampler:
+        raise ValueError(f"a domain named {name!r} is already registered")
+    SAMPLERS[name] = sampler
+    return sampler
 
 
 def _load() -> None:
@@ -59,16 +79,12 @@ def get_layer(name: str) -> Layer:
 def list_models() -> list[str]:
     """Names of all registered models (chains of layers), in declaration order."""
     _load()
-    from derivcheck.catalog.compose import MODELS
-
     return list(MODELS)
 
 
 def get_model(name: str) -> Sequential:
     """The model called ``name``, whatever was imported before; a clear error lists the known names otherwise."""
     _load()
-    from derivcheck.catalog.compose import MODELS
-
     if name not in MODELS:
         from derivcheck.errors import InputError
 

@@ -37,13 +37,6 @@ def random_sizes(layer: Layer, rng: np.random.Generator, low: int = 1, high: int
     raise ValueError(f"layer {layer.name!r}: no valid sizes found below {top}")
 
 
-def uniform_sizes(layer: Layer, side: int) -> dict[str, int]:
-    """Every free dimension ``side`` and every hyperparameter at its smallest value."""
-    drawn = {c: side for c in letters_of(layer)}
-    drawn.update({h: lo for h, (lo, _hi) in layer.hyper.items()})
-    return complete_sizes(layer, drawn)
-
-
 def sizes_valid(layer: Layer, sizes: Mapping[str, int]) -> bool:
     """The layer's own constraint, and every size positive."""
     letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
@@ -54,7 +47,7 @@ def sizes_valid(layer: Layer, sizes: Mapping[str, int]) -> bool:
 
 def sample_arg(arg: Arg, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
     """Values for one input, drawn by its domain's registered sampler."""
-    from derivcheck.catalog.domains import SAMPLERS
+    from derivcheck.catalog.registry import SAMPLERS
 
     shape = tuple(int(sizes[c]) for c in arg.letters)
     return SAMPLERS[arg.domain](shape, rng, sizes, arg)

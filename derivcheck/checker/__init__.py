@@ -5,3 +5,5 @@ The stages, in order: ``user_functions`` and ``parameters`` (the boundary with t
 the pass path), ``attribution`` and ``entries`` (the failure path), ``verdict`` (what the report
 says besides the rows). ``diagnosis/`` names causes; the engine underneath is ``numeric/``.
 """
+
+from derivcheck.checker import plots as _plots  # noqa: F401 - fills the table behind GradientReport.plot

@@ -99,11 +99,16 @@ def check_backward(
                                            "as backward(dout, cache)", None, "info"))
     if report.verdict == "fail" and _probe_batch:
         extra += _batch_of_one(forward, backward, layer.arrays, layer.labels, y0, seed)
-    if extra:
-        findings = tuple(sorted((*extra, *report.findings), key=lambda f: f.severity != "error"))
-        verdict = "fail" if any(f.severity == "error" for f in extra) else report.verdict
-        report = GradientReport(**{**report.__dict__, "findings": findings, "verdict": verdict})
-    return report
+    return _with_findings(report, extra)
+
+
+def _with_findings(report: GradientReport, extra: list[Finding]) -> GradientReport:
+    """The report with the layer's own findings added: errors first, and an error fails the check."""
+    if not extra:
+        return report
+    findings = tuple(sorted((*extra, *report.findings), key=lambda f: f.severity != "error"))
+    verdict = "fail" if any(f.severity == "error" for f in extra) else report.verdict
+    return GradientReport(**{**report.__dict__, "findings": findings, "verdict": verdict})
 
 
 class _Layer:

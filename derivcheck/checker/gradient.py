@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -97,27 +98,41 @@ def check_gradient(
     if progress is not None and not isinstance(progress, bool):
         raise InputError(f"progress must be True, False or None; got {progress!r}")
     shown = Progress(progress)
+    options = CheckOptions(rtol, atol, int(seed), mode, directions, inplace, title, _names, _context)
     try:
-        return _check(loss, grad, params, rtol, atol, seed, mode, directions, inplace, title, _names, shown, start,
-                      _context)
+        return _check(loss, grad, params, options, shown, start)
     finally:
         shown.finish()
 
 
-def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, rtol: float | None,
-           atol: float | None, seed: int, mode: str, directions: int, inplace: bool, title: str,
-           names: tuple[str, str], shown: Progress, start: float, context: LayerContext | None) -> GradientReport:
+@dataclass(frozen=True)
+class CheckOptions:
+    """What a check was asked for, validated: passed down the stages as one record."""
+
+    rtol: float | None
+    atol: float | None
+    seed: int
+    mode: str
+    directions: int
+    inplace: bool
+    title: str
+    names: tuple[str, str]  # what the two functions are called in messages: ("loss", "grad"), ("forward", "backward")
+    context: LayerContext | None  # what a layer check knows besides the parameters
+
+
+def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, o: CheckOptions, shown: Progress,
+           start: float) -> GradientReport:
     shown.stage = "directions"
-    setup = prepare(loss, grad, params, inplace=bool(inplace), names=names, progress=shown)
+    setup = prepare(loss, grad, params, inplace=o.inplace, names=o.names, progress=shown)
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
     probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
-                  float(rtol or 0.0), float(atol or 0.0), setup.fns.grad_at)
+                  float(o.rtol or 0.0), float(o.atol or 0.0), setup.fns.grad_at)
     # Mixed with a constant so that the directions are not the user's own default_rng(seed) draws
     # (parameters drawn with the same seed would make the "random" direction the point itself).
-    run = Run(setup, probe, np.random.default_rng([_DIRECTION_STREAM, int(seed)]), mode, context=context)
-    run_joint(run, directions)
+    run = Run(setup, probe, np.random.default_rng([_DIRECTION_STREAM, o.seed]), o.mode, context=o.context)
+    run_joint(run, o.directions)
     if settle_precision(run):
-        run_joint(run, directions)
+        run_joint(run, o.directions)
     ignored = ignores_argument(run)
     outcomes = {} if ignored else _decide(run)
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
@@ -136,9 +151,9 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         taylor=taylor,
         evaluations=Evaluations(setup.fns.loss_calls, setup.fns.grad_calls),
         seconds=time.perf_counter() - start,
-        seed=int(seed),
+        seed=o.seed,
         evaluated_in=setup.evaluated_in,
-        title=title,
+        title=o.title,
         directions=tuple(t.as_check() for t in run.tested),
     )
 

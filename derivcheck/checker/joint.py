@@ -20,7 +20,8 @@ import numpy as np
 
 from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.checker.outcome import ParamOutcome, Run
-from derivcheck.report.results import Finding, ParamReport, format_index
+from derivcheck.report.gradient import format_index
+from derivcheck.report.results import Finding, ParamReport
 from derivcheck.numeric.tolerances import INCONCLUSIVE_FLOOR, entry_scale
 
 

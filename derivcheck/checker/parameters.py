@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.numeric.blocks import Blocks
+
 from derivcheck.checker.diagnosis.shapes import shape_hint
 from derivcheck.errors import GradientShapeError, InputError, IntegerDtypeError
-
-Blocks = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,3 @@ class ParamSpace:
 def flat_index(shape: tuple[int, ...], flat: int) -> tuple[int, ...]:
     """Turn a flat index into the array index a user would write."""
     return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
-
-
-def inner(a: Blocks, b: Blocks) -> float:
-    """The inner product of two block vectors: the one place ``<u, v>`` is said."""
-    return float(sum(np.vdot(a[k], b[k]) for k in a))
-
-
-def randn_like(blocks: Blocks, rng: np.random.Generator) -> Blocks:
-    """Gaussian blocks of the same shapes, never all ones (ones hide missing sums)."""
-    return {k: rng.standard_normal(v.shape) for k, v in blocks.items()}

@@ -10,7 +10,7 @@ import numpy as np
 from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.numeric.precision import observed_eps
-from derivcheck.numeric.taylor import taylor_test
+from derivcheck.checker.taylor import taylor_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult

@@ -26,7 +26,7 @@ def _print_json(schema: str | None, payload: dict) -> None:
 
 
 def _catalog() -> tuple[list[str], list[str]]:
-    from derivcheck.catalog.compose import MODELS
+    from derivcheck.catalog.registry import MODELS
     from derivcheck.catalog.registry import list_layers
 
     layers = list_layers()
@@ -34,7 +34,7 @@ def _catalog() -> tuple[list[str], list[str]]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from derivcheck.catalog.compose import MODELS
+    from derivcheck.catalog.registry import MODELS
     from derivcheck.catalog.registry import get_layer
 
     layers, models = _catalog()
@@ -49,7 +49,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _derive(args: argparse.Namespace) -> int:
-    from derivcheck.report.derivation import render_derivation
+    from derivcheck.symbolic.presentation import render_derivation
 
     if args.order == 2:
         from derivcheck.catalog.registry import get_layer
@@ -150,7 +150,7 @@ def _groups(names: list[str]) -> list[list[str]]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from derivcheck.catalog.compose import MODELS
+    from derivcheck.catalog.registry import MODELS
     from derivcheck.report.verification import render_verification_text, verification_rows
     layers, models = _catalog()
     names = args.names or layers + models
@@ -225,7 +225,7 @@ def _check(args: argparse.Namespace) -> int:
     shown = True if args.progress else (False if args.quiet else None)
     report = check_gradient(loss, grad, params, seed=args.seed, mode=args.mode, progress=shown)
     if args.plot:
-        from derivcheck.report.plot import plot_check
+        from derivcheck.checker.plots import plot_check
 
         plot_check(report, loss, grad, params, path=args.plot, seed=args.seed, entry=_entry(args.plot_entry))
     if args.json:

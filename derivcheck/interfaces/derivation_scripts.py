@@ -85,11 +85,12 @@ class Answer:
         """Record a numeric comparison of two arrays (relative to the larger entry)."""
         import numpy as np
 
+        from derivcheck.numeric.compare import PURELY_RELATIVE, relative_gap
+
         got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
         if got.shape != want.shape:
             return self.check(label, False, f"shapes {got.shape} and {want.shape}")
-        scale = max(float(np.max(np.abs(want), initial=0.0)), float(np.max(np.abs(got), initial=0.0)), 1e-300)
-        rel = float(np.max(np.abs(got - want), initial=0.0)) / scale
+        rel = relative_gap(got, want, PURELY_RELATIVE, both=True)
         return self.check(label, rel <= tol, f"shape {want.shape}, max rel diff {bound(rel)}")
 
     def gradient(self, label: str, report: Any, expect: str = "pass") -> bool:
@@ -105,9 +106,9 @@ class Answer:
         """A catalog layer's derivation (matrix forms shown only where verified) and its four-way verification."""
         import sympy as sp
 
-        from derivcheck.report.derivation import _elementwise_text
+        from derivcheck.symbolic.presentation import _elementwise_text
         from derivcheck.symbolic.derive import derive
-        from derivcheck.symbolic.latex import DerivationPrinter, partial
+        from derivcheck.report.latex import DerivationPrinter, partial
         from derivcheck.symbolic.verify import verify_layer
 
         d = derive(layer)

@@ -91,10 +91,6 @@ def layer_inputs(layer: str | Layer, *, max_side: int | None = None) -> st.Searc
     )
 
 
-# The names the project's tests used first.
-sizes_for = layer_sizes
-inputs_for = layer_inputs
-
 
 def _layer(layer: str | Layer) -> Layer:
     if isinstance(layer, Layer):

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from derivcheck.errors import ExpressionError
+from derivcheck.numeric.compare import PURELY_RELATIVE, relative_gap
 from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import gradient
 from derivcheck.language.domain import draw, draw_sizes, draw_values
@@ -26,7 +27,7 @@ from derivcheck.language.index_notation import IndexForm, IndexLatex, IndexText
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
-from derivcheck.report.language_results import ExpressionDerivation, Form, Verification, verdict_ok
+from derivcheck.report.results import ExpressionDerivation, Form, Verification, verdict_ok
 from derivcheck.language.rewrite import fuse, simplify
 
 _SEEDS = (11, 23)
@@ -103,9 +104,7 @@ def _run_source(source: str, name: str) -> Any:
 
 
 def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
-    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+    return relative_gap(a, b, PURELY_RELATIVE)
 
 
 def _check_gradient(p: Problem, code: Any, g: Node, seed: int) -> tuple[Verification, Verification]:

@@ -22,7 +22,7 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, ShapeError
 from derivcheck.language.parse import parse_expression
 from derivcheck.language.printing import text
-from derivcheck.report.language_results import EquationCheck, Verification, verdict_ok
+from derivcheck.report.results import EquationCheck, Verification, verdict_ok
 
 # A correction explains the numbers when it agrees with the verified gradient this closely.
 _EXPLAINS = 1e-8

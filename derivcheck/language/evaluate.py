@@ -6,7 +6,8 @@ entry a symbol, the true gradient is SymPy's own derivative of the expanded scal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,73 +109,84 @@ NUMPY = NumpyBackend()
 SYMPY = SympyBackend()
 
 
-def evaluate(x: Node, values: Mapping[str, Any], sizes: Mapping[str, int], backend: Any = NUMPY) -> Any:
-    """The value of ``x`` with ``values`` for its variables and ``sizes`` for its dimensions."""
-    memo: dict[Node, Any] = {}
+@dataclass(frozen=True)
+class _At:
+    """Where a tree is evaluated: the variables' values, the dimensions' sizes, the arithmetic."""
 
-    def dims(shape: tuple[Any, ...]) -> tuple[int, ...]:
-        return tuple(d if isinstance(d, int) else int(sizes[d]) for d in shape)
+    values: Mapping[str, Any]
+    sizes: Mapping[str, int]
+    backend: Any
 
-    def ev(x: Node) -> Any:
-        if x in memo:
-            return memo[x]
-        a = [ev(y) for y in x.args]
-        op = x.op
-        if op == "var":
-            out = values[x.attrs[0]]
-        elif op == "const":
-            out = backend.const(x.attrs[0])
-        elif op == "dim":
-            out = backend.const(sizes[x.attrs[0]])
-        elif op == "ones":
-            out = np.ones(dims(x.shape), dtype=object if backend.exact else float)
-            if backend.exact:
-                out[...] = sp.Integer(1)
-        elif op == "identity":
-            out = np.eye(dims(x.shape)[0], dtype=float)
-            if backend.exact:
-                out = np.array(sp.eye(out.shape[0]).tolist(), dtype=object)
-        elif op == "add":
-            out = a[0]
-            for t in a[1:]:
-                out = out + t
-        elif op == "mul":
-            out = a[0]
-            for t in a[1:]:
-                out = out * t
-        elif op == "pow":
-            out = backend.power(a[0], x.attrs[0])
-        elif op == "func":
-            out = backend.func(x.attrs[0], a[0])
-        elif op == "matmul":
-            out = np.dot(a[0], a[1]) if backend.exact else a[0] @ a[1]
-        elif op == "outer":
-            out = np.outer(a[0], a[1])
-        elif op == "T":
-            out = np.transpose(a[0])
-        elif op == "sum":
-            out = np.sum(a[0], axis=x.attrs[0])
-        elif op == "expand":
-            out = np.expand_dims(a[0], x.attrs[0])
-        elif op == "squeeze":
-            out = np.squeeze(a[0], axis=x.attrs[0])
-        elif op == "broadcast":
-            out = np.array(np.broadcast_to(a[0], dims(x.shape)))
-        elif op == "trace":
-            out = np.trace(a[0])
-        elif op == "diag":
-            out = np.diag(a[0])
-        elif op in ("softmax", "logsumexp"):
-            out = getattr(backend, op)(a[0], x.attrs[0])
-        elif op in ("inv", "det", "logdet", "norm"):
-            out = getattr(backend, op)(a[0])
-        else:
-            raise ValueError(f"no value for the operation {op!r}")
-        memo[x] = out
+    def dims(self, shape: tuple[Any, ...]) -> tuple[int, ...]:
+        return tuple(d if isinstance(d, int) else int(self.sizes[d]) for d in shape)
+
+
+def _ones(at: _At, x: Node, a: list[Any]) -> Any:
+    out = np.ones(at.dims(x.shape), dtype=object if at.backend.exact else float)
+    if at.backend.exact:
+        out[...] = sp.Integer(1)
+    return out
+
+
+def _identity(at: _At, x: Node, a: list[Any]) -> Any:
+    n = at.dims(x.shape)[0]
+    return np.array(sp.eye(n).tolist(), dtype=object) if at.backend.exact else np.eye(n, dtype=float)
+
+
+def _fold(combine: Callable[[Any, Any], Any]) -> Callable[[_At, Node, list[Any]], Any]:
+    def rule(at: _At, x: Node, a: list[Any]) -> Any:
+        out = a[0]
+        for t in a[1:]:
+            out = combine(out, t)
         return out
 
+    return rule
+
+
+# The value of each operation from its operands' values ``a``: one rule per operation.
+_VALUE_RULES: dict[str, Callable[[_At, Node, list[Any]], Any]] = {
+    "var": lambda at, x, a: at.values[x.attrs[0]],
+    "const": lambda at, x, a: at.backend.const(x.attrs[0]),
+    "dim": lambda at, x, a: at.backend.const(at.sizes[x.attrs[0]]),
+    "ones": _ones,
+    "identity": _identity,
+    "add": _fold(lambda u, v: u + v),
+    "mul": _fold(lambda u, v: u * v),
+    "pow": lambda at, x, a: at.backend.power(a[0], x.attrs[0]),
+    "func": lambda at, x, a: at.backend.func(x.attrs[0], a[0]),
+    "matmul": lambda at, x, a: np.dot(a[0], a[1]) if at.backend.exact else a[0] @ a[1],
+    "outer": lambda at, x, a: np.outer(a[0], a[1]),
+    "T": lambda at, x, a: np.transpose(a[0]),
+    "sum": lambda at, x, a: np.sum(a[0], axis=x.attrs[0]),
+    "expand": lambda at, x, a: np.expand_dims(a[0], x.attrs[0]),
+    "squeeze": lambda at, x, a: np.squeeze(a[0], axis=x.attrs[0]),
+    "broadcast": lambda at, x, a: np.array(np.broadcast_to(a[0], at.dims(x.shape))),
+    "trace": lambda at, x, a: np.trace(a[0]),
+    "diag": lambda at, x, a: np.diag(a[0]),
+    "softmax": lambda at, x, a: at.backend.softmax(a[0], x.attrs[0]),
+    "logsumexp": lambda at, x, a: at.backend.logsumexp(a[0], x.attrs[0]),
+    "inv": lambda at, x, a: at.backend.inv(a[0]),
+    "det": lambda at, x, a: at.backend.det(a[0]),
+    "logdet": lambda at, x, a: at.backend.logdet(a[0]),
+    "norm": lambda at, x, a: at.backend.norm(a[0]),
+}
+
+
+def evaluate(x: Node, values: Mapping[str, Any], sizes: Mapping[str, int], backend: Any = NUMPY) -> Any:
+    """The value of ``x`` with ``values`` for its variables and ``sizes`` for its dimensions."""
+    at = _At(values, sizes, backend)
+    memo: dict[Node, Any] = {}
+
+    def ev(x: Node) -> Any:
+        if x not in memo:
+            rule = _VALUE_RULES.get(x.op)
+            if rule is None:
+                raise ValueError(f"no value for the operation {x.op!r}")
+            memo[x] = rule(at, x, [ev(y) for y in x.args])
+        return memo[x]
+
     out = ev(x)
-    target = dims(x.shape)
+    target = at.dims(x.shape)
     if np.shape(out) != target:
         out = np.array(np.broadcast_to(out, target))
     return out

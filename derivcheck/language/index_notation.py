@@ -7,7 +7,7 @@ result evaluates entry by entry at explicit sizes, so that it is verified like e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,19 @@ from sympy.printing.str import StrPrinter
 from derivcheck.language.nodes import Node
 from derivcheck.language.printing import MathPrinter
 from derivcheck.language.scalar_algebra import SYMPY_FUNCTIONS
-from derivcheck.symbolic.latex import DerivationPrinter
+from derivcheck.report.latex import DerivationPrinter
+
+
+# One rule per operation for an entry in index notation, in a table filled by ``@_entry("op")``.
+_INDEX_RULES: dict[str, Callable[..., sp.Expr]] = {}
+
+
+def _entry(op: str) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
+    def register(rule: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
+        _INDEX_RULES[op] = rule
+        return rule
+
+    return register
 
 
 class IndexForm:
@@ -55,78 +67,124 @@ class IndexForm:
         self.atoms[base] = x
         return base[ix]
 
-    def at(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:  # noqa: C901 - one branch per operation
-        op, a = x.op, x.args
-        if op == "var":
-            return sp.Symbol(x.attrs[0]) if x.ndim == 0 else sp.IndexedBase(x.attrs[0])[ix]
-        if op == "const":
-            return x.attrs[0]
-        if op == "dim":
-            return sp.Symbol(x.attrs[0], positive=True, integer=True)
-        if op == "ones":
-            return sp.Integer(1)
-        if op == "identity":
-            return sp.KroneckerDelta(*ix)
-        if op in ("add", "mul"):
-            parts = [self.at(t, _align(ix, x.shape, t.shape)) for t in a]
-            return sp.Add(*parts) if op == "add" else sp.Mul(*parts)
-        if op == "pow":
-            return self.at(a[0], ix) ** x.attrs[0]
-        if op == "func":
-            return SYMPY_FUNCTIONS[x.attrs[0]](self.at(a[0], ix))
-        if op == "matmul":
-            left, right = a
-            d = left.shape[-1]
-            k = self.fresh(d)
-            li = (ix[0], k) if left.ndim == 2 else (k,)
-            ri = (k, ix[-1]) if right.ndim == 2 else (k,)
-            return self.summed(self.at(left, li) * self.at(right, ri), k, d)
-        if op == "outer":
-            return self.at(a[0], (ix[0],)) * self.at(a[1], (ix[1],))
-        if op == "T":
-            return self.at(a[0], tuple(reversed(ix)))
-        if op == "sum":
-            axis = x.attrs[0]
-            axes = range(a[0].ndim) if axis is None else [axis]
-            inner = list(ix)
-            ks = {}
-            for ax in sorted(axes):
-                ks[ax] = self.fresh(a[0].shape[ax])
-                inner.insert(ax, ks[ax])
-            body = self.at(a[0], tuple(inner))
-            for ax in sorted(axes, reverse=True):
-                body = self.summed(body, ks[ax], a[0].shape[ax])
-            return body
-        if op == "expand":
-            return self.at(a[0], ix[: x.attrs[0]] + ix[x.attrs[0] + 1:])
-        if op == "squeeze":
-            axis = x.attrs[0]
-            return self.at(a[0], ix[:axis] + (sp.Integer(0),) + ix[axis:])
-        if op == "broadcast":
-            return self.at(a[0], _align(ix, x.shape, a[0].shape))
-        if op == "softmax":
-            axis = x.attrs[0]
-            k = self.fresh(x.shape[axis])
-            other = ix[:axis] + (k,) + ix[axis + 1:]
-            return sp.exp(self.at(a[0], ix)) / self.summed(sp.exp(self.at(a[0], other)), k, x.shape[axis])
-        if op == "logsumexp":
-            axis = x.attrs[0]
-            if axis is None:
-                return sp.log(self.at(Node("sum", (Node("func", (a[0],), ("exp",), a[0].shape),), (None,), ()), ()))
-            k = self.fresh(a[0].shape[axis])
-            inner = ix[:axis] + (k,) + ix[axis:]
-            return sp.log(self.summed(sp.exp(self.at(a[0], inner)), k, a[0].shape[axis]))
-        if op == "trace":
-            k = self.fresh(a[0].shape[0])
-            return self.summed(self.at(a[0], (k, k)), k, a[0].shape[0])
-        if op == "diag":
-            if a[0].ndim == 1:
-                return sp.KroneckerDelta(*ix) * self.at(a[0], (ix[0],))
-            return self.at(a[0], (ix[0], ix[0]))
-        if op == "norm":
-            inner = Node("sum", (Node("pow", (a[0],), (sp.Integer(2),), a[0].shape),), (None,), ())
-            return sp.sqrt(self.at(inner, ()))
-        return self.atom(x, ix)  # inverses, determinants: entries without a finite index form
+    def at(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        """Entry ``ix`` of ``x`` as a SymPy expression, with explicit sums; one rule per operation."""
+        rule = _INDEX_RULES.get(x.op)
+        return rule(self, x, ix) if rule is not None else self.atom(x, ix)  # inverses, determinants: atoms
+
+    @_entry("var")
+    def _var(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.Symbol(x.attrs[0]) if x.ndim == 0 else sp.IndexedBase(x.attrs[0])[ix]
+
+    @_entry("const")
+    def _const(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return x.attrs[0]
+
+    @_entry("dim")
+    def _dim(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.Symbol(x.attrs[0], positive=True, integer=True)
+
+    @_entry("ones")
+    def _ones(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.Integer(1)
+
+    @_entry("identity")
+    def _identity(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.KroneckerDelta(*ix)
+
+    @_entry("add")
+    def _add(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.Add(*[self.at(t, _align(ix, x.shape, t.shape)) for t in x.args])
+
+    @_entry("mul")
+    def _mul(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return sp.Mul(*[self.at(t, _align(ix, x.shape, t.shape)) for t in x.args])
+
+    @_entry("pow")
+    def _pow(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return self.at(x.args[0], ix) ** x.attrs[0]
+
+    @_entry("func")
+    def _func(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return SYMPY_FUNCTIONS[x.attrs[0]](self.at(x.args[0], ix))
+
+    @_entry("matmul")
+    def _matmul(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        left, right = x.args
+        d = left.shape[-1]
+        k = self.fresh(d)
+        li = (ix[0], k) if left.ndim == 2 else (k,)
+        ri = (k, ix[-1]) if right.ndim == 2 else (k,)
+        return self.summed(self.at(left, li) * self.at(right, ri), k, d)
+
+    @_entry("outer")
+    def _outer(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return self.at(x.args[0], (ix[0],)) * self.at(x.args[1], (ix[1],))
+
+    @_entry("T")
+    def _transpose(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return self.at(x.args[0], tuple(reversed(ix)))
+
+    @_entry("sum")
+    def _sum(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        a, axis = x.args[0], x.attrs[0]
+        axes = sorted(range(a.ndim) if axis is None else [axis])
+        inner = list(ix)
+        ks = {}
+        for ax in axes:
+            ks[ax] = self.fresh(a.shape[ax])
+            inner.insert(ax, ks[ax])
+        body = self.at(a, tuple(inner))
+        for ax in reversed(axes):
+            body = self.summed(body, ks[ax], a.shape[ax])
+        return body
+
+    @_entry("expand")
+    def _expand(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return self.at(x.args[0], ix[: x.attrs[0]] + ix[x.attrs[0] + 1:])
+
+    @_entry("squeeze")
+    def _squeeze(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        axis = x.attrs[0]
+        return self.at(x.args[0], ix[:axis] + (sp.Integer(0),) + ix[axis:])
+
+    @_entry("broadcast")
+    def _broadcast(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        return self.at(x.args[0], _align(ix, x.shape, x.args[0].shape))
+
+    @_entry("softmax")
+    def _softmax(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        axis = x.attrs[0]
+        k = self.fresh(x.shape[axis])
+        other = ix[:axis] + (k,) + ix[axis + 1:]
+        return sp.exp(self.at(x.args[0], ix)) / self.summed(sp.exp(self.at(x.args[0], other)), k, x.shape[axis])
+
+    @_entry("logsumexp")
+    def _logsumexp(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        a, axis = x.args[0], x.attrs[0]
+        if axis is None:
+            return sp.log(self.at(Node("sum", (Node("func", (a,), ("exp",), a.shape),), (None,), ()), ()))
+        k = self.fresh(a.shape[axis])
+        inner = ix[:axis] + (k,) + ix[axis:]
+        return sp.log(self.summed(sp.exp(self.at(a, inner)), k, a.shape[axis]))
+
+    @_entry("trace")
+    def _trace(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        a = x.args[0]
+        k = self.fresh(a.shape[0])
+        return self.summed(self.at(a, (k, k)), k, a.shape[0])
+
+    @_entry("diag")
+    def _diag(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        a = x.args[0]
+        if a.ndim == 1:
+            return sp.KroneckerDelta(*ix) * self.at(a, (ix[0],))
+        return self.at(a, (ix[0], ix[0]))
+
+    @_entry("norm")
+    def _norm(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
+        a = x.args[0]
+        return sp.sqrt(self.at(Node("sum", (Node("pow", (a,), (sp.Integer(2),), a.shape),), (None,), ()), ()))
 
     # --- values, for the verification ---
     def values(self, values: Mapping[str, Any], sizes: Mapping[str, int], evaluate: Any) -> np.ndarray:

@@ -6,7 +6,7 @@ the Hadamard product ``⊙``; a scalar divisor is written last, ``X^T (P - T) / 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sympy as sp
 
@@ -24,6 +24,18 @@ _NAMED_OPS = ("softmax", "logsumexp", "trace", "det", "logdet", "diag")
 
 # Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
 _SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
+
+
+# One printing rule per operation, in a table filled by ``@_prints("op")`` on MathPrinter's methods.
+_PRINT_RULES: dict[str, Callable[[MathPrinter, Node], tuple[str, int]]] = {}
+
+
+def _prints(op: str) -> Callable[[Callable[..., tuple[str, int]]], Callable[..., tuple[str, int]]]:
+    def register(rule: Callable[..., tuple[str, int]]) -> Callable[..., tuple[str, int]]:
+        _PRINT_RULES[op] = rule
+        return rule
+
+    return register
 
 
 class MathPrinter:
@@ -88,21 +100,24 @@ class MathPrinter:
         op = x.op
         if op in _NAMED_OPS:
             return self.named(x)
-        method = getattr(self, "_" + op, None)
-        if method is None:
+        rule = _PRINT_RULES.get(op)
+        if rule is None:
             raise ValueError(f"cannot print the operation {op!r}")
-        return method(x)
+        return rule(self, x)
 
     def wrap(self, x: Node, level: int) -> str:
         s, prec = self.p(x)
         return self.paren(s) if prec < level else s
 
+    @_prints("var")
     def _var(self, x: Node) -> tuple[str, int]:
         return self.name(x.attrs[0]), _ATOM
 
+    @_prints("dim")
     def _dim(self, x: Node) -> tuple[str, int]:
         return str(x.attrs[0]), _ATOM
 
+    @_prints("const")
     def _const(self, x: Node) -> tuple[str, int]:
         v = x.attrs[0]
         if v.is_Rational and v.q != 1:
@@ -111,6 +126,7 @@ class MathPrinter:
             return str(v), _PRODUCT
         return str(v), (_ATOM if v >= 0 else _NEG)
 
+    @_prints("ones")
     def _ones(self, x: Node) -> tuple[str, int]:
         one = r"\mathbf{1}" if self.latex else "1"
         if x.ndim == 2:
@@ -118,9 +134,11 @@ class MathPrinter:
                 f"1 1^T", _PRODUCT
         return one, _ATOM
 
+    @_prints("identity")
     def _identity(self, x: Node) -> tuple[str, int]:
         return "I", _ATOM
 
+    @_prints("add")
     def _add(self, x: Node) -> tuple[str, int]:
         out = ""
         for i, t in enumerate(x.args):
@@ -137,6 +155,7 @@ class MathPrinter:
                 out += " + " + (s if prec > _SUM else self.paren(s))
         return out, _SUM
 
+    @_prints("mul")
     def _mul(self, x: Node) -> tuple[str, int]:
         coeff = sp.Integer(1)
         scalars, hadamard, denominators = [], [], []
@@ -176,6 +195,7 @@ class MathPrinter:
                 body = f"{body} / " + (dens[0] if len(dens) == 1 else self.paren(" ".join(dens)))
         return sign + body, (_NEG if sign else _PRODUCT)
 
+    @_prints("pow")
     def _pow(self, x: Node) -> tuple[str, int]:
         p = x.attrs[0]
         base = self.wrap(x.args[0], _ATOM)
@@ -185,6 +205,7 @@ class MathPrinter:
         exponent = sp.latex(p) if self.latex else str(p)
         return f"{base}^{{{ring}{exponent}}}" if self.latex else f"{base}^{ring}{exponent}", _ATOM
 
+    @_prints("func")
     def _func(self, x: Node) -> tuple[str, int]:
         return self.fn(x.attrs[0], self.p(x.args[0])[0]), _ATOM
 
@@ -194,26 +215,31 @@ class MathPrinter:
             return self(x)
         return self.T(self.tw(x))
 
+    @_prints("matmul")
     def _matmul(self, x: Node) -> tuple[str, int]:
         a, b = x.args
         left = self.row(a) if a.ndim == 1 else self.wrap(a, _PRODUCT if a.op == "matmul" else _ATOM)
         right = self.wrap(b, _PRODUCT if b.op == "matmul" and b.args[0].ndim == 2 else _ATOM)
         return f"{left} {right}", _PRODUCT
 
+    @_prints("outer")
     def _outer(self, x: Node) -> tuple[str, int]:
         a, b = x.args
         return f"{self.wrap(a, _ATOM)} {self.T(self.wrap(b, _ATOM))}", _PRODUCT
 
+    @_prints("T")
     def _T(self, x: Node) -> tuple[str, int]:  # noqa: N802
         a = x.args[0]
         if a.op == "inv":
             return f"{self.wrap(a.args[0], _ATOM)}^{{-\\top}}" if self.latex else f"{self.wrap(a.args[0], _ATOM)}^-T", _ATOM
         return self.T(self.tw(a)), _ATOM
 
+    @_prints("inv")
     def _inv(self, x: Node) -> tuple[str, int]:
         base = self.wrap(x.args[0], _ATOM)
         return (f"{base}^{{-1}}" if self.latex else f"{base}^-1"), _ATOM
 
+    @_prints("sum")
     def _sum(self, x: Node) -> tuple[str, int]:
         a, axis = x.args[0], x.attrs[0]
         one = r"\mathbf{1}" if self.latex else "1"
@@ -225,6 +251,7 @@ class MathPrinter:
             return f"{self.wrap(a, _ATOM)} {one}", _PRODUCT
         return self.fn("sum", self(a)), _ATOM
 
+    @_prints("expand")
     def _expand(self, x: Node) -> tuple[str, int]:
         a, axis = x.args[0], x.attrs[0]
         one = r"\mathbf{1}" if self.latex else "1"
@@ -234,9 +261,11 @@ class MathPrinter:
             return f"{self.wrap(a, _ATOM)} {self.T(one)}", _PRODUCT
         return f"{one} {self.T(self.wrap(a, _ATOM))}", _PRODUCT
 
+    @_prints("squeeze")
     def _squeeze(self, x: Node) -> tuple[str, int]:
         return self.p(x.args[0])
 
+    @_prints("broadcast")
     def _broadcast(self, x: Node) -> tuple[str, int]:
         if x.args[0].op == "const" and x.args[0].attrs[0] == 0:
             return "0", _ATOM
@@ -253,6 +282,7 @@ class MathPrinter:
         """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
         return self.fn(x.op, self(x.args[0])), _ATOM
 
+    @_prints("norm")
     def _norm(self, x: Node) -> tuple[str, int]:
         a = x.args[0]
         sub = "" if a.ndim == 1 else ("_F")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from derivcheck.errors import ExpressionError
+from derivcheck.numeric.compare import PURELY_RELATIVE, relative_gap
 from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import gradient
 from derivcheck.language.declaration import Program
@@ -29,54 +30,10 @@ from derivcheck.language.index_notation import IndexForm, IndexLatex, IndexText
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
-from derivcheck.report.language_results import Form, Verification, verdict_ok
+from derivcheck.report.results import Form, Line, ProgramDerivation, Verification, verdict_ok
 from derivcheck.language.rewrite import fuse, simplify
 
 _SEEDS = (5, 17)
-
-
-@dataclass(frozen=True)
-class Line:
-    """One printed equation: its left-hand side and right-hand side."""
-
-    lhs: Form
-    rhs: Form
-    index: Form | None = None  # the same right-hand side in index notation: one entry, with explicit sums
-
-
-@dataclass(frozen=True)
-class ProgramDerivation:
-    """Forward and backward passes of a program, each backward line verified; ``code`` is the backward in NumPy."""
-
-    program: Program
-    forward: tuple[Line, ...]
-    backward: tuple[Line, ...]
-    gradients: tuple[Line, ...]
-    code: str | None
-    checks: tuple[Verification, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def __str__(self) -> str:
-        from derivcheck.report.language import program_text
-
-        return program_text(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        out = asdict(self)
-        out["program"]["shapes"] = dict(self.program.shapes)
-        out["ok"] = self.ok
-        return out
-
-    def _repr_latex_(self) -> str:
-        from derivcheck.report.language import program_latex_lines
-
-        return "$$\\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(self)) + "\\end{aligned}$$"
 
 
 def delta_name(name: str) -> str:
@@ -272,8 +229,7 @@ def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], f
     for _, node in lines:
         expected = np.asarray(evaluate(node, env, sizes), dtype=float)
         got = forms[id(node)].values(env, sizes, lambda x: evaluate(x, env, sizes))
-        scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
-        worst = max(worst, float(np.max(np.abs(got - expected), initial=0.0)) / scale)
+        worst = max(worst, relative_gap(got, expected, PURELY_RELATIVE))
     return Verification("index forms of every line", "their matrix forms, entry by entry", sizes, worst, worst <= 1e-9)
 
 

@@ -8,7 +8,7 @@ is an identity; the derivations verify their results numerically all the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import sympy as sp
 
@@ -17,6 +17,18 @@ from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.scalar_algebra import Island, simplest
 
 ISLAND_OPS = ("add", "mul", "pow", "func")
+
+
+# One local rewrite per operation, in a table filled by ``@_rewrites("op")`` on the rewriter's methods.
+_LOCAL_RULES: dict[str, Callable[..., Node]] = {}
+
+
+def _rewrites(op: str) -> Callable[[Callable[..., Node]], Callable[..., Node]]:
+    def register(rule: Callable[..., Node]) -> Callable[..., Node]:
+        _LOCAL_RULES[op] = rule
+        return rule
+
+    return register
 
 
 class Rewriter:
@@ -75,9 +87,10 @@ class Rewriter:
 
     # --- everything else ---
     def local(self, x: Node) -> Node:
-        rule = getattr(self, "_" + x.op, None)
-        return rule(x) if rule is not None else x
+        rule = _LOCAL_RULES.get(x.op)
+        return rule(self, x) if rule is not None else x
 
+    @_rewrites("T")
     def _T(self, x: Node) -> Node:  # noqa: N802 - named after the op
         a = x.args[0]
         if a.op == "T":
@@ -113,6 +126,7 @@ class Rewriter:
             return self._symmetric(a.args[0])
         return False
 
+    @_rewrites("matmul")
     def _matmul(self, x: Node) -> Node:
         a, b = x.args
         if a.op == "identity":
@@ -129,6 +143,7 @@ class Rewriter:
             return self(n.matmul(n.transpose(b), a))
         return x
 
+    @_rewrites("sum")
     def _sum(self, x: Node) -> Node:
         a, axis = x.args[0], x.attrs[0]
         if a.op in ("const", "ones"):
@@ -149,6 +164,7 @@ class Rewriter:
                 return n.dim(rows) if isinstance(rows, str) else n.const(rows or 1)
         return x
 
+    @_rewrites("expand")
     def _expand(self, x: Node) -> Node:
         a = x.args[0]
         if a.op == "const" or a.ndim == 0:
@@ -161,6 +177,7 @@ class Rewriter:
                 return self(n.mul(c, n.expand(core, x.attrs[0])))
         return x
 
+    @_rewrites("squeeze")
     def _squeeze(self, x: Node) -> Node:
         a, axis = x.args[0], x.attrs[0]
         if a.op == "expand" and a.attrs[0] == axis:
@@ -171,6 +188,7 @@ class Rewriter:
             return a
         return x
 
+    @_rewrites("broadcast")
     def _broadcast(self, x: Node) -> Node:
         a = x.args[0]
         return a if a.shape == x.shape else x

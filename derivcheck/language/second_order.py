@@ -17,7 +17,7 @@ from derivcheck.language.adjoint import gradient
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.printing import latex, text
-from derivcheck.report.language_results import Form, Verification, verdict_ok
+from derivcheck.report.results import Form, Verification, verdict_ok
 from derivcheck.language.rewrite import simplify
 
 _AGREE = 1e-9

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from derivcheck.numeric.blocks import Blocks, inner
+
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval, shift_direction
 from derivcheck.numeric.tolerances import (
@@ -28,7 +30,6 @@ from derivcheck.numeric.tolerances import (
     relative_step,
 )
 
-Blocks = dict[str, np.ndarray]
 LossAt = Callable[[Blocks], float]
 GradAt = Callable[[Blocks], Blocks]
 
@@ -104,11 +105,6 @@ def moved(x: Blocks, moves: Blocks, t: float) -> Blocks:
     for name, d in moves.items():
         point[name] = (x[name] + t * d).astype(x[name].dtype, copy=False)
     return point
-
-
-def inner(g: Blocks, moves: Blocks) -> float:
-    """``<g, v>`` over the blocks that ``v`` moves."""
-    return float(sum(np.vdot(g[k], v) for k, v in moves.items()))
 
 
 def model_noise(probe: Probe) -> float:

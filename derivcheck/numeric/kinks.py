@@ -18,10 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from derivcheck.numeric.blocks import Blocks
+
 from derivcheck.errors import NonFiniteError
 from derivcheck.numeric.tolerances import entry_scale
 
-Blocks = dict[str, np.ndarray]
 
 # The scan covers +-SPAN steps in SPAN * 2 cells of one step each; the shift moves every
 # entry by up to one step, so a kink moves by about a step times the ratio of its

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-Blocks = dict[str, np.ndarray]
+from derivcheck.numeric.blocks import Blocks
 
 
 def step_curve(loss_at: Callable[[Blocks], float], x: Blocks, moves: Blocks, analytic: float,

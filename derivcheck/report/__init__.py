@@ -1,25 +1,25 @@
-"""Results as data (frozen dataclasses) and the functions that render them."""
+"""Results as data (``results``: frozen dataclasses, a leaf) and the renderers that write them out.
 
-from derivcheck.report.gradient import (
+Renderers compute nothing: they read the fields of a result and format them.
+"""
+
+from derivcheck.report.gradient import render_html, render_markdown, render_text, to_dict
+from derivcheck.report.results import (
+    DirectionCheck,
     Evaluations,
     Finding,
     GradientReport,
-    DirectionCheck,
     Kink,
     ParamReport,
     TaylorResult,
     WrongEntry,
-    render_html,
-    render_markdown,
-    render_text,
-    to_dict,
 )
 
 __all__ = [
+    "DirectionCheck",
     "Evaluations",
     "Finding",
     "GradientReport",
-    "DirectionCheck",
     "Kink",
     "ParamReport",
     "TaylorResult",

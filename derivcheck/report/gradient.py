@@ -5,19 +5,20 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from derivcheck.report.results import (  # noqa: F401 - re-exported: the report's types, as before
-    DirectionCheck,
-    Evaluations,
-    Finding,
-    GradientReport,
-    Kink,
-    ParamReport,
-    TaylorResult,
-    WrongEntry,
-    format_index,
-)
+if TYPE_CHECKING:  # the types' methods call these renderers: at run time this module reads fields only
+    from derivcheck.report.results import GradientReport, Kink, TaylorResult, WrongEntry
+
+
+def format_index(name: str, index: tuple[int, ...]) -> str:
+    """``dW[1, 2]``: how an entry of a gradient is written."""
+    return f"d{name}[{', '.join(str(i) for i in index)}]" if index else f"d{name}"
+
+
+def wrong_entry_text(w: WrongEntry) -> str:
+    """``dW[1, 2]: analytic 3, numeric 1.5``."""
+    return f"{format_index(w.param, w.index)}: analytic {w.analytic:.6g}, numeric {w.numeric:.6g}"
 
 
 # Entries listed per parameter in text; the report object keeps them all.

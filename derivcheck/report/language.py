@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from derivcheck.report.language_results import EquationCheck, ExpressionDerivation, Verification
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from derivcheck.report.results import EquationCheck, ExpressionDerivation, ProgramDerivation, Verification
 
 
 def _sizes(s: dict[str, int]) -> str:
@@ -78,11 +81,8 @@ def equation_text(e: EquationCheck) -> str:
     return "\n".join(lines)
 
 
-def program_text(d: object) -> str:
+def program_text(d: ProgramDerivation) -> str:
     """Forward steps, then the backward pass line by line, then what was verified."""
-    from derivcheck.language.program import ProgramDerivation
-
-    assert isinstance(d, ProgramDerivation)
     width = max(len(x.lhs.text or "") for x in (*d.forward, *d.backward, *d.gradients))
     lines = ["forward:"]
     lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text}" for x in d.forward]
@@ -105,10 +105,7 @@ def program_text(d: object) -> str:
     return "\n".join(lines)
 
 
-def program_latex_lines(d: object) -> list[str]:
+def program_latex_lines(d: ProgramDerivation) -> list[str]:
     """One LaTeX equation per forward step, per backward step and per gradient."""
-    from derivcheck.language.program import ProgramDerivation
-
-    assert isinstance(d, ProgramDerivation)
     return [f"{x.lhs.latex} = {x.rhs.latex if x.rhs.latex is not None else x.rhs.note}"
             for x in (*d.forward, *d.backward, *d.gradients)]

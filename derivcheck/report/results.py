@@ -6,13 +6,12 @@ renderers all depend on it and never on each other through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-
-def format_index(name: str, index: tuple[int, ...]) -> str:
-    """``dW[1, 2]``: how an entry of a gradient is written."""
-    return f"d{name}[{', '.join(str(i) for i in index)}]" if index else f"d{name}"
+if TYPE_CHECKING:
+    from derivcheck.language.declaration import Program
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,9 @@ class WrongEntry:
     numeric: float
 
     def __str__(self) -> str:
-        return f"{format_index(self.param, self.index)}: analytic {self.analytic:.6g}, numeric {self.numeric:.6g}"
+        from derivcheck.report.gradient import wrong_entry_text
+
+        return wrong_entry_text(self)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,221 @@ class GradientReport:
 
     def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None, entry: Any = None) -> Any:
         """The step-size curve (random, or along ``entry``) and each parameter's error map, as a matplotlib figure."""
-        from derivcheck.report.plot import plot_check
+        return PLOTTERS["plot"](self, loss, grad, params, path=path, seed=self.seed, entry=entry)
 
-        return plot_check(self, loss, grad, params, path=path, seed=self.seed, entry=entry)
+
+@dataclass(frozen=True)
+class PlotData:
+    """What a plot of a check shows besides the report: the step-size curve and per-entry differences."""
+
+    steps: Any  # step sizes along the curve's direction
+    relative_errors: Any  # |central difference - analytic| / |analytic| at each step
+    label: str  # "random direction" or "entry W[0, 1]"
+    differences: dict[str, Any]  # parameter -> analytic minus entrywise numeric (small parameters only)
+
+
+# The computation behind GradientReport.plot belongs to the checker (derivcheck.checker.plots), which
+# fills this table when it loads: the report stays a leaf that imports no algorithm.
+PLOTTERS: dict[str, Callable[..., Any]] = {}
+
+
+
+@dataclass(frozen=True)
+class GradientVerification:
+    """One row: one argument's gradient, the witnesses that agree, the largest difference."""
+
+    layer: str
+    arg: str
+    agreeing: tuple[str, ...]
+    disagreeing: tuple[str, ...]
+    max_rel_error: float
+    matrix_kind: str
+    seconds: float
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.disagreeing
+
+
+@dataclass(frozen=True)
+class LayerVerification:
+    """All rows of one layer at one set of sizes."""
+
+    layer: str
+    sizes: dict[str, int]
+    rows: tuple[GradientVerification, ...]
+    derive_seconds: float
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    def _repr_markdown_(self) -> str:
+        from derivcheck.report.verification import render_verification_markdown
+
+        return render_verification_markdown([self])
+
+    def _repr_html_(self) -> str:
+        from derivcheck.report.verification import render_verification_html
+
+        return render_verification_html([self])
+
+    def _repr_latex_(self) -> str:
+        from derivcheck.report.verification import render_verification_latex
+
+        return render_verification_latex([self])
+
+
+# --- the matrix language's results ---------------------------------------------------------------
+
+def verdict_ok(verdict: str) -> bool | None:
+    """A checker verdict as a Verification's ``ok``: True, False, or None (inconclusive: no power)."""
+    return {"pass": True, "fail": False}.get(verdict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One comparison made in the run: what against what, at which sizes, how far apart."""
+
+    what: str
+    against: str
+    sizes: dict[str, int]
+    max_rel_error: float
+    ok: bool | None  # None: inconclusive (the check had no power)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    """One printed artefact in text and LaTeX (absent, with the reason, where none is shown)."""
+
+    text: str | None
+    latex: str | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExpressionDerivation:
+    """The derivative of a typed expression: index form, matrix form, code, optional Hessian, and its checks."""
+
+    expression: str
+    wrt: str
+    declarations: tuple[str, ...]
+    order: int
+    forward: Form
+    index_lhs: Form
+    index_form: Form
+    gradient: Form  # the matrix form; see ``matrix_form``
+    code: str | None
+    hvp: Form | None
+    hessian: Form | None
+    checks: tuple[Verification, ...]
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def matrix_form(self) -> str | None:
+        """The gradient in matrix notation (text), or None where it did not verify."""
+        return self.gradient.text
+
+    @property
+    def ok(self) -> bool:
+        """True when every comparison made in the run agreed."""
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["matrix_form"] = self.matrix_form
+        out["ok"] = self.ok
+        return out
+
+    def __str__(self) -> str:
+        from derivcheck.report.language import derivation_text
+
+        return derivation_text(self)
+
+    def _repr_markdown_(self) -> str:
+        from derivcheck.report.language import derivation_markdown
+
+        return derivation_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from derivcheck.report.language import derivation_latex
+
+        return derivation_latex(self)
+
+
+@dataclass(frozen=True)
+class EquationCheck:
+    """Whether a hand-typed gradient is the gradient of an expression, and what explains a difference."""
+
+    expression: str
+    wrt: str
+    claimed: str
+    verdict: str  # "pass", "fail" or "inconclusive"
+    exact: bool | None  # decided with exact arithmetic at small explicit sizes (None: not decidable there)
+    truth: str | None  # the verified gradient, in matrix notation
+    explanation: tuple[str, ...]
+    checks: tuple[Verification, ...]
+    seconds: float
+    reports: tuple[Any, ...] = field(default=(), repr=False)  # the numeric checker's reports
+
+    @property
+    def ok(self) -> bool:
+        """True when the claimed gradient is right."""
+        return self.verdict == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("reports")
+        out["ok"] = self.ok
+        return out
+
+    def __str__(self) -> str:
+        from derivcheck.report.language import equation_text
+
+        return equation_text(self)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One printed equation: its left-hand side and right-hand side."""
+
+    lhs: Form
+    rhs: Form
+    index: Form | None = None  # the same right-hand side in index notation: one entry, with explicit sums
+
+
+@dataclass(frozen=True)
+class ProgramDerivation:
+    """Forward and backward passes of a program, each backward line verified; ``code`` is the backward in NumPy."""
+
+    program: Program
+    forward: tuple[Line, ...]
+    backward: tuple[Line, ...]
+    gradients: tuple[Line, ...]
+    code: str | None
+    checks: tuple[Verification, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def __str__(self) -> str:
+        from derivcheck.report.language import program_text
+
+        return program_text(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["program"]["shapes"] = dict(self.program.shapes)
+        out["ok"] = self.ok
+        return out
+
+    def _repr_latex_(self) -> str:
+        from derivcheck.report.language import program_latex_lines
+
+        return "$$\\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(self)) + "\\end{aligned}$$"

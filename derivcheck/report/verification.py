@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from derivcheck.symbolic.verify import WITNESSES, LayerVerification
+if TYPE_CHECKING:
+    from derivcheck.report.results import LayerVerification
 
 _SHORT = {"index form": "index", "matrix form": "matrix", "finite differences": "fd", "reference backward": "reference"}
+
+
+# The witnesses a layer's gradient is verified by, in the order a verification row lists them.
+WITNESSES = ("index form", "matrix form", "finite differences", "reference backward")
 
 
 def verification_rows(results: Sequence[LayerVerification]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
 from derivcheck.symbolic.compile import compiled_gradient, matrix_form_code, values_by_name
 from derivcheck.symbolic.matrix_form import MatrixForm, reduce_axis
 
@@ -168,10 +169,9 @@ def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
             return f"raises {type(exc).__name__} at sizes {sizes}: {exc}"
         if got.shape != want.shape:
             return f"returns shape {got.shape}, not the parameter's {want.shape}, at sizes {sizes}"
-        scale = max(float(np.max(np.abs(want), initial=0.0)), 1.0)
-        gap = float(np.max(np.abs(got - want), initial=0.0))
-        if not gap <= _AGREEMENT * scale:
-            return f"differs from the index form by {gap:.3g} at sizes {sizes}"
+        gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
+        if not gap <= _AGREEMENT:
+            return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
     return None
 
 
@@ -244,7 +244,7 @@ def _compare(compute: Callable[[], Any], want: np.ndarray, sizes: dict[str, int]
             got = got.reshape(want.shape)
         else:
             return f"has shape {got.shape}, not {want.shape}, at sizes {sizes}"
-    gap = float(np.max(np.abs(got - want), initial=0.0))
-    if not gap <= _AGREEMENT * max(float(np.max(np.abs(want), initial=0.0)), 1.0):
-        return f"differs from the index form by {gap:.3g} at sizes {sizes}"
+    gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
+    if not gap <= _AGREEMENT:
+        return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
     return None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -12,7 +14,7 @@ from derivcheck.catalog.declarations import Arg, Layer
 from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.build import Built, build, element
 from derivcheck.symbolic.index_form import IndexForm, derive_index_form
-from derivcheck.symbolic.latex import DerivationPrinter, partial
+from derivcheck.report.latex import DerivationPrinter, partial
 from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
 
 
@@ -28,6 +30,11 @@ class Gradient:
     seconds: float
 
 
+# Filled by symbolic.presentation (loaded with the symbolic package): a derivation is shown only through
+# the module that checks what it prints, which itself needs derivations, so it is reached through this table.
+PRESENTERS: dict[str, Callable[..., Any]] = {}
+
+
 @dataclass(frozen=True)
 class Derivation:
     """All gradients of one layer, derived with symbolic sizes."""
@@ -41,49 +48,24 @@ class Derivation:
     def objective_name(self) -> str:
         return "E"
 
+    # How a derivation is shown: by symbolic.presentation, which verifies each form before it prints it.
     def _repr_latex_(self) -> str:
         """The derived equations, aligned (notebooks render it with MathJax)."""
-        return "$$\\begin{gathered}" + r" \\ ".join(self.latex_lines()) + "\\end{gathered}$$"
+        return PRESENTERS["latex"](self)
 
     def _repr_markdown_(self) -> str:
-        from derivcheck.report.derivation import derivation_markdown
-
-        return derivation_markdown(self)
+        return PRESENTERS["markdown"](self)
 
     def _repr_html_(self) -> str:
-        from derivcheck.report.derivation import derivation_html
-
-        return derivation_html(self)
+        return PRESENTERS["html"](self)
 
     def latex_lines(self) -> list[str]:
         """One LaTeX equation per line: the forward, then index and matrix form per argument."""
-        p = DerivationPrinter()
-        lines = [f"{self._lhs_forward(p)} = {p.doprint(self.built.element)}"]
-        for g in self.gradients.values():
-            lines.append(f"{partial('E', self._entry_lhs(g))} = {p.doprint(g.index.expr)}")
-            matrix = self.matrix_latex(g)
-            if matrix:
-                lines.append(f"{partial('E', self._param_name(g.arg))} = {matrix}")
-        for name, meaning in self.layer.definitions.items():  # opaque functions are defined where they are used
-            lines.append(rf"\text{{where {meaning}}}")
-        if self.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
-            from derivcheck.symbolic.layer_chain import steps_derivation
-            from derivcheck.report.language import program_latex_lines
-
-            lines.extend(program_latex_lines(steps_derivation(self.layer.name)))
-        return lines
+        return PRESENTERS["latex_lines"](self)
 
     def matrix_latex(self, g: Gradient) -> str | None:
         """The matrix form in LaTeX, or None where there is no clean one or it did not verify in this run."""
-        from derivcheck.symbolic.checked_code import form_check
-
-        if g.matrix.kind != "none" and form_check(self, g.arg.name).matrix is not None:
-            return None  # a defect is reported by the renderers, never shown as an answer
-        if g.matrix.kind == "matrix":
-            return DerivationPrinter().doprint(g.matrix.expr)
-        if g.matrix.kind == "elementwise":
-            return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
-        return None
+        return PRESENTERS["matrix_latex"](self, g)
 
     def _entry_lhs(self, g: Gradient) -> str:
         # The entry differentiated by is named by its matrix, as textbooks do: W_{pq}.

@@ -139,24 +139,6 @@ def _delta_sum(term: sp.Expr, lim: tuple[Any, ...]) -> sp.Expr:
                        lambda a: table[a.func][0].xreplace(dict(zip(table[a.func][1], a.args))))
 
 
-def _deltas_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
-    """``Piecewise((KD * f, c), (0, True)) -> KD * Piecewise((f, c), (0, True))``.
-
-    ``diff`` of a piecewise function (ReLU) puts the deltas inside the branches, where
-    ``deltasummation`` cannot see them; a delta shared by every non-zero branch can move out.
-    """
-
-    def shared(pw: sp.Piecewise) -> set[sp.Basic]:
-        sets = [set(a for a in sp.Mul.make_args(b.expr) if isinstance(a, sp.KroneckerDelta)) for b in pw.args if b.expr != 0]
-        return set.intersection(*sets) if sets else set()
-
-    def move(pw: sp.Piecewise) -> sp.Expr:
-        deltas = shared(pw)
-        branches = [(b.expr / sp.Mul(*deltas) if b.expr != 0 else b.expr, b.cond) for b in pw.args]
-        return sp.Mul(*deltas) * sp.Piecewise(*branches)
-
-    return expr.replace(lambda a: isinstance(a, sp.Piecewise) and bool(shared(a)), move)
-
 
 def _hide_piecewise(expr: sp.Expr) -> tuple[sp.Expr, Callable[[sp.Expr], sp.Expr]]:
     """Move deltas out of piecewise branches and hide each Piecewise behind a placeholder.

@@ -85,7 +85,7 @@ def _check(d: Any, arg_name: str, form: IndexForm) -> tuple[str | None, dict[str
 
 def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
     """Lines for one argument: the verified second derivative, or the defect."""
-    from derivcheck.symbolic.latex import DerivationPrinter
+    from derivcheck.report.latex import DerivationPrinter
 
     name = result.arg.name
     free = result.form.free

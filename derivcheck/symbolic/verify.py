@@ -16,14 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, PURELY_RELATIVE, relative_gap
 from derivcheck.checker.gradient import check_gradient
 from derivcheck.catalog.declarations import Layer
 from derivcheck.catalog.registry import get_layer
-from derivcheck.catalog.sampling import output_shape, random_sizes, sample_inputs
+from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
+from derivcheck.report.results import GradientVerification, LayerVerification
+from derivcheck.report.verification import WITNESSES  # noqa: F401 - re-exported
+from derivcheck.symbolic.models import witness_vjp
 from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient
-from derivcheck.symbolic.derive import derive
-
-WITNESSES = ("index form", "matrix form", "finite differences", "reference backward")
+from derivcheck.symbolic.derive import Derivation, derive
+from derivcheck.symbolic.matrix_form import MatrixForm
 
 # The analytic witnesses evaluate one formula in float64 in different orders; sums of up to
 # ~10^4 terms differ by at most a few thousand ulps of the largest entry.
@@ -31,62 +34,12 @@ AGREEMENT_ULPS = 4096.0
 _EPS = float(np.finfo(np.float64).eps)
 
 
-@dataclass(frozen=True)
-class GradientVerification:
-    """One row: one argument's gradient, the witnesses that agree, the largest difference."""
-
-    layer: str
-    arg: str
-    agreeing: tuple[str, ...]
-    disagreeing: tuple[str, ...]
-    max_rel_error: float
-    matrix_kind: str
-    seconds: float
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return not self.disagreeing
-
-
-@dataclass(frozen=True)
-class LayerVerification:
-    """All rows of one layer at one set of sizes."""
-
-    layer: str
-    sizes: dict[str, int]
-    rows: tuple[GradientVerification, ...]
-    derive_seconds: float
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
-
-    def _repr_markdown_(self) -> str:
-        from derivcheck.report.verification import render_verification_markdown
-
-        return render_verification_markdown([self])
-
-    def _repr_html_(self) -> str:
-        from derivcheck.report.verification import render_verification_html
-
-        return render_verification_html([self])
-
-    def _repr_latex_(self) -> str:
-        from derivcheck.report.verification import render_verification_latex
-
-        return render_verification_latex([self])
-
-
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1e-300)
-    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+    return relative_gap(a, b, PURELY_RELATIVE, both=True)
 
 
 def _agree(a: np.ndarray, b: np.ndarray) -> bool:
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1.0)
-    return a.shape == b.shape and float(np.max(np.abs(a - b), initial=0.0)) <= AGREEMENT_ULPS * _EPS * scale
+    return a.shape == b.shape and relative_gap(a, b, ABSOLUTE_BELOW_ONE, both=True) <= AGREEMENT_ULPS * _EPS
 
 
 def verify_layer(
@@ -112,73 +65,99 @@ def verify_layer(
     if layer.chain is not None:
         return _verify_chain_layer(layer, sizes, seed, backward, start)
     derivation = derive(layer)
+    sample = _draw(layer, sizes, seed, backward)
+    try:
+        reference_fd = sample.fd_verdicts(sample.reference)
+    except Exception as exc:  # noqa: BLE001 - a wrong-shaped mutant lands here
+        reference_fd = {k: f"error: {exc}" for k in sample.names}
+    stepwise = _stepwise_matrix_forms(layer, sample.inputs, sample.upstream)
+    rows = tuple(_verify_gradient(sample, derivation, name, reference_fd, stepwise) for name in sample.names)
+    return LayerVerification(layer.name, sample.sizes, rows, derivation.seconds, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """One layer at one set of sizes: inputs, a random upstream gradient, the reference backward's gradients."""
+
+    layer: Layer
+    sizes: dict[str, int]
+    inputs: dict[str, Any]
+    upstream: Any
+    reference: dict[str, np.ndarray]
+    names: tuple[str, ...]
+    seed: int
+
+    def loss(self, p: dict[str, np.ndarray]) -> float:
+        return float(np.sum(self.upstream * self.layer.call_forward({**self.inputs, **p}, self.sizes)))
+
+    def fd_verdicts(self, grads: dict[str, np.ndarray]) -> dict[str, str]:
+        """Each argument's verdict when ``grads`` is checked against finite differences of the layer."""
+        report = check_gradient(self.loss, lambda p: {k: grads[k] for k in self.names},
+                                {k: self.inputs[k] for k in self.names}, seed=self.seed)
+        return {r.name: r.verdict for r in report.params}
+
+
+def _draw(layer: Layer, sizes: Mapping[str, int] | None, seed: int, backward: Callable[..., Any] | None) -> _Sample:
     rng = np.random.default_rng(seed)
     # The main job shows real kernels and batches: sizes from 2 (the property tests reach 1).
-    sizes = dict(sizes) if sizes is not None else random_sizes(layer, rng, low=2)
-    from derivcheck.catalog.sampling import complete_sizes
-
-    sizes = complete_sizes(layer, sizes)
+    sizes = complete_sizes(layer, dict(sizes) if sizes is not None else random_sizes(layer, rng, low=2))
     inputs = sample_inputs(layer, sizes, rng)
     upstream = rng.standard_normal(output_shape(layer, sizes)) if not layer.is_loss else float(rng.uniform(0.5, 2.0))
     reference = {k: np.asarray(v, dtype=float) for k, v in layer.call_backward(upstream, inputs, sizes, backward).items()}
-    names = [a.name for a in layer.differentiable]
+    return _Sample(layer, sizes, inputs, upstream, reference, tuple(a.name for a in layer.differentiable), seed)
 
-    def loss(p: dict[str, np.ndarray]) -> float:
-        return float(np.sum(upstream * layer.call_forward({**inputs, **p}, sizes)))
 
-    def fd_passes(grads: dict[str, np.ndarray]) -> dict[str, str]:
-        report = check_gradient(loss, lambda p: {k: grads[k] for k in names}, {k: inputs[k] for k in names}, seed=seed)
-        return {r.name: r.verdict for r in report.params}
+def _verify_gradient(s: _Sample, derivation: Derivation, name: str, reference_fd: dict[str, str],
+                     stepwise: dict[str, np.ndarray] | None) -> GradientVerification:
+    """One row: the witnesses of one argument's gradient compared with each other and with finite differences."""
+    t0 = time.perf_counter()
+    g = derivation.gradients[name]
+    values = {"index form": compiled_gradient(s.layer.name, name, "index")(s.inputs, s.upstream, s.sizes)}
+    matrix_fn = compiled_gradient(s.layer.name, name, "matrix")
+    kind = g.matrix.kind
+    if matrix_fn is not None:
+        values["matrix form"] = matrix_fn(s.inputs, s.upstream, s.sizes)
+    elif stepwise is not None:
+        values["matrix form"], kind = stepwise[name], "steps"
+    values["reference backward"] = s.reference.get(name, np.full(values["index form"].shape, np.nan))
+    analytic = list(values)
+    if all(_agree(values[a], values[b]) for a in analytic for b in analytic if a < b) and reference_fd.get(name) == "pass":
+        agreeing, disagreeing, message = (*analytic, "finite differences"), (), "all agree"
+    else:
+        agreeing, disagreeing, message = _judge_by_finite_differences(s, name, values, reference_fd)
+    pairs = [_rel(values[a], values[b]) for a in analytic for b in analytic if a < b and values[a].shape == values[b].shape]
+    if _trace_disagrees(s, derivation, g, values["index form"]):
+        disagreeing = (*disagreeing, "matrix calculus cross-check")
+        message = f"{message}; SymPy's Trace(G^T Y) derivative differs from the index form"
+    return GradientVerification(s.layer.name, name, agreeing, disagreeing, max(pairs, default=0.0), kind,
+                                time.perf_counter() - t0, message)
 
-    try:
-        reference_fd = fd_passes(reference)
-    except Exception as exc:  # noqa: BLE001 - a wrong-shaped mutant lands here
-        reference_fd = {k: f"error: {exc}" for k in names}
-    stepwise = _stepwise_matrix_forms(layer, inputs, upstream)
-    rows = []
-    for name in names:
-        t0 = time.perf_counter()
-        g = derivation.gradients[name]
-        values = {"index form": compiled_gradient(layer.name, name, "index")(inputs, upstream, sizes)}
-        matrix_fn = compiled_gradient(layer.name, name, "matrix")
-        kind = g.matrix.kind
-        if matrix_fn is not None:
-            values["matrix form"] = matrix_fn(inputs, upstream, sizes)
-        elif stepwise is not None:
-            values["matrix form"], kind = stepwise[name], "steps"
-        values["reference backward"] = reference.get(name, np.full(values["index form"].shape, np.nan))
-        analytic = list(values)
-        cross_check_failed = False
-        if g.trace is not None:
-            from derivcheck.symbolic.matrix_form import MatrixForm
 
-            traced = compile_matrix_form(derivation.built, MatrixForm("matrix", g.trace), g.arg.letters)
-            cross_check_failed = traced is not None and not _agree(traced(inputs, upstream, sizes), values["index form"])
-        all_agree = all(_agree(values[a], values[b]) for a in analytic for b in analytic if a < b)
-        if all_agree and reference_fd.get(name) == "pass":
-            agreeing, disagreeing, message = (*analytic, "finite differences"), (), "all agree"
-        else:
-            verdicts = {"reference backward": reference_fd.get(name, "missing")}
-            for w in analytic:
-                if w != "reference backward":
-                    verdicts[w] = fd_passes({**reference, **{name: values[w]}}).get(name, "fail") if values[w].shape == values["index form"].shape else "fail"
-            agreeing = tuple(w for w in analytic if verdicts[w] == "pass")
-            disagreeing = tuple(w for w in analytic if verdicts[w] != "pass")
-            agreeing = (*agreeing, "finite differences") if agreeing else agreeing
-            if not agreeing:
-                disagreeing = (*disagreeing, "finite differences")
-            message = "; ".join(f"{w}: {verdicts[w]}" for w in analytic if verdicts[w] != "pass") or "analytic witnesses differ beyond rounding"
-        pairs = [_rel(values[a], values[b]) for a in analytic for b in analytic if a < b and values[a].shape == values[b].shape]
-        if cross_check_failed:
-            disagreeing = (*disagreeing, "matrix calculus cross-check")
-            message = f"{message}; SymPy's Trace(G^T Y) derivative differs from the index form"
-        rows.append(
-            GradientVerification(
-                layer.name, name, agreeing, disagreeing, max(pairs, default=0.0), kind,
-                time.perf_counter() - t0, message,
-            )
-        )
-    return LayerVerification(layer.name, sizes, tuple(rows), derivation.seconds, time.perf_counter() - start)
+def _judge_by_finite_differences(s: _Sample, name: str, values: dict[str, np.ndarray],
+                                 reference_fd: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """Where the analytic witnesses differ, each one is checked against finite differences on its own."""
+    analytic = list(values)
+    verdicts = {"reference backward": reference_fd.get(name, "missing")}
+    for w in analytic:
+        if w != "reference backward":
+            same_shape = values[w].shape == values["index form"].shape
+            verdicts[w] = s.fd_verdicts({**s.reference, name: values[w]}).get(name, "fail") if same_shape else "fail"
+    agreeing = tuple(w for w in analytic if verdicts[w] == "pass")
+    disagreeing = tuple(w for w in analytic if verdicts[w] != "pass")
+    agreeing = (*agreeing, "finite differences") if agreeing else agreeing
+    if not agreeing:
+        disagreeing = (*disagreeing, "finite differences")
+    message = "; ".join(f"{w}: {verdicts[w]}" for w in analytic if verdicts[w] != "pass") or \
+        "analytic witnesses differ beyond rounding"
+    return agreeing, disagreeing, message
+
+
+def _trace_disagrees(s: _Sample, derivation: Derivation, g: Any, index_values: np.ndarray) -> bool:
+    """SymPy's matrix calculus on Trace(G^T Y), where it gave a result, against the index form."""
+    if g.trace is None:
+        return False
+    traced = compile_matrix_form(derivation.built, MatrixForm("matrix", g.trace), g.arg.letters)
+    return traced is not None and not _agree(traced(s.inputs, s.upstream, s.sizes), index_values)
 
 
 def _stepwise_matrix_forms(layer: Layer, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray] | None:
@@ -248,7 +227,7 @@ def verify_model(name: str, *, sizes: Mapping[str, int] | None = None, seed: int
     from derivcheck.catalog.sampling import sample_arg
 
     values = {k: sample_arg(Arg(k, dims, model.domains.get(k, "real")), sizes, rng) for k, dims in model.inputs.items()}
-    chains = {w: model.backward(values, rules) for w, rules in (("index form", "index"), ("matrix form", "matrix"), ("reference backward", "reference"))}
+    chains = {w: model.backward(values, vjp) for w, vjp in (("index form", witness_vjp("index")), ("matrix form", witness_vjp("matrix")), ("reference backward", None))}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         return model.loss({**values, **p})

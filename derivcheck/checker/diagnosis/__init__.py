@@ -10,7 +10,8 @@ import numpy as np
 from derivcheck.checker.diagnosis import detectors as _detectors  # noqa: F401 - registers the table
 from derivcheck.checker.diagnosis.core import DETECTORS, Direction, Evidence, Hypothesis, LayerContext, detector, diagnose
 from derivcheck.checker.diagnosis.shapes import shape_hint
-from derivcheck.report.results import Finding, format_index
+from derivcheck.report.gradient import format_index
+from derivcheck.report.results import Finding
 
 __all__ = ["DETECTORS", "Direction", "Evidence", "Hypothesis", "LayerContext", "detector", "diagnose", "explain",
            "shape_hint", "wrong_entries_finding", "known_finding"]

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from derivcheck.checker.diagnosis.core import Evidence, Hypothesis, detector
-from derivcheck.report.results import format_index
+from derivcheck.report.gradient import format_index
 
 # Ratios written as a fraction when they are one to this precision, with denominators up to this.
 _RATIO_PRECISION = 1e-3

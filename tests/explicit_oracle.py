@@ -1,4 +1,4 @@
-"""Exact equality of index form and matrix form at small explicit sizes.
+"""The exact oracle of the symbolic tests: index form and matrix form equal at small explicit sizes.
 
 With every size a number, each gradient entry of either form expands into a finite
 expression in the input entries, and their difference must simplify to 0. The cost grows

@@ -1,14 +1,30 @@
-"""Derivations as text, LaTeX, Markdown or runnable NumPy code (layers and models)."""
+"""Derivations as text, LaTeX, Markdown or runnable NumPy code (layers and models).
+
+Everything printed here was checked in the same run first: a matrix form against its index
+form (``checked_code.form_check``), generated code against the index form at random sizes,
+the reference backward by ``verify_layer``. A form that disagrees is reported, never shown.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import html
+import inspect
+import types
+from typing import Any
 
 import sympy as sp
 
+from derivcheck.catalog.compose import Sequential
+from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
+from derivcheck.report.language import program_latex_lines, program_text
+from derivcheck.report.latex import DerivationPrinter, partial
+from derivcheck.symbolic.checked_code import checked_code, form_check
+from derivcheck.symbolic.compile import symbol_name
+from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
+from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
+from derivcheck.symbolic.models import chained_latex
+from derivcheck.symbolic.verify import verify_layer
 
 _KIND_NOTE = {
     "matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
@@ -30,8 +46,6 @@ def render_derivation(name: Any, fmt: str = "text") -> str:
     >>> print(render_derivation("dense", "latex").splitlines()[4])
     \\frac{\\partial E}{\\partial W} = X^{\\top}\\,G
     """
-    from derivcheck.catalog.compose import MODELS, Sequential, chained_latex
-    from derivcheck.catalog.registry import list_layers
 
     list_layers()
     if isinstance(name, Sequential):
@@ -40,8 +54,6 @@ def render_derivation(name: Any, fmt: str = "text") -> str:
         raise InputError(f"render_derivation takes a layer or model name, or a Sequential; got {type(name).__name__}")
     if name in MODELS:
         return _render_model(MODELS[name], fmt, chained_latex(MODELS[name]))
-    from derivcheck.catalog.registry import get_layer
-    from derivcheck.symbolic.derive import derive
 
     if fmt not in ("text", "latex", "markdown", "code"):
         raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
@@ -50,7 +62,7 @@ def render_derivation(name: Any, fmt: str = "text") -> str:
         return _render_chain(layer, fmt)
     d = derive(name)
     if fmt == "latex":
-        return "\n".join(d.latex_lines())
+        return "\n".join(latex_lines(d))
     if fmt == "markdown":
         return _markdown(d)
     if fmt == "code":
@@ -67,17 +79,16 @@ def derivation_markdown(d) -> str:  # noqa: ANN001 - a Derivation
 
 def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
     """A derivation as HTML with $$ equations (notebook front ends typeset them with MathJax)."""
-    from derivcheck.symbolic.latex import DerivationPrinter, partial
 
     esc = html.escape
     parts = [f"<h4><code>{esc(d.layer.name)}</code></h4>"]
     if d.layer.question:
         parts.append(f"<p><i>{esc(d.layer.question)}</i></p>")
-    parts.append(f"<p>$${esc(d.latex_lines()[0])}$$</p>")
+    parts.append(f"<p>$${esc(latex_lines(d)[0])}$$</p>")
     for g in d.gradients.values():
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         parts.append(f"<p><b>d{esc(g.arg.name)}</b></p><p>$${esc(index)}$$</p>")
-        m = d.matrix_latex(g)
+        m = matrix_latex(d, g)
         parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
                      else f"<p>({esc(g.matrix.note)})</p>")
     parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in _footer(d)) + "</ul>")
@@ -119,7 +130,6 @@ def _text(d) -> str:
     lines = _header(d)
     y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
     lines.append(f"forward:  {y} = {_text_expr(d.built.element)}")
-    from derivcheck.symbolic.checked_code import form_check
 
     for g in d.gradients.values():
         lines.append("")
@@ -152,15 +162,12 @@ def _stepwise_text(layer) -> list[str]:  # noqa: ANN001 - a Layer
     """A layer's matrix form step by step (from its matrix-language ``steps``), every line verified in this run."""
     if not layer.steps:
         return []
-    from derivcheck.symbolic.layer_chain import steps_derivation
-    from derivcheck.report.language import program_text
 
     return ["matrix form, step by step (the layer's forward in the matrix language):", program_text(steps_derivation(layer.name)), ""]
 
 
 def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
     """The elementwise pattern with its placeholders named after the matrices they stand for (plain text)."""
-    from derivcheck.symbolic.compile import symbol_name
 
     return g.matrix.expr.xreplace({h: sp.Symbol(symbol_name(m)) for h, m in g.matrix.placeholders.items()})
 
@@ -168,9 +175,6 @@ def _elementwise_text(g) -> sp.Basic:  # noqa: ANN001 - a Gradient
 def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
     """The source of ``fn`` after the sources of the functions of its own module that it calls (recursively):
     nothing printed refers to a helper that is not printed too."""
-    import inspect
-    import types
-
     seen: list[types.FunctionType] = []
 
     def visit(f: types.FunctionType) -> None:
@@ -189,9 +193,6 @@ def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
 
 def _imports(functions: list) -> str:  # noqa: ANN001 - functions
     """The import lines for the module-level names the printed functions use (np, sliding_window_view, ...)."""
-    import inspect
-    import types
-
     lines = []
     for f in functions:
         module = inspect.getmodule(f)
@@ -213,23 +214,20 @@ def _markdown(d) -> str:
     lines = [f"### `{d.layer.name}`", ""]
     if d.layer.question:
         lines += [f"*{d.layer.question}*", ""]
-    lines += ["$$", d.latex_lines()[0], "$$", ""]
-    from derivcheck.symbolic.latex import DerivationPrinter, partial
+    lines += ["$$", latex_lines(d)[0], "$$", ""]
 
     for g in d.gradients.values():
         lines.append(f"**d{g.arg.name}**")
         lines.append("")
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         lines += ["$$", index, "$$"]
-        m = d.matrix_latex(g)
+        m = matrix_latex(d, g)
         if m:
             lines += ["$$", f"{partial('E', d._param_name(g.arg))} = {m}", "$$"]
         else:
             lines.append(f"({g.matrix.note})")
         lines.append("")
     if d.layer.steps:
-        from derivcheck.symbolic.layer_chain import steps_derivation
-        from derivcheck.report.language import program_latex_lines
 
         steps = steps_derivation(d.layer.name)
         lines += ["**the matrix form, step by step** (each line verified in this run)", "", "$$",
@@ -240,7 +238,6 @@ def _markdown(d) -> str:
 
 
 def _code(d) -> str:
-    from derivcheck.symbolic.checked_code import checked_code
 
     blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each run here "
               f"against the index form at random sizes before it was printed."]
@@ -260,7 +257,6 @@ def _code(d) -> str:
 def _verified_reference(layer, missing: list[str]) -> str:  # noqa: ANN001 - a Layer
     """The layer's vectorized reference backward, printed only after it agreed in this run with the index form
     and finite differences (for gradients without a matrix form: convolution, pooling)."""
-    from derivcheck.symbolic.verify import verify_layer
 
     v = verify_layer(layer)
     rows = [r for r in v.rows if r.arg in missing]
@@ -287,8 +283,6 @@ def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a
 
 def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chain
     """A layer declared as primitive steps: forward, then the backward pass step by step, each line verified."""
-    from derivcheck.symbolic.layer_chain import chain_derivation
-    from derivcheck.report.language import program_latex_lines, program_text
 
     d = chain_derivation(layer.name)
     notes = [*layer.chain.notes, *layer.conventions]
@@ -302,3 +296,39 @@ def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chai
     body = "\n".join(f"$$\n{line}\n$$" for line in lines)
     return "\n".join([f"**{layer.name}**: {layer.question}", "", *[f"- {n}" for n in notes], "", body, "",
                       program_text(d).split("\n")[-1]])
+
+
+def latex_lines(d: Derivation) -> list[str]:
+    """One LaTeX equation per line: the forward, then index and matrix form per argument."""
+    p = DerivationPrinter()
+    lines = [f"{d._lhs_forward(p)} = {p.doprint(d.built.element)}"]
+    for g in d.gradients.values():
+        lines.append(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}")
+        matrix = matrix_latex(d, g)
+        if matrix:
+            lines.append(f"{partial('E', d._param_name(g.arg))} = {matrix}")
+    for name, meaning in d.layer.definitions.items():  # opaque functions are defined where they are used
+        lines.append(rf"\text{{where {meaning}}}")
+    if d.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
+        lines.extend(program_latex_lines(steps_derivation(d.layer.name)))
+    return lines
+
+
+def matrix_latex(d: Derivation, g: Gradient) -> str | None:
+    """The matrix form in LaTeX, or None where there is no clean one or it did not verify in this run."""
+    if g.matrix.kind != "none" and form_check(d, g.arg.name).matrix is not None:
+        return None  # a defect is reported by the renderers, never shown as an answer
+    if g.matrix.kind == "matrix":
+        return DerivationPrinter().doprint(g.matrix.expr)
+    if g.matrix.kind == "elementwise":
+        return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
+    return None
+
+
+def derivation_latex(d: Derivation) -> str:
+    """The derived equations, aligned, as one display block."""
+    return "$$\\begin{gathered}" + r" \\ ".join(latex_lines(d)) + "\\end{gathered}$$"
+
+
+PRESENTERS.update(latex=derivation_latex, markdown=derivation_markdown, html=derivation_html, latex_lines=latex_lines,
+                  matrix_latex=matrix_latex)

@@ -1,0 +1,106 @@
+"""Models on the symbolic side: the backward pass as one derived equation per step, and each step's
+VJP from a derived form (index or matrix), so a chain can be checked witness by witness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from derivcheck.catalog.compose import VJP, Sequential, Step, sizes_from_arrays, _rank_free
+from derivcheck.catalog.declarations import Layer
+from derivcheck.catalog.sampling import complete_sizes
+from derivcheck.symbolic.compile import compiled_gradient
+from derivcheck.symbolic.derive import derive
+from derivcheck.report.latex import DerivationPrinter, partial
+
+
+def witness_vjp(rules: str) -> VJP:
+    """Each step's VJP from the layer's derived ``rules`` form ("index" or "matrix"), compiled."""
+
+    def vjp(layer: Layer, args: dict[str, Any], upstream: Any, hyper: dict[str, int]) -> dict[str, Any]:
+        return _derived_vjp(layer, args, upstream, rules, hyper)
+
+    return vjp
+
+
+def _derived_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, hyper: dict[str, int]) -> dict[str, Any]:
+    if _rank_free(layer) and any(np.ndim(v) != len(layer.output_letters) for v in args.values()):
+        # Elementwise layers derive the same at any rank: evaluate on (first axis, rest).
+        shape = np.shape(next(iter(args.values())))
+        flat = {k: np.reshape(v, (shape[0], -1)) for k, v in args.items()}
+        grads = _derived_vjp(layer, flat, np.reshape(upstream, (shape[0], -1)), rules, hyper)
+        return {k: np.reshape(g, shape) for k, g in grads.items()}
+
+    sizes = complete_sizes(layer, {**sizes_from_arrays(layer, args), **hyper})
+    out = {}
+    for arg in layer.differentiable:
+        fn = compiled_gradient(layer.name, arg.name, rules) or compiled_gradient(layer.name, arg.name, "index")
+        out[arg.name] = fn(args, upstream, sizes)
+    return out
+
+
+def chained_latex(model: Sequential) -> list[str]:
+    """The backward pass as one matrix-form (or index-form) equation per step."""
+    lines = []
+    producers = {s.output: s for s in model.steps}
+    # A weight shared by several steps (an unrolled RNN) gets one contribution per step: they add up.
+    # So does a value read by several steps (both halves of an LSTM step's output): its delta is a sum.
+    uses: dict[str, int] = {}
+    for s in model.steps:
+        for arg_name, target in s.bind.items():
+            if target not in model.fixed and arg_name in {a.name for a in s.spec.differentiable}:
+                uses[target] = uses.get(target, 0) + 1
+    seen: dict[str, int] = {}
+
+    def delta(value: str) -> str:
+        return rf"G_{{{value}}}"  # dE/d(value): the same letter as a layer's upstream gradient
+
+    for step in reversed(model.steps):
+        if step.spec.chain is not None:
+            lines.extend(_chain_step_lines(model, step, producers, uses, seen, delta))
+            continue
+        d = derive(step.layer)
+        rename = {}
+        for arg in step.spec.inputs:
+            sym = d.built.symbols[arg.name]
+            rename[str(getattr(sym, "name", sym))] = _display(step.bind[arg.name], arg.letters)
+        rename["G"] = delta(step.output)
+        for arg_name, g in d.gradients.items():
+            target = step.bind[arg_name]
+            if target in model.fixed:
+                continue
+            printer = DerivationPrinter(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename=rename)
+            body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else DerivationPrinter(rename=rename).doprint(g.index.expr)
+            lhs = delta(target) if target in producers else partial("E", _display(target, g.arg.letters))
+            seen[target] = seen.get(target, 0) + 1
+            equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
+            lines.append(f"{lhs} {equals} {body}")
+    for target, n in uses.items():
+        if n > 1:
+            what = "is read by" if target in producers else "is shared by"
+            lines.append(rf"\text{{{target} {what} {n} steps: its gradient is the sum of the {n} contributions above}}")
+    return lines
+
+
+def _chain_step_lines(model: Sequential, step: Step, producers: dict, uses: dict, seen: dict, delta: Any) -> list[str]:
+    """A step of a layer declared as primitive steps: its gradients are that layer's step-by-step backward."""
+    out = []
+    name = step.layer.replace("_", r"\_")
+    for arg in step.spec.differentiable:
+        target = step.bind[arg.name]
+        if target in model.fixed:
+            continue
+        lhs = delta(target) if target in producers else partial("E", _display(target, arg.letters))
+        seen[target] = seen.get(target, 0) + 1
+        equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
+        out.append(rf"{lhs} {equals} \text{{d{arg.name} of the step-by-step backward of {name} "
+                   rf"(derivcheck derive {name}), upstream }} {delta(step.output)}")
+    return out
+
+
+def _display(name: str, letters: tuple[str, ...]) -> str:
+    base = name.rstrip("0123456789")
+    digits = name[len(base):]
+    shown = base.upper() if len(letters) == 2 else rf"\mathbf{{{base}}}"
+    return f"{shown}_{{{digits}}}" if digits else shown
