@@ -79,7 +79,8 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         sys.modules[module.__name__] = importlib.import_module(module.__spec__.loader_state)
 
 
-sys.meta_path.append(_MovedModuleFinder())
+# First in line: a moved package (derivcheck.expressions) must not have its new folder searched under the old name.
+sys.meta_path.insert(0, _MovedModuleFinder())
 
 from derivcheck.checker.backward import check_backward
 from derivcheck.checker.gradient import assert_gradient, check_gradient

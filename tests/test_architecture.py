@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import derivcheck  # noqa: F401 - installs the finder of moved modules
+
 PACKAGE = Path(__file__).parents[1] / "derivcheck"
 
 # Data flows one way: declarations (catalog) -> symbolic derivation -> compiled NumPy -> comparisons
@@ -146,3 +148,23 @@ def test_the_checks_see_a_planted_arrow_and_a_planted_cycle():
     graph = {k: set(v) for k, v in GRAPH.items()}
     graph["derivcheck.numeric.tolerances"].add("derivcheck.numeric.finite_diff")
     assert find_cycle(graph) is not None
+
+
+@pytest.mark.parametrize("old, new", [
+    ("derivcheck.strategies", "derivcheck.interfaces.strategies"),
+    ("derivcheck.plot", "derivcheck.checker.plots"),
+    ("derivcheck.pytest_plugin", "derivcheck.interfaces.pytest_plugin"),
+    ("derivcheck.check", "derivcheck.checker.gradient"),
+    ("derivcheck.extend", "derivcheck.catalog.extension"),
+    ("derivcheck.expressions.parse", "derivcheck.language.parse"),
+    ("derivcheck.expressions.layer_chain", "derivcheck.symbolic.layer_chain"),
+])
+def test_an_old_import_path_gives_the_module_at_its_new_place(old, new):
+    import importlib
+
+    module = importlib.import_module(old)
+    assert module is importlib.import_module(new) and module.__name__ == new
+
+
+def test_the_report_package_keeps_its_names():
+    from derivcheck.report import Finding, GradientReport, ParamReport, render_text, to_dict  # noqa: F401
