@@ -58,3 +58,7 @@ class ExpressionError(InputError):
         super().__init__(message + where)
         self.position = position
         self.text = text
+
+
+class DerivcheckWarning(UserWarning):
+    """A check passed with a caveat (a symmetric point, a unit that gets no gradient); the message says which."""

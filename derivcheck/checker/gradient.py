@@ -155,6 +155,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         evaluated_in=setup.evaluated_in,
         title=o.title,
         directions=tuple(t.as_check() for t in run.tested),
+        plot_source=(loss, grad, params),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types' methods call these renderers: at run time this module reads fields only
@@ -104,6 +104,24 @@ def _headline(report: GradientReport) -> str:
 def _taylor_line(t: TaylorResult) -> str:
     order = f"{t.order:.2f}" if t.order is not None else "n/a"
     return f"Taylor remainder test: observed order {order} (2 = correct gradient, 1 = wrong) - {t.note}"
+
+
+def summary_line(report: GradientReport) -> str:
+    """One line for a test summary: the verdict, the parameters that did not pass and the first cause."""
+    failing = [f"d{p.name}" for p in report.params if p.verdict != "pass"]
+    causes = [f for f in report.findings if f.severity == "error"] or list(report.findings)
+    where = ", ".join(failing) or report.title
+    cause = f"({causes[0].kind}): {causes[0].message}" if causes else "(no cause found): see the table"
+    # Most telling first: a terminal-wide summary cuts the end off.
+    return f"{where} {report.verdict.upper()} {cause}".replace("\n", " ")
+
+
+def console_text(report: GradientReport, lines: int = 6) -> str:
+    """What a report shows at the console (``repr``): the headline and the first rows of its table."""
+    text = render_text(report).splitlines()
+    shown = text[:lines]
+    more = len(text) - len(shown)
+    return "\n".join(shown + ([f"... ({more} more lines: print(report) shows them)"] if more > 0 else []))
 
 
 def render_text(report: GradientReport) -> str:
@@ -208,7 +226,8 @@ SCHEMA = "derivcheck.gradient-report/1"
 def to_dict(report: GradientReport) -> dict[str, Any]:
     """A JSON-ready dict of the whole report: strict JSON (an infinite floor or an unmeasured
     error is null), with a schema name."""
-    out = asdict(report)
+    out = asdict(replace(report, plot_source=None))  # the functions behind report.plot() are not data
+    out.pop("plot_source")
     out["ok"] = report.ok
     out["diagnosis"] = report.diagnosis
     out["wrong_entries"] = {k: [asdict(e) for e in v] for k, v in report.wrong_entries.items()}

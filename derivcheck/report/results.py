@@ -133,11 +133,19 @@ class GradientReport:
     title: str = "gradient check"
     directions: tuple[DirectionCheck, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # (loss, grad, params) as the check received them, so that report.plot() needs nothing more;
+    # references, not copies, and never part of to_dict or JSON.
+    plot_source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         """True only for a pass."""
         return self.verdict == "pass"
+
+    def __repr__(self) -> str:
+        from derivcheck.report.gradient import console_text
+
+        return console_text(self)
 
     @property
     def diagnosis(self) -> list[str]:
@@ -165,8 +173,12 @@ class GradientReport:
 
         return render_latex(self)
 
-    def plot(self, loss: Any, grad: Any, params: Any, path: str | None = None, entry: Any = None) -> Any:
-        """The step-size curve (random, or along ``entry``) and each parameter's error map, as a matplotlib figure."""
+    def plot(self, loss: Any = None, grad: Any = None, params: Any = None, path: str | None = None,
+             entry: Any = None) -> Any:
+        """The step-size curve (random, or along ``entry``) and each parameter's error map, as a matplotlib
+        figure; without ``loss, grad, params``, those the check received."""
+        if loss is None and grad is None and params is None and self.plot_source is not None:
+            loss, grad, params = self.plot_source
         return PLOTTERS["plot"](self, loss, grad, params, path=path, seed=self.seed, entry=entry)
 
 
