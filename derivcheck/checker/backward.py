@@ -40,6 +40,10 @@ def _input_names(forward: Callable[..., Any], count: int, names: Sequence[str] |
     return tuple(params[:count]) if len(params) >= count else tuple(f"inputs[{i}]" for i in range(count))
 
 
+# One sample alone reproduces its row of the batched forward to this relative precision (float64 reorderings).
+_SAMPLE_AGREEMENT = 1e-9
+
+
 def check_backward(
     forward: Callable[..., Any],
     backward: Callable[..., Any],
@@ -196,6 +200,8 @@ def _batch_of_one(
     if n < 2 or not batched or len(batched) == len(arrays):
         return []  # no batch axis to slice, or no parameter shared across the batch
     sliced = [a[:1] if i in batched else a for i, a in enumerate(arrays)]
+    if not _samples_independent(forward, arrays, batched, y0):
+        return []  # a layer that couples its samples (batch norm) is another layer at batch size 1: no evidence
     try:
         one = check_backward(forward, backward, sliced, seed=seed, names=labels, _probe_batch=False)
     except DerivcheckError:
@@ -211,6 +217,27 @@ def _batch_of_one(
             None,
         )
     ]
+
+
+def _samples_independent(forward: Callable[..., Any], arrays: list[np.ndarray], batched: list[int], y0: np.ndarray) -> bool:
+    """Whether the forward treats each sample on its own: the first and last samples alone give their rows of y.
+
+    Only then does a check at batch size 1 test the same function, so that passing there blames the reduction.
+    """
+    for k in (0, y0.shape[0] - 1):
+        alone = [a[k:k + 1] if i in batched else a for i, a in enumerate(arrays)]
+        try:
+            y = np.asarray(_first_output(forward(*alone)), dtype=np.float64)
+        except Exception:  # noqa: BLE001 - a forward that refuses one sample gives no evidence either way
+            return False
+        row = np.asarray(y0[k:k + 1], dtype=np.float64)
+        if y.shape != row.shape or not np.allclose(y, row, rtol=_SAMPLE_AGREEMENT, atol=_SAMPLE_AGREEMENT * (np.max(np.abs(row)) + 1e-300)):
+            return False
+    return True
+
+
+def _first_output(out: Any) -> Any:
+    return out[0] if isinstance(out, tuple) else out  # cs231n's (out, cache)
 
 
 def _dy_linearity(layer: _Layer, dy: np.ndarray) -> list[Finding]:

@@ -33,6 +33,10 @@ def _range(t: DirectionalTest) -> tuple[float, float]:
     return -np.inf, np.inf
 
 
+# What the second function of a check computes, by the name the second-order checks give it.
+_SUBJECTS = {"hvp": "Hessian-vector product", "hessian @ v": "Hessian"}
+
+
 def gather(run: Run, name: str, indices: np.ndarray, tests: list[DirectionalTest]) -> Evidence:
     """The evidence for ``name`` from per-entry ``tests`` at flat ``indices``."""
     s = run.setup
@@ -45,7 +49,7 @@ def gather(run: Run, name: str, indices: np.ndarray, tests: list[DirectionalTest
     evidence = Evidence(name, np.asarray(s.g[name], dtype=np.float64), np.asarray(x, dtype=np.float64),
                         np.asarray(indices, dtype=np.int64), numeric, ranges[:, 0], ranges[:, 1], tol, failed,
                         _directions(run, name, complete=len(indices) == x.size), run.context,
-                        lambda known: _masked_direction(run, name, known))
+                        lambda known: _masked_direction(run, name, known), _SUBJECTS.get(s.fns.grad_name, "gradient"))
     return evidence
 
 

@@ -29,7 +29,7 @@ def wrong_entries_finding(name: str, shape: tuple[int, ...], wrong: list[tuple[i
     more = "" if complete else " (search stopped: there may be more)"
     total = int(np.prod(shape))
     if len(wrong) == 1:
-        msg = f"exactly one entry of d{name} is wrong: {listed} (out of {total}){more}. An indexing slip or an off-by-one?"
+        msg = f"exactly one entry of d{name} is wrong: {listed} (out of {total}){more}."
     else:
         msg = f"{len(wrong)} entries of d{name} are wrong: {listed}{more}."
     return Finding("wrong_entries", msg, name, "error", tuple(tuple(i) for i in wrong))
@@ -52,9 +52,22 @@ def known_finding(e: Evidence, tried: list[str]) -> Finding:
         known = (f"{failing.size} of {e.checked.size} entries checked fail ({of} checked: {where}"
                  f"{', ...' if failing.size > 4 else ''}){spread}")
     else:
-        known = "it fails along directions, but no single entry checked is clearly wrong: the error is small and spread"
+        known = _passing_entries_known(e)
     return Finding("unexplained", f"d{e.name}: {known}. No single cause explains these numbers (ruled out: "
                                   f"{ruled_out}).", e.name, "error", _indices(e, failing))
+
+
+def _passing_entries_known(e: Evidence) -> str:
+    """What is known when directions fail but every entry checked alone is within its range: no cause, only facts."""
+    checked, total, kinked = e.checked.size, e.analytic.size, int(e.kinked.sum())
+    known = (f"it fails along directions, yet each of the {checked} entries checked one by one (of {total}) lies "
+             f"within its own valid range")
+    if kinked:
+        known += (f"; {kinked} of them sit at kinks, where entries can each be valid alone and wrong together "
+                  f"(the shares of a tie must add up to one upstream value)")
+    if not e.complete:
+        return known + f"; the error may sit in the {total - checked} entries not checked one by one"
+    return known + "; so the error is below each entry's own tolerance and shows only in their sum"
 
 
 def _indices(e: Evidence, flat: np.ndarray) -> tuple[tuple[int, ...], ...]:

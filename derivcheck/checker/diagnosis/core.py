@@ -59,6 +59,7 @@ class Evidence:
     context: LayerContext | None = None
     # A fresh direction moving only the entries of a mask (costs loss evaluations; None: not available).
     probe: Callable[[np.ndarray], Direction | None] | None = None
+    subject: str = "gradient"  # what d<name> is: "gradient", or "Hessian-vector product" in a second-order check
 
     @property
     def complete(self) -> bool:
@@ -80,7 +81,8 @@ class Evidence:
 
     def explains(self, corrected: np.ndarray, known: np.ndarray | None = None) -> bool:
         """Whether a hypothesised true gradient agrees with every number measured for this parameter
-        (only on the entries ``known`` where the hypothesis says what the true value is)."""
+        (only on the entries ``known`` where the hypothesis says what the true value is), and among them
+        with at least one that the analytic gradient failed."""
         if corrected.shape != self.analytic.shape or not np.all(np.isfinite(corrected)):
             return False
         where = np.ones(self.checked.size, bool) if known is None else known.reshape(-1)[self.checked]
@@ -90,11 +92,16 @@ class Evidence:
         if known is not None and not directions and self.probe is not None and not self.complete:
             fresh = self.probe(known)
             directions = [fresh] if fresh is not None else []
+        # The hypothesis must account for the failure, not only agree with the numbers that passed: among the
+        # numbers it is tested on, at least one failed with the analytic gradient (an entry or a direction).
+        failure_tested = bool(self.failing[where].any())
         for d in directions:
             value = float(np.vdot(corrected, d.move))
             if value < d.low - d.tolerance or value > d.high + d.tolerance:
                 return False
-        return bool(where.any() or directions)
+            analytic = float(np.vdot(self.analytic, d.move))
+            failure_tested |= analytic < d.low - d.tolerance or analytic > d.high + d.tolerance
+        return failure_tested
 
     def independent(self) -> np.ndarray:
         """Checked entries the loss does not depend on (zero within tolerance, no kink)."""
@@ -170,4 +177,6 @@ def diagnose(e: Evidence) -> tuple[list[Finding], list[str]]:
 
 
 def _finding(e: Evidence, d: Detector, h: Hypothesis) -> Finding:
-    return Finding(h.kind, d.describe(e.name, h), e.name, "error", h.entries, h.factor, h.axis, dict(h.detail))
+    detail = {**h.detail, "subject": e.subject}
+    described = Hypothesis(h.kind, h.corrected, h.entries, h.factor, h.axis, detail, h.covers, h.known)
+    return Finding(h.kind, d.describe(e.name, described), e.name, "error", h.entries, h.factor, h.axis, detail)

@@ -71,6 +71,10 @@ def _independent(e: Evidence) -> Iterator[Hypothesis]:
 # --- all zeros --------------------------------------------------------------------------------------
 
 def _describe_zero(name: str, h: Hypothesis) -> str:
+    subject = h.detail.get("subject", "gradient")
+    if subject != "gradient":
+        return (f"d{name} (the {subject}) is all zeros, but the gradient does change with {name}: the {subject} "
+                f"is never written, or returns zeros.")
     return (f"d{name} is all zeros but the loss does depend on {name}: the gradient is never written, or is "
             f"overwritten by a fresh zeros array / an assignment instead of +=.")
 
@@ -210,6 +214,18 @@ def _shifted(a: np.ndarray, axes: tuple[int, ...], offsets: tuple[int, ...]) -> 
     return out
 
 
+# A shift must predict the failure it explains: this many failing entries at least, inside the part of the
+# array the shift says something about (one wrong entry fits some shift by chance).
+_MIN_PREDICTED_FAILURES = 2
+
+
+def _predicts_the_failure(e: Evidence, known: np.ndarray) -> bool:
+    """Most failing entries checked lie where the hypothesis predicts a value, and there are several."""
+    inside = known.reshape(-1)[e.checked]
+    predicted, outside = int((e.failing & inside).sum()), int((e.failing & ~inside).sum())
+    return predicted >= max(_MIN_PREDICTED_FAILURES, outside)
+
+
 @detector("shift", _describe_shift)
 def _shift(e: Evidence) -> Iterator[Hypothesis]:
     a = e.analytic
@@ -222,7 +238,7 @@ def _shift(e: Evidence) -> Iterator[Hypothesis]:
         corrected = _shifted(a, axes, offsets)
         # Entries whose source falls outside the array are not predicted: the shift explains the rest.
         known = _shifted(np.ones_like(a), axes, offsets) > 0
-        if known.mean() < 0.5:
+        if known.mean() < 0.5 or not _predicts_the_failure(e, known):
             continue
         detail = {"axes": list(axes), "offsets": list(offsets)}
         if e.complete:
@@ -419,12 +435,11 @@ def _repeated(e: Evidence) -> Iterator[Hypothesis]:
 def _describe_slice(name: str, h: Hypothesis) -> str:
     ax, k, n = h.axis, h.detail["index"], h.detail["size"]
     if h.detail["right_only"]:
-        what = "sample" if ax == 0 else "position"
-        hint = (" The gradient was computed for the first sample only: loop or sum over the whole batch axis."
-                if ax == 0 and k == 0 else
-                " Only one step is right: the gradient through time (or along this axis) is not carried to the "
-                "other steps, e.g. dh_next is not passed back, or the loop covers one step.")
-        return f"only index {k} along axis {ax} of d{name} is right; the other {n - 1} {what}s are wrong.{hint}"
+        if h.kind == "first_sample_only":  # axis 0 is the layer's batch axis: known, not guessed
+            return (f"only sample 0 of d{name} is right; the other {n - 1} samples of the batch are wrong: the "
+                    f"gradient was computed for the first sample only (loop or sum over the whole batch axis).")
+        # What the axis means (time steps, input features, channels) is not known here: the pattern, no cause.
+        return f"only index {k} along axis {ax} of d{name} is right; every other index along that axis is wrong."
     return f"the errors in d{name} are confined to index {k} along axis {ax} (of {n}): look at that slice's term."
 
 
@@ -446,7 +461,8 @@ def _slice(e: Evidence) -> Iterator[Hypothesis]:
         good = sorted(set(range(n)) - set(bad.tolist()))
         # Right only at one index: every other index has failing entries wherever anything is non-zero.
         if len(good) == 1 and np.all(e.failing[(where[ax] != good[0]) & active]):
-            kind = "first_sample_only" if ax == 0 and good[0] == 0 else "slice"
+            batch_axis = ax == 0 and e.context is not None and e.context.batch == n
+            kind = "first_sample_only" if batch_axis and good[0] == 0 else "slice"
             yield Hypothesis(kind, covers=e.checked[where[ax] != good[0]], axis=ax,
                              detail={"index": good[0], "size": n, "right_only": True})
 
