@@ -8,6 +8,7 @@ passes with a batch of one has a wrong reduction over the batch axis.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -82,27 +83,26 @@ def check_backward(
     """
     reject_unknown("check_backward", unknown, ("seed", "rtol", "atol", "mode", "directions", "names", "progress"))
     layer = _Layer.of(forward, backward, inputs, names)
-    y0 = layer.forward_at({k: v.astype(np.float64) for k, v in layer.params.items()})[0]
+    ys = layer.forward_at({k: v.astype(np.float64) for k, v in layer.params.items()})[0]
     # Its own stream: an upstream gradient equal to the user's default_rng(seed) inputs would be a degenerate test.
-    dy = np.asarray(np.random.default_rng([_UPSTREAM_STREAM, int(seed)]).standard_normal(y0.shape))
+    upstream = np.random.default_rng([_UPSTREAM_STREAM, int(seed)])
+    dys = tuple(np.asarray(upstream.standard_normal(y.shape)) for y in ys)
 
     def loss(p: dict[str, np.ndarray]) -> float:
-        y = layer.forward_at(p)[0]
-        if y.shape != dy.shape:
-            raise InputError(f"forward returned shape {y.shape} at a perturbed point; expected {dy.shape}")
-        return float(np.sum(dy * y))
+        outs = layer.forward_at(p)[0]
+        for k, (y, dy) in enumerate(zip(outs, dys)):
+            if y.shape != dy.shape:
+                raise InputError(f"forward returned shape {y.shape}{layer.which(k)} at a perturbed point; expected {dy.shape}")
+        return float(sum(np.sum(dy * y) for y, dy in zip(outs, dys)))
 
     report = check_gradient(
-        loss, lambda p: layer.backward_at(p, dy), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
+        loss, lambda p: layer.backward_at(p, dys), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
         directions=directions, progress=progress, title="backward check", _names=("forward", "backward"),
-        _context=_context_of(layer, y0, dy),
+        _context=_context_of(layer, ys, dys),
     )
-    extra = _dy_linearity(layer, dy)
-    if layer.cached:
-        extra.append(Finding("convention", "forward returns (out, cache): out was checked, and backward was called "
-                                           "as backward(dout, cache)", None, "info"))
+    extra = _dy_linearity(layer, dys) + layer.conventions()
     if report.verdict == "fail" and _probe_batch:
-        extra += _batch_of_one(forward, backward, layer.arrays, layer.labels, y0, seed)
+        extra += _batch_of_one(forward, backward, layer.inputs, layer.labels, ys[0], seed)
     return _with_findings(report, extra)
 
 
@@ -116,69 +116,146 @@ def _with_findings(report: GradientReport, extra: list[Finding]) -> GradientRepo
 
 
 class _Layer:
-    """A forward/backward pair over fixed and differentiable inputs; cs231n's (out, cache) accepted."""
+    """A forward/backward pair over differentiable and fixed inputs, with one or several outputs.
 
-    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], arrays: list[np.ndarray],
+    Float arrays are differentiated; everything else (integer labels, a ``bn_param`` dict, a dropout
+    probability) is held fixed and passed as a fresh copy on every call, so a forward that updates its
+    running statistics in place changes neither the user's objects nor the next call.
+    """
+
+    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], inputs: list[Any],
                  labels: tuple[str, ...]) -> None:
-        self.forward, self.backward, self.arrays, self.labels = forward, backward, arrays, labels
-        self.differentiable = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+        self.forward, self.backward, self.inputs, self.labels = forward, backward, inputs, labels
+        self.differentiable = [i for i, a in enumerate(inputs) if _is_float_array(a)]
         if not self.differentiable:
-            raise InputError("no input has a floating dtype; there is nothing to differentiate")
-        self.fixed = {i: arrays[i].copy() for i in range(len(arrays)) if i not in self.differentiable}
-        self.params = {labels[i]: arrays[i] for i in self.differentiable}
-        self.cached = False
+            raise InputError("no input is a floating-point array; there is nothing to differentiate")
+        self.fixed = {i: copy.deepcopy(a) for i, a in enumerate(inputs) if i not in self.differentiable}
+        self.params = {labels[i]: inputs[i] for i in self.differentiable}
+        self.arrays = [i for i, a in enumerate(inputs) if isinstance(a, np.ndarray)]
+        self.cached = False  # forward returns (*outputs, cache), and backward takes (*douts, cache)
+        self.outputs = 1
 
     @classmethod
     def of(cls, forward: Any, backward: Any, inputs: Any, names: Sequence[str] | None) -> _Layer:
         if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise InputError(f"inputs must be a non-empty tuple or list of arrays; got {type(inputs).__name__}")
+            raise InputError(f"inputs must be a non-empty tuple or list (arrays, and anything held fixed); "
+                             f"got {type(inputs).__name__}")
         if not callable(forward) or not callable(backward):
             raise InputError("forward and backward must be callable")
-        for i, a in enumerate(inputs):
-            if not isinstance(a, np.ndarray):
-                raise InputError(f"inputs[{i}] must be a numpy array; got {type(a).__name__}")
         return cls(forward, backward, list(inputs), _input_names(forward, len(inputs), names))
 
-    def args(self, p: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return [self.fixed[i] if i in self.fixed else p[self.labels[i]] for i in range(len(self.arrays))]
+    def args(self, p: dict[str, np.ndarray]) -> list[Any]:
+        return [copy.deepcopy(self.fixed[i]) if i in self.fixed else p[self.labels[i]] for i in range(len(self.inputs))]
 
-    def forward_at(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-        """``(out, cache)``: cache is None for a forward that returns ``out`` alone."""
+    def which(self, k: int) -> str:
+        return f" for output {k}" if self.outputs > 1 else ""
+
+    def forward_at(self, p: dict[str, np.ndarray]) -> tuple[tuple[np.ndarray, ...], Any]:
+        """``(outputs, cache)``: cache is None for a forward that returns its outputs alone."""
         out = _call(self.forward, "forward", self.args(p))
-        cache = None
-        if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], np.ndarray):
-            out, cache = out
-            self.cached = True
-        y = np.asarray(out)
-        if not np.issubdtype(y.dtype, np.floating):
-            raise InputError(f"forward returned dtype {y.dtype}; expected a floating array")
-        return y, cache
+        outs, cache = _split_outputs(out, _arity(self.backward), len(self.inputs))
+        self.cached = self.cached or cache is not _NO_CACHE
+        self.outputs = len(outs)
+        ys = tuple(np.asarray(y) for y in outs)
+        for k, y in enumerate(ys):
+            if not np.issubdtype(y.dtype, np.floating):
+                raise InputError(f"forward returned dtype {y.dtype}{self.which(k)}; expected a floating array")
+        return ys, (None if cache is _NO_CACHE else cache)
 
-    def vjp(self, p: dict[str, np.ndarray], dy: np.ndarray) -> tuple[Any, ...]:
-        """The backward's raw output: ``backward(dy, cache)`` after an (out, cache) forward, else ``backward(dy, *inputs)``."""
-        args = self.args(p)
+    def vjp(self, p: dict[str, np.ndarray], dys: tuple[np.ndarray, ...]) -> tuple[Any, ...]:
+        """The backward's gradients, one per input: ``backward(*dys, cache)`` after a forward returning a cache,
+        else ``backward(*dys, *inputs)``. A backward may leave out the gradients of the inputs held fixed."""
+        fresh = [dy.copy() for dy in dys]
         if self.cached:
-            out = _call(self.backward, "backward", [dy.copy(), self.forward_at(p)[1]])
+            out = _call(self.backward, "backward", [*fresh, self.forward_at(p)[1]])
         else:
-            out = _call(self.backward, "backward", [dy.copy(), *args])
-        if isinstance(out, np.ndarray) and len(self.arrays) == 1:
+            out = _call(self.backward, "backward", [*fresh, *self.args(p)])
+        if isinstance(out, np.ndarray) and len(self.differentiable) == 1:
             out = (out,)
-        if not isinstance(out, (tuple, list)) or len(out) != len(self.arrays):
-            got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
-            raise InputError(f"backward returned {got}; expected a tuple of {len(self.arrays)} gradients (one per input)")
-        return tuple(out)
+        if isinstance(out, (tuple, list)):
+            if len(out) == len(self.inputs):
+                return tuple(out)
+            if len(out) == len(self.differentiable):  # (dx, dgamma, dbeta) for (x, gamma, beta, bn_param)
+                full: list[Any] = [None] * len(self.inputs)
+                for i, g in zip(self.differentiable, out):
+                    full[i] = g
+                return tuple(full)
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise InputError(f"backward returned {got}; expected a tuple of {len(self.inputs)} gradients (one per input), "
+                         f"or of {len(self.differentiable)} (one per float-array input: {', '.join(self.params)})")
 
-    def backward_at(self, p: dict[str, np.ndarray], dy: np.ndarray) -> dict[str, Any]:
-        out = self.vjp(p, dy)
+    def backward_at(self, p: dict[str, np.ndarray], dys: tuple[np.ndarray, ...]) -> dict[str, Any]:
+        out = self.vjp(p, dys)
         return {self.labels[i]: out[i] for i in self.differentiable}
 
+    def conventions(self) -> list[Finding]:
+        """What was read from the layer's calling convention, said in the report."""
+        dys = ", ".join(f"dy{k}" for k in range(self.outputs)) if self.outputs > 1 else "dout"
+        out = []
+        if self.cached:
+            outs = "(out, cache)" if self.outputs == 1 else f"{self.outputs} outputs and a cache"
+            out.append(Finding("convention", f"forward returns {outs}: the outputs were checked, and backward was "
+                                             f"called as backward({dys}, cache)", None, "info"))
+        elif self.outputs > 1:
+            out.append(Finding("convention", f"forward returns {self.outputs} outputs: each got its own random upstream "
+                                             f"gradient, and backward was called as backward({dys}, *inputs)", None, "info"))
+        if self.fixed:
+            held = ", ".join(self.labels[i] for i in self.fixed)
+            out.append(Finding("convention", f"held fixed (not floating-point arrays): {held}", None, "info"))
+        return out
 
-def _context_of(layer: _Layer, y: np.ndarray, dy: np.ndarray) -> LayerContext:
-    """The layer's tensors for the diagnosis: float inputs by name, the output ``y``, the upstream ``dy``."""
-    tensors = {layer.labels[i]: layer.arrays[i].astype(np.float64) for i in layer.differentiable}
-    tensors.update({"y": np.asarray(y, dtype=np.float64), "dy": dy})
-    integers = {layer.labels[i]: layer.arrays[i] for i in layer.fixed if np.issubdtype(layer.arrays[i].dtype, np.integer)}
-    batch = y.shape[0] if y.ndim and all(a.ndim == 0 or a.shape[0] == y.shape[0] for a in layer.arrays[:1]) else None
+
+_NO_CACHE = object()
+
+
+def _is_float_array(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating)
+
+
+def _arity(fn: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``fn`` takes, or None when it takes any number (or cannot be read)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _split_outputs(out: Any, backward_arity: int | None, inputs: int) -> tuple[tuple[Any, ...], Any]:
+    """A forward's return value as (outputs, cache).
+
+    An array is one output. A tuple whose last element is not an array ends in a cache (cs231n's
+    ``h, c, cache``). A pair of arrays is ``(out, cache)`` when backward takes two arguments
+    (``backward(dout, cache)``), as before; otherwise a tuple of arrays is several outputs.
+    """
+    if not isinstance(out, tuple):
+        return (out,), _NO_CACHE
+    if not out:
+        raise InputError("forward returned an empty tuple; expected an array or a tuple of arrays")
+    if not isinstance(out[-1], np.ndarray) and len(out) >= 2 and all(isinstance(o, np.ndarray) for o in out[:-1]):
+        return tuple(out[:-1]), out[-1]
+    if len(out) == 2 and backward_arity == 2 and inputs != 1:
+        return (out[0],), out[1]
+    bad = [k for k, o in enumerate(out) if not isinstance(o, np.ndarray)]
+    if bad:
+        raise InputError(f"forward returned a tuple with a {type(out[bad[0]]).__name__} at position {bad[0]}; expected "
+                         f"arrays (several outputs), optionally followed by one cache")
+    return tuple(out), _NO_CACHE
+
+
+def _context_of(layer: _Layer, ys: tuple[np.ndarray, ...], dys: tuple[np.ndarray, ...]) -> LayerContext:
+    """The layer's tensors for the diagnosis: float inputs by name, the output ``y`` and the upstream ``dy``
+    (for a single output: with several, no one pair stands for the layer)."""
+    tensors = {layer.labels[i]: layer.inputs[i].astype(np.float64) for i in layer.differentiable}
+    if len(ys) == 1:
+        tensors.update({"y": np.asarray(ys[0], dtype=np.float64), "dy": dys[0]})
+    integers = {layer.labels[i]: layer.inputs[i] for i in layer.fixed
+                if isinstance(layer.inputs[i], np.ndarray) and np.issubdtype(layer.inputs[i].dtype, np.integer)}
+    y = ys[0]
+    first = layer.inputs[layer.arrays[0]] if layer.arrays else None
+    batch = y.shape[0] if y.ndim and first is not None and (first.ndim == 0 or first.shape[0] == y.shape[0]) else None
     return LayerContext(tensors, integers, batch if batch and batch > 1 else None)
 
 
@@ -192,12 +269,12 @@ def _call(fn: Callable[..., Any], name: str, args: list[Any]) -> Any:
 
 
 def _batch_of_one(
-    forward: Callable[..., Any], backward: Callable[..., Any], arrays: list[np.ndarray], labels: tuple[str, ...], y0: np.ndarray, seed: int
+    forward: Callable[..., Any], backward: Callable[..., Any], arrays: list[Any], labels: tuple[str, ...], y0: np.ndarray, seed: int
 ) -> list[Finding]:
     """A failing backward that passes on one sample has a wrong batch reduction."""
     n = y0.shape[0] if y0.ndim else 0
-    batched = [i for i, a in enumerate(arrays) if a.ndim and a.shape[0] == n]
-    if n < 2 or not batched or len(batched) == len(arrays):
+    batched = [i for i, a in enumerate(arrays) if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n]
+    if n < 2 or not batched or len(batched) == sum(isinstance(a, np.ndarray) for a in arrays):
         return []  # no batch axis to slice, or no parameter shared across the batch
     sliced = [a[:1] if i in batched else a for i, a in enumerate(arrays)]
     if not _samples_independent(forward, arrays, batched, y0):
@@ -225,7 +302,7 @@ def _samples_independent(forward: Callable[..., Any], arrays: list[np.ndarray], 
     Only then does a check at batch size 1 test the same function, so that passing there blames the reduction.
     """
     for k in (0, y0.shape[0] - 1):
-        alone = [a[k:k + 1] if i in batched else a for i, a in enumerate(arrays)]
+        alone = [a[k:k + 1] if i in batched else copy.deepcopy(a) for i, a in enumerate(arrays)]  # a bn_param dict stays the user's
         try:
             y = np.asarray(_first_output(forward(*alone)), dtype=np.float64)
         except Exception:  # noqa: BLE001 - a forward that refuses one sample gives no evidence either way
@@ -240,11 +317,11 @@ def _first_output(out: Any) -> Any:
     return out[0] if isinstance(out, tuple) else out  # cs231n's (out, cache)
 
 
-def _dy_linearity(layer: _Layer, dy: np.ndarray) -> list[Finding]:
+def _dy_linearity(layer: _Layer, dys: tuple[np.ndarray, ...]) -> list[Finding]:
     """A VJP is linear in dy: backward(2 dy) = 2 backward(dy). Catches a backward that ignores dy."""
     p = {k: v.copy() for k, v in layer.params.items()}
     try:
-        one, two = layer.vjp(p, dy), layer.vjp(p, 2.0 * dy)
+        one, two = layer.vjp(p, dys), layer.vjp(p, tuple(2.0 * dy for dy in dys))
     except DerivcheckError:  # already reported by the main check if it matters
         return []
     out = []

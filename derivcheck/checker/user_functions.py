@@ -23,7 +23,7 @@ import numpy as np
 
 from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
-from derivcheck.checker.parameters import Blocks, ParamSpace
+from derivcheck.checker.parameters import Blocks, ParamSpace, tree_flatten
 
 
 @dataclass
@@ -168,8 +168,4 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _leaves(out: Any) -> list[Any]:
-    if isinstance(out, dict):
-        return list(out.values())
-    if isinstance(out, (list, tuple)):
-        return list(out)
-    return [out]
+    return [v for _, v in tree_flatten(out)[0]]  # nested structures too
