@@ -133,6 +133,51 @@ def test_check_reads_npz_parameters_and_refuses_pickles(tmp_path):
     assert both.returncode == 2 and "--params" in both.stderr
 
 
+def test_check_imports_the_files_siblings_as_python_would_and_reads_npy(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "helpers.py").write_text("import numpy as np\ndef act(z):\n    return np.tanh(z)\n")
+    (folder / "mine.py").write_text(
+        "import numpy as np\nfrom helpers import act\n"
+        "def loss(w):\n    return float(np.sum(act(w) ** 2))\n"
+        "def grad(w):\n    return 2 * act(w) * (1 - act(w) ** 2)\n"
+        "if __name__ == '__main__':\n    raise SystemExit('a training run started')\n")
+    np.save(folder / "w.npy", np.linspace(-1.0, 1.0, 6).reshape(2, 3))
+    # Run from elsewhere: the file's own folder, not the working directory, makes `import helpers` work.
+    run = subprocess.run([sys.executable, "-m", "derivcheck", "check", "mine.py:loss", "mine.py:grad", "--params",
+                          "w.npy"], capture_output=True, text=True, cwd=folder)
+    assert run.returncode == 0 and "PASS" in run.stdout and "2x3" in run.stdout, run.stderr
+    away = _check(f"{folder}/mine.py:loss", f"{folder}/mine.py:grad", "--params", str(folder / "w.npy"))
+    assert away.returncode == 0, away.stderr
+    assert "training run" not in away.stdout + away.stderr  # imported as a module, not run as a script
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["{f}:los", "{f}:grad", "--shape", "w=3"], ["no function 'los'", "did you mean 'loss'?"]),
+    (["{d}/mien.py:loss", "{f}:grad", "--shape", "w=3"], ["no file", "did you mean 'mine.py'?"]),
+    (["{f}:loss", "{f}:grad", "--params", "{f}"], ["not an .npz or .npy file"]),
+    (["{f}:loss", "{f}:grad", "--params", "{d}/none.npy"], ["no parameter file"]),
+    (["{d}/broken.py:loss", "{f}:grad", "--shape", "w=3"], ["importing", "ModuleNotFoundError", "no_such_module"]),
+    (["{d}/exits.py:loss", "{f}:grad", "--shape", "w=3"], ["importing", "SystemExit"]),
+])
+def test_every_failure_to_load_is_a_usage_error_with_exit_code_2(tmp_path, args, words):
+    f = tmp_path / "mine.py"
+    f.write_text("import numpy as np\ndef loss(w):\n    return float(np.sum(w ** 2))\ndef grad(w):\n    return 2 * w\n")
+    (tmp_path / "broken.py").write_text("import no_such_module\n")
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    run = _check(*[a.format(f=f, d=tmp_path) for a in args])
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert all(w in run.stderr for w in words), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_mistyped_subcommand_or_example_gets_a_did_you_mean():
+    typo = subprocess.run([sys.executable, "-m", "derivcheck", "chekc"], capture_output=True, text=True)
+    assert typo.returncode == 2 and "did you mean 'check'?" in typo.stderr
+    demo = subprocess.run([sys.executable, "-m", "derivcheck", "demo", "mlp-one-entri"], capture_output=True, text=True)
+    assert demo.returncode == 2 and "did you mean 'mlp-one-entry'?" in demo.stderr
+
+
 def test_notebooks_get_rich_displays_of_reports_derivations_and_verifications():
     x = np.array([0.0, 1.0, -2.0])
     report = dc.check_gradient(lambda x: float(np.abs(x).sum()), np.sign, x)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from derivcheck.errors import DerivcheckError
 
@@ -198,7 +200,7 @@ def _demo(args: argparse.Namespace) -> int:
     known = [ex.name for ex in catalog()]
     unknown = [n for n in args.names if n not in known]
     if unknown:
-        raise DerivcheckError(f"unknown example(s) {unknown}; known: {', '.join(known)}")
+        raise DerivcheckError(f"unknown example(s) {unknown}{did_you_mean(unknown[0], known)}; known: {', '.join(known)}")
     for ex in catalog():
         if args.names and ex.name not in args.names:
             continue
@@ -293,13 +295,30 @@ def _add_expression_commands(sub: Any) -> None:
     eq.set_defaults(run=_check_eq)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped subcommand or choice (exit code 2, as any usage error)."""
+
+    def error(self, message: str) -> NoReturn:
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            known = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
+            message += did_you_mean(m.group(1), known)
+        super().error(message)
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'dense'?)`` for a name close to a known one, else nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
     from derivcheck import __version__
 
-    parser = argparse.ArgumentParser(prog="derivcheck", description="Check, derive and verify gradients.")
+    parser = _Parser(prog="derivcheck", description="Check, derive and verify gradients.")
     parser.add_argument("--version", action="version", version=f"derivcheck {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the layers and models of the catalog").set_defaults(run=_list)
     derive = sub.add_parser("derive", help="print a layer's gradients in index form and matrix form")
     derive.add_argument("name", help="a layer or model of the catalog (see: derivcheck list)")
@@ -325,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "3 inconclusive, 2 usage error.")
     check.add_argument("loss", help="FILE.py:FUNCTION, the loss: params -> scalar")
     check.add_argument("grad", help="FILE.py:FUNCTION, the hand-written gradient: params -> same structure")
-    check.add_argument("--params", help=".npz file of the parameters (loaded without pickle)")
+    check.add_argument("--params", help=".npz file of the parameters, or .npy of one (loaded without pickle)")
     check.add_argument("--shape", action="append", metavar="NAME=2x3",
                        help="a random standard-normal parameter of this shape (repeatable); one parameter is "
                             "passed as an array, several as a dict")
