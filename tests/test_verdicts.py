@@ -291,7 +291,7 @@ def test_the_cost_is_set_by_the_model_not_the_parameter_count():
     for seed in range(3):
         report = dc.check_gradient(loss, grad, params, seed=seed)
         assert report.verdict == "pass"
-        assert report.evaluations.loss <= 16 and report.evaluations.grad == 1
+        assert report.evaluations.loss <= 16 and report.evaluations.grad == 3  # two more reveal a stateful gradient
 
     def one_wrong(p):
         g = grad(p)

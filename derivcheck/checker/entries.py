@@ -55,6 +55,7 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     analytic = g.reshape(-1)[indices]
     numeric = np.array([t.derivative.value if t.decides else np.nan for t in tests]) / scales
     tol = np.array([t.tolerance for t in tests]) / scales
+    own = np.array([t.own_tolerance for t in tests]) / scales  # the differences' power, without the user's rtol/atol
     # An entry along which the loss jumps has no derivative: it measures nothing, and its numbers are not shown.
     dist = np.array([t.distance if t.decides else 0.0 for t in tests]) / scales
     failed = np.array([not t.passed for t in tests])
@@ -66,8 +67,8 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     width = np.array([abs(t.derivative.forward - t.derivative.backward) if t.derivative.kink else 0.0
                       for t in tests]) / scales
     seen = np.where(kinked, np.abs(analytic), np.abs(numeric))
-    significant = seen > tol + width
-    floor = float(np.min((tol + width)[significant] / seen[significant])) if significant.any() else float("inf")
+    significant = seen > own + width
+    floor = float(np.min((own + width)[significant] / seen[significant])) if significant.any() else float("inf")
     floor = min(floor, block_floor(run, name))  # the directions that moved it, ties unbroken, count too
     outcome = ParamOutcome(ParamReport(
         name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
@@ -75,8 +76,15 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
         flat_index(x.shape, int(indices[worst])) if len(tests) else None,
         float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
     jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
+    undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
     if failed.any():
         _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
+    elif undecided:
+        entries = tuple(flat_index(x.shape, i) for i in undecided)
+        reason = (f"at {len(undecided)} entr{'y' if len(undecided) == 1 else 'ies'} of {name} ({', '.join(map(str, entries[:3]))}"
+                  f"{' ...' if len(entries) > 3 else ''}) kinks coincide too many to separate, and the analytic value lies "
+                  f"outside the hull of the pieces gathered nearby: undecided, not a pass")
+        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
     elif jumps:
         entries = tuple(flat_index(x.shape, i) for i in jumps)
         reason = (f"the loss jumps along {len(jumps)} entr{'y' if len(jumps) == 1 else 'ies'} of {name} "

@@ -25,6 +25,7 @@ from derivcheck.checker.joint import discontinuous_block, passing_block, run_joi
 from derivcheck.numeric.directional import Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.progress import Progress
+from derivcheck.checker.state import stateful_findings
 from derivcheck.checker.entries import ENTRY_CHECK_MAX_ENTRIES
 from derivcheck.report.results import Evaluations, GradientReport
 from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
@@ -134,6 +135,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     if settle_precision(run):
         run_joint(run, o.directions)
     ignored = ignores_argument(run)
+    setup.findings.extend(stateful_findings(setup, probe))
     outcomes = {} if ignored else _decide(run)
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
     if doubtful or probe.noise > NOISY * LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0):
@@ -169,6 +171,9 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
         outcomes, explained = failing_outcomes(run)
     tangled = {k for t in run.tested if not t.test.decides for k in t.moves}
     jumps = {k for t in run.tested if t.test.resolution == "discontinuous" for k in t.moves}
+    # A direction through coincident kinks sees one projection of the Clarke set: a gradient outside the
+    # set can still project inside it. A small parameter's entries, each its own projection, are cheap.
+    kinked = {k for t in run.tested if t.test.derivative.kink for k in t.moves}
     for name in run.setup.space.names:
         if name in outcomes:
             continue
@@ -176,7 +181,8 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
         # In low precision a joint direction sees a wrong entry only above the noise of the whole
         # direction; a small parameter's own entries are cheap to check one by one.
         noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES
-        if run.mode == "full" or noisy or (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
+        small_kinked = name in kinked and size <= ENTRY_CHECK_MAX_ENTRIES
+        if run.mode == "full" or noisy or (auto and (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES or small_kinked)):
             outcomes[name] = run_full(run, name)
             continue
         if name in jumps and not (size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):

@@ -78,7 +78,7 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
         if name in t.moves and (t.test.passed or explained) and t.test.decides:
             c = abs(float(np.vdot(g, t.moves[name])))
             if c > 0:
-                floors.append(t.test.tolerance / c)
+                floors.append(t.test.own_tolerance / c)
     return min(floors, default=float("inf"))
 
 
@@ -128,7 +128,10 @@ def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
     t = run.record(f"random, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}, trace=trace), trace=trace)
     if not t.passed:
         return None
-    reference = reference_slope(run)
+    # A zero gradient at a stationary point of a curved loss (sum(cos w) at 0): the secant slopes over the
+    # steps taken are the scale of the gradients one step away, a yardstick the tolerance is measured on.
+    secants = [abs(value - s.f0) / abs(t_) for t_, value in trace if t_ != 0]
+    reference = max(reference_slope(run), max(secants, default=0.0))
     flat = all(value == s.f0 for _, value in trace)  # exactly constant along name: truly zero
     if flat or (reference > 0 and t.tolerance <= INCONCLUSIVE_FLOOR * reference):
         floor = 0.0 if flat else t.tolerance / reference

@@ -43,6 +43,7 @@ class GuardedFunctions:
     inplace_target: Any = None  # the user's own params, perturbed in place when set
     conventions: set[str] = field(default_factory=set)  # "loss returns (loss, grads)", ...
     progress: Progress | None = None  # told of every call, for long checks
+    checked: Blocks | None = None  # the first point the loss was finite at: where non-finite values are placed
 
     def loss_at(self, blocks: Blocks) -> float:
         """The loss at ``blocks`` as a float; raises a named error on bad output."""
@@ -69,10 +70,24 @@ class GuardedFunctions:
         value = float(arr.reshape(()))
         if not np.isfinite(value):
             raise NonFiniteError(
-                f"{self.loss_name} returned {value} at the checked point; expected a finite number "
+                f"{self.loss_name} returned {value} {self._where(blocks)}; expected a finite number "
                 f"(log of 0? exp overflow? division by zero?)"
             )
+        if self.checked is None:
+            self.checked = {k: v.copy() for k, v in blocks.items()}
         return value
+
+    def _where(self, blocks: Blocks) -> str:
+        """Which point a non-finite value came from: the checked one, or one the finite differences moved to."""
+        if self.checked is None:
+            return "at the checked point"
+        moved = {k: float(np.max(np.abs(blocks[k].astype(np.float64) - self.checked[k].astype(np.float64)), initial=0.0))
+                 for k in self.checked if k in blocks}
+        if not any(moved.values()):
+            return "at the checked point"
+        name = max(moved, key=lambda k: moved[k])
+        return (f"at a perturbed point near the checked one ({name!r} moved by up to {moved[name]:.2g}; the loss is "
+                f"finite at the checked point itself, so its domain ends within a finite-difference step of it)")
 
     def grad_at(self, blocks: Blocks) -> Blocks:
         """The user's gradient at ``blocks`` as float64 blocks; raises a named error on bad output."""
@@ -128,6 +143,11 @@ class GuardedFunctions:
     def _call_inplace(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
         """Write ``blocks`` into the user's arrays, call, restore their original bits."""
         arrays = self.space.arrays(self.inplace_target)
+        for name, a in arrays.items():
+            if not a.flags.writeable:
+                raise InputError(
+                    f"inplace=True perturbs your own arrays, but {name!r} (shape {a.shape}, dtype {a.dtype}) is "
+                    f"read-only; expected a writeable array (pass a copy, or np.require(a, requirements='W'))")
         saved = {name: a.copy() for name, a in arrays.items()}
         try:
             for name, a in arrays.items():

@@ -9,6 +9,8 @@ import numpy as np
 
 from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.checker.diagnosis.detectors import factor_phrase
+from derivcheck.errors import DerivcheckError
+from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import observed_eps
 from derivcheck.checker.taylor import taylor_test
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -52,6 +54,12 @@ def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
     moved = [t for t in run.tested if t.test.analytic != 0 and abs(t.test.analytic) > t.test.tolerance]
     if not moved or any(v != s.f0 for v in run.probe.values):
         return ()
+    if _changes_far_away(run):  # flat only here (dead units): a non-zero gradient is simply wrong
+        s.findings.append(Finding(
+            "locally_flat",
+            "the loss is exactly constant around this point (every unit dead or saturated?) yet changes further "
+            "away: its gradient here is zero, so a non-zero analytic gradient is wrong.", None, "info"))
+        return ()
     reason = "the loss returned exactly the same value at every perturbed point: it does not depend on its argument"
     s.findings.append(Finding(
         "loss_ignores_params",
@@ -60,6 +68,25 @@ def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
         f"perturbs those arrays in place): pass inplace=True with params=net.params, or make the loss use its "
         f"argument.", None, "error"))
     return tuple(joint_row(run, n, float("inf"), "inconclusive", reason) for n in s.space.names)
+
+
+# A loss constant around x is asked once more at a point this many entry scales away: a loss that ignores its
+# argument returns f0 there too, a locally flat one (dead ReLUs) does not. Four scales: far enough to wake
+# a unit whose pre-activation sits a few scales below its kink.
+_FAR = 4.0
+
+
+def _changes_far_away(run: Run) -> bool:
+    s = run.setup
+    w = shift_direction(s.x, 11)
+    for sign in (1.0, -1.0):  # both ways: a dead unit comes alive on one side of its kink
+        far = {k: (v + sign * _FAR * w[k]).astype(v.dtype, copy=False) for k, v in s.x.items()}
+        try:
+            if s.fns.loss_at(far) != s.f0:
+                return True
+        except DerivcheckError:  # outside the loss's domain: no evidence that way
+            continue
+    return False
 
 
 def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple) -> tuple[list[Finding], TaylorResult | None, str]:
@@ -84,7 +111,9 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
     findings.extend(_invalid_kinks(run))
     taylor = _taylor(run)
     verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
-    if ignored or any(f.kind == "nondeterministic" for f in findings):
+    if any(f.kind == "stateful_gradient" and f.severity == "error" for f in findings):
+        verdict = "fail"  # a gradient that changes with earlier calls is wrong whatever this call returned
+    elif ignored or any(f.kind == "nondeterministic" for f in findings):
         verdict = "inconclusive"
     else:
         verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")

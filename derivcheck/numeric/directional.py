@@ -12,14 +12,15 @@ from __future__ import annotations
 import math
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from derivcheck.numeric.blocks import Blocks, inner
 
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
-from derivcheck.numeric.kinks import coincident_kink_interval, shift_direction
+from derivcheck.numeric.hull import hull_distance
+from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, shift_direction
 from derivcheck.numeric.tolerances import (
     ESTIMATE_SAFETY,
     GRADIENT_ROUNDOFF_ULPS,
@@ -68,10 +69,18 @@ class DirectionalTest:
     analytic: float
     tolerance: float
     passed: bool
-    # How a kink was judged: "interval", "separated", "off-kink formula wrong", or "unresolved"
-    # (too many coincident kinks to separate: the test decides nothing, and counts for no power);
+    # How a kink was judged: "interval", "separated", "hull" (inside the hull of the pieces gathered
+    # nearby), "off-kink formula wrong", or "unresolved" (too many coincident kinks to separate, and
+    # outside the gathered pieces' hull:
+    # the test decides nothing, counts for no power, and makes its parameter inconclusive);
     # "discontinuous": the loss jumps here, no derivative exists (decides nothing either).
     resolution: str = ""
+    user: float = 0.0  # the part of ``tolerance`` that is the user's rtol/atol, not the finite differences' error
+
+    @property
+    def own_tolerance(self) -> float:
+        """The finite differences' own tolerance: what sets this test's power (the user's part sets the verdict)."""
+        return self.tolerance - self.user
 
     @property
     def decides(self) -> bool:
@@ -135,8 +144,12 @@ def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) 
         step_round += float(np.sum((np.abs(x[name]) * gb * (v != 0)) ** 2))
     grad_round = GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * np.sqrt(grad_round)
     step_round = 2 * probe.eps_eval * np.sqrt(step_round) / d.step
-    user = probe.atol * sum(float(np.sum(np.abs(v))) for v in moves.values()) + probe.rtol * abs(d.value)
-    return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user)
+    return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user_tolerance(probe, d, moves))
+
+
+def user_tolerance(probe: Probe, d: Derivative, moves: Blocks) -> float:
+    """What the user's ``rtol`` and ``atol`` allow along ``moves`` (per entry, so atol scales with |v|_1)."""
+    return probe.atol * sum(float(np.sum(np.abs(v))) for v in moves.values()) + probe.rtol * abs(d.value)
 
 
 def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None = None, f0: float | None = None,
@@ -153,8 +166,14 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
     >>> directional_test(probe, {"w": 1.01 * np.cos(x["w"])}, {"w": np.array([1.0, 0.5])}).passed
     False
     """
-    x = probe.x if x is None else x
-    f0 = probe.f0 if f0 is None else f0
+    test = _judge(probe, g, moves, probe.x if x is None else x, probe.f0 if f0 is None else f0, separate_kinks, trace)
+    if not (probe.rtol or probe.atol) or not math.isfinite(test.tolerance):
+        return test
+    return replace(test, user=user_tolerance(probe, test.derivative, moves))
+
+
+def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separate_kinks: bool,
+           trace: list[tuple[float, float]] | None) -> DirectionalTest:
     analytic = inner(g, moves)
     probe.noise = max(probe.noise, model_noise(probe))
 
@@ -180,17 +199,45 @@ def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative
     formula just off the kink, where the loss is differentiable."""
     span = coincident_kink_interval(probe.evaluate, x, moves, d.step, probe.noise, d.backward, d.forward)
     if span is None:
-        return DirectionalTest(d, analytic, tol, True, "unresolved")
+        return _clarke_hull(probe, g, moves, x, d, analytic, tol)
     lo, hi = min(span[0], d.forward, d.backward), max(span[1], d.forward, d.backward)
     if not lo - tol <= analytic <= hi + tol:
         return DirectionalTest(d, analytic, tol, False, "separated")
+    return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "separated")
+
+
+def _clarke_hull(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative, analytic: float,
+                 tol: float) -> DirectionalTest:
+    """Kinks too many to separate on a line: gather the pieces that meet at x as one-sided limits from
+    nearby points, and test whether the analytic value lies in their convex hull (the Clarke set seen
+    along ``moves``). Inside: valid. Outside: undecided, which makes a parameter checked entry by entry
+    inconclusive, never a pass."""
+
+    def slope(phi: Phi, f0: float, step: float, noise: float) -> tuple[float, bool]:
+        k = central_difference(phi, f0, step, noise)
+        return k.value, k.kink or k.jump
+
+    pieces = piece_slopes(probe.evaluate, x, moves, d.step, probe.noise, slope)
+    measured = np.concatenate([[d.backward, d.forward], pieces])
+    lo, hi = float(np.min(measured)), float(np.max(measured))
+    if len(pieces) and hull_distance(pieces[:, None], np.array([analytic])) <= tol:
+        return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "hull")
+    # Outside the gathered pieces is no proof of a wrong value: a piece that no nearby point reached (the one a
+    # tie routed to its first entry lies in) may hold it. The question stays open, and open is not a pass.
+    widened = Derivative(d.value, d.error, hi, lo, True, d.step, d.evaluations, False, d.noise)
+    return DirectionalTest(widened, analytic, tol, True, "unresolved")
+
+
+def _off_kink(probe: Probe, moves: Blocks, x: Blocks, d: Derivative, analytic: float, tol: float, lo: float,
+              hi: float, how: str) -> DirectionalTest:
+    """A valid subgradient at x: the formula must still be right just off the kink, where the loss is smooth."""
     if probe.grad_at is not None:
         shifted = shifted_point(x, d.step)
         off = directional_test(probe, probe.grad_at(shifted), moves, x=shifted, f0=probe.evaluate(shifted), separate_kinks=False)
         if not off.passed and not off.derivative.kink:
             return DirectionalTest(d, analytic, tol, False, "off-kink formula wrong")
     widened = Derivative(d.value, d.error, hi, lo, True, d.step, d.evaluations, False, d.noise)
-    return DirectionalTest(widened, analytic, tol, True, "separated")
+    return DirectionalTest(widened, analytic, tol, True, how)
 
 
 def shifted_point(x: Blocks, step: float, which: int = 0) -> Blocks:

@@ -171,3 +171,38 @@ def _along(centre: Blocks, moves: Blocks, t: float, x: Blocks) -> Blocks:
     for name, d in moves.items():
         point[name] = centre[name] + t * d
     return {k: v.astype(x[k].dtype, copy=False) for k, v in point.items()}
+
+
+# Nearby points at which the pieces meeting at x are sampled: the two ends of the tested line and
+# this many fixed pseudo-random directions (each reaches the piece of the cone it points into).
+_PIECE_SHIFTS = 6
+# A piece's slope is taken with a step this many times shorter than the distance to x, so that the
+# stencil stays inside the piece's cone (the ladder steps over any kink nearer than that).
+_PIECE_STEP_RATIO = 64.0
+
+
+def piece_slopes(
+    evaluate: Callable[[Blocks], float], x: Blocks, moves: Blocks, radius: float, noise: float,
+    derivative: Callable[[Callable[[float], float], float, float, float], tuple[float, bool]],
+) -> np.ndarray:
+    """Slopes along ``moves`` of the pieces that meet at ``x``: one-sided limits of the gradient.
+
+    Each comes from a point at ``radius`` (in steps of the entry scale) from ``x`` along a
+    separating direction: the ends of the line itself and fixed pseudo-random directions (the
+    same for every seed). ``derivative(phi, f0, step, noise)`` returns a slope and whether the
+    stencil still saw a kink; such a point measures no single piece and is dropped.
+    """
+    towards = [moves, {k: -v for k, v in moves.items()}]
+    towards += [shift_direction(x, 100 + which) for which in range(_PIECE_SHIFTS)]
+    slopes = []
+    for w in towards:
+        centre = {k: (v + radius * w[k]).astype(v.dtype, copy=False) if k in w else v for k, v in x.items()}
+        try:
+            f0 = evaluate(centre)
+            slope, kinked = derivative(lambda t: evaluate(_along(centre, moves, t, x)), f0,
+                                       radius / _PIECE_STEP_RATIO, noise)
+        except NonFiniteError:  # that side leaves the loss's domain: no piece there
+            continue
+        if not kinked:
+            slopes.append(slope)
+    return np.array(slopes)

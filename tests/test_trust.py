@@ -1,0 +1,279 @@
+"""Ground truth for trust: no PASS while undecided, bugs a single call hides, degenerate points, bad input.
+
+Truth comes from outside derivcheck: exact Clarke sets of separable piecewise-linear losses
+(each entry's valid range is the interval between its two one-sided slopes), complex-step
+derivatives, and gradients wrong or right by construction. Verdicts are asserted for 20 seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import derivcheck as dc
+from derivcheck.errors import DerivcheckError, InputError, NonFiniteError
+from derivcheck.numeric.hull import hull_distance, nnls
+from tests.test_verdicts import _relu_on_integers
+
+SEEDS = range(20)
+
+
+def verdicts(loss, grad, params, **kwargs) -> set[str]:
+    return {dc.check_gradient(loss, grad, params, seed=s, **kwargs).verdict for s in SEEDS}
+
+
+# --- the hull solver, against points built inside and outside by construction ---
+
+@given(st.integers(0, 2**31 - 1))
+def test_hull_distance_is_zero_inside_and_the_gap_outside(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((int(rng.integers(1, 8)), int(rng.integers(1, 4))))
+    inside = points.T @ rng.dirichlet(np.ones(len(points)))
+    assert hull_distance(points, inside) < 1e-9
+    d = rng.standard_normal(points.shape[1])
+    d /= np.linalg.norm(d)
+    outside = points[np.argmax(points @ d)] + 2.0 * d  # 2 beyond the hull's supporting plane along d
+    assert hull_distance(points, outside) >= 2.0 - 1e-9
+
+
+def test_nnls_matches_the_unconstrained_solution_when_it_is_non_negative():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((6, 3))
+    x = np.array([0.5, 1.0, 2.0])
+    assert np.allclose(nnls(a, a @ x), x)
+
+
+# --- kinks: decided exactly, or undecided; never a PASS for a value outside the Clarke set ---
+
+def _elastic_net():
+    rng = np.random.default_rng(0)
+    x, y, l1, l2 = rng.standard_normal((20, 8)), rng.standard_normal(20), 0.5, 0.1
+
+    def loss(w):
+        return float(np.sum((x @ w - y) ** 2) / 40 + l1 * np.sum(np.abs(w)) + l2 * np.sum(w * w) / 2)
+
+    def smooth(w):
+        return x.T @ (x @ w - y) / 20 + l2 * w
+
+    return np.zeros(8), loss, smooth, l1
+
+
+def test_elastic_net_at_an_exact_zero():
+    w, loss, smooth, l1 = _elastic_net()
+    assert verdicts(loss, lambda w: smooth(w) + l1 * np.sign(w), w) == {"pass"}  # sign(0) = 0: in [-l1, l1]
+    # Outside [-l1, l1] at every entry: never a pass (the coincident kinks of the joint directions are too many
+    # to separate within the budget, so the check may end undecided instead of failing).
+    assert "pass" not in verdicts(loss, lambda w: smooth(w) + 3 * l1 * np.ones_like(w), w)
+
+
+def _interp():
+    rng = np.random.default_rng(0)
+    knots, values, up = np.linspace(-2, 2, 9), rng.standard_normal(9), rng.standard_normal(6)
+    slopes = np.diff(values) / np.diff(knots)
+    w = knots[[1, 3, 4, 5, 6, 7]].copy()  # every entry exactly on a knot
+
+    def loss(w):
+        return float(np.sum(up * np.interp(w, knots, values)))
+
+    def right(w):  # the slope of the piece to the right: a one-sided limit, valid
+        return up * slopes[np.minimum(np.searchsorted(knots, w, side="right") - 1, 7)]
+
+    return w, loss, right
+
+
+def test_interpolation_knots():
+    w, loss, right = _interp()
+    assert verdicts(loss, right, w) == {"pass"}
+    assert verdicts(loss, lambda w: np.zeros_like(w), w) == {"fail"}  # 0 is in no knot's slope interval here
+
+
+def test_relu_derivative_five_at_zero_fails():
+    for seed in range(6):
+        w, loss, grad, has_zero = _relu_on_integers(seed, duplicated=False)
+        if has_zero:
+            assert dc.check_gradient(loss, grad(5.0), w, seed=seed).verdict == "fail", seed
+
+
+def test_valid_at_the_kink_but_wrong_just_off_it_fails_at_every_seed():
+    w, loss, right = _interp()
+    fixed = right(w)  # right at w itself, but constant: wrong wherever a knot is crossed
+    assert verdicts(loss, lambda v: fixed * (1 + 0.5 * np.tanh(v - w)), w) == {"fail"}
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
+def test_random_piecewise_linear_never_fails_a_clarke_subgradient(seed, theta):
+    """Kinks placed exactly at the point; any convex combination of the one-sided slopes is valid."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    knots = np.sort(rng.uniform(-2, 2, (n, 5)), axis=1)
+    values = rng.standard_normal((n, 5))
+    at = rng.integers(1, 4, n)
+    w = knots[np.arange(n), at].copy()
+    left = (values[np.arange(n), at] - values[np.arange(n), at - 1]) / (knots[np.arange(n), at] - knots[np.arange(n), at - 1])
+    right = (values[np.arange(n), at + 1] - values[np.arange(n), at]) / (knots[np.arange(n), at + 1] - knots[np.arange(n), at])
+
+    def loss(v):
+        return float(sum(np.interp(v[i], knots[i], values[i]) for i in range(n)))
+
+    def slope_at(v, side):  # the true gradient off the knots, and the chosen subgradient on them
+        out = np.empty(n)
+        for i in range(n):
+            k = np.searchsorted(knots[i], v[i], side="right") - 1
+            if v[i] == knots[i, at[i]]:
+                out[i] = theta * left[i] + (1 - theta) * right[i] + side[i]
+            else:
+                k = int(np.clip(k, 0, 3))
+                out[i] = (values[i, k + 1] - values[i, k]) / (knots[i, k + 1] - knots[i, k])
+        return out
+
+    valid = dc.check_gradient(loss, lambda v: slope_at(v, np.zeros(n)), w)
+    assert valid.verdict != "fail", str(valid)
+    width = np.abs(right - left)
+    push = np.zeros(n)
+    push[0] = width[0] + 0.1 * max(1.0, abs(left[0]), abs(right[0]))  # outside the interval by 10% of its scale
+    push[0] *= 1 if right[0] >= left[0] else -1
+    outside = dc.check_gradient(loss, lambda v: slope_at(v, push * (v == w)), w)
+    assert outside.verdict != "pass", str(outside)
+
+
+# --- calls that reveal state ---
+
+def _tanh_regression():
+    rng = np.random.default_rng(0)
+    x, t, w = rng.standard_normal((10, 4)), rng.standard_normal(10), rng.standard_normal(4)
+
+    def loss(w):
+        return float(np.sum(np.tanh(x @ w - t) ** 2))
+
+    def grad(w):
+        r = np.tanh(x @ w - t)
+        return x.T @ (2 * r * (1 - r**2))
+
+    return w, loss, grad
+
+
+def test_a_gradient_buffer_never_zeroed_fails():
+    w, loss, grad = _tanh_regression()
+    for seed in SEEDS:
+        buffer = np.zeros(4)
+
+        def accumulating(v):
+            buffer[...] += grad(v)
+            return buffer.copy()
+
+        report = dc.check_gradient(loss, accumulating, w, seed=seed)
+        assert report.verdict == "fail"
+        assert any(f.detail.get("state") == "accumulating" for f in report.findings)
+
+
+def test_a_gradient_from_the_last_forward_cache_fails():
+    w, loss, grad = _tanh_regression()
+    for seed in SEEDS:
+        cache = {}
+
+        def cached_loss(v):
+            cache["w"] = v.copy()
+            return loss(v)
+
+        report = dc.check_gradient(cached_loss, lambda v: grad(cache["w"]), w, seed=seed)
+        assert report.verdict == "fail"
+        assert any(f.detail.get("state") == "last_forward" for f in report.findings)
+
+
+def test_a_gradient_from_the_first_forward_cache_is_named():
+    w, loss, grad = _tanh_regression()
+    cache = {}
+
+    def cached_loss(v):
+        cache.setdefault("w", v.copy())
+        return loss(v)
+
+    report = dc.check_gradient(cached_loss, lambda v: grad(cache["w"]), w)
+    assert any(f.detail.get("state") == "first_forward" for f in report.findings)
+
+
+# --- degenerate points ---
+
+def _dead_layer():
+    rng = np.random.default_rng(2)
+    x, w, up = np.abs(rng.standard_normal((8, 3))), -np.abs(rng.standard_normal((3, 4))), rng.standard_normal((8, 4))
+    return w, (lambda w: float(np.sum(up * np.maximum(x @ w, 0)))), x.T @ up
+
+
+def test_dead_units_zero_gradient_passes_and_a_nonzero_one_fails():
+    w, loss, alive = _dead_layer()
+    assert verdicts(loss, lambda v: np.zeros_like(v), w) == {"pass"}
+    assert verdicts(loss, lambda v: alive, w) == {"fail"}
+    report = dc.check_gradient(loss, lambda v: alive, w)
+    assert not any(f.kind == "loss_ignores_params" for f in report.findings)  # no inplace advice for a dead unit
+
+
+def test_a_zero_gradient_on_a_curved_loss_is_decided():
+    assert verdicts(lambda w: float(np.sum(np.cos(w))), lambda w: -np.sin(w), np.zeros(5)) == {"pass"}
+    assert verdicts(lambda w: float(np.sum(np.cos(w))), lambda w: 0.1 * np.ones(5), np.zeros(5)) == {"fail"}
+
+
+def test_a_bias_before_batch_norm_passes():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    params = {"w": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)}
+
+    def loss(p, xp=np):
+        z = x @ p["w"] + p["b"]
+        mu = z.mean(0)
+        return xp.sum(xp.tanh((z - mu) / xp.sqrt(((z - mu) ** 2).mean(0) + 1e-5)) * t)
+
+    def grad(p):  # w by complex step (exact), b exactly zero: the normalisation removes any shift
+        out = np.zeros((3, 2))
+        for i in range(3):
+            for j in range(2):
+                wc = p["w"].astype(complex)
+                wc[i, j] += 1e-30j
+                out[i, j] = np.imag(loss({"w": wc, "b": p["b"]})) / 1e-30
+        return {"w": out, "b": np.zeros(2)}
+
+    assert verdicts(lambda p: float(loss(p)), grad, params) == {"pass"}
+
+
+# --- user tolerances mean what they say ---
+
+@pytest.mark.parametrize("given_tol", [{"rtol": 1e-2}, {"atol": 1e-2}])
+def test_loose_user_tolerances(given_tol):
+    w, loss, grad = _tanh_regression()
+    assert verdicts(loss, grad, w, **given_tol) == {"pass"}
+    assert verdicts(loss, lambda v: 1.2 * grad(v), w, **given_tol) == {"fail"}
+
+
+# --- single entries and bisection ---
+
+def test_bisection_lists_two_wrong_entries_among_1000():
+    rng = np.random.default_rng(0)
+    a, w = rng.standard_normal(1000), rng.standard_normal(1000)
+
+    def grad(v):
+        g = a * np.cos(v)
+        g[[17, 803]] *= 1.5
+        return g
+
+    for seed in range(5):
+        report = dc.check_gradient(lambda v: float(np.sum(a * np.sin(v))), grad, w, seed=seed)
+        assert report.verdict == "fail"
+        assert {e.index for e in report.wrong_entries["params"]} == {(17,), (803,)}
+
+
+# --- bad input ---
+
+def test_read_only_arrays_with_inplace_are_a_named_error():
+    w = np.array([1.0, 2.0])
+    w.setflags(write=False)
+    with pytest.raises(InputError, match="read-only"):
+        dc.check_gradient(lambda p: float(np.sum(w**2)), lambda p: 2 * w, w, inplace=True)
+
+
+def test_a_nan_off_the_checked_point_says_where():
+    with pytest.raises(NonFiniteError, match="perturbed point") as caught, np.errstate(invalid="ignore"):
+        dc.check_gradient(lambda p: float(np.sum(np.log(p))), lambda p: 1 / p, np.array([1e-9, 1.0]))
+    assert isinstance(caught.value, DerivcheckError)
+    with pytest.raises(NonFiniteError, match="at the checked point"), np.errstate(invalid="ignore", divide="ignore"):
+        dc.check_gradient(lambda p: float(np.sum(np.log(p))), lambda p: 1 / p, np.array([0.0, 1.0]))
