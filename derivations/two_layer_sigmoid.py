@@ -47,7 +47,7 @@ def build(a: Answer) -> None:
     a.say("For a batch, rows are samples: Delta_2 = (Z - T) * Z * (1 - Z), dJ/dW2 = Y^T Delta_2, db2 = Delta_2^T 1, "
           "Delta_1 = (Delta_2 W2^T) * Y * (1 - Y), dJ/dW1 = X^T Delta_1, db1 = Delta_1^T 1. The catalog's mlp2 "
           "chains the same VJPs (with a mean squared error, hence its 2/(MN)):")
-    from derivcheck.report.derivation import render_derivation
+    from derivcheck.symbolic.presentation import render_derivation
 
     for line in render_derivation("mlp2", "latex").splitlines():
         a.eq(line, line)

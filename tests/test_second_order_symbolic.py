@@ -30,6 +30,6 @@ def test_a_wrong_second_derivative_is_caught_and_not_printed():
 def test_the_command_derives_the_second_order():
     out = subprocess.run([sys.executable, "-m", "derivcheck", "derive", "relu", "--order", "2"], capture_output=True,
                          text=True)
-    assert out.returncode == 0 and "d2E/dx[p, q] dx[r, s] = 0" in out.stdout and "verified" in out.stdout
+    assert out.returncode == 0 and "∂²E/∂X_pq ∂X_rs = 0" in out.stdout and "verified" in out.stdout
     latex = render_second_order("sigmoid", "latex")
     assert r"\frac{\partial^2 E}{\partial X_{pq}\, \partial X_{rs}}" in latex and r"\delta_{p r}" in latex

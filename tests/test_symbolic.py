@@ -133,7 +133,7 @@ def test_cli_list_derive_verify(capsys):
         assert main(["derive", "dense", "--format", fmt]) == 0
         assert capsys.readouterr().out.strip()
     assert main(["derive", "mlp2"]) == 0
-    assert r"G_{z1}" in capsys.readouterr().out
+    assert "G_z1 = G_a1 ⊙" in capsys.readouterr().out  # text, never LaTeX, in the text format
     assert main(["verify", "dense", "tanh", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["gradient"] for r in rows] == ["dx", "dw", "db", "dx"] and all(r["ok"] for r in rows)

@@ -104,24 +104,18 @@ class Answer:
 
     def derivation(self, layer: str) -> None:
         """A catalog layer's derivation (matrix forms shown only where verified) and its four-way verification."""
-        import sympy as sp
-
-        from derivcheck.symbolic.presentation import _elementwise_text
+        from derivcheck.symbolic.presentation import text_lines
         from derivcheck.symbolic.derive import derive
-        from derivcheck.report.latex import DerivationPrinter, partial
+        from derivcheck.report.latex import partial
         from derivcheck.symbolic.verify import verify_layer
 
         d = derive(layer)
-        y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
-        self.eq(d.latex_lines()[0], f"forward of {layer}: {y} = {sp.sstr(d.built.element)}")
+        shown = {latex for latex, _ in text_lines(d)}
+        for latex, text in text_lines(d):
+            self.eq(latex, "\n".join(text) if latex != d.latex_lines()[0] else f"forward of {layer}: " + "\n".join(text))
         for g in d.gradients.values():
-            index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
-            self.eq(index, f"dE/d{sp.sstr(g.index.entry)} = {sp.sstr(g.index.expr)}")
             m = d.matrix_latex(g)
-            if m:
-                plain = _elementwise_text(g) if g.matrix.kind == "elementwise" else g.matrix.expr
-                self.eq(f"{partial('E', d._param_name(g.arg))} = {m}", f"dE/d{g.arg.name} = {sp.sstr(plain)}")
-            else:
+            if not m or f"{partial('E', d._param_name(g.arg))} = {m}" not in shown:
                 self.say(f"d{g.arg.name}: {g.matrix.note}.")
         v = verify_layer(layer, seed=0)
         sizes = ", ".join(f"{k}={n}" for k, n in v.sizes.items())

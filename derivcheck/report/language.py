@@ -97,10 +97,10 @@ def program_text(d: ProgramDerivation) -> str:
     err = f"; max rel error {worst:.1e}" if worst == worst else "; random directions, each with the power to see the error"
     agree = sum(1 for c in per_line if c.ok)
     index = [c for c in d.checks if c not in per_line]
-    tail = "; the index form of every line agrees with its matrix form, entry by entry" if index and all(
-        c.ok for c in index) else ""
     lines.append(f"verified in this run ({d.seconds:.2f} s): {agree} of {len(per_line)} lines agree with finite "
-                 f"differences (generated backward code{err}){tail}")
+                 f"differences (generated backward code{err})")
+    if index and all(c.ok for c in index):
+        lines.append("  and the index form of every line agrees with its matrix form, entry by entry")
     lines.extend(_check_line(c) for c in bad)
     return "\n".join(lines)
 

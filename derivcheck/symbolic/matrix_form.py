@@ -21,6 +21,8 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
+
+from derivcheck.report.latex import TextPrinter
 from sympy.tensor.array.expressions.array_expressions import ArrayContraction
 
 
@@ -72,7 +74,9 @@ def to_elementwise(expr: sp.Expr, free: tuple[sp.Symbol, ...]) -> tuple[sp.Expr,
     def convert(e: Any, position: tuple[Any, ...], active: set[sp.Symbol]) -> Any:
         if isinstance(e, (MatrixElement, sp.Indexed)):
             if _position(e) != position:
-                raise _NotElementwise(f"{e} is not at position {position}")
+                where = ", ".join(map(str, position))
+                raise _NotElementwise(f"the entry {TextPrinter().doprint(e)} is not indexed by the output's ({where}): "
+                                      "it is broadcast, not elementwise")
             return holder(_parent(e))
         if isinstance(e, sp.Sum):
             if len(e.limits) > 1:

@@ -12,7 +12,7 @@ from derivcheck.catalog.declarations import Layer
 from derivcheck.catalog.sampling import complete_sizes
 from derivcheck.symbolic.compile import compiled_gradient
 from derivcheck.symbolic.derive import derive
-from derivcheck.report.latex import DerivationPrinter, partial
+from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial
 
 
 def witness_vjp(rules: str) -> VJP:
@@ -41,7 +41,33 @@ def _derived_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, 
 
 
 def chained_latex(model: Sequential) -> list[str]:
-    """The backward pass as one matrix-form (or index-form) equation per step."""
+    """The backward pass as one matrix-form (or index-form) LaTeX equation per step."""
+    return _chained(model, _LATEX)
+
+
+def chained_text(model: Sequential) -> list[str]:
+    """The backward pass as one matrix-form (or index-form) equation per step, in text."""
+    return _chained(model, _TEXT)
+
+
+class _Notation:
+    """What differs between the LaTeX and the text of a chained backward pass."""
+
+    def __init__(self, printer: Any, delta: Any, partial: Any, display: Any, plus: str, note: Any) -> None:
+        self.printer, self.delta, self.partial, self.display, self.plus, self.note = printer, delta, partial, display, plus, note
+
+
+def _display_text(name: str, letters: tuple[str, ...]) -> str:
+    return name.upper() if len(letters) == 2 else name
+
+
+_LATEX = _Notation(lambda holders, rename: DerivationPrinter(holders, rename=rename), lambda v: rf"G_{{{v}}}",
+                   partial, lambda n, letters: _display(n, letters), r"\mathrel{+}=", lambda t: rf"\text{{{t}}}")
+_TEXT = _Notation(lambda holders, rename: TextPrinter(holders, rename=rename), lambda v: f"G_{v}",
+                  lambda e, w: f"∂{e}/∂{w}", _display_text, "+=", lambda t: f"({t})")
+
+
+def _chained(model: Sequential, how: _Notation) -> list[str]:
     lines = []
     producers = {s.output: s for s in model.steps}
     # A weight shared by several steps (an unrolled RNN) gets one contribution per step: they add up.
@@ -53,49 +79,51 @@ def chained_latex(model: Sequential) -> list[str]:
                 uses[target] = uses.get(target, 0) + 1
     seen: dict[str, int] = {}
 
-    def delta(value: str) -> str:
-        return rf"G_{{{value}}}"  # dE/d(value): the same letter as a layer's upstream gradient
+    delta = how.delta  # dE/d(value): the same letter as a layer's upstream gradient
 
     for step in reversed(model.steps):
         if step.spec.chain is not None:
-            lines.extend(_chain_step_lines(model, step, producers, uses, seen, delta))
+            lines.extend(_chain_step_lines(model, step, producers, uses, seen, how))
             continue
         d = derive(step.layer)
         rename = {}
         for arg in step.spec.inputs:
             sym = d.built.symbols[arg.name]
-            rename[str(getattr(sym, "name", sym))] = _display(step.bind[arg.name], arg.letters)
+            rename[str(getattr(sym, "name", sym))] = how.display(step.bind[arg.name], arg.letters)
         rename["G"] = delta(step.output)
         for arg_name, g in d.gradients.items():
             target = step.bind[arg_name]
             if target in model.fixed:
                 continue
-            printer = DerivationPrinter(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename=rename)
-            body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else DerivationPrinter(rename=rename).doprint(g.index.expr)
-            lhs = delta(target) if target in producers else partial("E", _display(target, g.arg.letters))
+            printer = how.printer(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename)
+            body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else how.printer(None, rename).doprint(g.index.expr)
+            lhs = delta(target) if target in producers else how.partial("E", how.display(target, g.arg.letters))
             seen[target] = seen.get(target, 0) + 1
-            equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
+            equals = how.plus if uses.get(target, 1) > 1 and seen[target] > 1 else "="
             lines.append(f"{lhs} {equals} {body}")
     for target, n in uses.items():
         if n > 1:
             what = "is read by" if target in producers else "is shared by"
-            lines.append(rf"\text{{{target} {what} {n} steps: its gradient is the sum of the {n} contributions above}}")
+            lines.append(how.note(f"{target} {what} {n} steps: its gradient is the sum of the {n} contributions above"))
     return lines
 
 
-def _chain_step_lines(model: Sequential, step: Step, producers: dict, uses: dict, seen: dict, delta: Any) -> list[str]:
+def _chain_step_lines(model: Sequential, step: Step, producers: dict, uses: dict, seen: dict, how: _Notation) -> list[str]:
     """A step of a layer declared as primitive steps: its gradients are that layer's step-by-step backward."""
     out = []
-    name = step.layer.replace("_", r"\_")
+    delta = how.delta
+    text = how is _TEXT
+    name = step.layer if text else step.layer.replace("_", r"\_")
     for arg in step.spec.differentiable:
         target = step.bind[arg.name]
         if target in model.fixed:
             continue
-        lhs = delta(target) if target in producers else partial("E", _display(target, arg.letters))
+        lhs = delta(target) if target in producers else how.partial("E", how.display(target, arg.letters))
         seen[target] = seen.get(target, 0) + 1
-        equals = r"\mathrel{+}=" if uses.get(target, 1) > 1 and seen[target] > 1 else "="
-        out.append(rf"{lhs} {equals} \text{{d{arg.name} of the step-by-step backward of {name} "
-                   rf"(derivcheck derive {name}), upstream }} {delta(step.output)}")
+        equals = how.plus if uses.get(target, 1) > 1 and seen[target] > 1 else "="
+        words = f"d{arg.name} of the step-by-step backward of {name} (derivcheck derive {name}), upstream "
+        out.append(f"{lhs} {equals} {words}{delta(step.output)}" if text
+                   else rf"{lhs} {equals} \text{{{words}}} {delta(step.output)}")
     return out
 
 

@@ -18,12 +18,12 @@ from derivcheck.catalog.compose import Sequential
 from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.report.language import program_latex_lines, program_text
-from derivcheck.report.latex import DerivationPrinter, partial
+from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
 from derivcheck.symbolic.checked_code import checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
-from derivcheck.symbolic.models import chained_latex
+from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.verify import verify_layer
 
 _KIND_NOTE = {
@@ -110,7 +110,7 @@ def _footer(d) -> list[str]:
     lines = [f"entries of each differentiated input: {counts}"]
     lines.extend(_definitions(layer))
     for c in layer.conventions:
-        lines.append(f"convention: {c}")
+        lines.extend(wrap_text(f"convention: {c}", indent="  "))
     if not layer.is_loss:
         lines.append("E is the loss; G = dE/dy is the upstream gradient (entries g), kept symbolic; sizes are symbols.")
     lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
@@ -128,21 +128,22 @@ def _definitions(layer) -> list[str]:  # noqa: ANN001 - a Layer
 
 def _text(d) -> str:
     lines = _header(d)
-    y = "E" if d.layer.is_loss else f"y[{', '.join(map(str, d.built.out))}]"
-    lines.append(f"forward:  {y} = {_text_expr(d.built.element)}")
+    y = "E" if d.layer.is_loss else text_equation_lhs(sp.IndexedBase("y")[d.built.out]) if d.built.out else "y"
+    lines.extend(text_equation(f"forward:  {y}", d.built.element))
 
     for g in d.gradients.values():
         lines.append("")
-        lines.append(f"dE/d{_text_expr(g.index.entry)} = {_text_expr(g.index.expr)}")
+        lines.extend(text_equation(f"∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.index.expr))
         checked = form_check(d, g.arg.name)
+        matrix_lhs = f"  ∂E/∂{_text_param(d, g)}"
         if g.matrix.kind != "none" and checked.matrix is not None:
             lines.append(f"  DEFECT: the matrix form derived here {checked.matrix}; it is not shown")
         elif g.matrix.kind == "matrix":
-            lines.append(f"  {_KIND_NOTE['matrix']}, verified against the index form: dE/d{g.arg.name} = "
-                         f"{_text_expr(g.matrix.expr)}")
+            lines.append(f"  {_KIND_NOTE['matrix']}, verified against the index form:")
+            lines.extend(text_equation(matrix_lhs, g.matrix.expr))
         elif g.matrix.kind == "elementwise":
             lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
-            lines.append(f"  dE/d{g.arg.name} = {_text_expr(_elementwise_text(g))}")
+            lines.extend(text_equation(matrix_lhs, g.matrix.expr, g.matrix.placeholders))
         else:
             lines.append(f"  {g.matrix.note}" + ("; the matrix form step by step is below" if d.layer.steps else ""))
             if g.matrix.einsum and checked.einsum is None:
@@ -156,6 +157,49 @@ def _text(d) -> str:
     if any(g.matrix.kind == "none" for g in d.gradients.values()):
         lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", *_with_helpers(d.layer.backward)]
     return "\n".join(lines)
+
+
+def _text_param(d, g) -> str:  # noqa: ANN001 - a Derivation and its Gradient
+    sym = d.built.symbols[g.arg.name]
+    return text_name(str(sym.label if isinstance(sym, sp.IndexedBase) else sym.name))
+
+
+def text_equation_lhs(entry: Any, free: tuple[Any, ...] | None = None) -> str:
+    """``W_pq`` for the entry W[p, q] (a vector's entry by one index: ``b_p``), named by its matrix as textbooks do."""
+    if isinstance(entry, sp.Indexed):
+        name, indices = str(entry.base.label), entry.indices
+    else:
+        name, indices = entry.parent.name, ((entry.i,) if entry.parent.shape[1] == 1 else (entry.i, entry.j))
+    if free is not None and len(free) == 1:
+        indices = tuple(free)
+    parts = [TextPrinter().doprint(i) for i in indices]
+    idx = "_" + "".join(parts) if all(len(p) == 1 for p in parts) else "[" + ", ".join(parts) + "]"
+    return text_name(name) + idx
+
+
+def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
+    """Each equation of a derivation in text, keyed by its LaTeX: the forward, then index and verified matrix forms."""
+    y = "E" if d.layer.is_loss else text_equation_lhs(sp.IndexedBase("y")[d.built.out]) if d.built.out else "y"
+    latex = latex_lines(d)
+    out = [(latex[0], text_equation(y, d.built.element))]
+    p = DerivationPrinter()
+    for g in d.gradients.values():
+        index = f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}"
+        out.append((index, text_equation(f"∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.index.expr)))
+        m = matrix_latex(d, g)
+        if m:
+            holders = g.matrix.placeholders if g.matrix.kind == "elementwise" else None
+            out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
+                        text_equation(f"∂E/∂{_text_param(d, g)}", g.matrix.expr, holders)))
+    return out
+
+
+def text_equation(lhs: str, expr: Any, holders: dict[sp.Symbol, Any] | None = None) -> list[str]:
+    """``lhs = expr`` in text, broken into lines under 200 characters, with its index ranges stated once in words."""
+    printer = TextPrinter(holders)
+    lines = wrap_text(f"{lhs} = {printer.doprint(expr)}")
+    note = printer.guard_note()
+    return lines + ([f"  {note}"] if note else [])
 
 
 def _stepwise_text(layer) -> list[str]:  # noqa: ANN001 - a Layer
@@ -278,7 +322,8 @@ def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a
         return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r" \\ ".join(lines), "$$"])
     if fmt == "code":
         raise InputError("code is generated per layer; derive each layer of the model with --format code")
-    return "\n".join([f"{name}: {chain}", f"question: {model.question}", "", "backward pass, one VJP per step:", *[f"  {ln}" for ln in lines]])
+    text = [line for ln in chained_text(model) for line in wrap_text(f"  {ln}")]
+    return "\n".join([*wrap_text(f"{name}: {chain}", indent="  "), f"question: {model.question}", "", "backward pass, one VJP per step:", *text])
 
 
 def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chain

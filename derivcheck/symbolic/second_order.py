@@ -90,7 +90,15 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
     name = result.arg.name
     free = result.form.free
     k = len(free) // 2
-    lhs_text = f"d2E/d{name}[{', '.join(map(str, free[:k]))}] d{name}[{', '.join(map(str, free[k:]))}]"
+    from derivcheck.report.latex import TextPrinter, text_name
+
+    shown = text_name(d._param_name(result.arg).replace(r"\mathbf{", "").replace(r"\boldsymbol{", "").strip("{}\\"))
+
+    def sub(indices: tuple) -> str:
+        parts = [str(i) for i in indices]
+        return "_" + "".join(parts) if all(len(p) == 1 for p in parts) else "[" + ", ".join(parts) + "]"
+
+    lhs_text = f"∂²E/∂{shown}{sub(free[:k])} ∂{shown}{sub(free[k:])}"
     sizes = ", ".join(f"{c}={n}" for c, n in result.sizes.items())
     if result.problem is not None:
         return [f"{lhs_text}: DEFECT, not shown: the second derivative {result.problem}"]
@@ -100,7 +108,9 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
         lhs = (rf"\frac{{\partial^2 E}}{{\partial {base}_{{{p._indices(free[:k])}}}\, "
                rf"\partial {base}_{{{p._indices(free[k:])}}}}}")
         return [f"{lhs} = {p.doprint(result.form.expr)}"]
-    return [f"{lhs_text} = {sp.sstr(result.form.expr)}",
+    from derivcheck.report.latex import wrap_text
+
+    return [*wrap_text(f"{lhs_text} = {TextPrinter().doprint(result.form.expr)}"),
             f"  verified: contracted with a random direction, it matches central differences of dE/d{name} "
             f"(sizes {sizes})"]
 

@@ -1,0 +1,75 @@
+"""One textbook notation in text: every derivation of the catalog and of six user layers reads Σ, ⊙, ^T,
+entries x_np (a vector's by one index), guards in words; no SymPy function names, no line over 200 characters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import sympy as sp
+
+from derivcheck.catalog import registry
+from derivcheck.catalog.registry import MODELS, list_layers
+from derivcheck.report.latex import TextPrinter, wrap_text
+from derivcheck.symbolic.presentation import render_derivation
+
+import test_user_layers
+
+SYMPY_NAMES = ("Sum(", "Piecewise", "ITE(", "KroneckerDelta", "reduce_axis", "Max(", "Min(")
+VECTOR_AS_COLUMN = re.compile(r"\[\w+, 0\]")  # b[m, 0]: a vector indexed as a one-column matrix
+MAX_LINE = 200
+
+
+@pytest.fixture(scope="module")
+def user_layers() -> Iterator[list[str]]:
+    names = test_user_layers._declare()
+    yield names
+    for name in names:
+        registry.LAYERS.pop(name, None)
+    from derivcheck.symbolic.derive import _derive
+
+    _derive.cache_clear()
+
+
+def _problems(out: str) -> list[str]:
+    found = [name for name in SYMPY_NAMES if name in out]
+    found += VECTOR_AS_COLUMN.findall(out)
+    found += [f"a line of {len(x)} characters" for x in out.splitlines() if len(x) > MAX_LINE]
+    return found
+
+
+def test_every_text_derivation_reads_like_a_textbook(user_layers: list[str]) -> None:
+    names = [*list_layers(), *MODELS, *user_layers]
+    bad = {name: p for name in names if (p := _problems(render_derivation(name, "text")))}
+    assert bad == {}
+
+
+def test_the_index_form_of_dense_is_the_textbook_one() -> None:
+    out = render_derivation("dense", "text")
+    assert "∂E/∂W_pq = Σ_n x_np g_nq" in out and "∂E/∂b_p = Σ_n g_np" in out and "∂E/∂X = G W^T" in out
+
+
+def test_a_windows_edges_are_stated_once_in_words() -> None:
+    out = render_derivation("conv2d", "text")
+    assert "where terms whose indices fall outside these ranges are 0: 0 ≤ " in out and "< KH" in out
+
+
+def test_data_dependent_cases_are_iverson_brackets() -> None:
+    assert "∂E/∂X_pq = g_pq [x_pq > 0]" in render_derivation("relu", "text")
+    assert "[p = ids_n]" in render_derivation("embedding", "text")
+
+
+def test_a_product_of_matrices_is_never_confused_with_a_hadamard_product() -> None:
+    out = render_derivation("mlp2", "text")
+    assert "G_z1 = G_a1 ⊙ exp(Z1) ⊘ (exp(Z1) + 1)²" in out and "G_a1 = G_z2 W2^T" in out
+
+
+def test_long_equations_break_before_a_sign_under_the_limit() -> None:
+    x = sp.IndexedBase("x")
+    n = sp.Symbol("n")
+    line = "y = " + TextPrinter().doprint(sum(x[n, k] ** 2 for k in range(80)))
+    lines = wrap_text(line)
+    assert len(line) > MAX_LINE and all(len(x) <= MAX_LINE for x in lines)
+    assert all(x.lstrip().startswith(("+", "-")) for x in lines[1:])
+    assert "".join(x.strip() for x in lines).replace(" ", "") == line.replace(" ", "")
