@@ -1,10 +1,13 @@
 """Plots (the optional ``plot`` extra, matplotlib): the step-size curve and maps of the error.
 
 The figure has one panel for the step-size V-curve (along a random direction, or along one
-chosen entry) and one per parameter: for a parameter of at most ``HEATMAP_MAX_ENTRIES``
-entries, a heat map of analytic minus numeric (central differences, one per entry) with
-the report's wrong entries marked; for a larger one, the map of the wrong entries alone.
-This module computes what the figure shows; ``report.plot`` draws it.
+chosen entry) and one per parameter, whatever its number of dimensions (axis 0 as rows, the
+other axes flattened in C order as columns): for a parameter of at most ``HEATMAP_MAX_ENTRIES``
+entries, a heat map of analytic minus numeric in units of each entry's tolerance (so rounding
+noise is pale and a wrong entry dark) with the report's wrong entries marked, and entries at a
+kink judged, as the verdict judges them, by their distance to the valid range of one-sided
+derivatives; for a larger one, the map of the wrong entries alone. This module computes what the
+figure shows; ``derivcheck.report.plot`` draws it.
 
 Examples
 --------
@@ -13,11 +16,13 @@ Examples
 >>> w = np.linspace(-1, 1, 6).reshape(2, 3)
 >>> report = dc.check_gradient(lambda w: float(np.sum(w**3)), lambda w: 3 * w**2, w)
 >>> figure = plot_check(report, lambda w: float(np.sum(w**3)), lambda w: 3 * w**2, w, entry=(0, 1))
+>>> figure_again = report.plot()  # from the report alone
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,8 +33,16 @@ from derivcheck.numeric.step_curve import step_curve
 from derivcheck.report.plot import draw_check
 from derivcheck.report.results import PLOTTERS, GradientReport, PlotData
 
-# A heat map costs two loss calls per entry; above this size only the wrong entries are drawn.
+# A heat map costs four loss calls per entry; above this size only the wrong entries are drawn.
 HEATMAP_MAX_ENTRIES = 4096
+# A kink inside the stencil keeps the gap between the one-sided differences as the step halves (a jump);
+# smooth curvature halves it. Above this ratio of the gaps at h/2 and h, the entry is at a kink.
+KINK_GAP_RATIO = 0.75
+# The gap must also stand above rounding: this many times the rounding error of a one-sided difference.
+KINK_NOISE_FACTOR = 100.0
+# An entry's tolerance: this many times its error estimate (the change between steps h and h/2, which
+# bounds the truncation of the finer one, plus the rounding error of the central difference).
+ENTRY_TOLERANCE_FACTOR = 10.0
 
 
 def plot_check(report: GradientReport, loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
@@ -39,6 +52,9 @@ def plot_check(report: GradientReport, loss: Callable[[Any], Any], grad: Callabl
     ``entry`` is an index such as ``(0, 1)`` for a single array, or ``("W", (0, 1))`` for a
     dict or list of parameters.
     """
+    if loss is None or grad is None or params is None:
+        raise InputError("plot needs loss, grad and params: pass them, or plot a report made by check_gradient "
+                         "in this session (it keeps them)")
     space = ParamSpace.of(params)
     x = space.blocks(params)
     loss_at = lambda p: float(np.asarray(loss(space.to_user({k: v.copy() for k, v in p.items()}))))  # noqa: E731
@@ -46,9 +62,13 @@ def plot_check(report: GradientReport, loss: Callable[[Any], Any], grad: Callabl
     moves, label = _curve_direction(space, x, entry, seed)
     analytic = float(sum(np.vdot(g[k], moves[k]) for k in moves))
     steps, rel = step_curve(loss_at, x, moves, analytic)
-    differences = {p.name: g[p.name] - _entrywise_numeric(loss_at, x, p.name)
-                   for p in report.params if len(p.shape) <= 2 and x[p.name].size <= HEATMAP_MAX_ENTRIES}
-    return draw_check(report, PlotData(steps, rel, label, differences), path)
+    f0 = loss_at(x)
+    floors = {p.name: p.detection_floor for p in report.params}
+    maps = {name: _entry_map(loss_at, x, name, g[name], f0, floors.get(name, 0.0))
+            for name in space.names if x[name].size <= HEATMAP_MAX_ENTRIES}
+    return draw_check(report, PlotData(
+        steps, rel, label, {k: m.difference for k, m in maps.items()}, {k: m.scaled for k, m in maps.items()},
+        {k: m.kink for k, m in maps.items()}, {k: (m.low, m.high) for k, m in maps.items()}), path)
 
 
 PLOTTERS["plot"] = plot_check  # GradientReport.plot draws through this entry
@@ -78,16 +98,45 @@ def _entry(space: ParamSpace, entry: Any) -> tuple[str, tuple[int, ...]]:
     return str(entry[0]), tuple(int(i) for i in index)
 
 
-def _entrywise_numeric(loss_at: Callable[[Blocks], float], x: Blocks, name: str) -> np.ndarray:
-    """Central differences entry by entry, at the step that balances truncation and rounding."""
+@dataclass(frozen=True)
+class _EntryMap:
+    """One parameter's entrywise comparison: what its heat map shows."""
+
+    difference: np.ndarray  # analytic - numeric; at a kink, analytic minus the nearest valid value
+    scaled: np.ndarray  # difference / tolerance: |.| > 1 is outside what this comparison can resolve
+    kink: np.ndarray  # entries at a kink
+    low: np.ndarray  # the valid range at a kink (the one-sided derivatives); the numeric value elsewhere
+    high: np.ndarray
+
+
+def _entry_map(loss_at: Callable[[Blocks], float], x: Blocks, name: str, analytic: np.ndarray, f0: float,
+               floor: float) -> _EntryMap:
+    """Central and one-sided differences entry by entry at steps h and h/2, where h balances truncation and rounding."""
     base = x[name]
-    out = np.empty(base.shape)
-    for index in np.ndindex(base.shape):
-        h = np.cbrt(np.finfo(np.float64).eps) * max(abs(float(base[index])), 1.0)
-        up, down = base.copy(), base.copy()
-        up[index] += h
-        down[index] -= h
-        out[index] = (loss_at({**x, name: up}) - loss_at({**x, name: down})) / (2 * h)
-    return out
+    eps = np.finfo(np.float64).eps
+    shape = base.shape
+    numeric, low, high, tolerance = (np.empty(shape) for _ in range(4))
+    kink = np.zeros(shape, dtype=bool)
+    for index in np.ndindex(shape):
+        h = np.cbrt(eps) * max(abs(float(base[index])), 1.0)
+        at = {s: _moved(x, name, index, s) for s in (h, -h, h / 2, -h / 2)}
+        values = {s: loss_at(p) for s, p in at.items()}
+        central = lambda s: (values[s] - values[-s]) / (2 * s)  # noqa: E731
+        gap = lambda s: (values[s] - 2 * f0 + values[-s]) / s  # forward minus backward one-sided difference  # noqa: E731
+        rounding = eps * max(abs(f0), 1e-300) / (h / 2)
+        jumped = abs(gap(h / 2)) > KINK_GAP_RATIO * abs(gap(h)) and abs(gap(h / 2)) > KINK_NOISE_FACTOR * rounding
+        forward, backward = (values[h / 2] - f0) / (h / 2), (f0 - values[-h / 2]) / (h / 2)
+        numeric[index] = central(h / 2)
+        kink[index] = jumped
+        low[index], high[index] = (min(forward, backward), max(forward, backward)) if jumped else (numeric[index],) * 2
+        tolerance[index] = ENTRY_TOLERANCE_FACTOR * (abs(central(h) - central(h / 2)) + rounding)
+    relative = floor if np.isfinite(floor) else 0.0
+    tolerance = np.maximum(tolerance + relative * np.abs(analytic), np.finfo(np.float64).tiny)
+    difference = analytic - np.clip(analytic, low, high)
+    return _EntryMap(difference, difference / tolerance, kink, low, high)
 
 
+def _moved(x: Blocks, name: str, index: tuple[int, ...], step: float) -> Blocks:
+    moved = x[name].copy()
+    moved[index] += step
+    return {**x, name: moved}

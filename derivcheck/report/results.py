@@ -190,6 +190,11 @@ class PlotData:
     relative_errors: Any  # |central difference - analytic| / |analytic| at each step
     label: str  # "random direction" or "entry W[0, 1]"
     differences: dict[str, Any]  # parameter -> analytic minus entrywise numeric (small parameters only)
+    # parameter -> the differences in units of each entry's tolerance (what the colour shows: |.| > 1 fails);
+    # at a kink, the distance from the analytic value to the valid range of one-sided derivatives
+    scaled: dict[str, Any] = field(default_factory=dict)
+    kinks: dict[str, Any] = field(default_factory=dict)  # parameter -> boolean mask of entries at a kink
+    kink_ranges: dict[str, Any] = field(default_factory=dict)  # parameter -> (low, high) arrays of valid values
 
 
 # The computation behind GradientReport.plot belongs to the checker (derivcheck.checker.plots), which
