@@ -116,17 +116,28 @@ def summary_line(report: GradientReport) -> str:
     return f"{where} {report.verdict.upper()} {cause}".replace("\n", " ")
 
 
-def console_text(report: GradientReport, lines: int = 6) -> str:
-    """What a report shows at the console (``repr``): the headline and the first rows of its table."""
-    text = render_text(report).splitlines()
-    shown = text[:lines]
-    more = len(text) - len(shown)
-    return "\n".join(shown + ([f"... ({more} more lines: print(report) shows them)"] if more > 0 else []))
+# Parameter rows a report shows at the console before "... more"; print(report) shows everything.
+_CONSOLE_ROWS = 8
+
+
+def console_text(report: GradientReport) -> str:
+    """What a report shows at the console (``repr``): the headline, the parameter table's first rows and the
+    first cause; ``print(report)`` shows the whole report."""
+    table = _table(_COLUMNS, _rows(report))
+    lines = [_headline(report), "", *table[:2 + _CONSOLE_ROWS]]
+    if len(table) > 2 + _CONSOLE_ROWS:
+        lines.append(f"... and {len(table) - 2 - _CONSOLE_ROWS} more parameters")
+    causes = [f for f in report.findings if f.severity == "error"]
+    if causes:
+        lines += ["", f"diagnosis: {causes[0].message}"]
+    return "\n".join(lines + ["(print(report) shows the directions, entries and the whole diagnosis)"])
 
 
 def render_text(report: GradientReport) -> str:
     """A fixed-width table followed by the directions, localized entries, kinks and the diagnosis."""
     lines = [_headline(report), "", *_table(_COLUMNS, _rows(report))]
+    if report.line_blame is not None:
+        lines += ["", render_line_blame(report.line_blame)]
     if report.directions:
         lines += ["", *_table(_DIRECTION_COLUMNS, _direction_rows(report))]
     for name, entries in report.wrong_entries.items():

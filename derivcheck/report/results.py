@@ -235,6 +235,14 @@ class LayerVerification:
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
+    def __str__(self) -> str:
+        from derivcheck.report.verification import render_verification_text
+
+        return render_verification_text([self], self.seconds)
+
+    def __repr__(self) -> str:  # at the console: the table, not a dataclass dump
+        return str(self)
+
     def _repr_markdown_(self) -> str:
         from derivcheck.report.verification import render_verification_markdown
 
