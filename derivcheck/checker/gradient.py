@@ -21,6 +21,7 @@ from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.checker.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
+from derivcheck.checker.lines import trace_failure
 from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint
 from derivcheck.numeric.directional import Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -31,7 +32,7 @@ from derivcheck.report.results import Evaluations, GradientReport
 from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
 
 MODES = ("auto", "full", "directional")
-OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title", "progress")
+OPTIONS = ("rtol", "atol", "seed", "mode", "directions", "inplace", "title", "progress", "trace")
 # What people coming from other checkers type, and what it is called here.
 _ALIASES = {"tol": "rtol or atol", "rel_tol": "rtol", "abs_tol": "atol", "eps": "nothing: the step is chosen from the "
             "precision", "h": "nothing: the step is chosen from the precision", "fast_mode": "mode='directional'",
@@ -68,6 +69,7 @@ def check_gradient(
     inplace: bool = False,
     title: str = "gradient check",
     progress: bool | None = None,
+    trace: bool = True,
     _names: tuple[str, str] = ("loss", "grad"),
     _context: LayerContext | None = None,
     **unknown: Any,
@@ -82,6 +84,9 @@ def check_gradient(
     user's own arrays (for a loss that reads them instead of its argument) and restores
     them bit for bit. ``progress`` prints a line on stderr now and then once a check has run
     for 2 s: ``None`` (the default) only when stderr is a terminal, ``True`` always, ``False`` never.
+    On a failure, ``trace`` (the default) follows your own ``loss`` and ``grad`` line by line and
+    names the first line of the backward pass whose result is wrong (``report.line_blame``); its
+    cost is printed with it. ``trace=False`` skips it.
 
     Examples
     --------
@@ -101,9 +106,12 @@ def check_gradient(
     shown = Progress(progress)
     options = CheckOptions(rtol, atol, int(seed), mode, directions, inplace, title, _names, _context)
     try:
-        return _check(loss, grad, params, options, shown, start)
+        report = _check(loss, grad, params, options, shown, start)
     finally:
         shown.finish()
+    if report.verdict == "fail" and trace and not inplace:  # a loss that reads the user's arrays has no argument to trace
+        report = GradientReport(**{**report.__dict__, "line_blame": trace_failure(loss, grad, params, int(seed))})
+    return report
 
 
 @dataclass(frozen=True)

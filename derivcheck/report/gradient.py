@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types' methods call these renderers: at run time this module reads fields only
-    from derivcheck.report.results import GradientReport, Kink, TaylorResult, WrongEntry
+    from derivcheck.report.results import GradientReport, Kink, LineBlame, TaylorResult, WrongEntry
 
 
 def format_index(name: str, index: tuple[int, ...]) -> str:
@@ -177,6 +177,8 @@ def render_markdown(report: GradientReport) -> str:
         lines += ["", _taylor_line(report.taylor)]
     if report.findings:
         lines += ["", "Diagnosis:", *[f"- {f.message}" for f in report.findings]]
+    if report.line_blame is not None:
+        lines += ["", "The line that goes wrong:", "", "```", render_line_blame(report.line_blame), "```"]
     return "\n".join(lines)
 
 
@@ -208,7 +210,19 @@ def render_html(report: GradientReport) -> str:
         parts.append(f"<p>{esc(_taylor_line(report.taylor))}</p>")
     if report.findings:
         parts.append("<p>Diagnosis:</p><ul>" + "".join(f"<li>{esc(f.message)}</li>" for f in report.findings) + "</ul>")
+    if report.line_blame is not None:
+        parts.append(_line_blame_html(report.line_blame))
     return "\n".join(parts)
+
+
+def _line_blame_html(b: LineBlame) -> str:
+    """The backward's source around the wrong line, that line marked, then the text of the blame."""
+    esc = html.escape
+    listing = "".join(
+        f"<span{_BAD}>{n:>5}  {esc(text)}</span>\n" if n == b.line else f"{n:>5}  {esc(text)}\n"
+        for n, text in b.listing)
+    code = f"<pre>{listing}</pre>" if listing else ""
+    return f"<p>The line that goes wrong:</p>{code}<pre>{esc(render_line_blame(b))}</pre>"
 
 
 def latex_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -242,6 +256,7 @@ def to_dict(report: GradientReport) -> dict[str, Any]:
     out["ok"] = report.ok
     out["diagnosis"] = report.diagnosis
     out["wrong_entries"] = {k: [asdict(e) for e in v] for k, v in report.wrong_entries.items()}
+    out["line_blame"] = report.line_blame.to_dict() if report.line_blame is not None else None
     return {"schema": SCHEMA, **strict_json(out)}
 
 
@@ -254,3 +269,30 @@ def strict_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     return value
+
+
+def render_line_blame(b: LineBlame) -> str:
+    """The wrong line, yours against the true values, the cause and the corrected line, and what it cost."""
+    cost = f"cost: {b.evaluations} loss/gradient evaluations, {b.seconds:.2f} s"
+    if b.status != "blamed":
+        return f"no line blamed ({b.status}): {b.reason}\n{cost}"
+    where = f"wrong line: {b.location} in {b.function}: {b.source}"
+    if b.step:
+        where += "  (first wrong at " + ", ".join(f"{n} = {v}" for n, v in b.step) + ")"
+    lines = [where, f"  {b.variable} is wrong; yours vs true:"]
+    for index, yours, true in b.entries:
+        lines.append(f"    {b.variable}{list(index)}: yours {yours:.6g}, true {true:.6g}")
+    confirm = "replacing it by the true values repairs the parameter gradients" if b.confirmed_by_repair \
+        else "not confirmed by repair"
+    lines.append(f"  {confirm}")
+    if b.details.get("unmeasured_inputs"):
+        lines.append(f"  it reads {b.details['unmeasured_inputs']}, which could not be measured on its own; the "
+                     f"corrected line reproduces the true values from it as computed")
+    if b.cause is None:
+        lines.append(f"  cause: not named ({b.cause_text})" if b.cause_text else "  cause: not named")
+    else:
+        lines.append(f"  cause: {b.cause_text}")
+    if b.corrected:
+        lines.append(f"  corrected: {b.corrected}")
+    lines.append(cost)
+    return "\n".join(lines)

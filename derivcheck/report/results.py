@@ -136,6 +136,7 @@ class GradientReport:
     # (loss, grad, params) as the check received them, so that report.plot() needs nothing more;
     # references, not copies, and never part of to_dict or JSON.
     plot_source: Any = field(default=None, repr=False, compare=False)
+    line_blame: LineBlame | None = None  # on a failure: the first wrong line of the user's backward pass, and why
 
     @property
     def ok(self) -> bool:
@@ -410,3 +411,50 @@ class ProgramDerivation:
         from derivcheck.report.language import program_latex_lines
 
         return "$$\\begin{aligned}" + r" \\ ".join(x.replace(" = ", " &= ", 1) for x in program_latex_lines(self)) + "\\end{aligned}$$"
+
+
+# --- the line of a backward pass that goes wrong ------------------------------------------------------
+
+STATUSES = ("blamed", "no_line", "unreadable", "undecided")
+
+
+@dataclass(frozen=True)
+class LineBlame:
+    """Where a hand-written backward pass goes wrong: the first wrong line, confirmed by repair, and its cause."""
+
+    status: str  # one of STATUSES
+    file: str | None = None
+    line: int | None = None
+    source: str | None = None
+    variable: str | None = None
+    step: tuple | None = None  # ((loop variable, value), ...) innermost first, or None
+    function: str | None = None
+    entries: tuple = ()  # ((index, yours, true), ...)
+    cause: str | None = None
+    cause_text: str | None = None
+    corrected: str | None = None
+    confirmed_by_repair: bool = False
+    evaluations: int = 0
+    seconds: float = 0.0
+    reason: str | None = None
+    wrong_params: tuple = ()
+    details: dict = field(default_factory=dict)  # cause fields: factor, substitution, ...
+    listing: tuple[tuple[int, str], ...] = ()  # (line number, text) of the source around the wrong line
+
+    @property
+    def blamed(self) -> bool:
+        return self.status == "blamed"
+
+    @property
+    def location(self) -> str | None:
+        return None if self.file is None else f"{self.file.replace(chr(92), '/').rsplit('/', 1)[-1]}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["step"] = None if self.step is None else [list(s) for s in self.step]
+        out["entries"] = [[list(i), y, t] for i, y, t in self.entries]
+        out["wrong_params"] = list(self.wrong_params)
+        out["listing"] = [list(x) for x in self.listing]
+        out["details"] = {k: (v if isinstance(v, (int, float, str, type(None))) else str(v))
+                          for k, v in self.details.items()}
+        return out
