@@ -31,4 +31,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_expressions.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

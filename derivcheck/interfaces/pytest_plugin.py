@@ -36,9 +36,14 @@ _INI = {
 _DEFAULTS = pytest.StashKey[dict[str, Any]]()
 
 
+# pytest 8.4 gave addini its "int" and "float" types; an older pytest reads strings, converted here.
+_TYPED_INI = tuple(pytest.version_tuple[:2]) >= (8, 4)
+_CONVERT = {"int": int, "float": float, "string": str}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     for name, (_, kind, help_text) in _INI.items():
-        parser.addini(name, help_text, type=kind, default=None)  # type: ignore[arg-type]
+        parser.addini(name, help_text, type=kind if _TYPED_INI else "string", default=None)  # type: ignore[arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +60,11 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
             raise pytest.UsageError(f"ini option {name}: expected {kind_name(kind)} ({exc})") from None
         if value in (None, ""):
             continue
+        if isinstance(value, str) and kind != "string":
+            try:
+                value = _CONVERT[kind](value)
+            except ValueError:
+                raise pytest.UsageError(f"ini option {name}: expected {kind_name(kind)} (got {value!r})") from None
         if option == "mode" and value not in _MODES:
             raise pytest.UsageError(f"ini option {name} = {value!r}: expected one of {', '.join(_MODES)}")
         defaults[option] = value
