@@ -87,3 +87,35 @@ def test_a_failing_assertion_in_pytest_shows_the_line(report):
     with pytest.raises(dc.GradientMismatch) as caught:
         dc.assert_gradient(loss, grad, PARAMS)
     assert "dz2 = dh2 * (1 - dh2)" in str(caught.value)
+
+
+W0 = RNG.standard_normal((3, 2))
+REG = 0.3
+
+
+def ridge_loss(w):
+    return 0.5 * np.sum((X @ w - T) ** 2) + 0.5 * REG * np.sum(w**2)
+
+
+def ridge_grad_overwrites(w):
+    g = X.T @ (X @ w - T) + REG * w
+    g[1, 0] *= -1  # the slip: an in-place edit of a gradient that was right
+    return g
+
+
+def ridge_grad_in_place_term(w, slip=False):
+    g = X.T @ (X @ w - T)
+    g += (2 if slip else 1) * REG * w  # an in-place update that belongs there (twice the term when slipping)
+    return g
+
+
+def test_an_in_place_overwrite_of_a_right_value_is_named_with_deleting_the_line_as_the_fix():
+    b = dc.check_gradient(ridge_loss, ridge_grad_overwrites, W0).line_blame
+    assert b.status == "blamed" and b.cause == "inplace_overwrite" and b.corrected == "(delete the line)"
+    assert b.source == "g[1, 0] *= -1"
+
+
+def test_a_needed_in_place_update_is_not_called_an_overwrite():
+    assert dc.check_gradient(ridge_loss, ridge_grad_in_place_term, W0).line_blame is None  # right: nothing traced
+    b = dc.check_gradient(ridge_loss, lambda w: ridge_grad_in_place_term(w, slip=True), W0).line_blame
+    assert b.status == "blamed" and b.cause != "inplace_overwrite", b

@@ -147,9 +147,12 @@ def shape_fits(b: np.ndarray, v: np.ndarray) -> bool:
     return b.ndim == v.ndim and all(x == y or x == 1 or y == 1 for x, y in zip(b.shape, v.shape))
 
 
-def target_order(b: Record, targets: list[ForwardValue], classified: Classified, wrong: set[int]) -> list[ForwardValue]:
+def target_order(b: Record, targets: list[ForwardValue], classified: Classified, wrong: set[int],
+                 back: list[Record] = ()) -> list[ForwardValue]:
     hints = hinted_names(b.name)
-    fitting = [t for t in targets if t.usable and id(t) not in classified.matched_targets
+    # A value updated in place (g["w1"][3, 1] *= -1) is still the adjoint its array was matched to before.
+    updated = {id(t) for i, t in classified.matched.items() if back and back[i].obj is b.obj}
+    fitting = [t for t in targets if t.usable and (id(t) not in classified.matched_targets or id(t) in updated)
                and (t.param is None or t.param in wrong) and shape_fits(b.value, t.values)]
 
     def rank(t: ForwardValue):

@@ -391,9 +391,19 @@ def kernel_and_axes(ctx: Context, line: int, statement: ast.stmt) -> Iterator[Mu
             yield Mutant("flipped_kernel", line, rw.replaced(statement, position, new), None, {"kernel": name.id})
 
 
+def inplace_overwrite(ctx: Context, line: int, statement: ast.stmt) -> Iterator[Mutant]:
+    """An in-place update of entries of a value that was right before it (``g["w1"][3, 1] *= -1``): without the
+    line, the value is the true one."""
+    target = statement.target if isinstance(statement, ast.AugAssign) else (
+        statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None)
+    if isinstance(target, ast.Subscript) and line == ctx.last.line:
+        kept = ast.copy_location(ast.Pass(), statement)
+        yield Mutant("inplace_overwrite", line, kept, None, {"array": ast.unparse(target.value)})
+
+
 SIMPLE_DETECTORS = (constant_factor, substitution, derivative_of_wrong_quantity, missing_derivative,
                     transposition, misplaced_term, missing_sum, repeated_index, missing_term, indexing,
-                    kernel_and_axes)
+                    kernel_and_axes, inplace_overwrite)
 
 
 # --- tier 2: rewrites to a known formula ---------------------------------------------------------
@@ -492,5 +502,7 @@ def describe(m: Mutant) -> str:
                                  f"of {d['input']} fits",
         "pool_routing": lambda: "the gradient is spread over the pooling window instead of routed to its maximum",
         "missing_block_sum": lambda: f"one entry per {d['block']} block is taken instead of the block's sum",
+        "inplace_overwrite": lambda: (f"the line overwrites entries of {d['array']} in place, and {d['array']} was "
+                                      f"right without it: the line should not be there"),
     }
     return texts[m.kind]()

@@ -14,7 +14,7 @@ from derivcheck.checker.lines.cause import Cause, find_cause
 from derivcheck.checker.lines.classify import BAD, HELPER, PARTIAL, Classified, ForwardIndex
 from derivcheck.checker.lines.measure import BudgetExhausted
 from derivcheck.checker.lines.params import frozen_copies, unchanged
-from derivcheck.checker.lines.replay import Context, Event
+from derivcheck.checker.lines.replay import ENTRY_RELATIVE, ENTRY_SAFETY, Context, Event
 from derivcheck.report.results import LineBlame
 from derivcheck.checker.lines.session import REPAIR_RELATIVE, Session, UserCodeError
 from derivcheck.checker.lines.source import SourceIndex
@@ -101,7 +101,7 @@ def _search(session, truth, wrong, back: list[Record], classified: Classified, t
         classified.status[b.index] = HELPER  # unless a repair below says it is the wrong adjoint
         if not _moves_wrong_gradient(session, b, wrong, grads):
             continue
-        for target in target_order(b, targets, classified, wrong):
+        for target in target_order(b, targets, classified, wrong, back):
             true, error, kinked = _full_adjoint(session, target, cache)
             if kinked.any():
                 kinks = True
@@ -212,17 +212,21 @@ def _answer(blamed: Blamed, cause: Cause, wrong_names: tuple) -> LineBlame:
     chosen = next((r for r in blamed.chain if r.line == line), record)
     return LineBlame(
         "blamed", file=record.file, line=line, source=source.text(line), variable=record.name,
-        step=step if chosen.steps else None, function=record.function, entries=_worst_entries(record.value, blamed.true),
+        step=step if chosen.steps else None, function=record.function, entries=_worst_entries(record.value, blamed.true, blamed.error),
         cause=cause.kind, cause_text=cause.text, corrected=cause.corrected, confirmed_by_repair=True,
         wrong_params=wrong_names, details=dict(cause.details))
 
 
-def _worst_entries(yours: np.ndarray, true: np.ndarray) -> tuple:
+def _worst_entries(yours: np.ndarray, true: np.ndarray, error: np.ndarray | None = None) -> tuple:
     if yours.shape != true.shape:
         try:  # (m, m) where (m, 1) belongs: each column against the true one
             true = true.reshape(yours.shape) if yours.size == true.size else np.broadcast_to(true, yours.shape)
         except ValueError:
             return ()
-    order = np.argsort(-np.abs(yours - true), axis=None)[:ENTRIES_SHOWN]
+    gap = np.abs(yours - true)
+    order = np.argsort(-gap, axis=None)[:ENTRIES_SHOWN]
+    if error is not None and np.size(error) == gap.size:  # only entries that differ beyond the measurement's error
+        bound = ENTRY_SAFETY * np.reshape(error, gap.shape) + ENTRY_RELATIVE * np.abs(true)
+        order = [k for k in order if gap.flat[k] > bound.flat[k]] or list(order[:1])
     return tuple((tuple(int(i) for i in np.unravel_index(k, yours.shape)), float(yours.flat[k]), float(true.flat[k]))
                  for k in order)

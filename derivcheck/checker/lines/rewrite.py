@@ -62,4 +62,6 @@ def replace_all_names(statement: ast.stmt, old: str, new: str) -> ast.stmt:
 
 
 def corrected_text(statement: ast.stmt) -> str:
+    if isinstance(statement, ast.Pass):
+        return "(delete the line)"  # the correction is to drop the statement
     return ast.unparse(statement)

@@ -30,6 +30,8 @@ def _library_prefixes() -> tuple[str, ...]:
 
 
 _LIBRARY_PREFIXES = _library_prefixes()
+# derivcheck's own files are never traced, except the demos, which are written as a user writes a backward pass.
+_USER_CODE_SHIPPED = (os.path.join("derivcheck", "interfaces", "examples.py"),)
 _USER_FILE_CACHE: dict[str, bool] = {}
 
 
@@ -47,7 +49,8 @@ def _judge_file(filename: str) -> bool:
         return False  # exec'd or frozen code: there is no source to read
     if not filename.startswith("<"):
         real = os.path.realpath(filename)
-        if any(real == p or real.startswith(p + os.sep) for p in _LIBRARY_PREFIXES):
+        stands_for_user_code = any(real.endswith(os.sep + tail) for tail in _USER_CODE_SHIPPED)
+        if not stands_for_user_code and any(real == p or real.startswith(p + os.sep) for p in _LIBRARY_PREFIXES):
             return False
         if f"{os.sep}site-packages{os.sep}" in real or f"{os.sep}dist-packages{os.sep}" in real:
             return False
