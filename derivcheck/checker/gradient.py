@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.checker.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
-from derivcheck.checker.lines import trace_failure
+from derivcheck.checker.lines import LineBlame, trace_failure
 from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint
 from derivcheck.numeric.directional import Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -110,8 +110,20 @@ def check_gradient(
     finally:
         shown.finish()
     if report.verdict == "fail" and trace and not inplace:  # a loss that reads the user's arrays has no argument to trace
-        report = GradientReport(**{**report.__dict__, "line_blame": trace_failure(loss, grad, params, int(seed))})
+        report = _with_line_blame(report, trace_failure(loss, grad, params, int(seed)))
     return report
+
+
+def _with_line_blame(report: GradientReport, blame: LineBlame) -> GradientReport:
+    """The report with the blamed line; where the line explains what no whole-gradient cause did, the
+    'unexplained' findings say so instead of leaving the numbers without a cause."""
+    findings = report.findings
+    if blame.status == "blamed" and blame.cause is not None:
+        explained = f"No single cause in d{{}} alone explains these numbers: the wrong line {blame.location} does"
+        findings = tuple(replace(f, message=f.message.replace("No single cause explains these numbers",
+                                                              explained.format(f.param)))
+                         if f.kind == "unexplained" else f for f in findings)
+    return GradientReport(**{**report.__dict__, "findings": findings, "line_blame": blame})
 
 
 @dataclass(frozen=True)

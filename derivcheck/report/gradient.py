@@ -282,7 +282,7 @@ def render_line_blame(b: LineBlame) -> str:
     lines = [where, f"  {b.variable} is wrong; yours vs true:"]
     for index, yours, true in b.entries:
         lines.append(f"    {b.variable}{list(index)}: yours {yours:.6g}, true {true:.6g}")
-    confirm = "replacing it by the true values repairs the parameter gradients" if b.confirmed_by_repair \
+    confirm = "replacing it by the true values repairs the parameter gradients it feeds" if b.confirmed_by_repair \
         else "not confirmed by repair"
     lines.append(f"  {confirm}")
     if b.details.get("unmeasured_inputs"):

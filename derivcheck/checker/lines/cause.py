@@ -55,6 +55,8 @@ class Mutant:
     details: dict = field(default_factory=dict)
 
     def corrected(self, ctx: Context) -> str:
+        if "shown" in self.details:
+            return self.details["shown"]
         text = ctx.sources[self.line] if self.statement is None else rw.corrected_text(self.statement)
         return f"{text}; {self.appended}" if self.appended else text
 
@@ -108,10 +110,11 @@ def _mutants(ctx: Context, detectors) -> Iterator[Mutant]:
             if view is None:
                 yield from detector(ctx, line, statement)
                 continue
-            entry, rebuild = view  # the detectors edit the entry's expression; the return is rebuilt around it
+            entry, rebuild, key = view  # the detectors edit the entry's expression; the return is rebuilt around it
             for m in detector(ctx, line, entry):
-                if m.statement is not None:
-                    yield Mutant(m.kind, m.line, rebuild(m.statement), None, m.details)
+                if m.statement is not None:  # only that entry was verified: only that entry is shown corrected
+                    shown = f"{key!r}: {ast.unparse(m.statement.value)}  (that entry of the return; the rest as written)"
+                    yield Mutant(m.kind, m.line, rebuild(m.statement), None, {**m.details, "shown": shown})
 
 
 def _returned_entry(statement: ast.stmt, var: str):
@@ -138,7 +141,7 @@ def _returned_entry(statement: ast.stmt, var: str):
         (new.value.values if isinstance(new.value, ast.Dict) else new.value.elts)[slots[0]] = edited.value
         return ast.fix_missing_locations(new)
 
-    return entry, rebuild
+    return entry, rebuild, key
 
 
 def _arrays(ctx: Context) -> dict[str, np.ndarray]:
