@@ -119,3 +119,10 @@ def test_a_needed_in_place_update_is_not_called_an_overwrite():
     assert dc.check_gradient(ridge_loss, ridge_grad_in_place_term, W0).line_blame is None  # right: nothing traced
     b = dc.check_gradient(ridge_loss, lambda w: ridge_grad_in_place_term(w, slip=True), W0).line_blame
     assert b.status == "blamed" and b.cause != "inplace_overwrite", b
+
+
+def test_the_short_summary_of_a_failing_test_names_the_line(report):
+    from derivcheck.report.gradient import summary_line
+
+    line = summary_line(report)
+    assert "test_line_report.py:" in line and "dz2 = dh2 * (1 - dh2)" in line and "corrected:" in line

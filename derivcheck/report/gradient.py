@@ -112,6 +112,10 @@ def summary_line(report: GradientReport) -> str:
     causes = [f for f in report.findings if f.severity == "error"] or list(report.findings)
     where = ", ".join(failing) or report.title
     cause = f"({causes[0].kind}): {causes[0].message}" if causes else "(no cause found): see the table"
+    b = report.line_blame
+    if b is not None and b.status == "blamed":  # the wrong line says more than any whole-gradient finding
+        cause = f"at {b.location}: {b.source} ({b.cause or 'cause not named'})" + (
+            f", corrected: {b.corrected}" if b.corrected else "")
     # Most telling first: a terminal-wide summary cuts the end off.
     return f"{where} {report.verdict.upper()} {cause}".replace("\n", " ")
 
