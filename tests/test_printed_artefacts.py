@@ -49,15 +49,16 @@ def test_generated_code_returns_the_parameters_shape_and_is_numerically_safe():
     d = dc.derive("dense")
     source = checked_code(d, "b").source
     ns: dict = {}
-    exec(source, ns)  # noqa: S102 - the code a user would copy
+    exec("import numpy as np\n" + source, ns)  # noqa: S102 - the code a user would copy, under the block's one import
     g = np.random.default_rng(0).standard_normal((5, 3))
-    assert ns["grad_b"](g, 5).shape == (3,)
-    np.testing.assert_allclose(ns["grad_b"](g, 5), g.sum(axis=0))
+    x, w, b = np.ones((5, 4)), np.ones((4, 3)), np.ones(3)
+    assert ns["grad_b"](g, x, w, b).shape == (3,)
+    np.testing.assert_allclose(ns["grad_b"](g, x, w, b), g.sum(axis=0))
     sig = checked_code(dc.derive("sigmoid"), "x")
     ns = {}
-    exec(sig.source, ns)  # noqa: S102
+    exec("import numpy as np\n" + sig.source, ns)  # noqa: S102
     x = np.array([[-800.0, 0.0, 709.0, 710.0, 800.0]])
-    out = ns["grad_x"](x, np.ones_like(x))
+    out = ns["grad_x"](np.ones_like(x), x)
     assert np.all(np.isfinite(out)) and out[0, 1] == 0.25 and "_sigmoid" in sig.source and "def _sigmoid" in sig.source
     ce = checked_code(dc.derive("softmax_cross_entropy"), "z")
     assert "_rowmax" in ce.source and "def _rowmax" in ce.source
@@ -135,7 +136,7 @@ def test_abs_max_min_sign_and_heaviside_derive_with_the_projects_conventions():
         checked = checked_code(dc.derive(name), "x")
         assert checked.source is not None and "DEFECT" not in checked.note, name
         ns: dict = {}
-        exec(checked.source, ns)  # noqa: S102
+        exec("import numpy as np\n" + checked.source, ns)  # noqa: S102
         np.testing.assert_array_equal(ns["grad_x"](g, x), truth(x), err_msg=name)
 
 

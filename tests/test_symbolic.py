@@ -146,7 +146,8 @@ def test_generated_code_runs_and_matches_reference():
     exec(code, namespace)  # noqa: S102 - the code derivcheck generated
     rng = np.random.default_rng(0)
     x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    assert np.allclose(namespace["grad_w"](x, g), x.T @ g)
+    w, b = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    assert np.allclose(namespace["grad_w"](g, x, w, b), x.T @ g)  # called like the layer's backward(dy, x, w, b)
 
 
 def test_cli_verify_exits_1_on_a_mutant_layer(capsys):

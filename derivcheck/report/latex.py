@@ -9,6 +9,7 @@ products and ``\\oslash`` for elementwise division; functions of a matrix act el
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import sympy as sp
@@ -17,6 +18,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 UPSTREAM = "G"
+# Where an argument g or a dimension G takes the letter, the upstream gradient is G-bar (the adjoint's bar).
+UPSTREAM_NAMES = frozenset({"G", "g", "GBAR", "gbar"})
 # The upstream gradient dE/dY is G, its entries g_{nq}: a delta would read as a Kronecker delta,
 # which the index forms contract.
 _UPSTREAM_LATEX = ("G", "g")
@@ -34,9 +37,19 @@ def _vector_name(name: str) -> str:
     return rf"\boldsymbol{{{g}}}" if g else rf"\mathbf{{{name}}}"
 
 
+def _collides(name: str) -> bool:
+    """``N_n``: an argument n beside a dimension N (the symbol carries both); printed with a tilde, ñ."""
+    head, _, tail = name.partition("_")
+    return bool(tail) and head == tail.upper()
+
+
 def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
     if rename and name in rename:
         return rename[name]
+    if name in ("GBAR", "gbar"):
+        return r"\bar{G}"
+    if _collides(name):
+        return rf"\tilde{{{name.partition('_')[0]}}}"
     if name == UPSTREAM:
         return _UPSTREAM_LATEX[0]
     if _greek(name):
@@ -46,7 +59,11 @@ def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
 
 
 def _entry_name(name: str) -> str:
-    if name == UPSTREAM:
+    if name in ("GBAR", "gbar"):
+        return r"\bar{g}"
+    if _collides(name):
+        return rf"\tilde{{{name.partition('_')[2]}}}"
+    if name in UPSTREAM_NAMES:
         return _UPSTREAM_LATEX[1]
     if _greek(name):
         return _greek(name)
@@ -84,6 +101,8 @@ class DerivationPrinter(LatexPrinter):
     def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
         if e.name in self.rename:
             return self.rename[e.name]
+        if e.name in ("gbar", "g") and e.shape[1] == 1:  # a vector output's upstream gradient
+            return r"\bar{\mathbf{g}}" if e.name == "gbar" else r"\mathbf{g}"
         return _matrix_name(e.name) if e.shape[1] != 1 else _vector_name(e.name)
 
     def _print_Transpose(self, e: Any) -> str:
@@ -154,7 +173,7 @@ class DerivationPrinter(LatexPrinter):
         # Entries of the upstream gradient go last: x_{np} \delta_{nq}, as in textbooks.
         entries = [f for f in factors if isinstance(f, (MatrixElement, sp.Indexed))]
         if len(entries) == len(factors) and len(entries) > 1:
-            ordered = sorted(entries, key=lambda f: str(_parent_name(f)) == UPSTREAM)
+            ordered = sorted(entries, key=lambda f: str(_parent_name(f)).upper() in UPSTREAM_NAMES)
             return r"\,".join(self._print(f) for f in ordered)
         return super()._print_Mul(e)
 
@@ -201,12 +220,20 @@ _RELATION = {"<": "<", ">": ">", "<=": "≤", ">=": "≥", "==": "=", "!=": "≠
 
 def text_name(name: str) -> str:
     """A symbol's name in text: Greek names as Greek letters (``gamma`` -> ``γ``, ``eps`` -> ``ε``)."""
+    if name in ("GBAR", "gbar"):
+        return "Ḡ" if name == "GBAR" else "ḡ"
+    if _collides(name):  # the argument n beside the size N: Ñ
+        return unicodedata.normalize("NFC", name.partition("_")[0] + "\u0303")
     return _GREEK_TEXT.get(name.lower(), name) if name.lower() in _GREEK_TEXT else name
 
 
 def text_entry_name(name: str, upstream: str = "g") -> str:
     """The letter of a matrix's entries: ``W`` -> ``w``, ``GAMMA`` -> ``γ``, the upstream gradient ``G`` -> ``g``."""
-    if name == UPSTREAM:
+    if name in ("GBAR", "gbar"):
+        return "ḡ"
+    if _collides(name):
+        return unicodedata.normalize("NFC", name.partition("_")[2] + "\u0303")
+    if name in UPSTREAM_NAMES:
         return upstream
     return text_name(name.lower())
 
@@ -389,8 +416,8 @@ class _UnicodePrinter(StrPrinter):
             return self._hadamard(factors)
         entries = [f for f in factors if isinstance(f, (MatrixElement, sp.Indexed))]
         if len(entries) == len(factors) > 1:  # upstream entries last, as in textbooks: x_np g_nq
-            return " ".join(self._print(f) for f in sorted(entries, key=lambda f: _parent_name(f) == UPSTREAM))
-        sizes_only = all(f.is_Symbol or f.is_number for f in factors)
+            return " ".join(self._print(f) for f in sorted(entries, key=lambda f: _parent_name(f).upper() in UPSTREAM_NAMES))
+        sizes_only = all((f.is_Symbol and f not in self.owner.holders) or f.is_number for f in factors)
         dot = self.in_index or (sizes_only and any(f.is_Symbol and len(self._print(f)) > 1 for f in factors))
         return super()._print_Mul(e).replace("*", "·" if dot else " ")
 

@@ -38,6 +38,12 @@ def arg_symbol(arg: Arg, sizes: dict[str, sp.Symbol]) -> Any:
     return sp.IndexedBase(name, shape=tuple(shape))
 
 
+def upstream_name(layer: Layer, sizes: dict[str, Any]) -> str:
+    """``g`` (its matrix ``G``), or ``gbar`` (printed Ḡ, ḡ) where an argument ``g`` or a dimension ``G`` takes the letter."""
+    taken = {a.name.lower() for a in layer.inputs} | {k.lower() for k in sizes}
+    return "gbar" if "g" in taken else "g"
+
+
 def element(symbol: Any, indices: tuple[Any, ...]) -> sp.Expr:
     """One entry of an argument symbol, whatever its rank."""
     if isinstance(symbol, sp.MatrixSymbol):
@@ -119,7 +125,7 @@ def build(layer: Layer) -> Built:
         raise InputError(f"layer {layer.name!r}: its index form uses {construct}, which derivcheck cannot differentiate")
     if layer.is_loss:
         return Built(layer, sizes, symbols, constants, out_t, None, y, y)
-    upstream = arg_symbol(Arg("g", layer.output), sizes)
+    upstream = arg_symbol(Arg(upstream_name(layer, sizes), layer.output), sizes)
     g = element(upstream, out_t)
     objective = sp.Sum(g * y, *[(i, 0, sizes[c] - 1) for i, c in zip(out_t, layer.output_letters)])
     return Built(layer, sizes, symbols, constants, out_t, upstream, y, objective)

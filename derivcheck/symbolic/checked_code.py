@@ -28,9 +28,10 @@ _AGREEMENT = 1e-9
 
 # Helpers a rewrite may call; each is printed with the code that uses it.
 HELPERS = {
-    "_sigmoid": "def _sigmoid(x):\n    return 0.5 * (1.0 + numpy.tanh(0.5 * x))  # no overflow, unlike 1 / (1 + exp(-x))",
-    "_rowmax": "def _rowmax(x, axis):\n    return numpy.max(x, axis=axis, keepdims=True)",
+    "_sigmoid": "def _sigmoid(x):\n    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow, unlike 1 / (1 + exp(-x))",
+    "_rowmax": "def _rowmax(x, axis):\n    return x.max(axis=axis, keepdims=True)",
 }
+IMPORT = "import numpy as np"
 
 
 class _sigmoid(sp.Function):  # noqa: N801 - printed as the helper of the same name
@@ -108,26 +109,28 @@ def _softmax_rewrite(expr: sp.Expr) -> sp.Expr | None:
 
 
 def _with_helpers(source: str | None) -> str | None:
+    """The function after the helpers it calls (each printed once; the import goes above the whole block)."""
     if source is None:
         return None
     used = [name for name in HELPERS if f"{name}(" in source]
-    if not used:
-        return source
-    head, _, rest = source.partition("\n\n\n")
-    return "\n\n\n".join([head, *[HELPERS[n] for n in used], rest])
+    return "\n\n\n".join([*[HELPERS[n] for n in used], source])
 
 
 def _function(source: str, arg_name: str) -> Callable[..., Any]:
+    """The function defined by the printed text, executed as printed (with the one import printed above it)."""
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<generated grad_{arg_name}>", "exec"), namespace)  # noqa: S102 - our own generated text
+    exec(compile(f"{IMPORT}\n\n\n{source}", f"<generated grad_{arg_name}>", "exec"), namespace)  # noqa: S102
     return namespace[f"grad_{arg_name}"]
 
 
-def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> Any:
-    import inspect
+def code_arguments(d: Any, arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> list[Any]:
+    """The arguments a printed function takes, in its order: dy, the layer's inputs, constants, hyperparameters."""
+    return [*([] if d.layer.is_loss else [upstream]), *[arrays[a.name] for a in d.layer.inputs],
+            *[d.layer.constants[k] for k in d.built.constants], *[int(sizes[h]) for h in d.layer.hyper]]
 
-    values = values_by_name(d.built, arrays, upstream, sizes)
-    return fn(*[values[p] for p in inspect.signature(fn).parameters])
+
+def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstream: Any, sizes: dict[str, int]) -> Any:
+    return fn(*code_arguments(d, arrays, upstream, sizes))
 
 
 def _inputs(d: Any, seed: int, scale: float = 1.0, integers: bool = False) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:

@@ -151,40 +151,121 @@ def compile_matrix_form(built: Built, form: MatrixForm, shape_letters: tuple[str
     return run
 
 
+class _CodePrinter(NumPyPrinter):
+    """NumPy as a person writes it: ``dy @ w.T``, ``dy.sum(axis=0)``, ``np.exp``; sizes read off the arrays."""
+
+    def __init__(self, names: dict[Any, str], sizes: dict[Any, str]) -> None:
+        super().__init__({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True})
+        self.names, self.size_of = names, sizes
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        return "np." + fqn.split(".", 1)[1] if fqn.startswith("numpy.") else fqn
+
+    def _print_Symbol(self, e: sp.Symbol) -> str:
+        return self.names.get(e) or self.size_of.get(e) or super()._print_Symbol(e)
+
+    def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
+        return self.names.get(e, e.name)
+
+    def _print_Transpose(self, e: Any) -> str:
+        inner = self._print(e.arg)
+        return f"{inner}.T" if isinstance(e.arg, sp.MatrixSymbol) else f"({inner}).T"
+
+    def _print_OneMatrix(self, e: Any) -> str:
+        return f"np.ones(({self._print(e.rows)}, {self._print(e.cols)}))"
+
+    def _operand(self, a: Any) -> str:
+        s = self._print(a)
+        return s if isinstance(a, (sp.MatrixSymbol, sp.Transpose)) or s.isidentifier() or _is_call(s) else f"({s})"
+
+    def _print_Piecewise(self, e: Any) -> str:
+        *pieces, (last, cond) = e.args
+        out = self._print(last) if cond == sp.true else f"np.where({self._print(cond)}, {self._print(last)}, np.nan)"
+        for value, c in reversed(pieces):
+            out = f"np.where({self._print(c)}, {self._print(value)}, {out})"
+        return out
+
+    def _print_Relational(self, e: Any) -> str:
+        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
+
+    def _print_MatMul(self, e: Any) -> str:
+        coeff, factors = e.as_coeff_matrices()
+        factors = list(factors)
+        head = "" if coeff == 1 else f"{self._print(coeff)} * "
+        if len(factors) == 2 and isinstance(factors[1], sp.OneMatrix) and factors[1].cols == 1:
+            a = factors[0]  # A^T 1 sums A's rows: A.sum(axis=0); A 1 sums its columns
+            if isinstance(a, sp.Transpose):
+                return head + f"{self._operand(a.arg)}.sum(axis=0)"
+            return head + f"{self._operand(a)}.sum(axis=1, keepdims=True)"
+        return head + " @ ".join(self._operand(a) for a in factors)
+
+    def _print_HadamardProduct(self, e: Any) -> str:
+        return " * ".join(self._operand(a) for a in e.args)
+
+    def _print_reduce_axis(self, e: Any) -> str:
+        return f"{self._operand(e.args[0])}.sum(axis={self._print(e.args[1])}, keepdims=True)"
+
+    def _print_ElementwiseApplyFunction(self, e: Any) -> str:
+        lam = e.function
+        return self._print(lam.expr.xreplace({lam.variables[0]: sp.Symbol(self._operand(e.expr))}))
+
+
+def _is_call(s: str) -> bool:
+    """``np.exp(x)``: a name applied to one balanced argument list, safe to call a method on."""
+    head, paren, _ = s.partition("(")
+    if not paren or not head.replace(".", "_").isidentifier() or not s.endswith(")"):
+        return False
+    depth = 0
+    for i, ch in enumerate(s[len(head):]):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(s) - len(head) - 1:
+            return False
+    return True
+
+
+def code_parameters(built: Built) -> list[str]:
+    """The arguments of every generated function of a layer: ``dy`` first (for a layer), then the layer's inputs in
+    declaration order, then its constants and hyperparameters, as in the layer's own backward."""
+    return [*([] if built.upstream is None else ["dy"]), *[a.name for a in built.layer.inputs], *built.constants,
+            *built.layer.hyper]
+
+
+def _size_expressions(built: Built) -> dict[Any, str]:
+    """Each size read off an array that carries it (``x.shape[0]``): generated code takes no size arguments."""
+    out: dict[Any, str] = {}
+    carriers = [(a.name, a.letters) for a in built.layer.inputs]
+    if built.upstream is not None:
+        carriers.append(("dy", built.layer.output_letters))
+    for name, letters in carriers:
+        for axis, letter in enumerate(letters):
+            out.setdefault(built.sizes[letter], f"{name}.shape[{axis}]")
+    return out
+
+
 def matrix_form_code(built: Built, form: MatrixForm, arg_name: str) -> str | None:
-    """Source of a runnable NumPy function for one matrix-form gradient."""
+    """Source of a runnable NumPy function for one matrix-form gradient (``import numpy as np`` above it)."""
     if form.kind == "none":
         return None
-    printer = _printer()
-    names = []
-    present = form.expr.free_symbols
-    for h in _matrix_arguments(built, form):
-        if h not in present:
-            continue  # the gradient does not read this input (dE/dW = X^T G needs no W)
-        target = form.placeholders[h] if form.kind == "elementwise" else h
-        names.append(str(target.label if isinstance(target, sp.IndexedBase) else target.name))
-    used = {str(s) for s in present}
-    scalars = [str(s) for s in [*built.sizes.values(), *built.constants.values()] if str(s) in used]
-    body = printer.doprint(form.expr)
-    for h in form.placeholders:
-        body = body.replace(str(h), str(form.placeholders[h].name if hasattr(form.placeholders[h], "name") else form.placeholders[h].label))
-    params = ", ".join([*dict.fromkeys(names), *scalars])
-    columns = [str(sym.name) for sym in _matrix_arguments(built, form)
-               if isinstance(sym, sp.MatrixSymbol) and sym.shape[1] == 1 and str(sym.name) in names]
+    names: dict[Any, str] = {sym: name for name, sym in built.symbols.items()}
+    names.update({sym: name for name, sym in built.constants.items()})
+    names.update({built.sizes[h]: h for h in built.layer.hyper})
+    if built.upstream is not None:
+        names[built.upstream] = "dy"
     if form.kind == "elementwise":
-        columns = [str(form.placeholders[h].name) for h in form.placeholders
-                   if isinstance(form.placeholders[h], sp.MatrixSymbol) and form.placeholders[h].shape[1] == 1
-                   and str(form.placeholders[h].name) in names]
+        names.update({h: names[target] for h, target in form.placeholders.items()})
+    body = _CodePrinter(names, _size_expressions(built)).doprint(form.expr)
+    # The matrix form treats vectors as columns; users pass and get NumPy's 1-D arrays.
+    columns = [name for name, sym in built.symbols.items() if isinstance(sym, sp.MatrixSymbol) and sym.shape[1] == 1
+               and (sym in form.expr.free_symbols or any(t is sym for t in form.placeholders.values()))]
+    if built.upstream is not None and built.upstream.shape[1] == 1:
+        columns.append("dy")
     vector = len(next(a for a in built.layer.differentiable if a.name == arg_name).letters) == 1
+    returned = body if not vector or body.endswith(".sum(axis=0)") and not columns else f"np.ravel({body})"
     lines = [
-        "import numpy",
-        "",
-        "",
-        f"def grad_{arg_name}({params}):",
-        f'    """dE/d{arg_name} of layer {built.layer.name!r}: arrays in, an array of the shape of {arg_name} out."""',
-        # The matrix form treats vectors as columns; users pass and get NumPy's 1-D arrays.
-        *[f"    {c} = numpy.reshape({c}, (-1, 1))" for c in dict.fromkeys(columns)],
-        f"    return numpy.ravel({body})" if vector else f"    return {body}",
+        f"def grad_{arg_name}({', '.join(code_parameters(built))}):",
+        f'    """dE/d{arg_name} of layer {built.layer.name!r}."""',
+        *[f"    {c} = {c}.reshape(-1, 1)  # a column, as in the matrix form" for c in columns],
+        f"    return {returned}",
     ]
     return "\n".join(lines)
 

@@ -7,8 +7,10 @@ the reference backward by ``verify_layer``. A form that disagrees is reported, n
 
 from __future__ import annotations
 
+import ast
 import html
 import inspect
+import textwrap
 import types
 from typing import Any
 
@@ -19,7 +21,7 @@ from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
-from derivcheck.symbolic.checked_code import checked_code, form_check
+from derivcheck.symbolic.checked_code import IMPORT, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
@@ -112,7 +114,10 @@ def _footer(d) -> list[str]:
     for c in layer.conventions:
         lines.extend(wrap_text(f"convention: {c}", indent="  "))
     if not layer.is_loss:
-        lines.append("E is the loss; G = dE/dy is the upstream gradient (entries g), kept symbolic; sizes are symbols.")
+        bar = d.built.upstream is not None and str(d.built.upstream.name).lower() == "gbar"
+        lines.append(("E is the loss; Ḡ = dE/dy is the upstream gradient (entries ḡ: g names an argument or a size here)"
+                      if bar else "E is the loss; G = dE/dy is the upstream gradient (entries g)")
+                     + ", kept symbolic; sizes are symbols.")
     lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
     return lines
 
@@ -155,7 +160,8 @@ def _text(d) -> str:
     lines.extend(_stepwise_text(d.layer))
     lines.extend(_footer(d))
     if any(g.matrix.kind == "none" for g in d.gradients.values()):
-        lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", *_with_helpers(d.layer.backward)]
+        lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", IMPORT,
+                  *_with_helpers(d.layer.backward)]
     return "\n".join(lines)
 
 
@@ -230,9 +236,42 @@ def _with_helpers(fn) -> list[str]:  # noqa: ANN001 - a function
                 visit(g)
 
     visit(fn)
-    parts = [inspect.getsource(g).rstrip() for g in reversed(seen)]
+    parts = [_source(g) for g in reversed(seen)]
     imports = _imports([fn, *seen])
-    return "\n\n".join(([imports] if imports else []) + [*parts, inspect.getsource(fn).rstrip()]).splitlines()
+    return "\n\n".join(([imports] if imports else []) + [*parts, *_closure(fn), _source(fn)]).splitlines()
+
+
+def _source(fn) -> str:  # noqa: ANN001 - a function
+    """A function's source as a top-level definition that runs as printed: dedented, a lambda as a ``def``."""
+    text = textwrap.dedent(inspect.getsource(fn)).rstrip()
+    if fn.__name__ != "<lambda>":
+        return text
+    lam = _lambda_node(text, fn)
+    if lam is None:
+        return text
+    args = ", ".join(a.arg for a in lam.args.args)
+    return f"def backward({args}):\n    return {ast.unparse(lam.body)}"
+
+
+def _lambda_node(text: str, fn) -> ast.Lambda | None:  # noqa: ANN001 - a function
+    """The lambda in ``text`` (a line of a call, perhaps) with ``fn``'s arguments."""
+    names = list(fn.__code__.co_varnames[: fn.__code__.co_argcount])
+    for candidate in (text, text.rstrip(",)"), "(" + text.strip().rstrip(",") + ")", "f(" + text.strip().rstrip(",") + ")"):
+        try:
+            tree = ast.parse(candidate)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Lambda) and [a.arg for a in node.args.args] == names:
+                return node
+    return None
+
+
+def _closure(fn) -> list[str]:  # noqa: ANN001 - a function
+    """The values a nested function reads from its enclosing one, assigned before it (literals only)."""
+    cells = fn.__closure__ or ()
+    return [f"{name} = {cell.cell_contents!r}" for name, cell in zip(fn.__code__.co_freevars, cells)
+            if isinstance(cell.cell_contents, (int, float, str, tuple, type(None)))]
 
 
 def _imports(functions: list) -> str:  # noqa: ANN001 - functions
@@ -251,7 +290,7 @@ def _imports(functions: list) -> str:  # noqa: ANN001 - functions
                 continue
             if line not in lines:
                 lines.append(line)
-    return "\n".join(sorted(lines))
+    return "\n".join(x for x in sorted(lines) if x != IMPORT)  # the code format prints it once, at the top
 
 
 def _markdown(d) -> str:
@@ -283,8 +322,8 @@ def _markdown(d) -> str:
 
 def _code(d) -> str:
 
-    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each run here "
-              f"against the index form at random sizes before it was printed."]
+    blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each executed "
+              f"as printed\n# and compared with the index form at random sizes before it was printed.\n{IMPORT}"]
     missing = []
     for name in d.gradients:
         checked = checked_code(d, name)
@@ -319,7 +358,7 @@ def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a
     if fmt == "latex":
         return "\n".join(lines)
     if fmt == "markdown":
-        return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r" \\ ".join(lines), "$$"])
+        return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}", "$$"])
     if fmt == "code":
         raise InputError("code is generated per layer; derive each layer of the model with --format code")
     text = [line for ln in chained_text(model) for line in wrap_text(f"  {ln}")]

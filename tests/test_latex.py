@@ -1,0 +1,79 @@
+"""Every LaTeX block derivcheck prints parses as TeX math (matplotlib's mathtext: see tests/mathtext_check.py for
+why that parser), for the whole catalog, six user layers and names that collide with the notation's own letters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from derivcheck.catalog import registry
+from derivcheck.catalog.extension import Arg, def_layer
+from derivcheck.catalog.registry import MODELS, list_layers
+from derivcheck.symbolic.presentation import render_derivation
+from derivcheck.symbolic.verify import verify_layer
+
+import test_user_layers
+from mathtext_check import parse_errors
+
+
+@pytest.fixture(scope="module")
+def user_layers() -> Iterator[list[str]]:
+    names = test_user_layers._declare() + _colliding_layers()
+    yield names
+    for name in names:
+        registry.LAYERS.pop(name, None)
+    from derivcheck.symbolic.derive import _derive
+
+    _derive.cache_clear()
+
+
+def _colliding_layers() -> list[str]:
+    """An argument n beside the batch size N, a gain g beside the upstream gradient's g, a dimension named G."""
+    return [layer.name for layer in (
+        def_layer("user_times_n", inputs=(Arg("x", "N D"), Arg("n", "N D")), output="N D", forward=lambda x, n: x * n,
+                  backward=lambda dy, x, n: {"x": dy * n, "n": dy * x}, index_form=lambda s: s.X[s.out] * s.n[s.out]),
+        def_layer("user_gain_g", inputs=(Arg("x", "N D"), Arg("g", "D")), output="N D", forward=lambda x, g: x * g,
+                  backward=lambda dy, x, g: {"x": dy * g, "g": (dy * x).sum(axis=0)},
+                  index_form=lambda s: s.X[s.out] * s.g[s.out[1], 0]),
+        def_layer("user_dim_g", inputs=(Arg("x", "N G"),), output="N G", forward=lambda x: 2 * x,
+                  backward=lambda dy, x: {"x": 2 * dy}, index_form=lambda s: 2 * s.X[s.out]),
+    )]
+
+
+def test_the_checker_rejects_what_latex_rejects() -> None:
+    assert parse_errors("n_n_{pq}") and parse_errors(r"\frac{a}{b") and parse_errors(r"\nosuchcommand x")
+    assert parse_errors(r"\frac{\partial E}{\partial W_{pq}} = \sum_{n} x_{np}\,g_{nq}") == []
+
+
+def test_every_latex_block_parses(user_layers: list[str]) -> None:
+    bad = {}
+    for name in [*list_layers(), *MODELS, *user_layers]:
+        for fmt in ("latex", "markdown"):
+            out = render_derivation(name, fmt)
+            blocks = out.splitlines() if fmt == "latex" else out.split("$$")[1::2]
+            errors = [e for block in blocks for e in parse_errors(block.strip())]
+            if errors:
+                bad[f"{name} ({fmt})"] = errors[:2]
+    assert bad == {}
+
+
+def test_colliding_names_are_renamed_in_every_format(user_layers: list[str]) -> None:
+    text, latex = render_derivation("user_times_n", "text"), render_derivation("user_times_n", "latex")
+    assert "ñ_pq g_pq" in text and "∂E/∂Ñ = G ⊙ X" in text and r"\tilde{n}_{pq}" in latex and "n_n" not in latex
+    text, latex = render_derivation("user_gain_g", "text"), render_derivation("user_gain_g", "latex")
+    assert "x_np ḡ_np" in text and r"\bar{g}_{np}" in latex and "Ḡ = dE/dy" in text
+    text, latex = render_derivation("user_dim_g", "text"), render_derivation("user_dim_g", "latex")
+    assert "2 ḡ_pq" in text and "g_g" not in latex and r"\bar{G}" in latex
+
+
+@pytest.mark.parametrize("name", ["user_times_n", "user_gain_g", "user_dim_g"])
+def test_colliding_names_verify_four_ways(user_layers: list[str], name: str) -> None:
+    v = verify_layer(name, seed=1)
+    assert v.ok and all({"index form", "reference backward", "finite differences"} <= set(r.agreeing) for r in v.rows)
+    namespace: dict = {}
+    exec(render_derivation(name, "code"), namespace)  # noqa: S102 - runs as printed
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    if name == "user_dim_g":
+        np.testing.assert_allclose(namespace["grad_x"](x, x), 2 * x)
