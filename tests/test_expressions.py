@@ -316,3 +316,23 @@ def test_a_scalar_claim_gets_no_factor_that_one_number_would_fit() -> None:
     assert r.verdict == "fail" and not any(e.startswith("a constant factor is missing") for e in r.explanation)
     right = dc.check_equation("lam * sum(W**2)", "lam", "sum(W**2)", {"W": "D x M", "lam": "scalar"})
     assert right.ok
+
+
+def test_a_missing_one_over_n_is_named_in_the_sizes_not_as_a_number_seen_at_one_size():
+    from derivcheck.language.equation import check_equation
+
+    e = check_equation("mean((X @ w - y)**2)", "w", "2 * X.T @ (X @ w - y)", {"X": "N x D", "w": "D", "y": "N"})
+    assert not e.ok
+    assert any("1/N times the claim" in x for x in e.explanation), e.explanation
+    assert not any(" 4 times" in x or " 5 times" in x for x in e.explanation)
+
+
+def test_an_equation_check_displays_in_a_notebook_and_no_table_cell_reads_nan():
+    import derivcheck as dc
+    from derivcheck.language.equation import check_equation
+
+    e = check_equation("sum(X @ w)", "w", "X.T @ ones(N)", {"X": "N x D", "w": "D"})
+    md, page = e._repr_markdown_(), e._repr_html_()
+    assert e.ok and md.startswith("PASS") and "| claimed gradient |" in md and "<table>" in page and "PASS" in page
+    d = dc.derive_expression("x @ A @ x", "x", {"x": "D", "A": "D x D symmetric"})
+    assert "nan" not in d._repr_markdown_() and "nan" not in md

@@ -91,6 +91,39 @@ def _ratio_at(p: Problem, claimed: Node, truth: Node, seed: int) -> float | None
     return float(r[0]) if np.allclose(r, r[0], rtol=1e-8, atol=0) else None
 
 
+# Powers of the sizes tried as a factor between a claim and the truth (1/N, N, 1/(N D), N^2, ...).
+_SIZE_POWERS = (-2, -1, 1, 2)
+
+
+def _size_factor(p: Problem, claimed: Node, truth: Node) -> str | None:
+    """The factor truth / claim written in the sizes ("1/N", "N D"), when one product of sizes times one constant
+    fits both draws (a factor seen at one size, "4 times", is a size in disguise)."""
+    draws = [p.draw(seed)[0] for seed in _SEEDS]
+    ratios = [_ratio_at(p, claimed, truth, seed) for seed in _SEEDS]
+    if any(r is None for r in ratios) or np.isclose(ratios[0], ratios[1], rtol=1e-8, atol=0):
+        return None
+    letters = sorted({k for d in draws for k in d})
+    candidates = [((a, i),) for a in letters for i in _SIZE_POWERS]
+    candidates += [((a, i), (b, j)) for a in letters for b in letters if a < b for i in (-1, 1) for j in (-1, 1)]
+    for monomial in candidates:
+        values = [float(np.prod([d[k] ** e for k, e in monomial])) for d in draws]
+        c = [1 / (r * v) for r, v in zip(ratios, values)]  # truth / claim = c * monomial
+        if np.isclose(c[0], c[1], rtol=1e-8, atol=0) and values[0] != values[1]:
+            return _monomial_text(monomial, c[0])
+    return None
+
+
+def _monomial_text(monomial: tuple[tuple[str, int], ...], c: float) -> str:
+    up = " ".join(k if e == 1 else f"{k}^{e}" for k, e in monomial if e > 0)
+    down = " ".join(k if e == -1 else f"{k}^{-e}" for k, e in monomial if e < 0)
+    const = round(c) if abs(c - round(c)) < 1e-9 else c
+    head = f"{const:g}" if const not in (1,) else ""
+    num = " ".join(x for x in (head, up) if x) or "1"
+    if not down:
+        return num
+    return f"{num}/{down}" if " " not in down else f"{num}/({down})"
+
+
 def explain(p: Problem, claimed: Node, truth: Node) -> list[str]:
     """Corrections that turn ``claimed`` into the verified gradient, each tested on the numbers."""
     out: list[str] = []
@@ -110,6 +143,10 @@ def explain(p: Problem, claimed: Node, truth: Node) -> list[str]:
         factor = 1 / ratio
         word = f"{factor:.6g}" if abs(factor - round(factor)) > 1e-9 else str(int(round(factor)))
         out.append(f"a constant factor is missing: the right gradient is {word} times the claim")
+    sized = _size_factor(p, claimed, truth) if ratio is None else None
+    if sized is not None:
+        out.append(f"a factor in the sizes is missing: the right gradient is {sized} times the claim "
+                   "(the same factor at both sizes drawn)")
     if claimed.ndim == 2 and claimed.shape[0] == claimed.shape[1] and _close(p, n.transpose(claimed), truth):
         out.append("transposed: the transpose of the claim is right")
     if _close(p, n.neg(claimed), truth):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,11 +62,54 @@ def derivation_markdown(d: ExpressionDerivation) -> str:
         out += ["", "$$", f"H v = {d.hvp.latex}", "$$"]
     if d.hessian is not None and d.hessian.latex is not None:
         out += ["", "$$", f"H = {d.hessian.latex}", "$$"]
-    out += ["", "| checked | against | sizes | max rel error | |", "|---|---|---|---|---|"]
-    for c in d.checks:
+    return "\n".join(out + ["", *_checks_table(d.checks)])
+
+
+def _error_cell(c: Verification) -> str:
+    """The measured relative error, or what decided the row where none was measured (an exact comparison)."""
+    return f"{c.max_rel_error:.1e}" if c.max_rel_error == c.max_rel_error else (c.detail or "exact")
+
+
+def _checks_table(checks: tuple[Verification, ...]) -> list[str]:
+    out = ["| checked | against | sizes | max rel error | |", "|---|---|---|---|---|"]
+    for c in checks:
         mark = {True: "ok", False: "**FAIL**", None: "inconclusive"}[c.ok]
-        out.append(f"| {c.what} | {c.against} | {_sizes(c.sizes)} | {c.max_rel_error:.1e} | {mark} |")
-    return "\n".join(out)
+        out.append(f"| {c.what} | {c.against} | {_sizes(c.sizes)} | {_error_cell(c)} | {mark} |")
+    return out
+
+
+def equation_markdown(e: EquationCheck) -> str:
+    """An equation check in Markdown: the verdict, the verified gradient, the explanations, the checks' table."""
+    verdict = {"pass": "PASS", "fail": "**FAIL**", "inconclusive": "INCONCLUSIVE"}[e.verdict]
+    out = [f"{verdict}: is `{e.claimed}` the gradient of `{e.expression}` by `{e.wrt}`?", ""]
+    if e.truth is not None:
+        out += [f"the gradient is: `{e.truth}`", ""]
+    out += [f"- {x}" for x in e.explanation]
+    return "\n".join([*out, "", *_checks_table(e.checks)])
+
+
+def _html_row(c: Verification) -> str:
+    style = ' style="background:#fdecea"' if c.ok is False else ""
+    mark = {True: "ok", False: "FAIL", None: "inconclusive"}[c.ok]
+    cells = (c.what, c.against, _sizes(c.sizes), _error_cell(c), mark)
+    return f"<tr{style}>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>"
+
+
+def equation_html(e: EquationCheck) -> str:
+    """An equation check as HTML (a notebook's display): failing rows highlighted."""
+    esc = html.escape
+    verdict = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[e.verdict]
+    color = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef6c00"}[e.verdict]
+    parts = [f'<p><b style="color:{color}">{verdict}</b>: is <code>{esc(e.claimed)}</code> the gradient of '
+             f"<code>{esc(e.expression)}</code> by <code>{esc(e.wrt)}</code>?</p>"]
+    if e.truth is not None:
+        parts.append(f"<p>the gradient is: <code>{esc(e.truth)}</code></p>")
+    if e.explanation:
+        parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in e.explanation) + "</ul>")
+    rows = "".join(_html_row(c) for c in e.checks)
+    parts.append("<table><tr><th>checked</th><th>against</th><th>sizes</th><th>max rel error</th><th></th></tr>"
+                 f"{rows}</table>")
+    return "\n".join(parts)
 
 
 def equation_text(e: EquationCheck) -> str:

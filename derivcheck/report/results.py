@@ -370,6 +370,16 @@ class EquationCheck:
 
         return equation_text(self)
 
+    def _repr_markdown_(self) -> str:
+        from derivcheck.report.language import equation_markdown
+
+        return equation_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from derivcheck.report.language import equation_html
+
+        return equation_html(self)
+
 
 @dataclass(frozen=True)
 class Line:
