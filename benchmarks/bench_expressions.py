@@ -60,9 +60,21 @@ CASES = [
     Case("trace of X^T A X", "trace(X.T @ A @ X)", "X", {"X": "D x M", "A": "D x D"}, "(A + A^T) X",
          lambda X, A, **_: (A + A.T) @ X),
     Case("log det", "logdet(X)", "X", {"X": "D x D"}, "X^-T", lambda X, **_: np.linalg.inv(X).T),
+    # Sizes typed as numbers: derived as symbols, evaluated at the numbers (never expanded entry by entry).
+    Case("log-sum-exp, X: 1000 x 10", "log(sum(exp(X)))", "X", {"X": "1000 x 10"}, "exp(X - logsumexp(X))",
+         lambda X, **_: np.exp(X - np.log(np.sum(np.exp(X))))),
+    Case("log det, X: 6 x 6", "logdet(X)", "X", {"X": "6 x 6 spd"}, "X^-T", lambda X, **_: np.linalg.inv(X).T),
+    Case("norm, x: 100000", "norm2(x)", "x", {"x": "100000"}, "x / ‖x‖", lambda x, **_: x / np.linalg.norm(x)),
     Case("Mahalanobis distance", "(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D spd"},
          "2 S^-1 (x - μ)", lambda x, mu, S, **_: 2 * np.linalg.solve(S, x - mu)),
 ]
+
+
+def _values_at(p: Any, seed: int) -> dict[str, Any]:
+    """Values at the sizes typed as numbers."""
+    from derivcheck.language.domain import draw_values
+
+    return draw_values(p.variables, p.fixed, np.random.default_rng(seed))
 
 
 def _agree(case: Case, d: Any) -> bool:
@@ -72,7 +84,7 @@ def _agree(case: Case, d: Any) -> bool:
     fn = _run_source(d.code, f"grad_{case.wrt}")
     args = fn.__code__.co_varnames[: fn.__code__.co_argcount]
     for seed in (1, 2, 3):
-        _, values = p.draw(seed)
+        _, values = p.draw(seed) if not p.fixed else (None, _values_at(p, seed))
         ours = fn(*[values[a] for a in args])
         theirs = case.formula(**values)
         if not np.allclose(ours, theirs, rtol=1e-10, atol=1e-12):

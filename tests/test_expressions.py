@@ -336,3 +336,25 @@ def test_an_equation_check_displays_in_a_notebook_and_no_table_cell_reads_nan():
     assert e.ok and md.startswith("PASS") and "| claimed gradient |" in md and "<table>" in page and "PASS" in page
     d = dc.derive_expression("x @ A @ x", "x", {"x": "D", "A": "D x D symmetric"})
     assert "nan" not in d._repr_markdown_() and "nan" not in md
+
+
+@pytest.mark.parametrize(("expr", "wrt", "decl"), [("log(sum(exp(X)))", "X", "X: 1000 x 10"),
+                                                   ("logdet(X)", "X", "X: 6 x 6 spd"), ("norm2(x)", "x", "x: 100000")])
+def test_sizes_typed_as_numbers_are_derived_as_symbols_and_checked_at_the_numbers(expr, wrt, decl):
+    import derivcheck as dc
+
+    d = dc.derive_expression(expr, wrt, lets=[decl])
+    typed = {int(t) for t in decl.replace("spd", "").split(":")[1].split("x")}
+    assert d.ok and any(set(c.sizes.values()) == typed for c in d.checks if c.against.startswith("finite"))
+    assert all(max(c.sizes.values()) <= 6 for c in d.checks if c.against.startswith("SymPy"))  # never expanded big
+
+
+def test_what_derive_expr_prints_with_logsumexp_parses_back():
+    import derivcheck as dc
+    from derivcheck.language.equation import check_equation
+
+    d = dc.derive_expression("log(sum(exp(X)))", "X", {"X": "N x D"})
+    assert "logsumexp" in d.matrix_form
+    assert check_equation("log(sum(exp(X)))", "X", d.matrix_form.replace(" ", " "), {"X": "N x D"}).ok
+    f = dc.derive_expression("sum(logsumexp(X, axis=1))", "X", {"X": "N x D"})
+    assert f.forward.text == "sum(logsumexp(X, axis=1))"

@@ -35,6 +35,26 @@ _SEEDS = (11, 23)
 _SAME_TREE = 1e-10
 _EXACT_SIZE = 2
 _MAX_REDRAWS = 8
+# Above this many entries the check at the typed sizes probes directions (the checker's auto mode), not every entry.
+_FULL_CHECK_ENTRIES = 200
+
+
+# Letters for sizes typed as numbers, in the order textbooks use them.
+_SIZE_LETTERS = ("N", "D", "M", "K", "P", "Q", "R", "S", "U", "V")
+
+
+def symbolic_sizes(variables: dict[str, Variable]) -> tuple[dict[str, Variable], dict[str, int]]:
+    """Each size typed as a number (other than 1) replaced by a letter, equal numbers by one letter (6 x 6 stays
+    square); and the numbers, by letter."""
+    numbers = sorted({d for v in variables.values() for d in v.shape if isinstance(d, int) and d != 1})
+    if not numbers:
+        return variables, {}
+    taken = {d for v in variables.values() for d in v.shape if isinstance(d, str)} | set(variables)
+    free = [c for c in _SIZE_LETTERS if c not in taken]
+    letter = {num: free[i] for i, num in enumerate(sorted(numbers, reverse=True))}
+    out = {name: Variable(v.name, tuple(letter.get(d, d) if isinstance(d, int) else d for d in v.shape), v.properties)
+           for name, v in variables.items()}
+    return out, {c: num for num, c in letter.items()}
 
 
 class Problem:
@@ -47,6 +67,9 @@ class Problem:
             raise ExpressionError(f"wrt={wrt!r} is not a declared variable (declared: "
                                   f"{', '.join(sorted(self.variables)) or 'nothing'})")
         self.wrt = wrt
+        # Sizes typed as numbers (X: 1000 x 10) are derived as symbols and evaluated at the numbers afterwards:
+        # expanding a 1000 x 10 matrix entry by entry is what a symbolic derivation must never do.
+        self.variables, self.fixed = symbolic_sizes(self.variables)
         self.var = n.var(self.variables[wrt])
         self.forward = parse_expression(expr, self.variables)
         if self.forward.shape:
@@ -107,10 +130,14 @@ def _rel(a: Any, b: Any) -> float:
     return relative_gap(a, b, PURELY_RELATIVE)
 
 
-def _check_gradient(p: Problem, code: Any, g: Node, seed: int) -> tuple[Verification, Verification]:
+def _check_gradient(p: Problem, code: Any, g: Node, seed: int, sizes: Mapping[str, int] | None = None
+                    ) -> tuple[Verification, Verification]:
     from derivcheck.checker.gradient import check_gradient
 
-    sizes, values = p.draw(seed)
+    if sizes is None:
+        sizes, values = p.draw(seed)
+    else:  # the sizes the user typed: a few directions, never every entry of a large array
+        sizes, values = dict(sizes), draw_values(p.variables, sizes, np.random.default_rng([0xE7, seed]))
     args = [a for a in code.__code__.co_varnames[: code.__code__.co_argcount]]
 
     def loss(w: np.ndarray) -> float:
@@ -121,7 +148,8 @@ def _check_gradient(p: Problem, code: Any, g: Node, seed: int) -> tuple[Verifica
         return np.asarray(code(*[env[a] for a in args]), dtype=float)
 
     w0 = np.asarray(values[p.wrt], dtype=float)
-    report = check_gradient(loss, grad, w0, mode="full", seed=seed, title=f"d/d{p.wrt} of {p.text}")
+    mode = "full" if w0.size <= _FULL_CHECK_ENTRIES else "auto"
+    report = check_gradient(loss, grad, w0, mode=mode, seed=seed, title=f"d/d{p.wrt} of {p.text}")
     row = report.params[0]
     ok = verdict_ok(report.verdict)
     fd = Verification("generated code", "finite differences of the expression as typed", sizes,
@@ -239,6 +267,8 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
     checks: list[Verification] = []
     for seed in _SEEDS:
         checks.extend(_check_gradient(p, code, g, seed))
+    if p.fixed:
+        checks.extend(_check_gradient(p, code, g, _SEEDS[0], p.fixed))
     idx = IndexForm(g)
     checks.append(_check_index(p, g, idx))
     if exact:
@@ -255,7 +285,8 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
     defect = "" if gradient_ok else "DEFECT, not shown: " + "; ".join(
         f"{c.what} vs {c.against}: {c.detail or 'disagrees'}" for c in checks if not c.ok)
     return ExpressionDerivation(
-        expression=expr, wrt=wrt, declarations=tuple(v.declaration() for v in p.variables.values()), order=order,
+        expression=expr, wrt=wrt, declarations=tuple(v.declaration() for v in p.variables.values())
+        + tuple(f"{c} = {num}" for c, num in p.fixed.items()), order=order,
         forward=Form(text(p.forward), latex(p.forward)),
         index_lhs=Form(_lhs_text(p), _lhs_latex(p)),
         index_form=Form(IndexText().doprint(idx.expr), IndexLatex().doprint(idx.expr)) if gradient_ok else Form(None, None, defect),

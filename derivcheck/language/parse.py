@@ -24,7 +24,7 @@ _MATRIX_FUNCTIONS: dict[str, Callable[[Node], Node]] = {
     "trace": n.trace, "tr": n.trace, "det": n.det, "logdet": n.logdet, "inv": n.inv, "diag": n.diag,
     "norm2": n.norm2, "frobenius": n.frobenius,
 }
-_AXIS_FUNCTIONS = ("sum", "mean", "softmax")
+_AXIS_FUNCTIONS = ("sum", "mean", "softmax", "logsumexp")  # logsumexp: printed by derive-expr, so it parses back
 KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, "ones"} - {"step", "sign"})
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[-+*/@(),=.']))")
@@ -299,6 +299,8 @@ class _Parser:
             return self.checked(t.pos, lambda: n.softmax(a, axis))
         if name == "sum":
             return self.checked(t.pos, lambda: n.total(a, axis))
+        if name == "logsumexp":
+            return self.checked(t.pos, lambda: n.logsumexp(a, None if axis is None else axis % a.ndim))
         if name == "mean":
             def mean() -> Node:
                 s = n.total(a, axis)

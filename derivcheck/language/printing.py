@@ -22,6 +22,15 @@ _GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsil
 # Operations printed as a function of their operand, by their own name.
 _NAMED_OPS = ("softmax", "logsumexp", "trace", "det", "logdet", "diag")
 
+def _axis_to_print(x: Node) -> int | None:
+    """The axis of softmax or logsumexp where it is not the one the parser assumes without ``axis=``."""
+    if x.op == "logsumexp":
+        return x.attrs[0]
+    if x.op == "softmax" and x.args[0].ndim > 1 and x.attrs[0] % x.args[0].ndim != x.args[0].ndim - 1:
+        return x.attrs[0]
+    return None
+
+
 # Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
 _SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
 
@@ -280,7 +289,10 @@ class MathPrinter:
 
     def named(self, x: Node) -> tuple[str, int]:
         """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
-        return self.fn(x.op, self(x.args[0])), _ATOM
+        arg = self(x.args[0])
+        if not self.latex and _axis_to_print(x) is not None:  # what the parser reads back, axis included
+            arg = f"{arg}, axis={_axis_to_print(x)}"
+        return self.fn(x.op, arg), _ATOM
 
     @_prints("norm")
     def _norm(self, x: Node) -> tuple[str, int]:
