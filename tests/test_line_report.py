@@ -126,3 +126,20 @@ def test_the_short_summary_of_a_failing_test_names_the_line(report):
 
     line = summary_line(report)
     assert "test_line_report.py:" in line and "dz2 = dh2 * (1 - dh2)" in line and "corrected:" in line
+
+
+def grad_names_say_nothing(p):
+    u = sigmoid(X @ p["W1"] + p["b1"])
+    v = sigmoid(u @ p["W2"] + p["b2"])
+    m = u * (1 - u)  # a local derivative, not an adjoint: never blamed
+    wt = p["W2"].T  # a transposed weight, not an adjoint either
+    q = v - T
+    s = q * (1 - q)  # the slip, under a name that hints at nothing
+    r = (s @ wt) * m
+    return {"W1": X.T @ r, "b1": r.sum(axis=0), "W2": u.T @ s, "b2": s.sum(axis=0)}
+
+
+def test_the_line_is_found_by_value_when_names_say_nothing_and_helpers_are_not_blamed():
+    b = dc.check_gradient(loss, grad_names_say_nothing, PARAMS).line_blame
+    assert b.status == "blamed" and b.variable == "s" and b.source.startswith("s = q * (1 - q)"), b
+    assert b.corrected is not None and b.corrected.startswith("s = q * v * (1 - v)"), b.corrected
