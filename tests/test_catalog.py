@@ -161,3 +161,12 @@ def test_a_derivation_runs_by_name_in_every_format():
         assert out.returncode == 0 and marker in out.stdout, (fmt, out.stdout[-300:])
     unknown = subprocess.run([*run, "nosuch"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "xor" in unknown.stderr
+
+
+def test_derivations_passes_arguments_through_to_the_script():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "derivcheck", "derivations", "conv_parameters", "--channels", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "C = 1 input channels" in done.stdout, done.stderr

@@ -248,7 +248,7 @@ def _derivations(args: argparse.Namespace) -> int:
         return 0
     if args.name not in known:
         raise DerivcheckError(f"no derivation named {args.name!r}; known: {', '.join(known)}")
-    code, out = run_script(args.name, args.format)
+    code, out = run_script(args.name, args.format, args.script_args)
     print(out.rstrip())
     return code
 
@@ -365,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                              description="The scripts in derivations/: one question each, derived, printed and verified.")
     answers.add_argument("name", nargs="?", help="a script's name (see: derivcheck derivations)")
     answers.add_argument("--format", choices=("text", "latex", "markdown"), default="text", help="text (default), latex or markdown")
+    answers.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                         help="passed on to the script (e.g. derivcheck derivations conv_parameters --channels 1)")
     answers.set_defaults(run=_derivations)
     demo = sub.add_parser("demo", help="check the built-in examples (classic bugs) and print their reports")
     demo.add_argument("names", nargs="*", help="example names (default: all)")

@@ -202,12 +202,12 @@ def scripts() -> dict[str, str]:
     return out
 
 
-def run_script(name: str, fmt: str = "text") -> tuple[int, str]:
-    """Run one script in a fresh interpreter; its exit status and output."""
+def run_script(name: str, fmt: str = "text", args: list[str] | None = None) -> tuple[int, str]:
+    """Run one script in a fresh interpreter, with ``args`` passed on; its exit status and output."""
     import subprocess
 
     path = scripts_dir() / f"{name}.py"
-    done = subprocess.run([sys.executable, str(path), "--format", fmt], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(path), "--format", fmt, *(args or [])], capture_output=True, text=True)
     return done.returncode, done.stdout + (done.stderr if done.returncode else "")
 
 
