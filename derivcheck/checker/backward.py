@@ -64,9 +64,13 @@ def check_backward(
 
     ``forward(*inputs)`` returns an array ``y``; ``backward(dy, *inputs)`` returns one
     gradient per input (``None`` allowed for integer inputs such as labels or indices).
-    A cs231n-style forward returning ``(out, cache)`` is checked on ``out``, with its
-    backward called as ``backward(dout, cache)``. The check uses a random upstream
-    gradient ``dy`` (never all ones).
+    A forward returning several arrays ``(h, c)`` gets one upstream gradient each, with
+    ``backward(dh, dc, *inputs)``. A cs231n-style forward returning ``(out, cache)`` or
+    ``(h, c, cache)`` is checked on its outputs, with backward called as
+    ``backward(dout, cache)`` or ``backward(dh, dc, cache)``. Inputs that are not float arrays
+    (a ``bn_param`` dict, a dropout probability, integer labels) are held fixed and passed as
+    fresh copies; backward may return gradients for the float arrays only. The check uses random
+    upstream gradients (never all ones).
 
     Examples
     --------
