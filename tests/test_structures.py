@@ -167,3 +167,23 @@ def test_a_scalar_hyperparameter_is_held_fixed_too(rng):
     forward = lambda x, alpha: np.where(x > 0, x, alpha * x)  # noqa: E731
     report = dc.check_backward(forward, lambda dy, x, alpha: (dy * np.where(x > 0, 1.0, alpha), None), (x, 0.1))
     assert report.verdict == "pass" and [p.name for p in report.params] == ["x"]
+
+
+def test_a_backward_may_answer_for_the_arrays_only_leaving_out_options_held_fixed(rng):
+    x, y = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
+
+    def softmax(x):
+        e = np.exp(x - x.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def forward(x, y, options):
+        return -np.log(softmax(x)[np.arange(4), y]) * options["weight"]
+
+    def backward(dl, x, y, options):  # (dx, dy): one per array, none for the options dict
+        p = softmax(x)
+        p[np.arange(4), y] -= 1
+        return dl[:, None] * p * options["weight"], None
+
+    assert dc.check_backward(forward, backward, (x, y, {"weight": 2.0})).verdict == "pass"
+    wrong = lambda dl, x, y, o: (backward(dl, x, y, o)[0] / o["weight"], None)  # noqa: E731
+    assert dc.check_backward(forward, wrong, (x, y, {"weight": 2.0})).verdict == "fail"

@@ -179,11 +179,13 @@ class _Layer:
         if isinstance(out, (tuple, list)):
             if len(out) == len(self.inputs):
                 return tuple(out)
-            if len(out) == len(self.differentiable):  # (dx, dgamma, dbeta) for (x, gamma, beta, bn_param)
-                full: list[Any] = [None] * len(self.inputs)
-                for i, g in zip(self.differentiable, out):
-                    full[i] = g
-                return tuple(full)
+            # (dx, dgamma, dbeta) for (x, gamma, beta, bn_param): one per float array, or one per array
+            for positions in (self.differentiable, self.arrays):
+                if len(out) == len(positions):
+                    full: list[Any] = [None] * len(self.inputs)
+                    for i, g in zip(positions, out):
+                        full[i] = g
+                    return tuple(full)
         got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
         raise InputError(f"backward returned {got}; expected a tuple of {len(self.inputs)} gradients (one per input), "
                          f"or of {len(self.differentiable)} (one per float-array input: {', '.join(self.params)})")
