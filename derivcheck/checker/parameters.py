@@ -44,7 +44,8 @@ def _node(tree: Any) -> tuple[str, Any, tuple[Any, ...], list[Any]]:
         return "dict", type(tree), tuple(tree), list(tree.values())
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
         return "namedtuple", type(tree), tuple(tree._fields), list(tree)
-    if isinstance(tree, (list, tuple)):
+    if isinstance(tree, (list, tuple)) and not (tree and all(isinstance(v, (int, float, complex, np.number)) for v in tree)):
+        # (a list of plain numbers is one array-like leaf, named as such in the error that asks for an array)
         return ("list" if isinstance(tree, list) else "tuple"), None, tuple(range(len(tree))), list(tree)
     if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
         names = tuple(f.name for f in dataclasses.fields(tree))
@@ -62,9 +63,9 @@ def _path(prefix: str | None, kind: str, key: Any, what: str) -> str:
 def tree_flatten(tree: Any, what: str = "params", prefix: str | None = None) -> tuple[list[tuple[str, Any]], TreeDef]:
     """The leaves of a nested structure with their names, and the structure to rebuild it.
 
-    >>> leaves, d = tree_flatten({"enc": {"w": 1, "b": 2}, "out": [3]})
-    >>> [name for name, _ in leaves], tree_unflatten(d, [10, 20, 30])
-    (['enc.w', 'enc.b', 'out[0]'], {'enc': {'w': 10, 'b': 20}, 'out': [30]})
+    >>> leaves, d = tree_flatten({"enc": {"w": "W", "b": "B"}, "out": ["V"]})
+    >>> [name for name, _ in leaves], tree_unflatten(d, [1, 2, 3])
+    (['enc.w', 'enc.b', 'out[0]'], {'enc': {'w': 1, 'b': 2}, 'out': [3]})
     """
     kind, template, keys, values = _node(tree)
     if kind == "leaf":
@@ -136,7 +137,7 @@ def _is_flat(params: Any) -> bool:
     if isinstance(params, tuple) and hasattr(params, "_fields"):
         return False
     values = params.values() if isinstance(params, Mapping) else params
-    return all(not isinstance(v, (Mapping, list, tuple)) and not dataclasses.is_dataclass(v) for v in values)
+    return all(_node(v)[0] == "leaf" for v in values)
 
 
 @dataclass(frozen=True)
