@@ -27,19 +27,21 @@ def _print_json(schema: str | None, payload: dict) -> None:
     print(json.dumps(strict_json({**head, **payload, "version": __version__}), indent=2, allow_nan=False))
 
 
-def _catalog() -> tuple[list[str], list[str]]:
-    from derivcheck.catalog.registry import MODELS
-    from derivcheck.catalog.registry import list_layers
+def _catalog(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The catalog with the user's ``--layers`` files; a broken layer file is named once on stderr and skipped."""
+    from derivcheck.catalog.registry import MODELS, list_layers, load_layer_files, skipped_note
 
     layers = list_layers()
-    return layers, list(MODELS)
+    load_layer_files(getattr(args, "layers", None) or [])
+    print(skipped_note(), end="", file=sys.stderr)
+    return list_layers(), list(MODELS)
 
 
 def _list(args: argparse.Namespace) -> int:
     from derivcheck.catalog.registry import MODELS
     from derivcheck.catalog.registry import get_layer
 
-    layers, models = _catalog()
+    layers, models = _catalog(args)
     width = max(map(len, layers + models))
     for name in layers:
         layer = get_layer(name)
@@ -53,6 +55,7 @@ def _list(args: argparse.Namespace) -> int:
 def _derive(args: argparse.Namespace) -> int:
     from derivcheck.symbolic.presentation import render_derivation
 
+    _catalog(args)
     if args.order == 2:
         from derivcheck.catalog.registry import get_layer
         from derivcheck.symbolic.second_order import render_second_order
@@ -154,7 +157,7 @@ def _groups(names: list[str]) -> list[list[str]]:
 def _verify(args: argparse.Namespace) -> int:
     from derivcheck.catalog.registry import MODELS
     from derivcheck.report.verification import render_verification_text, verification_rows
-    layers, models = _catalog()
+    layers, models = _catalog(args)
     names = args.names or layers + models
     unknown = [n for n in names if n not in layers and n not in models]
     if unknown:
@@ -179,7 +182,9 @@ def _verify(args: argparse.Namespace) -> int:
         # Names that share a layer run in one worker, which derives that layer once (the LSTM takes most of
         # the time); the largest groups start first.
         groups = sorted(_groups(names), key=len, reverse=True)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        from derivcheck.catalog.registry import load_layer_files
+
+        with ProcessPoolExecutor(max_workers=jobs, initializer=load_layer_files, initargs=(args.layers,)) as pool:
             futures = [pool.submit(_verify_group, group, args.seed) for group in groups]
             for future in as_completed(futures):
                 for n, result in future.result():
@@ -319,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="derivcheck", description="Check, derive and verify gradients.")
     parser.add_argument("--version", action="version", version=f"derivcheck {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the layers and models of the catalog").set_defaults(run=_list)
+    listing = sub.add_parser("list", help="list the layers and models of the catalog")
+    listing.set_defaults(run=_list)
     derive = sub.add_parser("derive", help="print a layer's gradients in index form and matrix form")
     derive.add_argument("name", help="a layer or model of the catalog (see: derivcheck list)")
     derive.add_argument("--format", choices=FORMATS, default="text",
@@ -338,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--progress", action="store_true",
                         help="progress lines on stderr even when it is not a terminal (they are on by default on one)")
     verify.set_defaults(run=_verify)
+    for command in (listing, derive, verify):
+        command.add_argument("--layers", action="append", default=[], metavar="PATH",
+                             help="a layer file of your own, or a folder of them (repeatable); a broken one is "
+                                  "named and skipped")
     check = sub.add_parser(
         "check", help="check a gradient in your own file (exit 0 pass, 1 fail, 3 inconclusive, 2 usage error)",
         description="Check FILE.py:grad against finite differences of FILE.py:loss. Exit codes: 0 pass, 1 fail, "

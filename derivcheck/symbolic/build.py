@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
 
-from derivcheck.catalog.declarations import Arg, Layer, Symbols
+from derivcheck.catalog.declarations import Arg, DeclarationError, Layer, Symbols
+from derivcheck.errors import DerivcheckError
 from derivcheck.symbolic.lower import lower, unsupported
 
 FREE_INDEX_NAMES = ("p", "q", "r", "s", "u", "v")
@@ -100,6 +102,52 @@ def _rename_bound(expr: sp.Expr) -> sp.Expr:
     return expr
 
 
+def _where(layer: Layer) -> str:
+    return f"{layer.source or 'layer ' + repr(layer.name)}: layer {layer.name!r}"
+
+
+def _element(layer: Layer, ns: Symbols, sizes: set[sp.Symbol]) -> sp.Expr:
+    """The declared output element, or a clear error naming the layer file and the likely fix."""
+    try:
+        y = layer.index_form(ns)
+    except DerivcheckError as exc:
+        raise DeclarationError(f"{_where(layer)}: index form: {exc}") from exc
+    except Exception as exc:  # the user's code: translate the usual slips, never a raw traceback
+        raise DeclarationError(f"{_where(layer)}: index form raised {type(exc).__name__}: {exc}{_fix(exc)}") from exc
+    if y is None:
+        raise DeclarationError(f"{_where(layer)}: the index form returned None; did you forget `return`?")
+    if isinstance(y, (sp.MatrixBase, sp.MatrixExpr)) or not isinstance(sp.sympify(y), sp.Expr):
+        raise DeclarationError(f"{_where(layer)}: the index form returned {type(y).__name__}, not one entry; return "
+                               f"the output element at s.out, e.g. n, m = s.out; return s.X[n, d] ...")
+    return _check_indices(layer, sp.sympify(y), set(ns.out), sizes)
+
+
+def _fix(exc: Exception) -> str:
+    text = str(exc)
+    ufunc = re.search(r"no callable (\w+) method", text)
+    if ufunc or "ufunc" in text:
+        name = ufunc.group(1) if ufunc else "exp"
+        return f"; a NumPy function (np.{name}) met a symbol: in an index form write sp.{name}(...)"
+    if "truth value of Relational" in text:
+        return ("; Python's max, min or `if` compared symbols: write sp.Max(0, z), sp.Min(a, b) or "
+                "sp.Piecewise((a, condition), (b, True))")
+    return ""
+
+
+def _check_indices(layer: Layer, y: sp.Expr, out: set[sp.Symbol], sizes: set[sp.Symbol]) -> sp.Expr:
+    for node in y.atoms(sp.Sum):
+        for var, *_ in node.limits:
+            if var in out:
+                raise DeclarationError(f"{_where(layer)}: the index form sums over {var}, an output index (s.out); "
+                                       f"a summed index must be fresh: k = s.index('k'), then s.total(..., (k, size))")
+    loose = sorted((s for s in y.free_symbols if s.is_integer and s.is_nonnegative and s not in out | sizes), key=str)
+    if loose:
+        raise DeclarationError(f"{_where(layer)}: index {loose[0]} is free in the index form but is no output "
+                               f"index ({', '.join(map(str, sorted(out, key=str))) or 'none: a loss'}); sum it with "
+                               f"s.total(..., ({loose[0]}, size)) or use an index of s.out")
+    return y
+
+
 def build(layer: Layer) -> Built:
     """Sizes, symbols and the objective ``L = <G, y>`` (or the loss) of a layer."""
     letters = {c for a in layer.inputs for c in a.letters} | set(layer.output_letters)
@@ -117,12 +165,10 @@ def build(layer: Layer) -> Built:
         out.append(index_symbol(name + "o" if name in FREE_INDEX_NAMES else name))
     out_t = tuple(out)
     ns = Symbols({**symbols, **_by_symbol_name(symbols), **sizes, **constants}, out_t)
-    y = _rename_bound(lower(layer.index_form(ns)))
+    y = _rename_bound(lower(_element(layer, ns, set(sizes.values()))))
     construct = unsupported(y)
     if construct is not None:
-        from derivcheck.errors import InputError
-
-        raise InputError(f"layer {layer.name!r}: its index form uses {construct}, which derivcheck cannot differentiate")
+        raise DeclarationError(f"{_where(layer)}: its index form uses {construct}, which derivcheck cannot differentiate")
     if layer.is_loss:
         return Built(layer, sizes, symbols, constants, out_t, None, y, y)
     upstream = arg_symbol(Arg(upstream_name(layer, sizes), layer.output), sizes)
