@@ -86,6 +86,7 @@ from derivcheck.checker.backward import check_backward
 from derivcheck.checker.gradient import assert_gradient, check_gradient
 from derivcheck.errors import (
     DerivcheckError,
+    DerivcheckWarning,
     ExpressionError,
     GradientMismatch,
     GradientShapeError,
@@ -120,6 +121,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DerivcheckError",
+    "DerivcheckWarning",
     "ExpressionError",
     "Finding",
     "GradientMismatch",
