@@ -102,5 +102,32 @@ def test_the_wheel_in_a_fresh_venv_runs_every_command(built, installed, tmp_path
 
 
 @ROUND_TRIP
-def test_the_wheel_runs_the_derivation_scripts(installed, tmp_path):
-    assert not _failures(installed, [["derivations"], ["derivations", "bias_gradient"]], tmp_path)
+def test_the_wheel_runs_the_derivation_scripts(built, installed, tmp_path):
+    assert "derivcheck_derivations/bias_gradient.py" in zipfile.ZipFile(built["wheel"]).namelist()
+    # From a folder with no derivations/ beside it: the scripts come from the installed package.
+    assert not _failures(installed, [["derivations"], ["derivations", "bias_gradient"],
+                                     ["derivations", "conv_parameters", "--channels", "1"]], tmp_path)
+
+
+def test_the_wheel_packages_every_folder_of_derivcheck_and_the_derivation_scripts():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "derivcheck").rglob("__init__.py")}
+    assert listed == folders | {"derivcheck_derivations"}
+    assert (ROOT / "derivations" / "__init__.py").is_file()  # the scripts are a package once installed
+
+
+def test_the_derivation_scripts_are_found_installed_or_in_the_source_tree(tmp_path, monkeypatch):
+    from derivcheck.interfaces.derivation_scripts import scripts, scripts_dir
+
+    assert scripts_dir("no_such_package_here") == ROOT / "derivations"  # the source tree, when none is installed
+    installed = tmp_path / "derivcheck_derivations_fake"
+    installed.mkdir()
+    (installed / "__init__.py").write_text("")
+    (installed / "only_one.py").write_text('"""Is this the installed copy?"""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert scripts_dir("derivcheck_derivations_fake") == installed
+    monkeypatch.setattr("derivcheck.interfaces.derivation_scripts.INSTALLED_PACKAGE", "derivcheck_derivations_fake")
+    monkeypatch.setattr("derivcheck.interfaces.derivation_scripts.scripts_dir.__defaults__", ("derivcheck_derivations_fake",))
+    assert scripts() == {"only_one": "Is this the installed copy?"}

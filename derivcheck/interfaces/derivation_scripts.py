@@ -179,15 +179,32 @@ def main(name: str, question: str, build: Callable[[Answer], None]) -> None:
     sys.exit(run(name, question, build))
 
 
-def scripts_dir() -> Any:
-    """The ``derivations/`` folder of the source tree (it is not part of an installed wheel)."""
+INSTALLED_PACKAGE = "derivcheck_derivations"  # derivations/ as the wheel installs it (pyproject.toml maps it)
+
+
+def scripts_dir(package: str = INSTALLED_PACKAGE) -> Any:
+    """The folder of the derivation scripts: the installed ``package``, else ``derivations/`` of the source tree.
+
+    Examples
+    --------
+    >>> scripts_dir().joinpath("bias_gradient.py").is_file()
+    True
+    """
+    import importlib.util
     from pathlib import Path
 
     from derivcheck.errors import DerivcheckError
 
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
     folder = Path(__file__).resolve().parents[2] / "derivations"
     if not folder.is_dir():
-        raise DerivcheckError("the derivations/ scripts ship with the source tree: clone the repository to run them")
+        raise DerivcheckError(f"the derivation scripts are neither installed (no package {package!r}) nor beside "
+                              f"this derivcheck (no {folder.name}/ folder): reinstall derivcheck")
     return folder
 
 
@@ -196,7 +213,7 @@ def scripts() -> dict[str, str]:
     import ast
 
     out = {}
-    for path in sorted(scripts_dir().glob("*.py")):
+    for path in sorted(p for p in scripts_dir().glob("*.py") if not p.name.startswith("_")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         out[path.stem] = doc.splitlines()[0] if doc else ""
     return out
