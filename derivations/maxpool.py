@@ -1,4 +1,4 @@
-"""How a gradient passes through max-pooling: FC -> pool, pool -> conv, overlapping windows, ties, batches."""
+"""How a gradient passes through max-pooling: FC -> pool, pool -> conv, pool -> next conv, overlapping windows, ties, batches."""
 
 from __future__ import annotations
 
@@ -39,6 +39,68 @@ def pool_backward(dout, x, k=2, s=2, ties="first"):
     return dx
 
 
+def conv(p, k):
+    """Valid 2-D correlation of each map of p (N, 1, H, W) with the kernel k (a, b): the next conv layer."""
+    n, _, h, w = p.shape
+    out = np.zeros((n, 1, h - k.shape[0] + 1, w - k.shape[1] + 1))
+    for u in range(k.shape[0]):
+        for v in range(k.shape[1]):
+            out += k[u, v] * p[:, :, u:u + out.shape[2], v:v + out.shape[3]]
+    return out
+
+
+def conv_backward(g, p, k, combine="add"):
+    """dE/dp: every conv output that read p_ab sends back k_uv g_ij; ``combine`` says how the contributions meet."""
+    parts = np.zeros((k.size, *p.shape)) if combine == "add" else np.ones((k.size, *p.shape))
+    for idx, (u, v) in enumerate(np.ndindex(*k.shape)):
+        parts[idx, :, :, u:u + g.shape[2], v:v + g.shape[3]] = k[u, v] * g
+    return parts.sum(axis=0) if combine == "add" else parts.prod(axis=0)
+
+
+def shared_routing(dout, x, how):
+    """The learner's idea: one arg-max per window for the whole batch (sample 0's, or that of the batch mean)."""
+    model = x[:1] if how == "shared" else x.mean(axis=0, keepdims=True)
+    return np.concatenate([pool_backward(dout[n:n + 1], model) for n in range(len(x))])
+
+
+def _next_conv(a: Answer, rng: np.random.Generator) -> None:
+    a.heading("Max-pool followed by a conv layer: add or multiply?")
+    a.say("When the pooled map P feeds the next conv layer (y_ij = sum_uv k_uv p_(i+u)(j+v)), a pooled unit p_ab is "
+          "read by every output whose window covers it. The chain rule adds one term per such output, so the "
+          "contributions add: the delta at p_ab is a sum (a full correlation with the flipped kernel), never a product. "
+          "Max-pool then routes that sum to the arg-max of window ab, as before.")
+    a.eq(r"\frac{\partial E}{\partial p_{ab}} = \sum_{u,v} k_{uv}\, g_{a-u,\,b-v}, \qquad "
+         r"\frac{\partial E}{\partial x} = \mathrm{route}_{\arg\max}\Big(\frac{\partial E}{\partial P}\Big)",
+         "dE/dp_ab = Σ_uv k_uv g_(a-u)(b-v)   (a sum over the conv outputs that read p_ab); "
+         "dE/dx = each window's dE/dp_ab at its arg-max")
+    x = rng.standard_normal((2, 1, 8, 8))
+    k = rng.standard_normal((2, 2))
+    r = rng.standard_normal(conv(pool(x), k).shape)
+    loss = lambda v: float(np.sum(r * conv(pool(v), k)))  # noqa: E731 - one line, the composed forward
+    for combine, expect in (("add", "pass"), ("multiply", "fail")):
+        a.gradient(f"x -> max-pool -> conv, the conv's contributions to each pooled unit combined by {combine}",
+                   dc.check_gradient(loss, lambda v, c=combine: pool_backward(conv_backward(r, pool(v), k, c), v), x),
+                   expect)
+
+
+def _own_argmax(a: Answer, rng: np.random.Generator) -> None:
+    a.heading("Why each sample of a batch routes through its own arg-max")
+    a.say("The batch loss is a sum of per-sample losses, E = sum_n E_n, and E_n depends on sample n's inputs alone. "
+          "So dE/dx_n = dE_n/dx_n, which is routed by the windows of x_n: sample n's arg-max, not another sample's. "
+          "One arg-max for the whole batch (sample 0's, or that of the batch mean) sends a delta to an entry that "
+          "did not win in its own sample, where the slope is 0.")
+    x = rng.standard_normal((2, 1, 4, 4))
+    r = rng.standard_normal(pool(x).shape)
+    first = [np.argmax(x[n, 0, :2, :2]) for n in range(2)]
+    a.check("the two samples' arg-maxes differ in a window (so the question has teeth)", first[0] != first[1],
+            f"window (0, 0): sample 0 at {first[0]}, sample 1 at {first[1]} (flattened 2 x 2)")
+    loss = lambda v: float(np.sum(r * pool(v)))  # noqa: E731
+    a.gradient("each sample routed through its own arg-max", dc.check_gradient(loss, lambda v: pool_backward(r, v), x))
+    for how in ("shared", "averaged"):
+        a.gradient(f"one {how} arg-max for the whole batch (the learner's idea)",
+                   dc.check_gradient(loss, lambda v, h=how: shared_routing(r, v, h), x), "fail")
+
+
 def build(a: Answer) -> None:
     a.eq(r"y_{ij} = \max_{(a,b) \in W_{ij}} x_{ab}, \qquad \frac{\partial E}{\partial x_{ab}} = "
          r"\sum_{(i,j):\ (a,b) = \arg\max W_{ij}} g_{ij}",
@@ -64,6 +126,8 @@ def build(a: Answer) -> None:
     r = rng.standard_normal(pool(x).shape)
     a.gradient("the routed gradient, a batch of 2 (each sample through its own arg-max)",
                dc.check_gradient(lambda v: float(np.sum(r * pool(v))), lambda v: pool_backward(r, v), x))
+    _own_argmax(a, rng)
+    _next_conv(a, rng)
     a.heading("Overlapping windows accumulate")
     r3 = rng.standard_normal(pool(x, 3, 1).shape)
     a.gradient("3 x 3 windows with stride 1: the deltas of overlapping windows add up",
