@@ -214,13 +214,14 @@ def _verify_chain_layer(layer: Layer, sizes: Mapping[str, int] | None, seed: int
     return LayerVerification(layer.name, sizes, tuple(rows), derivation.seconds, time.perf_counter() - start)
 
 
-def verify_model(name: str, *, sizes: Mapping[str, int] | None = None, seed: int = 0) -> LayerVerification:
-    """The four witnesses for a model: chains of index-form, matrix-form and reference VJPs,
-    and finite differences of the model's loss."""
+def verify_model(name: Any, *, sizes: Mapping[str, int] | None = None, seed: int = 0) -> LayerVerification:
+    """The four witnesses for a model (a catalog name or a Sequential of your own): chains of index-form,
+    matrix-form and reference VJPs, and finite differences of the model's loss."""
     from derivcheck.catalog.declarations import Arg
     from derivcheck.catalog.registry import get_model
 
-    model = get_model(name)
+    model = get_model(name) if isinstance(name, str) else name
+    name = model.name
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     sizes = dict(sizes) if sizes is not None else model.draw_sizes(rng)
