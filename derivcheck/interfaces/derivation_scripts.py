@@ -236,6 +236,22 @@ generated: `python -m derivcheck.interfaces.derivation_scripts --write docs/deri
 """
 
 
+OUT_OF_SCOPE = """## Out of scope, and why
+
+Two questions people ask beside these have no script, because no run can check an answer to them:
+
+- **Which optimizer to use** (SGD, momentum, Adam, a learning rate). derivcheck decides whether a gradient is
+  the gradient of the loss; which update rule trains a given network faster is an empirical question about its
+  data and loss landscape, and a claim that a run cannot verify is not printed here. What is checked: the
+  gradient every optimizer consumes, and for second-order methods the Hessian-vector products (`check_hvp`;
+  `relu_second_derivative` shows Newton steps on a ReLU net).
+- **Synthetic gradients** (a learned module that predicts a layer's gradient). The prediction is by design not
+  the gradient of the loss, so a check against finite differences fails it, correctly; whether training with it
+  works is again empirical. What is checked: the true gradient such a module is trained to predict, and, in
+  `lstm_bptt`, that truncated backprop is not the gradient of the loss (and is, of the loss with the state reset).
+"""
+
+
 def document() -> tuple[str, list[str]]:
     """The contents of docs/derivations.md, and the scripts that failed."""
     parts, failed = [DOC_HEADER], []
@@ -244,7 +260,7 @@ def document() -> tuple[str, list[str]]:
         if code:
             failed.append(name)
         parts.append(out.rstrip() + "\n")
-    return "\n".join(parts), failed
+    return "\n".join([*parts, OUT_OF_SCOPE]), failed
 
 
 if __name__ == "__main__":
