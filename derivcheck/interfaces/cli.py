@@ -30,8 +30,6 @@ def _print_json(schema: str | None, payload: dict) -> None:
 def _catalog(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The catalog with the user's ``--layers`` files; a broken layer file is named once on stderr and skipped."""
     from derivcheck.catalog.registry import MODELS, list_layers, load_layer_files, skipped_note
-
-    layers = list_layers()
     load_layer_files(getattr(args, "layers", None) or [])
     print(skipped_note(), end="", file=sys.stderr)
     return list_layers(), list(MODELS)

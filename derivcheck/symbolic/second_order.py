@@ -33,30 +33,33 @@ class SecondOrder:
     form: IndexForm
     problem: str | None
     sizes: dict[str, int]
+    other: Arg | None = None  # a mixed block: d2E / d arg d other; None: arg twice
 
 
-def second_order(d: Any, arg_name: str) -> SecondOrder:
-    """The second derivative of a derivation's objective by one argument twice, verified numerically."""
+def second_order(d: Any, arg_name: str, other_name: str | None = None) -> SecondOrder:
+    """The second derivative of a derivation's objective by ``arg_name`` and then ``other_name`` (the same
+    argument when None: a diagonal block; another: a mixed block), verified numerically."""
     g = d.gradients[arg_name]
+    other = d.gradients[other_name or arg_name].arg
     first = g.index
-    k = len(first.free)
-    second = tuple(index_symbol(n) for n in FREE_INDEX_NAMES[k:2 * k])
-    if len(second) < k:
-        raise ValueError(f"{arg_name} has too many axes for a second-order index form")
+    k, m = len(first.free), len(other.letters)
+    second = tuple(index_symbol(n) for n in FREE_INDEX_NAMES[k:k + m])
+    if len(second) < m:
+        raise ValueError(f"{arg_name} and {other.name} have too many axes for a second-order index form")
     start = time.perf_counter()
-    entry = element(d.built.symbols[arg_name], second)
-    ranges = {**d.built.index_ranges(g.arg), **{i: d.built.sizes[c] for i, c in zip(second, g.arg.letters)}}
+    entry = element(d.built.symbols[other.name], second)
+    ranges = {**d.built.index_ranges(g.arg), **{i: d.built.sizes[c] for i, c in zip(second, other.letters)}}
     raw = sp.diff(first.expr, entry)
     expr = contract(raw, ranges)
     expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2,
                         lambda a: sp.KroneckerDelta(*a.args[:2]))
-    doubled = Arg(g.arg.name, f"{g.arg.dims} {g.arg.dims}", g.arg.domain)
+    doubled = Arg(g.arg.name, f"{g.arg.dims} {other.dims}", g.arg.domain)
     form = IndexForm(doubled, (*first.free, *second), entry, _tidy(expr), time.perf_counter() - start)
-    problem, sizes = _check(d, arg_name, form)
-    return SecondOrder(g.arg, form, problem, sizes)
+    problem, sizes = _check(d, arg_name, form, other.name)
+    return SecondOrder(g.arg, form, problem, sizes, None if other_name in (None, arg_name) else other)
 
 
-def _check(d: Any, arg_name: str, form: IndexForm) -> tuple[str | None, dict[str, int]]:
+def _check(d: Any, arg_name: str, form: IndexForm, along: str | None = None) -> tuple[str | None, dict[str, int]]:
     from derivcheck.symbolic.checked_code import _inputs
     from derivcheck.symbolic.compile import compile_index_form, compiled_gradient
 
@@ -66,14 +69,16 @@ def _check(d: Any, arg_name: str, form: IndexForm) -> tuple[str | None, dict[str
     sizes: dict[str, int] = {}
     for seed in (303, 404):
         arrays, upstream, sizes = _inputs(d, seed)
-        x = np.asarray(arrays[arg_name], dtype=float)
+        along = along or arg_name  # the argument moved: arg_name itself, or another for a mixed block
+        x = np.asarray(arrays[along], dtype=float)
         v = rng.standard_normal(x.shape)
         h = _STEP * max(float(np.max(np.abs(x))), 1.0)
-        up = first({**arrays, arg_name: x + h * v}, upstream, sizes)
-        down = first({**arrays, arg_name: x - h * v}, upstream, sizes)
+        up = first({**arrays, along: x + h * v}, upstream, sizes)
+        down = first({**arrays, along: x - h * v}, upstream, sizes)
         numeric = (up - down) / (2 * h)
         exact = hessian(arrays, upstream, sizes)
-        axes = tuple(range(x.ndim, 2 * x.ndim))
+        rank = np.ndim(arrays[arg_name])
+        axes = tuple(range(rank, rank + x.ndim))
         contracted = np.tensordot(exact, v, axes=(axes, tuple(range(x.ndim))))
         scale = max(float(np.max(np.abs(numeric), initial=0.0)), float(np.max(np.abs(first(arrays, upstream, sizes)),
                                                                              initial=0.0)), 1.0)
@@ -88,31 +93,35 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
     from derivcheck.report.latex import DerivationPrinter
 
     name = result.arg.name
+    other = result.other or result.arg
     free = result.form.free
-    k = len(free) // 2
+    k = len(result.arg.letters)
     from derivcheck.report.latex import TextPrinter, text_name
 
-    shown = text_name(d._param_name(result.arg).replace(r"\mathbf{", "").replace(r"\boldsymbol{", "").strip("{}\\"))
+    def plain(arg: Arg) -> str:
+        return text_name(d._param_name(arg).replace(r"\mathbf{", "").replace(r"\boldsymbol{", "").strip("{}\\"))
+
+    shown, shown2 = plain(result.arg), plain(other)
 
     def sub(indices: tuple) -> str:
         parts = [str(i) for i in indices]
         return "_" + "".join(parts) if all(len(p) == 1 for p in parts) else "[" + ", ".join(parts) + "]"
 
-    lhs_text = f"∂²E/∂{shown}{sub(free[:k])} ∂{shown}{sub(free[k:])}"
+    lhs_text = f"∂²E/∂{shown}{sub(free[:k])} ∂{shown2}{sub(free[k:])}"
     sizes = ", ".join(f"{c}={n}" for c, n in result.sizes.items())
     if result.problem is not None:
         return [f"{lhs_text}: DEFECT, not shown: the second derivative {result.problem}"]
     if fmt == "latex":
         p = DerivationPrinter()
-        base = d._param_name(result.arg).replace(r"\mathbf{", "{").replace(r"\boldsymbol{", "{")
+        base, base2 = (d._param_name(a).replace(r"\mathbf{", "{").replace(r"\boldsymbol{", "{") for a in (result.arg, other))
         lhs = (rf"\frac{{\partial^2 E}}{{\partial {base}_{{{p._indices(free[:k])}}}\, "
-               rf"\partial {base}_{{{p._indices(free[k:])}}}}}")
+               rf"\partial {base2}_{{{p._indices(free[k:])}}}}}")
         return [f"{lhs} = {p.doprint(result.form.expr)}"]
     from derivcheck.report.latex import wrap_text
 
     return [*wrap_text(f"{lhs_text} = {TextPrinter().doprint(result.form.expr)}"),
-            f"  verified: contracted with a random direction, it matches central differences of dE/d{name} "
-            f"(sizes {sizes})"]
+            f"  verified: contracted with a random direction{'' if other is result.arg else ' in ' + other.name}, it "
+            f"matches central differences of dE/d{name} (sizes {sizes})"]
 
 
 def render_second_order(name: str, fmt: str = "text") -> str:
@@ -122,8 +131,14 @@ def render_second_order(name: str, fmt: str = "text") -> str:
     d = derive(name)
     lines = [] if fmt == "latex" else [f"{name}: second derivatives" + ("" if d.layer.is_loss else
                                                                         " of L = <G, y> with G held fixed"), ""]
-    for arg in d.gradients:
+    names = list(d.gradients)
+    for arg in names:
         lines += describe(d, second_order(d, arg), fmt)
+    # The mixed blocks d2E / da db (a before b: the Hessian is symmetric), e.g. a PReLU's d2E/dx da, which is
+    # its only non-zero block.
+    for i, arg in enumerate(names):
+        for other in names[i + 1:]:
+            lines += describe(d, second_order(d, arg, other), fmt)
     return "\n".join(lines)
 
 
