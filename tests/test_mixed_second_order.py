@@ -48,3 +48,12 @@ def test_a_wrong_mixed_block_is_caught() -> None:
     assert right.problem is None and str(right.form.expr) != "0"
     problem, _ = _check(d, "x", replace(right.form, expr=2 * right.form.expr), "w")
     assert problem is not None and "central differences" in problem
+
+
+def test_a_prelus_slope_gradient_reads_simply_and_says_exactly_why_it_has_no_matrix_form(prelu: str) -> None:
+    from derivcheck.symbolic.presentation import render_derivation
+
+    text = render_derivation(prelu, "text")
+    assert "∂E/∂a_p = Σ_n x_np g_np [x_np < 0]" in text, text  # (x < 0 and x > 0) or x < 0, absorbed
+    assert "not an axis reduction" not in text
+    assert "the sum over n reduces entries indexed (n, p) to the gradient's (p)" in text, text

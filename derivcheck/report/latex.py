@@ -352,7 +352,7 @@ class _UnicodePrinter(StrPrinter):
                 self.owner.guards.append(self._print(cond))
                 self.in_index -= 1
                 return self._print(value)
-            return f"{self._wrap_product(value)} [{self._print(cond)}]"
+            return f"{self._wrap_product(value)} [{self._print(_simplest_condition(cond))}]"
         parts = [f"{self._print(p.expr)} if {self._print(p.cond)}" for p in pieces[:-1]]
         last = pieces[-1]
         tail = self._print(last.expr) if last.cond == sp.true else f"{self._print(last.expr)} if {self._print(last.cond)}"
@@ -445,6 +445,15 @@ class _UnicodePrinter(StrPrinter):
 
 def _has_entries(e: Any) -> bool:
     return bool(e.atoms(MatrixElement, sp.Indexed))
+
+
+def _simplest_condition(cond: Any) -> Any:
+    """A condition with redundant clauses absorbed ((x < 0 and x > 0) or x < 0 is x < 0). Sound: the
+    relations are kept as atoms, so the result is equivalent under every truth assignment."""
+    if not isinstance(cond, (sp.And, sp.Or)):
+        return cond
+    simpler = sp.simplify_logic(cond, force=False)
+    return simpler if sp.count_ops(simpler) < sp.count_ops(cond) else cond
 
 
 def _is_index_range(cond: Any) -> bool:

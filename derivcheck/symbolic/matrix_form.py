@@ -91,7 +91,7 @@ def to_elementwise(expr: sp.Expr, free: tuple[sp.Symbol, ...]) -> tuple[sp.Expr,
                     return reduce_axis(convert(e.function, moved, active | {var}), axis)
                 except _NotElementwise:
                     continue
-            raise _NotElementwise(f"the sum over {var} is not an axis reduction")
+            raise _NotElementwise(_why_not_a_reduction(e.function, var, position))
         if isinstance(e, sp.Symbol) and (e in active or e in bound):
             raise _NotElementwise(f"index {e} outside an entry")
         if not e.args:
@@ -99,6 +99,16 @@ def to_elementwise(expr: sp.Expr, free: tuple[sp.Symbol, ...]) -> tuple[sp.Expr,
         return e.func(*[convert(a, position, active) for a in e.args])
 
     return convert(expr, free, set()), placeholders
+
+
+def _why_not_a_reduction(summand: sp.Expr, var: sp.Symbol, position: tuple[Any, ...]) -> str:
+    """Exactly why a sum over ``var`` is no axis sum of an elementwise expression: the entries it runs over."""
+    entries = sorted({_position(a) for a in summand.atoms(MatrixElement, sp.Indexed) if var in a.free_symbols}, key=str)
+    out = ", ".join(map(str, position))
+    seen = ", ".join("(" + ", ".join(map(str, p)) + ")" for p in entries[:2]) + (", …" if len(entries) > 2 else "")
+    if any(len(p) > len(position) for p in entries):
+        return f"the sum over {var} reduces entries indexed {seen} to the gradient's ({out})"
+    return f"the sum over {var} runs over entries indexed {seen or 'none'}, not over an index of the gradient's ({out})"
 
 
 def _axis_sum(arr: Any) -> sp.MatrixExpr | None:
