@@ -277,3 +277,128 @@ def test_a_nan_off_the_checked_point_says_where():
     assert isinstance(caught.value, DerivcheckError)
     with pytest.raises(NonFiniteError, match="at the checked point"), np.errstate(invalid="ignore", divide="ignore"):
         dc.check_gradient(lambda p: float(np.sum(np.log(p))), lambda p: 1 / p, np.array([0.0, 1.0]))
+
+
+# --- power against single entries ---
+
+def _sines(n: int):
+    rng = np.random.default_rng(0)
+    c, w = rng.standard_normal(n), rng.standard_normal(n)
+    # d/dw sum(c sin w) = c cos w exactly: the truth needs no oracle.
+    return w, (lambda w: float(c @ np.sin(w))), (lambda w: c * np.cos(w))
+
+
+def test_one_entry_off_by_one_percent_among_a_million_fails_and_is_localized():
+    w, loss, grad = _sines(10**6)
+    typical = int(np.argsort(np.abs(grad(w)))[3 * w.size // 4])  # an entry of typical size, not the largest
+
+    def wrong(v):
+        g = grad(v)
+        g[typical] *= 1.01
+        return g
+
+    right = dc.check_gradient(loss, grad, w, trace=False)
+    assert right.verdict == "pass" and right.params[0].single_entry_floor <= 1e-2
+    for seed in (0, 1):  # 20 seeds at 10^6 entries would cost a minute: the verdict's law is pinned below
+        report = dc.check_gradient(loss, wrong, w, seed=seed, trace=False)
+        assert report.verdict == "fail" and [e.index for e in report.wrong_entries["params"]] == [(typical,)]
+
+
+@pytest.mark.parametrize("n", [50, 3000])
+def test_the_single_entry_floor_is_stated_and_one_wrong_entry_is_seen_at_every_seed(n):
+    w, loss, grad = _sines(n)
+    i = n // 3
+
+    def wrong(v):
+        g = grad(v)
+        g[i] += 1e-2 * np.max(np.abs(g))  # 1% of the largest entry: what the floor promises to see
+        return g
+
+    for seed in SEEDS:
+        right = dc.check_gradient(loss, grad, w, seed=seed, trace=False)
+        assert right.verdict == "pass" and right.params[0].single_entry_floor <= 1e-2
+        assert "1-entry" in str(right)
+        assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail"
+
+
+# --- the gradient's own precision ---
+
+def _softmax_float32_params_float64_labels():
+    rng = np.random.default_rng(0)
+    n, d, c = 32, 20, 5
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = np.eye(c)[rng.integers(0, c, n)]  # float64 one-hot labels, as np.eye gives them
+    params = {"w": (rng.standard_normal((d, c)) * 0.1).astype(np.float32), "b": np.zeros(c, np.float32)}
+
+    def loss(p):
+        z = x @ p["w"] + p["b"]
+        z = z - z.max(1, keepdims=True)
+        return float(-np.sum(y * (z - np.log(np.exp(z).sum(1, keepdims=True)))) / n)
+
+    def grad(p):  # float32 arithmetic, returned as float64 by the float64 labels
+        z = x @ p["w"] + p["b"]
+        e = np.exp(z - z.max(1, keepdims=True))
+        dz = (e / e.sum(1, keepdims=True) - y) / n
+        return {"w": x.T @ dz, "b": dz.sum(0)}
+
+    return params, loss, grad
+
+
+def test_float32_parameters_with_float64_labels():
+    params, loss, grad = _softmax_float32_params_float64_labels()
+    assert verdicts(loss, grad, params, trace=False) == {"pass"}
+    assert verdicts(loss, lambda p: {k: 1.02 * v for k, v in grad(p).items()}, params, trace=False) == {"fail"}
+
+
+def test_a_float16_gradient_twice_too_large_fails_at_every_seed():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((16, 8)).astype(np.float16), rng.standard_normal((16, 4)).astype(np.float16)
+    w = (rng.standard_normal((8, 4)) / 3).astype(np.float16)
+
+    def grad(w):
+        r = x @ w - t
+        return (x.T @ r / np.float16(r.size)).astype(np.float16)
+
+    def loss(w):
+        r = x @ w.astype(np.float16) - t
+        return np.float16(0.5) * np.mean(r * r, dtype=np.float16)
+
+    assert verdicts(loss, lambda w: 2 * grad(w), w, trace=False) == {"fail"}
+    assert "fail" not in verdicts(loss, grad, w, trace=False)
+
+
+# --- degenerate points: the report says why a parameter the loss ignores passes ---
+
+def test_a_bias_before_batch_norm_is_said_to_be_ignored_by_the_loss():
+    rng = np.random.default_rng(0)
+    n, d, h = 16, 6, 5
+    x, u = rng.standard_normal((n, d)), rng.standard_normal((n, h))
+    params = {"w1": rng.standard_normal((d, h)), "b1": rng.standard_normal(h) * 0.1}
+
+    def normalised(p):
+        z = x @ p["w1"] + p["b1"]
+        return z, (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5), 1 / np.sqrt(z.var(0) + 1e-5)
+
+    def loss(p):
+        return float(np.sum(u * normalised(p)[1]))
+
+    def grad(p):  # the batch-norm backward: db1 comes out at rounding level, not exactly 0
+        _, zh, inv = normalised(p)
+        dz = inv / n * (n * u - u.sum(0) - zh * (u * zh).sum(0))
+        return {"w1": x.T @ dz, "b1": dz.sum(0)}
+
+    assert verdicts(loss, grad, params, trace=False) == {"pass"}
+    report = dc.check_gradient(loss, grad, params, trace=False)
+    assert any("does not change with b1" in f.message and "normalisation" in f.message for f in report.findings)
+    assert verdicts(loss, lambda p: {**grad(p), "b1": grad(p)["b1"] + 0.1}, params, trace=False) == {"fail"}
+
+
+@pytest.mark.parametrize("given_tol", [{"rtol": 1e-2}, {"atol": 1e-2}])
+def test_the_report_says_whose_tolerance_decided(given_tol):
+    w, loss, grad = _tanh_regression()
+    near = dc.check_gradient(loss, lambda v: 1.001 * grad(v), w, trace=False, **given_tol)
+    assert near.verdict == "pass"
+    decided = [f for f in near.findings if f.kind == "user_tolerance"]
+    assert decided and decided[0].detail["decided_by"] == "user"
+    exact = dc.check_gradient(loss, grad, w, trace=False, **given_tol)
+    assert [f.detail["decided_by"] for f in exact.findings if f.kind == "user_tolerance"] == ["floor"]

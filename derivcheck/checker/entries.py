@@ -11,7 +11,7 @@ import numpy as np
 
 from derivcheck.checker.diagnosis import diagnose, known_finding, wrong_entries_finding
 from derivcheck.checker.evidence import gather
-from derivcheck.checker.joint import block_floor, discontinuity_finding
+from derivcheck.checker.joint import block_floor, discontinuity_finding, single_entry_floor
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -70,11 +70,13 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     significant = seen > own + width
     floor = float(np.min((own + width)[significant] / seen[significant])) if significant.any() else float("inf")
     floor = min(floor, block_floor(run, name))  # the directions that moved it, ties unbroken, count too
+    single = _single_entry_floor(run, name, indices, own + width)
     outcome = ParamOutcome(ParamReport(
         name, tuple(x.shape), str(s.space.dtypes[s.space.names.index(name)]), method, len(tests) + extra_checked,
         float(np.max(dist)) if len(dist) else 0.0, float(np.nanmax(rel)) if np.any(np.isfinite(rel)) else (np.nan if len(rel) else 0.0),
         flat_index(x.shape, int(indices[worst])) if len(tests) else None,
-        float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass"))
+        float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass",
+        single_entry_floor=single))
     jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
     undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
     if failed.any():
@@ -95,6 +97,15 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
         reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
     return outcome
+
+
+def _single_entry_floor(run: Run, name: str, indices: np.ndarray, seen_above: np.ndarray) -> float:
+    """Every entry checked alone: the largest of their own floors, as a fraction of the largest |entry|; else
+    what the directions that moved ``name`` saw."""
+    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    if len(indices) == run.setup.x[name].size and len(indices) and top > 0:
+        return float(np.max(seen_above)) / top
+    return single_entry_floor(run, name)
 
 
 def _fail(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list[DirectionalTest], analytic: np.ndarray,

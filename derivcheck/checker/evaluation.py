@@ -51,7 +51,10 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     eps_eval = machine_eps(fns.loss_dtype if fns.loss_dtype is not None else next(iter(x.values())).dtype)
     if evaluated_in == "float64" and fns.loss_dtype is not None and fns.loss_dtype != np.float64:
         evaluated_in = f"float64 (the loss returns {fns.loss_dtype})"
-    eps_grad = machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64)
+    # The gradient is computed at the user's own point: from float32 parameters (float64 data or not) its
+    # values carry float32's rounding at best, whatever type they come back in.
+    eps_grad = max([machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64),
+                    *(machine_eps(v.dtype) for v in native.values())])
     return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings)
 
 

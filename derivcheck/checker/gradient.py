@@ -209,6 +209,11 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
             outcomes[name] = discontinuous_block(run, name)
             continue
         outcome = passing_block(run, name, explained)
+        if outcome is not None and outcome.report.verdict == "inconclusive" and auto and size <= ENTRY_CHECK_MAX_ENTRIES:
+            full = run_full(run, name)  # the directions lacked power: a small parameter's own entries are cheap
+            if full.report.verdict == "inconclusive":
+                full.findings.extend(f for f in outcome.findings if f not in full.findings)
+            outcome = full
         outcomes[name] = outcome if outcome is not None else examine(run, name, run.tested[-1])
     return outcomes
 

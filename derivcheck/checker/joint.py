@@ -22,7 +22,7 @@ from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
 from derivcheck.report.results import Finding, ParamReport
-from derivcheck.numeric.tolerances import INCONCLUSIVE_FLOOR, entry_scale
+from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_ULPS, INCONCLUSIVE_FLOOR, entry_scale
 
 
 def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int) -> list[tuple[str, Blocks]]:
@@ -42,6 +42,24 @@ def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | None:
     """The user's gradient scaled to the entry scale; None when it is zero."""
     top = float(np.max(np.abs(g)))
     return None if top == 0 else g / top * entry_scale(x)
+
+
+# A direction for single-entry power has random signs times magnitudes drawn from [RANDOM_MIN_MAGNITUDE, 1]
+# of the entry scale. The draw is continuous, so no error pattern cancels out with positive probability (as
+# with Gaussian entries), and no entry moves by less than half its scale, so one wrong entry anywhere shifts
+# <g, v> by at least half its error: the smallest of 10^7 Gaussian entries is 1e-7 of the largest.
+RANDOM_MIN_MAGNITUDE = 0.5
+# Extra directions a parameter may spend on single-entry power: one over the whole parameter, then the
+# entries split at random in 2 and 4 parts (1 + 2 + 4), each part's tolerance free of the rest's rounding.
+ENTRY_POWER_PROBES = 7
+
+
+def sign_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random signs times magnitudes in [RANDOM_MIN_MAGNITUDE, 1] of each entry's scale."""
+    z = rng.uniform(RANDOM_MIN_MAGNITUDE, 1.0, x.shape)
+    z[rng.random(x.shape) < 0.5] *= -1.0
+    z *= entry_scale(x)
+    return z
 
 
 def random_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -82,6 +100,50 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
     return min(floors, default=float("inf"))
 
 
+def single_entry_floor(run: Run, name: str, explained: bool = False) -> float:
+    """Smallest error in any one entry of ``d{name}``, as a fraction of its largest entry, that some passing
+    direction would have seen: ``tolerance / (min_i |v_i| max |g|)``."""
+    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    floors = []
+    for t in run.tested:
+        if name in t.moves and (t.test.passed or explained) and t.test.decides and top > 0:
+            low = float(np.min(np.abs(t.moves[name])))
+            if low > 0:
+                floors.append(t.test.own_tolerance / (low * top))
+    return min(floors, default=float("inf"))
+
+
+def expected_error(run: Run, name: str) -> float:
+    """The single-entry error a pass must have been able to see: the user's rtol/atol, else 1%."""
+    p = run.probe
+    if not (p.rtol or p.atol):
+        return INCONCLUSIVE_FLOOR
+    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    return max(p.rtol, p.atol / top if top > 0 else 0.0)
+
+
+def entry_power(run: Run, name: str, target: float) -> tuple[float, bool]:
+    """Directions restricted to ``name``, then to random parts of it, until one wrong entry of ``target`` times
+    the largest would show; (the single-entry floor reached, whether a direction failed)."""
+    s = run.setup
+    x, top = s.x[name], float(np.max(np.abs(s.g[name])))
+    best, parts, spent = float("inf"), 1, 0
+    while best > target and spent + parts <= ENTRY_POWER_PROBES and parts <= x.size:
+        v = sign_direction(x, run.rng)
+        which = run.rng.integers(0, parts, x.shape, dtype=np.int16) if parts > 1 else None
+        worst = 0.0
+        for k in range(parts):
+            v_k = v if which is None else np.where(which == k, v, 0.0)
+            label = f"signs, {name} only" if which is None else f"signs, {name} part {k + 1}/{parts}"
+            t = run.record(label, {name: v_k}, directional_test(run.probe, s.g, {name: v_k}))
+            if not t.passed:
+                return best, True
+            low = float(np.min(np.abs(v))) if which is None else float(np.min(np.abs(v[which == k]), initial=np.inf))
+            worst = max(worst, t.own_tolerance / (low * top) if t.decides else float("inf"))
+        best, spent, parts = min(best, worst), spent + parts, 2 * parts
+    return best, False
+
+
 def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome | None:
     """The row of a parameter the joint directions passed; None when a closer look fails it."""
     s = run.setup
@@ -94,13 +156,25 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
             if not t.passed:
                 return None
             floor = min(floor, block_floor(run, name, explained))
-    if not np.any(s.g[name]):
+    if zero_to_rounding(run, name):
         return _zero_gradient_block(run, name)
     if floor > INCONCLUSIVE_FLOOR:
         reason = (f"the smallest relative error this run could see in d{name} is {floor:.1e}: the loss's rounding "
                   f"noise swamps {name}'s effect on it")
         return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
-    return ParamOutcome(joint_row(run, name, floor, "pass"))
+    single, target = single_entry_floor(run, name, explained), expected_error(run, name)
+    if single > target:
+        reached, failed = entry_power(run, name, target)
+        if failed:
+            return None
+        single = min(single, reached)
+    if single > target:
+        reason = (f"one wrong entry of d{name} would have been seen only above {single:.1e} of its largest entry, "
+                  f"more than the {target:.0e} expected")
+        return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason, single), [], [Finding(
+            "noise", f"inconclusive for {name}: {reason}; the directions' rounding noise hides a single entry's "
+                     f"error. Evaluate the loss in float64, or check {name} with mode='full'.", name, "warning")])
+    return ParamOutcome(joint_row(run, name, floor, "pass", single=single))
 
 
 def discontinuous_block(run: Run, name: str) -> ParamOutcome:
@@ -120,6 +194,14 @@ def discontinuity_finding(name: str, entries: tuple[tuple[int, ...], ...] = ()) 
         f"that is itself differentiated). Check at a point off the jump.", name, "warning", entries)
 
 
+def zero_to_rounding(run: Run, name: str) -> bool:
+    """d{name} is zero, or within the rounding of the largest gradient entry of the check (a bias before a
+    normalisation gets 1e-17 where the other gradients are of order 1)."""
+    g = run.setup.g
+    top = max(float(np.max(np.abs(v), initial=0.0)) for v in g.values())
+    return float(np.max(np.abs(g[name]), initial=0.0)) <= GRADIENT_ROUNDOFF_ULPS * run.probe.eps_grad * top
+
+
 def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
     """d{name} is exactly zero: the numeric derivative must be zero too, to a useful precision."""
     s = run.setup
@@ -135,7 +217,13 @@ def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:
     flat = all(value == s.f0 for _, value in trace)  # exactly constant along name: truly zero
     if flat or (reference > 0 and t.tolerance <= INCONCLUSIVE_FLOOR * reference):
         floor = 0.0 if flat else t.tolerance / reference
-        return ParamOutcome(joint_row(run, name, floor, "pass"), [], [Finding(
+        if flat or all(abs(value - s.f0) <= ESTIMATE_SAFETY * run.probe.noise for _, value in trace):
+            return ParamOutcome(joint_row(run, name, floor, "pass", single=floor), [], [Finding(
+                "vacuous",
+                f"the loss does not change with {name} here (a bias before a normalisation?): it stays within its "
+                f"rounding whichever way {name} moves, and d{name} is zero to rounding, as it must be.",
+                name, "info", detail={"flat": True})])
+        return ParamOutcome(joint_row(run, name, floor, "pass", single=floor / RANDOM_MIN_MAGNITUDE), [], [Finding(
             "vacuous",
             f"d{name} is zero here and the numeric derivative along {name} is zero too (|numeric| "
             f"{abs(t.derivative.value):.1e} <= tolerance {t.tolerance:.1e}): this check cannot see a wrong formula "
@@ -156,10 +244,10 @@ def _noise_finding(name: str, floor: float) -> Finding:
         name, "warning")
 
 
-def joint_row(run: Run, name: str, floor: float, verdict: str, reason: str = "") -> ParamReport:
+def joint_row(run: Run, name: str, floor: float, verdict: str, reason: str = "", single: float = float("nan")) -> ParamReport:
     """The row of a parameter judged by shared directions only: no per-entry errors to show."""
     s = run.setup
     shared = [t for t in run.tested if name in t.moves]
     nan = float("nan")
     return ParamReport(name, tuple(s.x[name].shape), str(s.space.dtypes[s.space.names.index(name)]),
-                       "joint", len(shared), nan, nan, None, nan, nan, floor, verdict, reason)
+                       "joint", len(shared), nan, nan, None, nan, nan, floor, verdict, reason, single)

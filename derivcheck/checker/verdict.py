@@ -109,6 +109,7 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
             f"analytic value was accepted only as a valid subgradient (within the one-sided derivatives, or within "
             f"the sum of the coincident kinks' own ranges).", None, "info"))
     findings.extend(_invalid_kinks(run))
+    findings.extend(_what_decided(run))
     taylor = _taylor(run)
     verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
     if any(f.kind == "stateful_gradient" and f.severity == "error" for f in findings):
@@ -120,6 +121,24 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
     severity = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: severity.get(f.severity, 3))
     return findings, taylor, verdict
+
+
+def _what_decided(run: Run) -> list[Finding]:
+    """With rtol/atol given: whether the user's tolerance or the finite differences' own floor decided."""
+    p = run.probe
+    if not (p.rtol or p.atol):
+        return []
+    given = ", ".join(f"{k}={v:g}" for k, v in (("rtol", p.rtol), ("atol", p.atol)) if v)
+    needed = [t for t in run.tested if t.test.passed and t.test.decides and t.test.distance > t.test.own_tolerance]
+    if needed:
+        t = needed[0]
+        text = (f"your tolerance ({given}) decided: {len(needed)} comparison(s) passed only within it (the {t.label} "
+                f"direction: |analytic - numeric| {t.test.distance:.1e}, the finite differences' own tolerance "
+                f"{t.test.own_tolerance:.1e}).")
+    else:
+        text = (f"the finite-difference floor decided: every comparison agreed within the differences' own "
+                f"tolerance, without needing yours ({given}).")
+    return [Finding("user_tolerance", text, None, "info", detail={"decided_by": "user" if needed else "floor"})]
 
 
 def _invalid_kinks(run: Run) -> list[Finding]:

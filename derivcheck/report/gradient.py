@@ -24,7 +24,8 @@ def wrong_entry_text(w: WrongEntry) -> str:
 # Entries listed per parameter in text; the report object keeps them all.
 _LISTED = 5
 
-_COLUMNS = ("param", "shape", "method", "max abs err", "max rel err", "worst entry", "analytic", "numeric", "floor", "verdict")
+_COLUMNS = ("param", "shape", "method", "max abs err", "max rel err", "worst entry", "analytic", "numeric", "floor",
+            "1-entry", "verdict")
 
 
 def _num(value: float, spec: str) -> str:
@@ -46,6 +47,7 @@ def _rows(report: GradientReport) -> list[tuple[str, ...]]:
                 _num(p.analytic_at_worst, ".6g"),
                 _num(p.numeric_at_worst, ".6g"),
                 f"{p.detection_floor:.1e}",
+                _num(p.single_entry_floor, ".1e"),
                 p.verdict.upper(),
             )
         )

@@ -92,6 +92,8 @@ class ParamReport:
     detection_floor: float  # smallest uniform relative error this run could detect
     verdict: str
     reason: str = ""  # why a verdict is inconclusive
+    # Smallest error in any one entry this run could detect, as a fraction of the largest |entry| (nan: not measured)
+    single_entry_floor: float = float("nan")
 
 
 @dataclass(frozen=True)
