@@ -1,0 +1,80 @@
+"""What trust costs: tied max-pool, a float32 model's pass, and one wrong entry among 10^7.
+
+Prints figures (no assertions), each as a ratio measured in this run. The targets: a correct
+max-pool backward on 100 integer images with ties at most 500 loss evaluations; a float32
+model's pass at most 40 evaluations; failing and localizing one entry off by 1% among 10^7 at
+most 2x the peak memory and 20x the time of one loss+gradient evaluation.
+
+Run: python benchmarks/bench_trust.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+import derivcheck as dc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.test_verdicts import _pooled, _relu_net_in_float32  # noqa: E402  (the suite's own cases)
+
+BIG = 10**7
+
+
+def tied_maxpool() -> None:
+    x, loss, grads = _pooled(0, 100)[:3]
+    report = dc.check_gradient(loss, grads["first"], x, trace=False)
+    print(f"tied max-pool, 100 integer images, first-max routing: {report.verdict}, {report.evaluations} "
+          f"(target at most 500 loss evaluations)")
+
+
+def float32_model() -> None:
+    counts = []
+    for seed in range(5):
+        params, loss, grad = _relu_net_in_float32(seed)[:3]
+        report = dc.check_gradient(loss, grad, params, seed=seed, trace=False)
+        counts.append((report.verdict, report.evaluations.loss + report.evaluations.grad))
+    print(f"float32 ReLU nets, 5 seeds: {counts} (target: pass within 40 evaluations)")
+
+
+def _peak(fn) -> tuple[float, object]:
+    tracemalloc.start()
+    out = fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, out
+
+
+def one_entry_among_ten_million() -> None:
+    rng = np.random.default_rng(0)
+    c, w = rng.standard_normal(BIG), rng.standard_normal(BIG)
+    i = int(np.argsort(np.abs(c * np.cos(w)))[3 * BIG // 4])  # an entry of typical size
+
+    def loss(v):
+        return float(c @ np.sin(v))
+
+    def wrong(v):
+        g = c * np.cos(v)
+        g[i] *= 1.01
+        return g
+
+    t0 = time.perf_counter()
+    base_mem, _ = _peak(lambda: (loss(w), wrong(w)))
+    base_time = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mem, report = _peak(lambda: dc.check_gradient(loss, wrong, w, trace=False))
+    seconds = time.perf_counter() - t0
+    found = [e.index for e in report.wrong_entries.get("params", ())]
+    print(f"one entry off by 1% among 10^7: {report.verdict}, localized {found} (planted {(i,)}), "
+          f"{report.evaluations}; peak memory {mem / base_mem:.1f}x and time {seconds / base_time:.1f}x one "
+          f"loss+gradient ({base_mem / 1e6:.0f} MB, {base_time:.2f} s) (targets 2x and 20x)")
+
+
+if __name__ == "__main__":
+    tied_maxpool()
+    float32_model()
+    one_entry_among_ten_million()
