@@ -339,3 +339,12 @@ def test_the_step_curve_is_a_v_for_a_right_gradient_and_a_plateau_for_a_wrong_on
     _, bad = step_curve(loss, x, v, 2 * right)
     assert good.min() < 1e-9 and good[0] > 1e-4 and good[-1] > good.min() * 10
     assert np.all(np.abs(bad[5:20] - 0.5) < 1e-3)
+
+
+def test_a_reader_that_leaves_early_is_no_error():
+    # `derivcheck derive dense | head -1`: the pipe closes while derivcheck still writes.
+    proc = subprocess.Popen([sys.executable, "-m", "derivcheck", "derive", "dense"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0 and b"Traceback" not in proc.stderr.read()

@@ -391,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DerivcheckError as exc:
         print(f"derivcheck: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `derivcheck derive dense | head`: the reader left; that is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":
