@@ -392,7 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"derivcheck: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `derivcheck derive dense | head`: the reader left; that is no error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        except (OSError, ValueError):
+            pass  # a stdout without a file descriptor has nothing left to flush into a pipe
         return 0
 
 
