@@ -91,6 +91,19 @@ def check_backward(
     # Its own stream: an upstream gradient equal to the user's default_rng(seed) inputs would be a degenerate test.
     upstream = np.random.default_rng([_UPSTREAM_STREAM, int(seed)])
     dys = tuple(np.asarray(upstream.standard_normal(y.shape)) for y in ys)
+    report = check_gradient(
+        _pairing(layer, dys), lambda p: layer.backward_at(p, dys), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
+        directions=directions, progress=progress, title="backward check", _names=("forward", "backward"),
+        _context=_context_of(layer, ys, dys),
+    )
+    extra = _dy_linearity(layer, dys) + layer.conventions()
+    if report.verdict == "fail" and _probe_batch:
+        extra += _batch_of_one(forward, backward, layer.inputs, layer.labels, ys[0], seed)
+    return _with_findings(report, extra)
+
+
+def _pairing(layer: _Layer, dys: tuple[np.ndarray, ...]) -> Callable[[dict[str, np.ndarray]], float]:
+    """The scalar a VJP is the gradient of: the forward's outputs paired with fixed upstream gradients."""
 
     def loss(p: dict[str, np.ndarray]) -> float:
         outs = layer.forward_at(p)[0]
@@ -99,15 +112,7 @@ def check_backward(
                 raise InputError(f"forward returned shape {y.shape}{layer.which(k)} at a perturbed point; expected {dy.shape}")
         return float(sum(np.sum(dy * y) for y, dy in zip(outs, dys)))
 
-    report = check_gradient(
-        loss, lambda p: layer.backward_at(p, dys), layer.params, rtol=rtol, atol=atol, seed=seed, mode=mode,
-        directions=directions, progress=progress, title="backward check", _names=("forward", "backward"),
-        _context=_context_of(layer, ys, dys),
-    )
-    extra = _dy_linearity(layer, dys) + layer.conventions()
-    if report.verdict == "fail" and _probe_batch:
-        extra += _batch_of_one(forward, backward, layer.inputs, layer.labels, ys[0], seed)
-    return _with_findings(report, extra)
+    return loss
 
 
 def _with_findings(report: GradientReport, extra: list[Finding]) -> GradientReport:

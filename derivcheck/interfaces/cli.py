@@ -315,6 +315,32 @@ def did_you_mean(name: str, known: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _add_check_command(sub: Any) -> None:
+    """``derivcheck check FILE.py:loss FILE.py:grad``: the numeric checker on the user's own file."""
+    check = sub.add_parser(
+        "check", help="check a gradient in your own file (exit 0 pass, 1 fail, 3 inconclusive, 2 usage error)",
+        description="Check FILE.py:grad against finite differences of FILE.py:loss. Exit codes: 0 pass, 1 fail, "
+                    "3 inconclusive, 2 usage error.")
+    check.add_argument("loss", help="FILE.py:FUNCTION, the loss: params -> scalar")
+    check.add_argument("grad", help="FILE.py:FUNCTION, the hand-written gradient: params -> same structure")
+    check.add_argument("--params", help=".npz file of the parameters, or .npy of one (loaded without pickle)")
+    check.add_argument("--shape", action="append", metavar="NAME=2x3",
+                       help="a random standard-normal parameter of this shape (repeatable); one parameter is "
+                            "passed as an array, several as a dict")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random directions and --shape values")
+    check.add_argument("--mode", choices=("auto", "full", "directional"), default="auto",
+                       help="auto (default), full (every entry) or directional (never entry by entry)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (schema and version)")
+    check.add_argument("--plot", metavar="OUT.png", help="also draw the step-size curve and the wrong entries (needs "
+                                                        "the plot extra: pip install 'derivcheck[plot]')")
+    check.add_argument("--plot-entry", metavar="NAME:I,J", help="draw the step-size curve along this entry instead of a "
+                                                               "random direction (e.g. w:0,1; for one --shape, just 0,1)")
+    check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
+                                                               "is not a terminal (they are on by default on one)")
+    check.set_defaults(run=_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one subcommand per public job)."""
     from derivcheck import __version__
@@ -346,28 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--layers", action="append", default=[], metavar="PATH",
                              help="a layer file of your own, or a folder of them (repeatable); a broken one is "
                                   "named and skipped")
-    check = sub.add_parser(
-        "check", help="check a gradient in your own file (exit 0 pass, 1 fail, 3 inconclusive, 2 usage error)",
-        description="Check FILE.py:grad against finite differences of FILE.py:loss. Exit codes: 0 pass, 1 fail, "
-                    "3 inconclusive, 2 usage error.")
-    check.add_argument("loss", help="FILE.py:FUNCTION, the loss: params -> scalar")
-    check.add_argument("grad", help="FILE.py:FUNCTION, the hand-written gradient: params -> same structure")
-    check.add_argument("--params", help=".npz file of the parameters, or .npy of one (loaded without pickle)")
-    check.add_argument("--shape", action="append", metavar="NAME=2x3",
-                       help="a random standard-normal parameter of this shape (repeatable); one parameter is "
-                            "passed as an array, several as a dict")
-    check.add_argument("--seed", type=int, default=0, help="seed of the random directions and --shape values")
-    check.add_argument("--mode", choices=("auto", "full", "directional"), default="auto",
-                       help="auto (default), full (every entry) or directional (never entry by entry)")
-    check.add_argument("--json", action="store_true", help="print the report as JSON (schema and version)")
-    check.add_argument("--plot", metavar="OUT.png", help="also draw the step-size curve and the wrong entries (needs "
-                                                        "the plot extra: pip install 'derivcheck[plot]')")
-    check.add_argument("--plot-entry", metavar="NAME:I,J", help="draw the step-size curve along this entry instead of a "
-                                                               "random direction (e.g. w:0,1; for one --shape, just 0,1)")
-    check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    check.add_argument("--progress", action="store_true", help="progress lines on stderr (after 2 s) even when it "
-                                                               "is not a terminal (they are on by default on one)")
-    check.set_defaults(run=_check)
+    _add_check_command(sub)
     _add_expression_commands(sub)
     answers = sub.add_parser("derivations", help="list the derivation scripts, or run one (exit 1 if it disagrees)",
                              description="The scripts in derivations/: one question each, derived, printed and verified.")
