@@ -21,13 +21,17 @@ from derivcheck.checker.lines.source import SourceIndex
 from derivcheck.checker.lines.trace import Record
 
 ENTRIES_SHOWN = 3  # the worst few entries of the blamed variable: yours vs true
+# Loss and gradient runs tracing may spend on one failure: a few values measured entry by entry in a small net.
+# Larger values are left undecided, with the count, rather than traced for minutes.
+DEFAULT_BUDGET = 4000
 
 
 def blame_lines(loss: Callable, grad: Callable, params: Any, *, seed: int = 0, budget: int | None = None) -> LineBlame:
-    """Name the line of ``grad`` that goes wrong first, confirm it by repair, and say why."""
+    """Name the line of ``grad`` that goes wrong first, confirm it by repair, and say why (``budget``: user-function
+    calls at most, ``DEFAULT_BUDGET`` by default)."""
     started = time.perf_counter()
     before = frozen_copies(params)
-    session = Session(loss, grad, params, seed, budget)
+    session = Session(loss, grad, params, seed, DEFAULT_BUDGET if budget is None else budget)
     try:
         answer = _blame(session)
     except BudgetExhausted as exhausted:

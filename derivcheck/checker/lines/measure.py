@@ -38,6 +38,10 @@ class Counter:
         self.budget = budget
         self.used = 0
 
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else self.budget - self.used
+
     def spend(self, n: int = 1) -> None:
         if self.budget is not None and self.used + n > self.budget:
             raise BudgetExhausted(f"the budget of {self.budget} evaluations is spent")
@@ -77,6 +81,10 @@ def directional(probe: Callable[[float], float], h: float, base_loss: float) -> 
     smooth = SMOOTH_RATIO[0] <= ratio <= SMOOTH_RATIO[1]
     refined = (4 * finest - narrow) / 3
     return Measurement(float(refined), float(abs(narrow - finest) / 3 + noise), not smooth, False)
+
+
+# Evaluations one entry costs at most: two central differences, and a third rung where they disagree.
+EVALUATIONS_PER_ENTRY = 6
 
 
 def per_entry(probe_entry: Callable[[int, float], float], values: np.ndarray, base_loss: float):

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from derivcheck.checker.lines.measure import Counter, Measurement, directional, per_entry, step_for
+from derivcheck.checker.lines.measure import (EVALUATIONS_PER_ENTRY, BudgetExhausted, Counter, Measurement, directional,
+                                              per_entry, step_for)
 from derivcheck.checker.lines.params import fresh_copy, gradient_arrays, names_and_arrays, rebuild
 from derivcheck.checker.lines.trace import Key, Recorder
 
@@ -74,7 +75,16 @@ class Session:
         probe = lambda t: self.plain_loss(self._moved(k, t * direction))  # noqa: E731
         return directional(probe, step_for(self.arrays[k]), self.base_loss)
 
+    def afford_entries(self, values: np.ndarray, what: str) -> None:
+        """Stop before measuring a value entry by entry that the budget cannot pay for (never half a value)."""
+        need = EVALUATIONS_PER_ENTRY * values.size
+        left = self.counter.remaining
+        if left is not None and need > left:
+            raise BudgetExhausted(f"measuring the {values.size} entries of {what} one by one needs up to {need} "
+                                  f"evaluations and {left} are left of the tracing budget")
+
     def param_gradient(self, k: int):
+        self.afford_entries(self.arrays[k], self.names[k])
         def probe(i: int, t: float) -> float:
             delta = np.zeros(self.arrays[k].size)
             delta[i] = t
@@ -86,6 +96,7 @@ class Session:
         return directional(probe, step_for(values), self.base_loss)
 
     def value_gradient(self, key: Key, values: np.ndarray):
+        self.afford_entries(values, str(key[2]))
         def probe(i: int, t: float) -> float:
             def edit(old: np.ndarray) -> np.ndarray:
                 moved = np.array(old, dtype=np.float64)
