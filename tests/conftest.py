@@ -7,6 +7,7 @@ HYPOTHESIS_PROFILE=nightly runs many more examples; the default ``ci`` profile k
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -32,3 +33,18 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(SEED)
+
+
+@pytest.fixture(scope="module")
+def user_layers() -> Iterator[list[str]]:
+    """The six user-layer fixtures of test_user_layers, declared for one module and removed after it."""
+    import test_user_layers
+
+    from derivcheck.catalog import registry
+    from derivcheck.symbolic.derive import _derive
+
+    names = test_user_layers._declare()
+    yield names
+    for name in names:
+        registry.LAYERS.pop(name, None)
+    _derive.cache_clear()

@@ -4,7 +4,6 @@ backward (``dy`` first, then the inputs in declaration order, then the constants
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,22 +16,10 @@ from derivcheck.symbolic.compile import compiled_gradient
 from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.presentation import render_derivation
 
-import test_user_layers
 
 # Agreement between printed code and the lambdified index form: both are float64 evaluations of one formula.
 AGREEMENT = 1e-9
 SEED = 7  # not one of the draws the code was checked at when it was generated
-
-
-@pytest.fixture(scope="module")
-def user_layers() -> Iterator[list[str]]:
-    names = test_user_layers._declare()
-    yield names
-    for name in names:
-        registry.LAYERS.pop(name, None)
-    from derivcheck.symbolic.derive import _derive
-
-    _derive.cache_clear()
 
 
 def _check_layer(name: str) -> list[str]:

@@ -4,32 +4,17 @@ entries x_np (a vector's by one index), guards in words; no SymPy function names
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import sympy as sp
 
-from derivcheck.catalog import registry
 from derivcheck.catalog.registry import MODELS, list_layers
 from derivcheck.report.latex import TextPrinter, wrap_text
 from derivcheck.symbolic.presentation import render_derivation
 
-import test_user_layers
 
 SYMPY_NAMES = ("Sum(", "Piecewise", "ITE(", "KroneckerDelta", "reduce_axis", "Max(", "Min(")
 VECTOR_AS_COLUMN = re.compile(r"\[\w+, 0\]")  # b[m, 0]: a vector indexed as a one-column matrix
 MAX_LINE = 200
-
-
-@pytest.fixture(scope="module")
-def user_layers() -> Iterator[list[str]]:
-    names = test_user_layers._declare()
-    yield names
-    for name in names:
-        registry.LAYERS.pop(name, None)
-    from derivcheck.symbolic.derive import _derive
-
-    _derive.cache_clear()
 
 
 def _problems(out: str) -> list[str]:
