@@ -95,16 +95,12 @@ class Rewriter:
         a = x.args[0]
         if a.op == "T":
             return a.args[0]
-        if a.op in ("var",) and self._symmetric(a):
-            return a
-        if a.op in ("identity", "diag"):
+        if a.ndim == 2 and self._symmetric(a):  # X X^T, A + A^T, a declared symmetric matrix, their inverses
             return a
         if a.op == "ones":
             return n.ones((a.shape[1], a.shape[0]))
         if a.op == "broadcast" and a.args[0].ndim == 0:  # a constant matrix is its own transpose, reshaped
             return n.broadcast_to(a.args[0], (a.shape[1], a.shape[0]))
-        if a.op == "inv" and self._symmetric(a.args[0]):
-            return a
         if a.op == "matmul" and a.args[0].ndim == 2 and a.args[1].ndim == 2:
             return self(n.matmul(n.transpose(a.args[1]), n.transpose(a.args[0])))
         if a.op == "outer":
@@ -117,14 +113,34 @@ class Rewriter:
         return x
 
     def _symmetric(self, a: Node) -> bool:
+        """Whether a square matrix equals its transpose whatever its variables' values (X X^T is, for any X)."""
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            return False
         if a.op == "var":
             v = self.variables.get(a.attrs[0])
             return v is not None and v.symmetric and v.name != self.free
-        if a.op in ("identity", "diag"):
+        if a.op in ("identity", "diag", "ones"):
             return True
-        if a.op == "inv":
+        if a.op == "broadcast":
+            return a.args[0].ndim == 0
+        if a.op in ("inv", "func", "pow"):
             return self._symmetric(a.args[0])
+        if a.op == "matmul":
+            return _gram(a) or self._congruence(a)
+        if a.op == "add" and _transposed_pairs(a.args):  # A + A^T
+            return True
+        if a.op in ("add", "mul"):  # sums and Hadamard products of symmetric matrices and scalars
+            return all(t.ndim == 0 or self._symmetric(t) for t in a.args)
         return False
+
+    def _congruence(self, a: Node) -> bool:
+        """B^T S B (and B S B^T) with S symmetric: a product read outside in."""
+        left = _factors(a)
+        right = left[::-1]
+        if len(left) % 2 == 0:
+            return False
+        middle = left[len(left) // 2]
+        return all(_transposes(p, q) for p, q in zip(left[: len(left) // 2], right)) and self._symmetric(middle)
 
     @_rewrites("matmul")
     def _matmul(self, x: Node) -> Node:
@@ -164,6 +180,13 @@ class Rewriter:
                 return n.dim(rows) if isinstance(rows, str) else n.const(rows or 1)
         return x
 
+    @_rewrites("diag")
+    def _diag(self, x: Node) -> Node:
+        c, core = _split_scalar(x.args[0])
+        if not n.is_const(c, 1) and core.shape == x.args[0].shape:  # diag(-s) = -diag(s)
+            return self(n.mul(c, n.diag(core)))
+        return x
+
     @_rewrites("expand")
     def _expand(self, x: Node) -> Node:
         a = x.args[0]
@@ -194,6 +217,36 @@ class Rewriter:
         return a if a.shape == x.shape else x
 
 
+def _factors(a: Node) -> list[Node]:
+    """The matrices of a chain of products, left to right."""
+    if a.op != "matmul":
+        return [a]
+    return _factors(a.args[0]) + _factors(a.args[1])
+
+
+def _transposes(p: Node, q: Node) -> bool:
+    """Whether ``q`` is ``p^T`` as written (either one carries the transpose)."""
+    return (q.op == "T" and q.args[0] == p) or (p.op == "T" and p.args[0] == q)
+
+
+def _gram(a: Node) -> bool:
+    """A A^T or A^T A: a product of a matrix with its own transpose."""
+    return a.op == "matmul" and a.args[0].ndim == 2 and a.args[1].ndim == 2 and _transposes(*a.args)
+
+
+def _transposed_pairs(terms: tuple[Node, ...]) -> bool:
+    """Every term of a sum paired with its own transpose (with the same coefficient): A + A^T, 2 B + 2 B^T."""
+    split = [_split_scalar(t) for t in terms]
+    left = list(split)
+    while left:
+        c, core = left.pop()
+        partner = next(((c2, k) for c2, k in left if c2 == c and _transposes(core, k)), None)
+        if partner is None:
+            return False
+        left.remove(partner)
+    return True
+
+
 def _split_scalar(t: Node) -> tuple[Node, Node]:
     """A term as (scalar coefficient, the rest)."""
     if t.op != "mul":
@@ -220,7 +273,24 @@ def fuse(x: Node) -> Node:
             return n.logdet(a.args[0])
         if a.op == "sum" and a.args[0].op == "func" and a.args[0].attrs[0] == "exp":
             return n.logsumexp(a.args[0].args[0], a.attrs[0])
+        softplus = _one_plus_exp(a)
+        if softplus is not None:  # log(1 + exp(z)) is softplus(z): its derivative is σ(z), not exp(z) / (1 + exp(z))
+            return n.func("softplus", softplus)
+    if x.op == "pow" and x.attrs[0] == -1:
+        logistic = _one_plus_exp(x.args[0])
+        if logistic is not None:  # 1 / (1 + exp(-z)) is σ(z)
+            return n.func("sigmoid", n.neg(logistic))
     return x
+
+
+def _one_plus_exp(a: Node) -> Node | None:
+    """``z`` where ``a`` is ``1 + exp(z)`` (in either order, with z of ``a``'s shape), else None."""
+    if a.op != "add" or len(a.args) != 2:
+        return None
+    for one, e in (a.args, a.args[::-1]):
+        if n.is_const(one, 1) and e.op == "func" and e.attrs[0] == "exp" and e.shape == a.shape:
+            return e.args[0]
+    return None
 
 
 def simplify(x: Node, variables: Mapping[str, Variable], free: str | None = None) -> Node:

@@ -99,7 +99,7 @@ class Island:
             terms = sorted(_ordered(e.args), key=lambda a: a.could_extract_minus_sign())
             return n.add(*[self.to_node(a) for a in terms])
         if isinstance(e, sp.Mul):
-            return n.mul(*[self.to_node(a) for a in _ordered(e.args)])
+            return n.mul(*[self.to_node(a) for a in _ordered(_one_minus_first(e))])
         if isinstance(e, sp.Pow):
             if e.exp == sp.Rational(1, 2):
                 return n.func("sqrt", self.to_node(e.base))
@@ -127,8 +127,32 @@ def _ordered(args: tuple[sp.Expr, ...]) -> list[sp.Expr]:
     return sorted(args, key=lambda a: (group(a), sp.default_sort_key(a)))
 
 
-def _cost(e: sp.Expr) -> tuple[int, int]:
-    return (sp.count_ops(e), len(str(e)))
+def _one_minus_first(e: sp.Mul) -> tuple[sp.Expr, ...]:
+    """A product's factors with ``a - 1`` written ``-(1 - a)``: textbooks print σ(z) (1 - σ(z)), negated if need be.
+
+    SymPy distributes a number over a sum (``-(1 - a)`` is stored as ``a - 1``), so the sign is moved here,
+    as the factors become nodes.
+    """
+    factors = list(e.args)
+    flips = 0
+    for i, f in enumerate(factors):
+        if isinstance(f, sp.Add):
+            c, rest = f.as_coeff_Add()
+            if c.is_negative and not isinstance(rest, sp.Add) and not rest.could_extract_minus_sign():
+                factors[i] = sp.Add(-c, -rest, evaluate=False)
+                flips += 1
+    if flips % 2:
+        factors.insert(0, sp.Integer(-1))
+    numbers = [f for f in factors if f.is_Number]
+    if len(numbers) > 1:  # -1 times a coefficient: one number
+        factors = [sp.Mul(*numbers), *[f for f in factors if not f.is_Number]]
+    return tuple(f for f in factors if f != 1)
+
+
+def _cost(e: sp.Expr) -> tuple[int, int, int]:
+    # A power of σ (σ^2 - σ) reads worse than its factored form σ (σ - 1): the textbook's σ (1 - σ).
+    sigmoid_powers = sum(1 for p in e.atoms(sp.Pow) if isinstance(p.base, Sigmoid))
+    return (sp.count_ops(e), sigmoid_powers, len(str(e)))
 
 
 def simplest(e: sp.Expr) -> sp.Expr:
@@ -137,4 +161,6 @@ def simplest(e: sp.Expr) -> sp.Expr:
     cancelled = sp.cancel(e) if e.has(sp.Pow) else e
     candidates = [e, sp.factor_terms(e), sp.factor_terms(expanded), expanded, cancelled,
                   sp.factor_terms(sp.expand(cancelled, power_exp=False, log=False, power_base=False))]
+    if e.has(Sigmoid):  # polynomials in σ(z): σ^2 - σ is σ (σ - 1)
+        candidates.append(sp.factor(e))
     return min(candidates, key=_cost)
