@@ -4,15 +4,17 @@ backward (``dy`` first, then the inputs in declaration order, then the constants
 
 from __future__ import annotations
 
+import ast
 
 import numpy as np
 import pytest
 
 from derivcheck.catalog import registry
 from derivcheck.catalog.registry import list_layers
+from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
 from derivcheck.symbolic.checked_code import _inputs, code_arguments
-from derivcheck.symbolic.compile import compiled_gradient
+from derivcheck.symbolic.compile import compiled_gradient, layer_code_parameters
 from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.presentation import render_derivation
 
@@ -64,7 +66,44 @@ def test_generated_code_reads_sizes_off_the_arrays() -> None:
     assert "def grad_y(y, t):" in source and "y.shape[0]" in source
 
 
-def test_a_step_by_step_layers_code_runs_as_printed() -> None:
+def test_a_step_by_step_layers_code_runs_as_printed_and_agrees_with_the_hand_written_backward() -> None:
     namespace: dict = {}
     exec(compile(render_derivation("lstm_step", "code"), "<derivcheck derive lstm_step --format code>", "exec"), namespace)  # noqa: S102
-    assert callable(namespace["backward"])
+    layer = registry.get_layer("lstm_step")
+    rng = np.random.default_rng(SEED)
+    sizes = complete_sizes(layer, random_sizes(layer, rng, low=2))
+    arrays = sample_inputs(layer, sizes, rng)
+    dy = rng.standard_normal(output_shape(layer, sizes))
+    got = namespace["backward"](dy, *[arrays[a.name] for a in layer.inputs])  # called like the layer's own backward
+    want = layer.call_backward(dy, arrays, sizes)  # the hand-written reference: independent of the derivation
+    assert set(got) == {a.name for a in layer.differentiable}
+    for name, value in want.items():
+        assert relative_gap(np.asarray(got[name], dtype=float), value, ABSOLUTE_BELOW_ONE) <= AGREEMENT, name
+
+
+def _public_functions(source: str, layer) -> list[ast.FunctionDef]:  # noqa: ANN001 - a Layer
+    """The printed functions a person calls: grad_*, backward, or the layer's own backward (not its helpers)."""
+    own = layer.backward.__name__
+    names = {"backward", own} if own != "<lambda>" else {"backward"}
+    return [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)
+            and (f.name.startswith("grad_") or f.name in names)]
+
+
+def test_every_generated_backward_takes_the_layers_arguments_in_declaration_order(user_layers: list[str]) -> None:
+    wrong = []
+    for name in [*list_layers(), *user_layers]:
+        layer = registry.get_layer(name)
+        expected = layer_code_parameters(layer)
+        functions = _public_functions(render_derivation(name, "code"), layer)
+        if not functions:
+            wrong.append(f"{name}: no function printed")
+        wrong += [f"{name}: {f.name}({', '.join(a.arg for a in f.args.args)}), declared ({', '.join(expected)})"
+                  for f in functions if [a.arg for a in f.args.args] != expected]
+    assert wrong == []
+
+
+def test_declaration_order_is_dy_then_inputs_then_constants_then_hyperparameters() -> None:
+    assert layer_code_parameters(registry.get_layer("lstm_step")) == ["dy", "x", "h", "c", "w", "u", "b"]
+    assert layer_code_parameters(registry.get_layer("conv2d")) == ["dy", "x", "w", "b", "stride", "pad"]
+    assert layer_code_parameters(registry.get_layer("dropout")) == ["dy", "x", "mask", "rate"]
+    assert layer_code_parameters(registry.get_layer("mse")) == ["y", "t"]

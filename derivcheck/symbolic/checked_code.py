@@ -9,6 +9,7 @@ agrees with the index form too. Code that disagrees is never printed as an answe
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,9 @@ import numpy as np
 import sympy as sp
 
 from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
-from derivcheck.symbolic.compile import compiled_gradient, matrix_form_code, values_by_name
+from derivcheck.checker.gradient import check_gradient
+from derivcheck.symbolic.compile import compiled_gradient, layer_code_parameters, matrix_form_code, values_by_name
+from derivcheck.symbolic.layer_chain import chain_derivation, chain_vjp
 from derivcheck.symbolic.matrix_form import MatrixForm, reduce_axis
 
 # Sizes drawn for the check of generated code (two draws, sizes from 2 so that no axis is trivial).
@@ -251,3 +254,108 @@ def _compare(compute: Callable[[], Any], want: np.ndarray, sizes: dict[str, int]
     if not gap <= _AGREEMENT:
         return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
     return None
+
+
+def chain_code(layer: Any) -> CheckedCode:
+    """A chain layer's step-by-step backward as one function of the layer's own arguments, in declaration order
+    (``backward(dy, x, h, c, w, u, b)``, like every generated function), checked in this run: against finite
+    differences of the layer's forward and, to rounding, against the chain's own verified backward."""
+    d = chain_derivation(layer.name)
+    if d.code is None:
+        return CheckedCode(None, "DEFECT, not shown: the step-by-step backward did not verify")
+    helpers, body = _split_program_code(d.code)
+    source = "\n\n\n".join([*helpers, _layer_function(layer, body)])
+    problem = _chain_disagreement(layer, source)
+    if problem is not None:
+        return CheckedCode(None, f"DEFECT, not shown: the generated code {problem}")
+    return CheckedCode(source, "verified against finite differences of the layer's forward and against the "
+                               "step-by-step backward")
+
+
+def chain_code_block(layer: Any) -> str:
+    """What ``derive NAME --format code`` prints for a chain layer: one import, then the checked function."""
+    checked = chain_code(layer)
+    if checked.source is None:
+        return f"# {checked.note}"
+    head = (f"# Generated from the step-by-step derivation of layer {layer.name!r}, executed as printed and, before "
+            f"it was printed,\n# {checked.note}.")
+    return f"{head}\n{IMPORT}\n\n\n{checked.source}"
+
+
+def _split_program_code(code: str) -> tuple[list[str], ast.FunctionDef]:
+    """The helper functions of a program's generated backward (as printed), and its ``backward`` function."""
+    tree = ast.parse(code)
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    helpers = [ast.get_source_segment(code, f) or ast.unparse(f) for f in functions if f.name != "backward"]
+    return helpers, next(f for f in functions if f.name == "backward")
+
+
+def _layer_function(layer: Any, program: ast.FunctionDef) -> str:
+    """The program's backward with the layer's signature: split the layer's arrays into the program's inputs,
+    run the steps, and put the blocks of each gradient back together."""
+    spec = layer.chain
+    lines = [f"def backward({', '.join(layer_code_parameters(layer))}):",
+             f'    """dE/d({", ".join(a.name for a in layer.differentiable)}) of layer {layer.name!r}, step by step."""']
+    if len(spec.upstream) > 1:
+        lines.append(f"    {', '.join(spec.upstream)} = dy  # the gradients arriving at each part of the output")
+    elif spec.upstream and spec.upstream[0] != "dy":
+        lines.append(f"    {spec.upstream[0]} = dy")
+    renamed = [(names[0], arg) for arg, names in spec.arguments.items() if len(names) == 1 and names[0] != arg]
+    if renamed:  # the steps below use the names the derivation prints
+        lines.append(f"    {', '.join(n for n, _ in renamed)} = {', '.join(a for _, a in renamed)}")
+    for arg, names in spec.arguments.items():
+        if len(names) > 1:
+            lines.append(f"    {', '.join(names)} = np.split({arg}, {len(names)}, axis=-1)  # blocks of columns")
+    *steps, ret = program.body
+    lines += [f"    {ast.unparse(s)}" for s in steps]
+    returned = {ast.literal_eval(k): ast.unparse(v) for k, v in zip(ret.value.keys, ret.value.values)}  # type: ignore[attr-defined]
+    parts = []
+    for arg in layer.differentiable:
+        names = spec.arguments[arg.name]
+        value = (returned[names[0]] if len(names) == 1
+                 else f"np.concatenate([{', '.join(returned[n] for n in names)}], axis=-1)")
+        parts.append(f"        {arg.name!r}: {value},")
+    return "\n".join([*lines, "    return {", *parts, "    }"])
+
+
+def _chain_disagreement(layer: Any, source: str) -> str | None:
+    """None when the printed function passes a finite-difference check of the layer and matches the chain's
+    verified backward at every draw; otherwise what went wrong."""
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(f"{IMPORT}\n\n\n{source}", f"<generated backward of {layer.name}>", "exec"), namespace)  # noqa: S102
+    except Exception as exc:  # noqa: BLE001 - generated text that does not even run
+        return f"does not run ({type(exc).__name__}: {exc})"
+    fn = namespace["backward"]
+    names = [a.name for a in layer.differentiable]
+    for seed in _DRAWS:
+        arrays, upstream, sizes = _layer_inputs(layer, seed)
+        args = [*([] if layer.is_loss else [upstream]), *[arrays[a.name] for a in layer.inputs]]
+        try:
+            got = {k: np.asarray(v, dtype=float) for k, v in fn(*args).items()}
+        except Exception as exc:  # noqa: BLE001
+            return f"raises {type(exc).__name__} at sizes {sizes}: {exc}"
+        want = chain_vjp(layer, arrays, upstream)
+        for k in names:
+            if got[k].shape != want[k].shape or not relative_gap(got[k], want[k], ABSOLUTE_BELOW_ONE) <= _AGREEMENT:
+                return f"differs from the step-by-step backward in d{k} at sizes {sizes}"
+
+        def loss(p: dict[str, np.ndarray], arrays: dict[str, np.ndarray] = arrays, sizes: dict[str, int] = sizes,
+                 upstream: Any = upstream) -> float:
+            return float(np.sum(upstream * layer.call_forward({**arrays, **p}, sizes)))
+
+        report = check_gradient(loss, lambda p, got=got: {k: got[k] for k in names}, {k: arrays[k] for k in names},
+                                seed=seed, trace=False)
+        if report.verdict != "pass":
+            return f"fails a finite-difference check ({report.verdict}) at sizes {sizes}"
+    return None
+
+
+def _layer_inputs(layer: Any, seed: int) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
+    from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
+
+    rng = np.random.default_rng(seed)
+    sizes = complete_sizes(layer, random_sizes(layer, rng, low=2))
+    upstream_shape = output_shape(layer, sizes)
+    arrays = sample_inputs(layer, sizes, rng)
+    return arrays, rng.standard_normal(upstream_shape) if not layer.is_loss else 1.0, sizes

@@ -223,11 +223,22 @@ def _is_call(s: str) -> bool:
     return True
 
 
+def layer_code_parameters(layer: Any) -> list[str]:
+    """The arguments of every generated function of a layer: ``dy`` first (unless it is a loss), then the layer's
+    inputs in declaration order, then its constants and hyperparameters, as in the layer's own backward.
+
+    Examples
+    --------
+    >>> from derivcheck.catalog.registry import get_layer
+    >>> layer_code_parameters(get_layer("lstm_step"))
+    ['dy', 'x', 'h', 'c', 'w', 'u', 'b']
+    """
+    return [*([] if layer.is_loss else ["dy"]), *[a.name for a in layer.inputs], *layer.constants, *layer.hyper]
+
+
 def code_parameters(built: Built) -> list[str]:
-    """The arguments of every generated function of a layer: ``dy`` first (for a layer), then the layer's inputs in
-    declaration order, then its constants and hyperparameters, as in the layer's own backward."""
-    return [*([] if built.upstream is None else ["dy"]), *[a.name for a in built.layer.inputs], *built.constants,
-            *built.layer.hyper]
+    """The arguments of every generated function of a built layer (see :func:`layer_code_parameters`)."""
+    return layer_code_parameters(built.layer)
 
 
 def _size_expressions(built: Built) -> dict[Any, str]:

@@ -21,7 +21,7 @@ from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
-from derivcheck.symbolic.checked_code import IMPORT, checked_code, form_check
+from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
@@ -371,7 +371,7 @@ def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chai
     d = chain_derivation(layer.name)
     notes = [*layer.chain.notes, *layer.conventions]
     if fmt == "code":
-        return d.code.rstrip() if d.code else "# DEFECT: the step-by-step backward did not verify"
+        return chain_code_block(layer)  # the layer's own arguments, in declaration order, checked in this run
     if fmt == "text":
         return "\n".join([f"{layer.name}: {layer.question}", *[f"  ({n})" for n in notes], "", program_text(d)])
     lines = program_latex_lines(d)
