@@ -157,6 +157,12 @@ class Rewriter:
             return self(n.mul(ca, cb, self.local(n.matmul(a2, b2))))
         if a.ndim == 1 and b.ndim == 2:  # a vector times a matrix is the column A^T x
             return self(n.matmul(n.transpose(b), a))
+        # One association for a chain, so that equal products are equal trees and their terms collect: (A B) C for
+        # matrices, A (B x) for a chain that ends in a vector (matrix-vector products only, never a D x D product).
+        if b.op == "matmul" and b.ndim == 2 and a.ndim == 2 and b.args[0].ndim == 2:
+            return self.local(n.matmul(self.local(n.matmul(a, b.args[0])), b.args[1]))
+        if a.op == "matmul" and b.ndim == 1 and a.args[1].ndim == 2:
+            return self.local(n.matmul(a.args[0], self.local(n.matmul(a.args[1], b))))
         return x
 
     @_rewrites("sum")
