@@ -170,3 +170,19 @@ def test_derivations_passes_arguments_through_to_the_script():
     done = subprocess.run([sys.executable, "-m", "derivcheck", "derivations", "conv_parameters", "--channels", "1"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "C = 1 input channels" in done.stdout, done.stderr
+
+
+def test_relu_chain_checks_each_of_the_learners_formulas_as_written():
+    from derivcheck.interfaces.derivation_scripts import run_script
+
+    code, out = run_script("relu_chain")
+    assert code == 0, out[-2000:]
+    checks = [line for line in out.splitlines() if line.startswith(("ok  ", "DISAGREE  "))]
+    as_written = [c for c in checks if c.endswith("verdict fail (expected fail), detection floor < 1e-09")
+                  and ", as written:" in c]
+    assert len(as_written) == 5  # the three per-depth formulas and the 3-layer update's dC/dw1, dC/dw2: each sign
+    flipped = [c for c in checks if "the sign flipped" in c]
+    assert sum("verdict pass (expected pass)" in c for c in flipped) == 3  # right once the sign is (all units on)
+    assert sum("verdict fail (expected fail)" in c for c in flipped) == 2  # w1, w2 with a shallower net's formula
+    assert "as written: -1.7250   sign flipped: +1.7250   true dC/dw1: +1.4039" in out  # the numbers, shown
+    assert "Max(" not in out and "dC/dw3 = (y_hat - y) w1 w2 x H(z1) H(z2) H(z3)" in out  # named intermediates
