@@ -62,9 +62,11 @@ def _elastic_net():
 def test_elastic_net_at_an_exact_zero():
     w, loss, smooth, l1 = _elastic_net()
     assert verdicts(loss, lambda w: smooth(w) + l1 * np.sign(w), w) == {"pass"}  # sign(0) = 0: in [-l1, l1]
-    # Outside [-l1, l1] at every entry: never a pass (the coincident kinks of the joint directions are too many
-    # to separate within the budget, so the check may end undecided instead of failing).
-    assert "pass" not in verdicts(loss, lambda w: smooth(w) + 3 * l1 * np.ones_like(w), w)
+    # Outside [-l1, l1] at every entry: a fail. The joint directions cross 8 coincident kinks and stay undecided;
+    # each entry's own line has one kink, and every nearby point finds one of its two slopes again.
+    assert verdicts(loss, lambda w: smooth(w) + 3 * l1 * np.ones_like(w), w) == {"fail"}
+    report = dc.check_gradient(loss, lambda w: smooth(w) + 3 * l1 * np.ones_like(w), w, trace=False)
+    assert any(k.resolution == "outside every piece" and not k.valid_subgradient for k in report.kinks)
 
 
 def _interp():

@@ -92,7 +92,8 @@ def _kink_line(k: Kink) -> str:
     ok = "valid subgradient" if k.valid_subgradient else "NOT a valid subgradient"
     if k.resolution == "unresolved":
         ok = "undecided: too many coincident kinks to separate along it"
-    how = {"separated": " (coincident kinks, separated)", "off-kink formula wrong": " (wrong just off the kink)"}.get(k.resolution, "")
+    how = {"separated": " (coincident kinks, separated)", "off-kink formula wrong": " (wrong just off the kink)",
+           "outside every piece": " (every nearby point probed found one of these two slopes, none this value)"}.get(k.resolution, "")
     return f"  {where}: analytic {k.analytic:.6g}, valid range [{k.left:.6g}, {k.right:.6g}]: {ok}{how}"
 
 

@@ -58,7 +58,7 @@ class Kink:
     right: float
     valid_subgradient: bool
     direction: str = ""  # which direction, for a kink met along one
-    resolution: str = ""  # "interval", "separated" (coincident kinks) or "off-kink formula wrong"
+    resolution: str = ""  # "interval", "separated" (coincident kinks), "off-kink formula wrong", "outside every piece"
 
 
 @dataclass(frozen=True)
