@@ -30,6 +30,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_conv.py
 	$(BIN)/python benchmarks/bench_expressions.py
 	$(BIN)/python benchmarks/bench_trust.py
+	$(BIN)/python benchmarks/bench_readability.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
