@@ -21,7 +21,8 @@ import numpy as np
 from derivcheck.numeric.blocks import Blocks
 
 from derivcheck.errors import NonFiniteError
-from derivcheck.numeric.tolerances import entry_scale
+from derivcheck.numeric.finite_diff import central_difference
+from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, entry_scale
 
 
 # The scan covers +-SPAN steps in SPAN * 2 cells of one step each; the shift moves every
@@ -181,19 +182,52 @@ _PIECE_SHIFTS = 6
 _PIECE_STEP_RATIO = 64.0
 
 
+def routed_shifts(x: Blocks, g: Blocks, moves: Blocks) -> list[list[Blocks]]:
+    """Pairs of nearby points the analytic gradient points to, tried in turn.
+
+    First the entries ``g`` routes a gradient to moved up by their scale and the others down, and the
+    opposite: where ``g`` is one vertex of the Clarke set (a tie's gradient routed to one entry, whichever
+    it is; a kink's one-sided derivative) one of them lies in the piece whose gradient ``g`` claims to be,
+    in every group of coincident kinks at once. Then the line's direction with its sign flipped where
+    ``g`` is negative, and the opposite: where each kink's jump along an entry has the sign of its
+    gradient (a maximum with a positive upstream value is convex, with a negative one concave) they reach
+    the pieces of largest and smallest slope along ``moves``, whose span is the whole Clarke set seen
+    along it. Any other piece reached is a piece too: the choice costs power at worst, never soundness.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pairs = routed_shifts({"w": np.array([2.0, 2.0, 1.0])}, {"w": np.array([0.0, 3.0, -1.0])}, {"w": np.ones(3)})
+    >>> [[p["w"].tolist() for p in pair] for pair in pairs]
+    [[[-2.0, 2.0, 1.0], [2.0, -2.0, -1.0]], [[1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]]]
+    """
+    up, signed = {}, {}
+    for name, v in x.items():
+        gb = g.get(name, np.zeros(v.shape))
+        up[name] = np.where(gb != 0, 1.0, -1.0) * entry_scale(v)
+        signed[name] = np.where(gb < 0, -1.0, 1.0) * moves[name] if name in moves else np.zeros(v.shape)
+    return [[up, _negated(up)], [signed, _negated(signed)]]
+
+
+def _negated(blocks: Blocks) -> Blocks:
+    return {k: -v for k, v in blocks.items()}
+
+
 def piece_slopes(
     evaluate: Callable[[Blocks], float], x: Blocks, moves: Blocks, radius: float, noise: float,
     derivative: Callable[[Callable[[float], float], float, float, float], tuple[float, bool]],
+    towards: list[Blocks] | None = None,
 ) -> np.ndarray:
     """Slopes along ``moves`` of the pieces that meet at ``x``: one-sided limits of the gradient.
 
     Each comes from a point at ``radius`` (in steps of the entry scale) from ``x`` along a
-    separating direction: the ends of the line itself and fixed pseudo-random directions (the
-    same for every seed). ``derivative(phi, f0, step, noise)`` returns a slope and whether the
-    stencil still saw a kink; such a point measures no single piece and is dropped.
+    separating direction: by default the ends of the line itself and fixed pseudo-random directions
+    (the same for every seed), else ``towards``. ``derivative(phi, f0, step, noise)`` returns a slope
+    and whether the stencil still saw a kink; such a point measures no single piece and is dropped.
     """
-    towards = [moves, {k: -v for k, v in moves.items()}]
-    towards += [shift_direction(x, 100 + which) for which in range(_PIECE_SHIFTS)]
+    if towards is None:
+        towards = [moves, {k: -v for k, v in moves.items()}]
+        towards += [shift_direction(x, 100 + which) for which in range(_PIECE_SHIFTS)]
     slopes = []
     for w in towards:
         centre = {k: (v + radius * w[k]).astype(v.dtype, copy=False) if k in w else v for k, v in x.items()}
@@ -206,3 +240,41 @@ def piece_slopes(
         if not kinked:
             slopes.append(slope)
     return np.array(slopes)
+
+
+
+
+# The stencil at a routed point steps this many times shorter than the distance to x: every entry was moved by
+# up to the full distance, so tied entries are about that far apart, and a longer step keeps the rounding small
+# against the slope (a kink nearer than that is stepped over by the ladder, or drops the point).
+_ROUTED_STEP_RATIO = 4.0
+
+
+def routed_range(evaluate: Callable[[Blocks], float], x: Blocks, g: Blocks, moves: Blocks, radius: float,
+                 noise: float, sides: tuple[float, float], analytic: float, tol: float) -> tuple[float, float, bool]:
+    """The span of the line's one-sided slopes ``sides`` and of the pieces at the points ``routed_shifts``
+    gives, pair after pair until ``analytic`` lies in it within ``tol`` and the pieces' own error:
+    (low, high, whether it does). Two to four points however many kinks coincide, where a scan across
+    them costs evaluations in proportion to their number."""
+    lo, hi, margin = min(sides), max(sides), tol
+    for pair in routed_shifts(x, g, moves):
+        for w in pair:
+            piece = _piece_at(evaluate, x, moves, {k: radius * v for k, v in w.items()}, radius, noise)
+            if piece is not None:
+                lo, hi, margin = min(lo, piece[0]), max(hi, piece[0]), max(margin, tol + piece[1])
+        if lo - margin <= analytic <= hi + margin:
+            return lo, hi, True
+    return lo, hi, False
+
+
+def _piece_at(evaluate: Callable[[Blocks], float], x: Blocks, moves: Blocks, shift: Blocks, radius: float,
+              noise: float) -> tuple[float, float] | None:
+    """(slope, margin of its error estimate) along ``moves`` at ``x + shift``; None where the stencil still
+    sees a kink (no single piece) or leaves the loss's domain."""
+    centre = {k: (v + shift[k]).astype(v.dtype, copy=False) if k in shift else v for k, v in x.items()}
+    try:
+        k = central_difference(lambda t: evaluate(_along(centre, moves, t, x)), evaluate(centre),
+                               radius / _ROUTED_STEP_RATIO, noise)
+    except NonFiniteError:
+        return None
+    return None if k.kink or k.jump else (k.value, ESTIMATE_SAFETY * k.error)
