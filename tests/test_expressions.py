@@ -7,6 +7,7 @@ of the expression written directly in NumPy.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,24 +19,32 @@ from hypothesis import strategies as st
 import derivcheck as dc
 from derivcheck.errors import ExpressionError
 from derivcheck.language.derivation import Problem, _run_source
+from derivcheck.report import notation
+
+
+@pytest.fixture(autouse=True)
+def _unicode_notation():
+    """The pinned texts are the Unicode notation, whatever the encoding of the terminal running the tests."""
+    with notation.use("unicode"):
+        yield
 
 LSQ = {"X": "N x D", "W": "D x M", "Y": "N x M"}
 LOGISTIC = "-sum(y * log(sigmoid(X @ w)) + (1 - y) * log(1 - sigmoid(X @ w)))"
 LOGISTIC_SHAPES = {"X": "N x D", "w": "D", "y": "N"}
 
 TEXTBOOK = [
-    ("sum((X @ W - Y)**2)", "W", LSQ, "2 X^T (X W - Y)"),
-    ("x @ A @ x", "x", {"x": "D", "A": "D x D"}, "(A + A^T) x"),
+    ("sum((X @ W - Y)**2)", "W", LSQ, "2 Xᵀ (X W - Y)"),
+    ("x @ A @ x", "x", {"x": "D", "A": "D x D"}, "(A + Aᵀ) x"),
     ("x.T @ A @ x", "x", {"x": "D", "A": "D x D symmetric"}, "2 A x"),
-    ("logdet(X)", "X", {"X": "D x D"}, "X^-T"),
-    ("log(det(X))", "X", {"X": "D x D"}, "X^-T"),
+    ("logdet(X)", "X", {"X": "D x D"}, "X⁻ᵀ"),
+    ("log(det(X))", "X", {"X": "D x D"}, "X⁻ᵀ"),
     ("-sum(T * log(softmax(X @ W, axis=1))) / N", "W", {"X": "N x D", "W": "D x K", "T": "N x K onehot"},
-     "X^T (softmax(X W) - T) / N"),
-    ("trace(X.T @ A @ X)", "X", {"X": "D x M", "A": "D x D"}, "(A + A^T) X"),
-    (LOGISTIC, "w", LOGISTIC_SHAPES, "X^T (σ(X w) - y)"),
-    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D spd"}, "2 S^-1 (x - μ)"),
-    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D"}, "(S^-1 + S^-T) (x - μ)"),
-    ("sum((X @ W + b - Y)**2) / 2", "b", {**LSQ, "b": "M"}, "(X W + 1 b^T - Y)^T 1"),
+     "Xᵀ (softmax(X W) - T) / N"),
+    ("trace(X.T @ A @ X)", "X", {"X": "D x M", "A": "D x D"}, "(A + Aᵀ) X"),
+    (LOGISTIC, "w", LOGISTIC_SHAPES, "Xᵀ (σ(X w) - y)"),
+    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D spd"}, "2 S⁻¹ (x - μ)"),
+    ("(x - mu) @ inv(S) @ (x - mu)", "x", {"x": "D", "mu": "D", "S": "D x D"}, "(S⁻¹ + S⁻ᵀ) (x - μ)"),
+    ("sum((X @ W + b - Y)**2) / 2", "b", {**LSQ, "b": "M"}, "(X W + 1_N bᵀ - Y)ᵀ 1_N"),
 ]
 
 
@@ -50,15 +59,15 @@ def test_textbook_matrix_forms_verified(expr: str, wrt: str, shapes: dict, expec
 
 def test_hessians_of_quadratic_and_logistic() -> None:
     q = dc.derive_expression("x @ A @ x", "x", {"x": "D", "A": "D x D"}, order=2)
-    assert q.hessian is not None and q.hessian.text == "A + A^T"
+    assert q.hessian is not None and q.hessian.text == "A + Aᵀ"
     lg = dc.derive_expression(LOGISTIC, "w", LOGISTIC_SHAPES, order=2)
-    assert lg.hessian is not None and lg.hessian.text == "X^T diag(σ(X w) ⊙ (1 - σ(X w))) X"
+    assert lg.hessian is not None and lg.hessian.text == "Xᵀ diag(σ(X w) ⊙ (1 - σ(X w))) X"
     assert lg.hvp is not None and lg.hvp.text is not None and lg.ok
 
 
 def test_matrix_variable_gets_hvp_and_says_why_no_hessian() -> None:
     d = dc.derive_expression("sum((X @ W - Y)**2)", "W", LSQ, order=2)
-    assert d.hvp is not None and d.hvp.text == "2 X^T X V"
+    assert d.hvp is not None and d.hvp.text == "2 Xᵀ X V"
     assert d.hessian is None and any("four indices" in note for note in d.notes)
 
 
@@ -143,7 +152,7 @@ def test_right_equation_passes_exactly_and_numerically() -> None:
 
 def test_logistic_gradient_typed_by_hand_passes() -> None:
     r = dc.check_equation(LOGISTIC, "w", "X.T @ (sigmoid(X @ w) - y)", LOGISTIC_SHAPES)
-    assert r.verdict == "pass" and r.truth == "X^T (σ(X w) - y)"
+    assert r.verdict == "pass" and r.truth == "Xᵀ (σ(X w) - y)"
 
 
 @pytest.mark.parametrize(("claimed", "phrase"), [
@@ -226,7 +235,8 @@ def test_positive_domain_makes_log_finite() -> None:
 # --- the commands ---
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "derivcheck", *args], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # the Unicode notation, whatever the terminal
+    return subprocess.run([sys.executable, "-m", "derivcheck", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_cli_derive_expr_and_check_eq() -> None:
@@ -235,7 +245,7 @@ def test_cli_derive_expr_and_check_eq() -> None:
     assert "matrix form: df/dx = 2 A x" in out.stdout and "Hessian: H = 2 A" in out.stdout
     js = _cli("derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--json")
     payload = json.loads(js.stdout)
-    assert payload["schema"] == "derivcheck.expression/1" and payload["matrix_form"] == "X^-T" and payload["ok"]
+    assert payload["schema"] == "derivcheck.expression/1" and payload["matrix_form"] == "X⁻ᵀ" and payload["ok"]
     code = _cli("derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--format", "code")
     assert "def grad_X(X):" in code.stdout and "np.linalg.inv(X).T" in code.stdout
     bad = _cli("check-eq", "sum(G * (X @ W))", "G.T @ X", "--wrt", "W", "--let", "X: N x D", "--let", "W: D x M",
@@ -261,20 +271,20 @@ def test_readme_examples_of_the_matrix_language_are_real() -> None:
 
 
 EVERY_CONSTRUCT = [
-    ("det(X)", "X", {"X": "D x D"}, "det(X) X^-T"),
-    ("trace(A) + sum(X)", "A", {"A": "D x D", "X": "N x D"}, "I"),
+    ("det(X)", "X", {"X": "D x D"}, "det(X) X⁻ᵀ"),
+    ("trace(A) + sum(X)", "A", {"A": "D x D", "X": "N x D"}, "I_D"),
     ("norm2(x)", "x", {"x": "D"}, "x / ‖x‖"),
     ("frobenius(X)", "X", {"X": "N x D"}, "X / ‖X‖_F"),
     ("sum(diag(A) * x)", "A", {"x": "D", "A": "D x D"}, "diag(x)"),
-    ("mean((X @ w - y)**2)", "w", {"X": "N x D", "w": "D", "y": "N"}, "2 X^T (X w - y) / N"),
-    ("ones(N) @ exp(X @ w)", "w", {"X": "N x D", "w": "D"}, "X^T exp(X w)"),
-    ("sum(G * relu(X @ W))", "W", {"X": "N x D", "W": "D x M", "G": "N x M"}, "X^T (G ⊙ 1[X W > 0])"),
-    ("sum(abs(X @ w - y))", "w", {"X": "N x D", "w": "D", "y": "N"}, "X^T sign(X w - y)"),
-    ("trace(inv(X))", "X", {"X": "D x D"}, "-X^-T X^-T"),
+    ("mean((X @ w - y)**2)", "w", {"X": "N x D", "w": "D", "y": "N"}, "2 Xᵀ (X w - y) / N"),
+    ("ones(N) @ exp(X @ w)", "w", {"X": "N x D", "w": "D"}, "Xᵀ exp(X w)"),
+    ("sum(G * relu(X @ W))", "W", {"X": "N x D", "W": "D x M", "G": "N x M"}, "Xᵀ (G ⊙ 1[X W > 0])"),
+    ("sum(abs(X @ w - y))", "w", {"X": "N x D", "w": "D", "y": "N"}, "Xᵀ sign(X w - y)"),
+    ("trace(inv(X))", "X", {"X": "D x D"}, "-X⁻ᵀ X⁻ᵀ"),
     ("sum(log(sum(exp(Z), axis=1)))", "Z", {"Z": "N x K"}, "softmax(Z)"),
-    ("sum(G * (X @ W.T))", "W", {"X": "N x D", "W": "M x D", "G": "N x M"}, "G^T X"),
-    ("sum(softplus(X @ w))", "w", {"X": "N x D", "w": "D"}, "X^T σ(X w)"),
-    ("sum(G * (X @ inv(A)))", "A", {"X": "N x D", "A": "D x D", "G": "N x D"}, "-A^-T X^T G A^-T"),
+    ("sum(G * (X @ W.T))", "W", {"X": "N x D", "W": "M x D", "G": "N x M"}, "Gᵀ X"),
+    ("sum(softplus(X @ w))", "w", {"X": "N x D", "w": "D"}, "Xᵀ σ(X w)"),
+    ("sum(G * (X @ inv(A)))", "A", {"X": "N x D", "A": "D x D", "G": "N x D"}, "-A⁻ᵀ Xᵀ G A⁻ᵀ"),
     ("lam * sum(W**2) / 2", "lam", {"W": "D x M", "lam": "scalar"}, "sum(W^∘2) / 2"),
     ("sum(sum(X * X, axis=1) ** 0.5)", "X", {"X": "N x D"}, None),
     ("sum(G * softmax(Z, axis=0))", "Z", {"G": "N x K", "Z": "N x K"}, None),

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sympy as sp
 
 from derivcheck.catalog.registry import MODELS, list_layers
 from derivcheck.report.latex import TextPrinter, wrap_text
 from derivcheck.symbolic.presentation import render_derivation
+from derivcheck.report import notation
+
+
+@pytest.fixture(autouse=True)
+def _unicode_notation():
+    """The pinned texts are the Unicode notation, whatever the encoding of the terminal running the tests."""
+    with notation.use("unicode"):
+        yield
 
 
 SYMPY_NAMES = ("Sum(", "Piecewise", "ITE(", "KroneckerDelta", "reduce_axis", "Max(", "Min(")

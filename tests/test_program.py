@@ -11,6 +11,14 @@ from derivcheck.language.program import _Chain, derive_program
 from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
+from derivcheck.report import notation
+
+
+@pytest.fixture(autouse=True)
+def _unicode_notation():
+    """The pinned texts are the Unicode notation, whatever the encoding of the terminal running the tests."""
+    with notation.use("unicode"):
+        yield
 
 MLP = Program(
     steps=(("Z1", "X @ W1 + b1"), ("A1", "tanh(Z1)"), ("Z2", "A1 @ W2 + b2")),
@@ -25,9 +33,9 @@ def test_two_layer_net_reads_as_backprop_with_deltas() -> None:
     assert d.ok
     lines = {x.lhs.text: x.rhs.text for x in (*d.backward, *d.gradients)}
     assert lines["dZ2"] == "(softmax(Z2) - T) / N"
-    assert lines["dA1"] == "dZ2 W2^T"
+    assert lines["dA1"] == "dZ2 W2ᵀ"
     assert lines["dZ1"] == "dA1 ⊙ (1 - A1^∘2)"
-    assert lines["df/dW1"] == "X^T dZ1" and lines["df/db2"] == "dZ2^T 1"
+    assert lines["df/dW1"] == "Xᵀ dZ1" and lines["df/db2"] == "dZ2ᵀ 1_N"
 
 
 def test_lstm_step_is_derived_gate_by_gate_and_fits_on_a_page() -> None:
@@ -110,8 +118,8 @@ def test_attention_reads_like_the_textbook() -> None:
     d = derive_steps(["S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V"], "sum(G * Y)", ["Q", "K", "V"], ATTENTION)
     assert d.ok
     lines = {x.lhs.text: x.rhs.text for x in (*d.backward, *d.gradients)}
-    assert lines["dP"] == "dY V^T" and lines["dS"] == "P ⊙ (dP - ((dP ⊙ P) 1) 1^T)"
-    assert (lines["df/dQ"], lines["df/dK"], lines["df/dV"]) == ("dS K", "dS^T Q", "P^T dY")
+    assert lines["dP"] == "dY Vᵀ" and lines["dS"] == "P ⊙ (dP - ((dP ⊙ P) 1_T) 1_Tᵀ)"
+    assert (lines["df/dQ"], lines["df/dK"], lines["df/dV"]) == ("dS K", "dSᵀ Q", "Pᵀ dY")
 
 
 def test_layer_norm_with_keepdims_steps_verifies() -> None:
@@ -122,7 +130,7 @@ def test_layer_norm_with_keepdims_steps_verifies() -> None:
                      {"X": "N x D", "gamma": "D", "beta": "D", "G": "N x D"})
     assert d.ok
     lines = {x.lhs.text: x.rhs.text for x in d.gradients}
-    assert lines["df/dgamma"] == "(R ⊙ Xc ⊙ dY)^T 1" and lines["df/dbeta"] == "dY^T 1"
+    assert lines["df/dgamma"] == "(R ⊙ Xc ⊙ dY)ᵀ 1_N" and lines["df/dbeta"] == "dYᵀ 1_N"
 
 
 @pytest.mark.parametrize(("steps", "message"), [
@@ -140,12 +148,13 @@ def test_step_errors(steps, message) -> None:
 
 
 def test_cli_derive_expr_with_steps() -> None:
+    import os
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-m", "derivcheck", "derive-expr", "sum(G * Y)", "--step", "S = Q @ K.T",
                           "--step", "P = softmax(S, axis=1)", "--step", "Y = P @ V", "--wrt", "Q,K,V",
                           *[x for k, v in ATTENTION.items() for x in ("--let", f"{k}: {v}")]],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert out.returncode == 0, out.stderr
-    assert "df/dK = dS^T Q" in out.stdout and "12 of 12 lines agree" in out.stdout
+    assert "df/dK = dSᵀ Q" in out.stdout and "12 of 12 lines agree" in out.stdout

@@ -190,6 +190,13 @@ def expand(a: Node, axis: int) -> Node:
     return Node("expand", (a,), (axis,), a.shape[:axis] + (1,) + a.shape[axis:])
 
 
+def squeeze(a: Node, axis: int) -> Node:
+    """Drop an axis of length 1 (an N x 1 column read as a vector)."""
+    if a.shape[axis] != 1:
+        raise ShapeError(f"axis {axis} of shape {_show(a.shape)} has length {a.shape[axis]}, not 1")
+    return Node("squeeze", (a,), (axis,), a.shape[:axis] + a.shape[axis + 1:])
+
+
 def broadcast_to(a: Node, shape: Shape) -> Node:
     broadcast(a.shape, shape)
     return a if a.shape == tuple(shape) else Node("broadcast", (a,), (), tuple(shape))

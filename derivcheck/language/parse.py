@@ -4,8 +4,10 @@ Declarations: ``X: N x D``, ``A: D x D symmetric``, ``w: D``, ``lam: scalar``. P
 ``symmetric``, ``spd`` (symmetric positive definite), ``positive`` (entrywise), ``simplex``
 (each row sums to one, e.g. one-hot targets; ``onehot`` is accepted as a synonym).
 Expressions: ``@ * / + - **``, ``.T``, ``sum(e)``, ``sum(e, axis=k[, keepdims=True])``, ``mean``,
-``exp log tanh sigmoid relu softplus sqrt abs``, ``softmax(e, axis=k)``, ``trace det logdet
-inv diag norm2 frobenius``, numbers, ``ones(N)`` and the dimension names themselves.
+``exp log tanh sigmoid relu softplus sqrt abs sign``, ``softmax(e, axis=k)``, ``logsumexp``,
+``trace det logdet inv diag norm2 frobenius``, numbers, ``ones(N)`` and the dimension names.
+
+Everything the printer writes reads back, in Unicode or ASCII (NOTATION below says how).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from derivcheck.errors import ExpressionError
 from derivcheck.language import nodes as n
 from derivcheck.language.nodes import Node, ShapeError, Variable
+from derivcheck.report.notation import UNICODE
 
 PROPERTIES = {"symmetric": "symmetric", "spd": "spd", "positive": "positive", "simplex": "simplex",
               "onehot": "simplex", "stochastic": "simplex"}
@@ -25,16 +28,35 @@ _MATRIX_FUNCTIONS: dict[str, Callable[[Node], Node]] = {
     "norm2": n.norm2, "frobenius": n.frobenius,
 }
 _AXIS_FUNCTIONS = ("sum", "mean", "softmax", "logsumexp")  # logsumexp: printed by derive-expr, so it parses back
-KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, "ones"} - {"step", "sign"})
+KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, "ones"} - {"step"})
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[-+*/@(),=.']))")
+NOTATION = """\
+The printed notation reads back (Unicode or ASCII):
+  juxtaposition  A x, Xᵀ (P - T): the matrix product; 2 λ w: a scalar times; aᵀ b inner, a bᵀ outer product
+  precedence     ᵀ ^ ** ⁻¹ bind tightest, then juxtaposition, then * / @ ⊙ ⊘ (left to right), then + -;
+                 a leading minus negates the whole product: -Xᵀ G / N is -(Xᵀ G / N)
+  ⊙ ⊘            the elementwise product and quotient (as * and /)
+  Xᵀ X^T X.T X'  transpose (of a vector: a row);  X⁻¹ X^-1 inverse;  X⁻ᵀ X^-T inverse transpose
+  X^∘2 X**2 x²   elementwise power
+  1_N  I_N       a ones vector of length N, the N x N identity (1_N 1_Dᵀ: a matrix of ones)
+  σ(z) tr(A) log det(A) ‖x‖ ‖X‖_F |x| 1[x > 0]   sigmoid, trace, logdet, norm2, frobenius, abs, step
+  Greek letters  the declared names they print: λ for lam or lambda, μ for mu"""
+
+# A ones vector with its length (1_N), a Greek letter, superscripts (X⁻¹, x²) and the notation's operators.
+_TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"
+                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9])"
+                    r"|(?P<sup>\u207b\u1d40|\u1d40|\u207b?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
+                    r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]>]))")
+_SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
+_PRODUCT_OPS = {"*": "mul", "\u2299": "mul", "/": "div", "\u2298": "div", "@": "matmul"}
 
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "num", "name", "op", "end"
+    kind: str  # "num", "name", "ones", "sup", "op", "end"
     text: str
     pos: int
+    end: int = -1
 
 
 def tokenize(text: str) -> list[Token]:
@@ -47,7 +69,7 @@ def tokenize(text: str) -> list[Token]:
             bad = len(text) - len(text[pos:].lstrip())
             raise ExpressionError(f"unexpected character {text[bad]!r}", text, bad)
         kind = m.lastgroup or "op"
-        out.append(Token(kind, m.group(kind), m.start(kind)))
+        out.append(Token(kind, m.group(kind), m.start(kind), m.end(kind)))
         pos = m.end()
     out.append(Token("end", "", len(text)))
     return out
@@ -110,6 +132,35 @@ def declarations(shapes: Mapping[str, str] | None = None, lets: list[str] | None
     return out
 
 
+def _row(a: Node) -> Node:
+    """A vector read as a row (``aᵀ``): a mark the parser alone uses, removed before any node is built on it."""
+    return Node("row", (a,), (), a.shape)
+
+
+def _plain(a: Node) -> Node:
+    return a.args[0] if a.op == "row" else a
+
+
+def _times(a: Node, b: Node) -> Node:
+    """``a * b``, two numbers folded into one (``1/2`` reads back as the number it was printed from)."""
+    a, b = _plain(a), _plain(b)
+    if a.op == "const" and b.op == "const":
+        return n.const(a.attrs[0] * b.attrs[0])
+    return n.mul(a, b)
+
+
+def _over(a: Node, b: Node) -> Node:
+    a, b = _plain(a), _plain(b)
+    if a.op == "const" and b.op == "const" and b.attrs[0] != 0:
+        return n.const(a.attrs[0] / b.attrs[0])
+    return n.div(a, b)
+
+
+def _negate(a: Node) -> Node:
+    a = _plain(a)
+    return n.const(-a.attrs[0]) if a.op == "const" else n.neg(a)
+
+
 class _Parser:
     def __init__(self, text: str, variables: Mapping[str, Variable]) -> None:
         self.text = text
@@ -117,11 +168,20 @@ class _Parser:
         self.i = 0
         self.variables = variables
         self.dims = {d for v in variables.values() for d in v.shape if isinstance(d, str)}
+        self.printed: dict[str, list[str]] = {}  # a Greek letter -> the declared names printed as it (lam: λ)
+        for name in variables:
+            shown = UNICODE.greek(name)
+            if shown != name:
+                self.printed.setdefault(shown, []).append(name)
+        self.inside: list[str] = []  # the open |...| and ‖...‖, innermost last
 
     # --- token helpers ---
     @property
     def tok(self) -> Token:
         return self.tokens[self.i]
+
+    def ahead(self, k: int = 1) -> Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
 
     def take(self, text: str | None = None) -> Token:
         t = self.tok
@@ -130,6 +190,10 @@ class _Parser:
             raise ExpressionError(f"expected {text!r}, found {found}", self.text, t.pos)
         self.i += 1
         return t
+
+    def adjacent(self) -> bool:
+        """The current token touches the one before it (``σ(`` is a call, ``x (`` a product)."""
+        return self.i > 0 and self.tokens[self.i - 1].end == self.tok.pos
 
     def error(self, message: str, pos: int) -> ExpressionError:
         return ExpressionError(message, self.text, pos)
@@ -147,86 +211,251 @@ class _Parser:
         e = self.sum_()
         if self.tok.kind != "end":
             raise self.error(f"unexpected {self.tok.text!r}", self.tok.pos)
-        return e
+        return _plain(e)
 
     def sum_(self) -> Node:
-        e = self.product()
+        e = self.term()
         while self.tok.text in ("+", "-") and self.tok.kind == "op":
             op = self.take()
-            rhs = self.product()
-            e = self.checked(op.pos, lambda e=e, rhs=rhs, o=op.text: n.add(e, rhs) if o == "+" else n.sub(e, rhs))
+            rhs = _plain(self.term())
+            e = self.checked(op.pos, lambda e=_plain(e), rhs=rhs, o=op.text: n.add(e, rhs) if o == "+" else n.sub(e, rhs))
         return e
 
-    def product(self) -> Node:
-        e = self.unary()
-        while self.tok.text in ("*", "/", "@") and self.tok.kind == "op":
-            op = self.take()
-            rhs = self.unary()
-            build = {"*": n.mul, "/": n.div, "@": n.matmul}[op.text]
-            e = self.checked(op.pos, lambda e=e, rhs=rhs, b=build: b(e, rhs))
-        return e
-
-    def unary(self) -> Node:
+    def term(self) -> Node:
+        """A product with an optional sign, which negates the whole product: ``-Xᵀ G / N``."""
         if self.tok.text in ("-", "+") and self.tok.kind == "op":
             op = self.take()
-            e = self.unary()
-            return n.neg(e) if op.text == "-" else e
-        return self.power()
+            e = self.term()
+            return _negate(e) if op.text == "-" else e
+        return self.product()
 
-    def power(self) -> Node:
-        base = self.postfix()
-        if self.tok.text == "**":
+    def product(self) -> Node:
+        e = self.juxtaposed()
+        while self.tok.text in _PRODUCT_OPS and self.tok.kind == "op":
             op = self.take()
-            sign = -1 if self.tok.text == "-" else 1
-            if self.tok.text in ("-", "+"):
-                self.take()
-            t = self.tok
-            if t.kind != "num":
-                raise self.error("an exponent must be a number (elementwise power)", t.pos)
-            self.take()
-            return self.checked(op.pos, lambda: n.power(base, sign * _number(t.text)))
-        return base
+            rhs = self.signed()
+            build = {"mul": _times, "div": _over, "matmul": lambda a, b: n.matmul(_plain(a), _plain(b))}
+            e = self.checked(op.pos, lambda e=e, rhs=rhs, b=build[_PRODUCT_OPS[op.text]]: b(e, rhs))
+        return e
+
+    def signed(self) -> Node:
+        """An operand after ``*``, ``/``, ``@``: it may carry its own sign (``2 * -x``)."""
+        if self.tok.text in ("-", "+") and self.tok.kind == "op":
+            op = self.take()
+            e = self.signed()
+            return _negate(e) if op.text == "-" else e
+        return self.juxtaposed()
+
+    def starts_factor(self) -> bool:
+        t = self.tok
+        if t.kind in ("num", "name", "ones"):
+            return not (t.kind == "name" and t.text == "_F")
+        if t.text in ("|", "\u2016"):  # opens a norm or an absolute value unless it closes the one open
+            return t.text not in self.inside
+        return t.text == "("
+
+    def juxtaposed(self) -> Node:
+        """Factors written side by side: the scalars multiply, the rest are a matrix product, left to right."""
+        start = self.tok.pos
+        factors = [self.postfix()]
+        while self.starts_factor():
+            factors.append(self.postfix())
+        if len(factors) == 1:
+            return factors[0]
+        return self.checked(start, lambda: self.combine(factors, start))
+
+    def combine(self, factors: list[Node], pos: int) -> Node:
+        scalars = [_plain(f) for f in factors if f.ndim == 0]
+        rest = [f for f in factors if f.ndim > 0]
+        out = rest[0] if rest else None
+        for f in rest[1:]:
+            out = self.side_by_side(out, f, pos)
+        if not scalars:
+            return out
+        coefficient = scalars[0]
+        for s in scalars[1:]:
+            coefficient = _times(coefficient, s)
+        if out is None:
+            return coefficient
+        product = n.mul(coefficient, _plain(out))
+        return _row(product) if out.op == "row" else product
+
+    def side_by_side(self, left: Node, right: Node, pos: int) -> Node:
+        """``A x``, ``xᵀ A``, ``aᵀ b`` (a number), ``a bᵀ`` (a matrix), ``s 1_Dᵀ`` for an N x 1 column ``s``."""
+        a, b = _plain(left), _plain(right)
+        row_a, row_b = left.op == "row", right.op == "row"
+        if a.ndim == 1 and row_a:
+            if row_b:
+                raise ShapeError("two rows side by side (aᵀ bᵀ) are no product; write aᵀ b or a bᵀ")
+            return _row(n.matmul(a, b)) if b.ndim == 2 else n.matmul(a, b)
+        if a.ndim == 1:
+            if row_b:
+                return n.outer(a, b)
+            raise ShapeError(f"a column vector of shape {n.show_shape(a.shape)} times shape {n.show_shape(b.shape)}: "
+                             "write aᵀ b for an inner product, a bᵀ for an outer one")
+        if row_b:
+            if a.shape[1] != 1:
+                raise ShapeError(f"a matrix of shape {n.show_shape(a.shape)} times a row: only an N x 1 column can "
+                                 "be spread along a row, s 1_Dᵀ")
+            return n.outer(n.squeeze(a, 1), b)
+        return n.matmul(a, b)
 
     def postfix(self) -> Node:
         e = self.atom()
         while True:
-            if self.tok.text == "'":
+            t = self.tok
+            if t.text == "'" or (t.text == "." and self.ahead().text == "T") or t.text == "\u1d40":
                 self.take()
-                e = n.transpose(e)
-            elif self.tok.text == "." and self.tokens[self.i + 1].text == "T":
+                if t.text == ".":
+                    self.take()
+                e = self.transposed(e)
+            elif t.text == ".":
+                raise self.error("after '.', only T (transpose) is known", t.pos)
+            elif t.kind == "sup":
                 self.take()
+                e = self.superscript(e, t)
+            elif t.text == "^":
                 self.take()
-                e = n.transpose(e)
-            elif self.tok.text == ".":
-                raise self.error("after '.', only T (transpose) is known", self.tok.pos)
+                e = self.caret(e, t)
+            elif t.text == "**":
+                self.take()
+                exponent = self.exponent()
+                e = self.checked(t.pos, lambda e=e, p=exponent: n.power(_plain(e), p))
             else:
                 return e
+
+    def transposed(self, e: Node) -> Node:
+        if e.op == "row":
+            return e.args[0]
+        return _row(e) if e.ndim == 1 else n.transpose(e)
+
+    def inverse(self, e: Node, pos: int) -> Node:
+        """``^-1``: the inverse of a square matrix, the reciprocal of anything else (entrywise)."""
+        e = _plain(e)
+        if e.ndim == 2 and e.shape[0] == e.shape[1]:
+            return self.checked(pos, lambda: n.inv(e))
+        return n.power(e, -1)
+
+    def superscript(self, e: Node, t: Token) -> Node:
+        if t.text == "\u207b\u1d40":
+            return self.checked(t.pos, lambda: n.transpose(n.inv(_plain(e))))
+        power = int("".join(_SUPERSCRIPT_DIGITS[c] for c in t.text))
+        return self.inverse(e, t.pos) if power == -1 else n.power(_plain(e), power)
+
+    def caret(self, e: Node, t: Token) -> Node:
+        """``^T``, ``^-T``, ``^-1``, ``^∘k`` (entrywise) and ``^k`` (every power is entrywise: no matrix powers)."""
+        if self.tok.text == "T":
+            self.take()
+            return self.transposed(e)
+        if self.tok.text == "-" and self.ahead().text == "T":
+            self.take()
+            self.take()
+            return self.checked(t.pos, lambda: n.transpose(n.inv(_plain(e))))
+        ring = self.tok.text == "\u2218"
+        if ring:
+            self.take()
+        exponent = self.exponent()
+        if exponent == -1 and not ring:
+            return self.inverse(e, t.pos)
+        return n.power(_plain(e), exponent)
+
+    def exponent(self) -> object:
+        """A number with its sign, or a fraction written without spaces, ``-3/2``."""
+        sign = -1 if self.tok.text == "-" else 1
+        if self.tok.text in ("-", "+"):
+            self.take()
+        t = self.tok
+        if t.kind != "num":
+            raise self.error("an exponent must be a number (elementwise power)", t.pos)
+        self.take()
+        value = _number(t.text)
+        if self.tok.text == "/" and self.adjacent() and self.ahead().kind == "num" and self.ahead().pos == self.tok.end:
+            self.take()
+            value = value / _number(self.take().text)
+        return sign * value
 
     def atom(self) -> Node:
         t = self.tok
         if t.kind == "num":
             self.take()
+            if t.text == "1" and self.tok.text == "[" and self.adjacent():
+                return self.iverson()
             return n.const(_number(t.text))
+        if t.kind == "ones":
+            self.take()
+            return n.ones((self.size(t.text[2:], t),))
         if t.text == "(":
             self.take()
+            saved, self.inside = self.inside, []
             e = self.sum_()
+            self.inside = saved
             if self.tok.kind == "end":
                 raise self.error(f"the parenthesis at column {t.pos + 1} is never closed", self.tok.pos)
             self.take(")")
             return e
+        if t.text in ("|", "\u2016"):
+            return self.bars(t)
         if t.kind == "name":
             self.take()
-            if self.tok.text == "(":
-                return self.call(t)
-            return self.name(t)
+            return self.named(t)
         found = repr(t.text) if t.kind != "end" else "the end of the expression"
         raise self.error(f"expected a name, a number or '(', found {found}", t.pos)
 
-    def name(self, t: Token) -> Node:
+    def size(self, text: str, t: Token) -> object:
+        if text.isdigit():
+            return int(text)
+        if text not in self.dims:
+            raise self.error(f"1_{text}: {text} is not a dimension of any declared variable "
+                             f"(dimensions: {', '.join(sorted(self.dims)) or 'none'})", t.pos)
+        return text
+
+    def iverson(self) -> Node:
+        """``1[x > 0]``: the step function."""
+        self.take("[")
+        e = _plain(self.sum_())
+        self.take(">")
+        zero = self.take()
+        if zero.text != "0":
+            raise self.error("an Iverson bracket reads 1[x > 0]", zero.pos)
+        self.take("]")
+        return n.func("step", e)
+
+    def bars(self, t: Token) -> Node:
+        """``|x|`` (abs), ``‖x‖`` (the Euclidean norm), ``‖X‖_F`` (the Frobenius norm)."""
+        self.take()
+        self.inside.append(t.text)
+        e = _plain(self.sum_())
+        self.inside.pop()
+        if self.tok.text != t.text:
+            raise self.error(f"the {t.text} at column {t.pos + 1} is never closed", self.tok.pos)
+        self.take()
+        if t.text == "|":
+            return n.func("abs", e)
+        if self.tok.text == "_F" and self.adjacent():
+            self.take()
+        return self.checked(t.pos, lambda: n.norm2(e) if e.ndim == 1 else n.frobenius(e))
+
+    def named(self, t: Token) -> Node:
         if t.text in self.variables:
             return n.var(self.variables[t.text])
+        if t.text in self.printed:
+            if len(self.printed[t.text]) > 1:
+                raise self.error(f"{t.text} could be any of {', '.join(self.printed[t.text])}: write the name", t.pos)
+            return n.var(self.variables[self.printed[t.text][0]])
         if t.text in self.dims:
             return n.dim(t.text)
+        if t.text == "\u03c3" and self.tok.text == "(":
+            return self.call(Token("name", "sigmoid", t.pos, t.end))
+        if t.text == "log" and self.tok.text == "det":  # log det(A), as printed
+            self.take()
+            return self.call(Token("name", "logdet", t.pos, t.end))
+        if t.text.startswith("I_") and (t.text[2:].isdigit() or t.text[2:] in self.dims):
+            return n.identity(self.size(t.text[2:], t))
+        if self.tok.text == "(":
+            return self.call(t)
+        return self.name(t)
+
+    def name(self, t: Token) -> Node:
         if t.text in KNOWN_FUNCTIONS:
             raise self.error(f"{t.text} is a function: write {t.text}(...)", t.pos)
         raise self.error(f"{t.text!r} is not declared; declare it, e.g. --let '{t.text}: N x D' "
@@ -234,6 +463,7 @@ class _Parser:
 
     def call(self, t: Token) -> Node:
         self.take("(")
+        saved, self.inside = self.inside, []
         args: list[Node] = []
         axis: int | None = None
         keepdims = False
@@ -243,7 +473,7 @@ class _Parser:
                 raise self.error(f"the parenthesis of {t.text}( at column {t.pos + 1} is never closed", self.tok.pos)
             if args or dims or axis is not None or keepdims:
                 self.take(",")
-            if self.tok.kind == "name" and self.tokens[self.i + 1].text == "=":
+            if self.tok.kind == "name" and self.ahead().text == "=":
                 key = self.take()
                 if key.text not in ("axis", "keepdims"):
                     raise self.error(f"{t.text}() takes no keyword {key.text!r} (only axis= and keepdims=)", key.pos)
@@ -271,8 +501,9 @@ class _Parser:
                 else:
                     raise self.error(f"ones() takes dimension names or integers; {d.text!r} is neither", d.pos)
             else:
-                args.append(self.sum_())
+                args.append(_plain(self.sum_()))
         self.take(")")
+        self.inside = saved
         out = self.apply(t, args, axis, dims)
         if keepdims:
             if t.text not in ("sum", "mean") or axis is None:

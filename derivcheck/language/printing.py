@@ -1,7 +1,13 @@
 """Trees as text, LaTeX and NumPy source: textbook notation, vectors as columns.
 
-``x @ A @ x`` reads ``x^T A x``; a sum over rows reads ``G^T 1``; ``*`` between matrices is
-the Hadamard product ``⊙``; a scalar divisor is written last, ``X^T (P - T) / N``.
+``x @ A @ x`` reads ``xᵀ A x``; a sum over rows reads ``Gᵀ 1_N``; ``*`` between matrices is
+the Hadamard product ``⊙``; a scalar divisor is written last, ``Xᵀ (P - T) / N``. The glyphs
+(Unicode or ASCII, and the LaTeX macros) are those of :mod:`derivcheck.report.notation`.
+
+Every text printed here parses back (:func:`derivcheck.language.parse.parse_expression`) to a
+tree of the same value that prints the same. Juxtaposition is the matrix product, and a scalar
+times a matrix; ``aᵀ b`` is an inner product and ``a bᵀ`` an outer one; a ones vector carries its
+length, ``1_N``, except where it is one term of a sum or product of its own shape, ``1 - σ(X w)``.
 """
 
 from __future__ import annotations
@@ -11,16 +17,14 @@ from collections.abc import Callable, Iterable
 import sympy as sp
 
 from derivcheck.language.nodes import Node
+from derivcheck.report import notation
+from derivcheck.report.notation import Glyphs
 
-GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
-         "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega", "Gamma", "Delta",
-         "Theta", "Lambda", "Sigma", "Phi", "Psi", "Omega"}
-_GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eta": "η", "theta": "θ",
-               "kappa": "κ", "lambda": "λ", "lam": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
-               "sigma": "σ", "Sigma": "Σ", "tau": "τ", "phi": "φ", "psi": "ψ", "omega": "ω", "Omega": "Ω"}
+GREEK = notation.GREEK_NAMES
 
 # Operations printed as a function of their operand, by their own name.
 _NAMED_OPS = ("softmax", "logsumexp", "trace", "det", "logdet", "diag")
+
 
 def _axis_to_print(x: Node) -> int | None:
     """The axis of softmax or logsumexp where it is not the one the parser assumes without ``axis=``."""
@@ -48,22 +52,21 @@ def _prints(op: str) -> Callable[[Callable[..., tuple[str, int]]], Callable[...,
 
 
 class MathPrinter:
-    """Text (``latex=False``) or LaTeX."""
+    """Text (``latex=False``, in ``glyphs``, by default those :func:`notation.current` decides) or LaTeX."""
 
-    def __init__(self, latex: bool = False) -> None:
+    def __init__(self, latex: bool = False, glyphs: Glyphs | None = None) -> None:
         self.latex = latex
+        self.g = glyphs if glyphs is not None else notation.current()
 
     # --- pieces that differ between text and LaTeX ---
     def name(self, s: str) -> str:
         if not self.latex:
-            return _GREEK_TEXT.get(s, s)
-        if s == "lam":
-            return r"\lambda"
+            return self.g.greek(s)
         if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
             return rf"\bar{{{self.name(s[1:])}}}"  # an adjoint bar: a delta would read as a Kronecker delta
-        if s == "eps":
-            return r"\epsilon"
-        if s in GREEK:
+        if s in ("lam", "eps"):
+            return str(notation.latex_greek(s))
+        if s.lower() in GREEK and (s.islower() or s[1:].islower()):  # gamma, and the capital Gamma
             return "\\" + s
         head, _, tail = s.partition("_")
         if len(head) > 1 and not tail:
@@ -71,32 +74,31 @@ class MathPrinter:
         return s
 
     def T(self, s: str) -> str:  # noqa: N802
-        return s + (r"^\top" if self.latex else "^T")
+        return s + (r"^\top" if self.latex else self.g.transpose)
+
+    def ones(self, size: object) -> str:
+        """A ones vector of length ``size``: ``1_N``."""
+        return rf"{notation.LATEX_ONE}_{{{size}}}" if self.latex else self.g.ones(size)
 
     def tw(self, x: Node) -> str:
-        """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)^T."""
+        """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)ᵀ."""
         return self.paren(self(x)) if x.op == "pow" else self.wrap(x, _ATOM)
 
     def fn(self, name: str, arg: str) -> str:
         if self.latex:
-            words = {"sigmoid": r"\sigma", "exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "det": r"\det",
-                     "logdet": r"\log\det", "trace": r"\operatorname{tr}", "softmax": r"\operatorname{softmax}",
-                     "logsumexp": r"\operatorname{logsumexp}", "relu": r"\operatorname{relu}",
-                     "softplus": r"\operatorname{softplus}", "sum": r"\operatorname{sum}", "diag": r"\operatorname{diag}",
-                     "sign": r"\operatorname{sign}"}
             if name == "sqrt":
                 return rf"\sqrt{{{arg}}}"
             if name == "abs":
                 return rf"\left|{arg}\right|"
             if name == "step":
                 return rf"\mathbb{{1}}\left[{arg} > 0\right]"
-            return rf"{words.get(name, name)}\left({arg}\right)"
-        words = {"sigmoid": "σ", "trace": "tr", "logdet": "log det"}
+            return rf"{notation.LATEX_FUNCTIONS.get(name, name)}\left({arg}\right)"
         if name == "abs":
             return f"|{arg}|"
         if name == "step":
             return f"1[{arg} > 0]"
-        return f"{words.get(name, name)}({arg})"
+        word = self.g.sigmoid if name == "sigmoid" else notation.TEXT_FUNCTIONS.get(name, name)
+        return f"{word}({arg})"
 
     def paren(self, s: str) -> str:
         return rf"\left({s}\right)" if self.latex else f"({s})"
@@ -118,6 +120,22 @@ class MathPrinter:
         s, prec = self.p(x)
         return self.paren(s) if prec < level else s
 
+    def operand(self, t: Node, whole: Node) -> tuple[str, int]:
+        """``t`` as a term or factor of the elementwise ``whole``: a ones vector of the whole's shape is ``1``
+        (broadcasting gives it back), an axis kept for broadcasting is spread with a ones vector, ``s 1_Dᵀ``,
+        inside a product too (broadcasting a product is the product of the broadcast factors)."""
+        if t.op == "ones" and t.shape == whole.shape:
+            return "1", _ATOM
+        spread = t.ndim == 2 and whole.ndim == 2 and t.shape != whole.shape
+        if spread and t.op == "expand" and t.args[0].ndim:
+            a, axis = t.args[0], t.attrs[0]
+            if axis == 1:
+                return f"{self.wrap(a, _ATOM)} {self.T(self.ones(whole.shape[1]))}", _PRODUCT
+            return f"{self.ones(whole.shape[0])} {self.T(self.tw(a))}", _PRODUCT
+        if spread and t.op == "mul":
+            return self.product(t, whole)
+        return self.p(t)
+
     @_prints("var")
     def _var(self, x: Node) -> tuple[str, int]:
         return self.name(x.attrs[0]), _ATOM
@@ -137,25 +155,22 @@ class MathPrinter:
 
     @_prints("ones")
     def _ones(self, x: Node) -> tuple[str, int]:
-        one = r"\mathbf{1}" if self.latex else "1"
         if x.ndim == 2:
-            return f"{one}_{{{x.shape[0]}}} {self.T(one + '_{' + str(x.shape[1]) + '}')}" if self.latex else \
-                f"1 1^T", _PRODUCT
-        return one, _ATOM
+            return f"{self.ones(x.shape[0])} {self.T(self.ones(x.shape[1]))}", _PRODUCT
+        return self.ones(x.shape[0]), _ATOM
 
     @_prints("identity")
     def _identity(self, x: Node) -> tuple[str, int]:
-        return "I", _ATOM
+        return (rf"I_{{{x.shape[0]}}}" if self.latex else self.g.identity(x.shape[0])), _ATOM
 
     @_prints("add")
     def _add(self, x: Node) -> tuple[str, int]:
         out = ""
         for i, t in enumerate(x.args):
-            s, prec = self.p(t)
+            s, prec = self.operand(t, x)
             negative = s.startswith("-") and prec >= _NEG - 1
             if t.ndim == 1 and x.ndim == 2 and x.shape[1] == t.shape[0]:  # a row vector added to every row
-                one = r"\mathbf{1}" if self.latex else "1"
-                s, prec = f"{one} {self.T(self.wrap(t, _ATOM))}", _PRODUCT
+                s, prec = f"{self.ones(x.shape[0])} {self.T(self.wrap(t, _ATOM))}", _PRODUCT
             if i == 0:
                 out = s if prec >= _SUM else self.paren(s)
             elif negative:
@@ -166,6 +181,10 @@ class MathPrinter:
 
     @_prints("mul")
     def _mul(self, x: Node) -> tuple[str, int]:
+        return self.product(x, x)
+
+    def product(self, x: Node, whole: Node) -> tuple[str, int]:
+        """The factors of ``x``, those of ``whole``'s shape spread to it (``whole`` is ``x`` or a sum it is in)."""
         coeff = sp.Integer(1)
         scalars, hadamard, denominators = [], [], []
         for f in _flat(x.args):
@@ -179,9 +198,10 @@ class MathPrinter:
             else:
                 hadamard.append(f)
         parts = [self.wrap(f, _ATOM if f.op in ("add", "mul") else _PRODUCT) for f in scalars]
-        odot = r" \odot " if self.latex else " ⊙ "
+        odot = r" \odot " if self.latex else f" {self.g.odot} "
         if hadamard:
-            had = odot.join(self.wrap(f, _ATOM if len(hadamard) > 1 else _PRODUCT) for f in hadamard)
+            level = _ATOM if len(hadamard) > 1 else _PRODUCT
+            had = odot.join(self._factor(f, whole, level) for f in hadamard)
             parts.append(had if len(hadamard) == 1 else (self.paren(had) if parts else had))
         sign, num, den = "", None, None
         if coeff.is_Rational:
@@ -204,15 +224,23 @@ class MathPrinter:
                 body = f"{body} / " + (dens[0] if len(dens) == 1 else self.paren(" ".join(dens)))
         return sign + body, (_NEG if sign else _PRODUCT)
 
+    def _factor(self, f: Node, whole: Node, level: int) -> str:
+        s, prec = self.operand(f, whole)
+        return self.paren(s) if prec < level else s
+
     @_prints("pow")
     def _pow(self, x: Node) -> tuple[str, int]:
         p = x.attrs[0]
         base = self.wrap(x.args[0], _ATOM)
         if p == -1 and not x.is_scalar:
-            return (rf"1 \oslash {base}" if self.latex else f"1 ⊘ {base}"), _PRODUCT
-        ring = "" if x.is_scalar else (r"\circ " if self.latex else "∘")
-        exponent = sp.latex(p) if self.latex else str(p)
-        return f"{base}^{{{ring}{exponent}}}" if self.latex else f"{base}^{ring}{exponent}", _ATOM
+            return (rf"1 \oslash {base}" if self.latex else f"1 {self.g.oslash} {base}"), _PRODUCT
+        if self.latex:
+            ring = "" if x.is_scalar else r"\circ "
+            return f"{base}^{{{ring}{sp.latex(p)}}}", _ATOM
+        if not x.is_scalar:
+            return f"{base}{self.g.elementwise_power}{p}", _ATOM
+        small = self.g.superscript(int(p)) if p.is_Integer else None
+        return (f"{base}{small}" if small else f"{base}^{p}"), _ATOM
 
     @_prints("func")
     def _func(self, x: Node) -> tuple[str, int]:
@@ -234,41 +262,42 @@ class MathPrinter:
     @_prints("outer")
     def _outer(self, x: Node) -> tuple[str, int]:
         a, b = x.args
-        return f"{self.wrap(a, _ATOM)} {self.T(self.wrap(b, _ATOM))}", _PRODUCT
+        return f"{self.wrap(a, _ATOM)} {self.T(self.tw(b))}", _PRODUCT
 
     @_prints("T")
     def _T(self, x: Node) -> tuple[str, int]:  # noqa: N802
         a = x.args[0]
         if a.op == "inv":
-            return f"{self.wrap(a.args[0], _ATOM)}^{{-\\top}}" if self.latex else f"{self.wrap(a.args[0], _ATOM)}^-T", _ATOM
+            base = self.wrap(a.args[0], _ATOM)
+            return (f"{base}^{{-\\top}}" if self.latex else base + self.g.inverse_transpose), _ATOM
         return self.T(self.tw(a)), _ATOM
 
     @_prints("inv")
     def _inv(self, x: Node) -> tuple[str, int]:
         base = self.wrap(x.args[0], _ATOM)
-        return (f"{base}^{{-1}}" if self.latex else f"{base}^-1"), _ATOM
+        return (f"{base}^{{-1}}" if self.latex else base + self.g.inverse), _ATOM
 
     @_prints("sum")
     def _sum(self, x: Node) -> tuple[str, int]:
         a, axis = x.args[0], x.attrs[0]
-        one = r"\mathbf{1}" if self.latex else "1"
         if axis is None:
             return self.fn("sum", self(a)), _ATOM
         if a.ndim == 2 and axis == 0:
-            return f"{self.T(self.tw(a))} {one}", _PRODUCT
+            return f"{self.T(self.tw(a))} {self.ones(a.shape[0])}", _PRODUCT
         if a.ndim == 2 and axis == 1:
-            return f"{self.wrap(a, _ATOM)} {one}", _PRODUCT
+            return f"{self.wrap(a, _ATOM)} {self.ones(a.shape[1])}", _PRODUCT
         return self.fn("sum", self(a)), _ATOM
 
     @_prints("expand")
     def _expand(self, x: Node) -> tuple[str, int]:
         a, axis = x.args[0], x.attrs[0]
-        one = r"\mathbf{1}" if self.latex else "1"
         if a.ndim == 0:
             return self.p(a)
-        if axis == 1:
-            return f"{self.wrap(a, _ATOM)} {self.T(one)}", _PRODUCT
-        return f"{one} {self.T(self.wrap(a, _ATOM))}", _PRODUCT
+        if a.op == "squeeze" and a.args[0].shape == x.shape:  # an axis dropped and put back: the value itself
+            return self.p(a.args[0])
+        if axis == 1:  # a column kept as an N x 1 matrix (keepdims): its length-1 row of ones says so
+            return f"{self.wrap(a, _ATOM)} {self.T(self.ones(1))}", _PRODUCT
+        return f"{self.ones(1)} {self.T(self.tw(a))}", _PRODUCT
 
     @_prints("squeeze")
     def _squeeze(self, x: Node) -> tuple[str, int]:
@@ -276,16 +305,19 @@ class MathPrinter:
 
     @_prints("broadcast")
     def _broadcast(self, x: Node) -> tuple[str, int]:
-        if x.args[0].op == "const" and x.args[0].attrs[0] == 0:
+        a = x.args[0]
+        if a.op == "const" and a.attrs[0] == 0:
             return "0", _ATOM
-        if x.args[0].ndim == 0:  # a scalar times a matrix (or vector) of ones: "1 / N", "2 1 1^T"
+        if a.ndim == 0:  # a scalar times a matrix (or vector) of ones: "1_N / N", "2 1_N 1_Dᵀ"
             ones = Node("ones", (), (), x.shape)
-            return self.p(ones) if n_is_one(x.args[0]) else self.p(Node("mul", (x.args[0], ones), (), x.shape))
-        one = r"\mathbf{1}" if self.latex else "1"
-        a = self.wrap(x.args[0], _ATOM)
-        if x.ndim == 1:
-            return f"{a} {one}", _PRODUCT
-        return f"{a} {one} {self.T(one)}", _PRODUCT
+            return self.p(ones) if n_is_one(a) else self.p(Node("mul", (a, ones), (), x.shape))
+        if x.ndim == 2 and a.ndim == 2 and a.shape[1] == 1:  # a column spread along the rows
+            return f"{self.wrap(a, _ATOM)} {self.T(self.ones(x.shape[1]))}", _PRODUCT
+        if x.ndim == 2 and a.ndim == 1:  # a row repeated down the rows
+            return f"{self.ones(x.shape[0])} {self.T(self.tw(a))}", _PRODUCT
+        if x.ndim == 2 and a.ndim == 2 and a.shape[0] == 1:
+            return f"{self.ones(x.shape[0])} {self.wrap(a, _ATOM)}", _PRODUCT
+        return f"{self.wrap(a, _ATOM)} {self.ones(x.shape[0])}", _PRODUCT
 
     def named(self, x: Node) -> tuple[str, int]:
         """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
@@ -297,10 +329,12 @@ class MathPrinter:
     @_prints("norm")
     def _norm(self, x: Node) -> tuple[str, int]:
         a = x.args[0]
-        sub = "" if a.ndim == 1 else ("_F")
+        frobenius = a.ndim != 1
         if self.latex:
-            return rf"\left\lVert {self(a)} \right\rVert{sub and '_F'}", _ATOM
-        return f"‖{self(a)}‖{sub}", _ATOM
+            return rf"\left\lVert {self(a)} \right\rVert{'_F' if frobenius else ''}", _ATOM
+        if not self.g.unicode:
+            return f"{'frobenius' if frobenius else 'norm2'}({self(a)})", _ATOM
+        return f"‖{self(a)}‖{'_F' if frobenius else ''}", _ATOM
 
 
 def n_is_one(x: Node) -> bool:
@@ -314,9 +348,9 @@ def _flat(args: tuple[Node, ...]) -> list[Node]:
     return out
 
 
-def text(x: Node) -> str:
-    """``x`` in plain text (Unicode symbols, no LaTeX)."""
-    return MathPrinter(latex=False)(x)
+def text(x: Node, glyphs: Glyphs | None = None) -> str:
+    """``x`` in plain text: Unicode where the terminal shows it, else ASCII (``glyphs`` decides where given)."""
+    return MathPrinter(latex=False, glyphs=glyphs)(x)
 
 
 def latex(x: Node) -> str:

@@ -265,7 +265,7 @@ def derive_steps(steps: Sequence[Any], objective: str, wrt: Sequence[str] | str,
     >>> d = derive_steps(["S = Q @ K.T", "P = softmax(S, axis=1)", "Y = P @ V"], "sum(G * Y)", ["Q", "K", "V"],
     ...                  {"Q": "N x E", "K": "T x E", "V": "T x D", "G": "N x D"})
     >>> [line.rhs.text for line in d.gradients], d.ok
-    (['dS K', 'dS^T Q', 'P^T dY'], True)
+    (['dS K', 'dSᵀ Q', 'Pᵀ dY'], True)
     """
     from derivcheck.language.parse import parse_declaration
 
