@@ -101,6 +101,13 @@ def _batchnorm(x: Any, eps: float) -> tuple[Any, Any]:
     return (x - x.mean(axis=0)) / sigma, sigma
 
 
+def _batchnorm_dx(g: Any, x: Any, gamma: Any, eps: float, **_: Any) -> Any:
+    """(γ / (N σ)) ⊙ (N G - Σ_n g_n - X̂ ⊙ Σ_n g_n ⊙ x̂_n): Ioffe and Szegedy's backward, the three paths summed."""
+    xh, sigma = _batchnorm(x, eps)
+    n = len(x)
+    return gamma / (n * sigma) * (n * g - g.sum(axis=0) - xh * (g * xh).sum(axis=0))
+
+
 def _lstm_deltas(g: Any, x: Any, h: Any, c: Any, w: Any, u: Any, b: Any) -> tuple[Any, Any]:
     """ΔA = [ΔI, ΔF, ΔO, ΔG] at the gates' pre-activations, and F (for ∂E/∂C = F ⊙ ΔC')."""
     a = np.split(x @ w + h @ u + b, 4, axis=1)
@@ -136,9 +143,7 @@ TEXTBOOK: dict[str, dict[str, Textbook]] = {
                                            lambda p, t, **_: (p - t) / (p * (1 - p)) / p.shape[0])},
     "binary_cross_entropy_with_logits": {"z": Textbook("(σ(Z) - T)/N", lambda z, t, **_: (_sigmoid(z) - t) / z.shape[0])},
     "batchnorm": {
-        "x": Textbook("(γ/σ) ⊙ (G - mean_n(G) - X̂ ⊙ mean_n(G ⊙ X̂))",
-                      lambda g, x, gamma, eps, **_: (lambda xh, s: gamma / (len(x) * s) * (
-                          len(x) * g - g.sum(axis=0) - xh * (g * xh).sum(axis=0)))(*_batchnorm(x, eps))),
+        "x": Textbook("(γ/σ) ⊙ (G - mean_n(G) - X̂ ⊙ mean_n(G ⊙ X̂))", lambda **k: _batchnorm_dx(**k)),
         "gamma": Textbook("Σ_n g_n ⊙ x̂_n", lambda g, x, eps, **_: (g * _batchnorm(x, eps)[0]).sum(axis=0),
                           also=("(G ⊙ X̂)ᵀ 1",)),
         "beta": _BIAS,
