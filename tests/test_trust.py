@@ -404,3 +404,25 @@ def test_the_report_says_whose_tolerance_decided(given_tol):
     assert decided and decided[0].detail["decided_by"] == "user"
     exact = dc.check_gradient(loss, grad, w, trace=False, **given_tol)
     assert [f.detail["decided_by"] for f in exact.findings if f.kind == "user_tolerance"] == ["floor"]
+
+
+def test_an_entry_by_entry_row_passes_only_with_power_against_one_wrong_entry():
+    """A row checked entry by entry passes only where each entry's own check could see 1% of the largest entry
+    (float32 ReLU nets: the bias rows' entries carry the loss's float32 rounding)."""
+    from tests.test_verdicts import _relu_net_in_float32
+
+    rows = 0
+    for seed in SEEDS:
+        params, loss, grad = _relu_net_in_float32(seed)[:3]
+        report = dc.check_gradient(loss, grad, params, seed=seed, trace=False)
+        assert report.verdict != "fail", seed
+        for row in report.params:
+            if row.method == "full":
+                rows += 1
+                assert row.verdict != "pass" or row.single_entry_floor <= 1e-2, (seed, row)
+    assert rows >= len(SEEDS)  # the bias rows are checked entry by entry at every seed
+    # The same rule holds the user's rtol: 5% asked for, 5% must be seeable.
+    params, loss, grad = _relu_net_in_float32(0)[:3]
+    loose = dc.check_gradient(loss, grad, params, rtol=5e-2, trace=False)
+    for row in loose.params:
+        assert row.verdict != "pass" or row.method != "full" or row.single_entry_floor <= 5e-2, row
