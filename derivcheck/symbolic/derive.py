@@ -15,6 +15,7 @@ from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.build import Built, build, element
 from derivcheck.symbolic.index_form import IndexForm, derive_index_form
 from derivcheck.report.latex import DerivationPrinter, partial
+from derivcheck.symbolic.language_form import LanguageForm, LanguageFormError, read
 from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
 
 
@@ -28,6 +29,8 @@ class Gradient:
     trace: sp.MatrixExpr | None  # Trace(G^T Y).diff(arg), where the layer declares a matrix forward
     trace_note: str
     seconds: float
+    # Where SymPy's conversion finds no matrix form: the matrix language's reading of the index form (or None).
+    language: LanguageForm | None = None
 
 
 # Filled by symbolic.presentation (loaded with the symbolic package): a derivation is shown only through
@@ -126,8 +129,21 @@ def _derive(name: str) -> Derivation:
             # Verified against the index form by every verify run, like any matrix form.
             matrix = MatrixForm("matrix", trace, note="from SymPy's matrix calculus on Trace(G^T Y)")
             note = "the matrix form above; the index form was derived independently"
-        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0)
+        language, matrix = _language_form(built, arg, index, matrix)
+        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0, language)
     return Derivation(layer, built, gradients, time.perf_counter() - start)
+
+
+def _language_form(built: Built, arg: Arg, index: IndexForm, matrix: MatrixForm) -> tuple[LanguageForm | None, MatrixForm]:
+    """The matrix language's reading where SymPy's conversion found no matrix form; else the exact reason."""
+    if matrix.kind != "none" or len(arg.letters) > 2:  # a tensor's note already says why
+        return None, matrix
+    try:
+        return read(built, index.free, arg.letters, index.expr), matrix
+    except LanguageFormError as why:
+        note = f"no matrix form: {why}; the index form is the statement" + (
+            "; the einsum below computes it" if matrix.einsum else "")
+        return None, MatrixForm("none", einsum=matrix.einsum, note=note)
 
 
 def derive(layer: str | Layer) -> Derivation:

@@ -152,12 +152,14 @@ def _hide_piecewise(expr: sp.Expr) -> tuple[sp.Expr, Callable[[sp.Expr], sp.Expr
     table: dict[Any, tuple[sp.Piecewise, tuple[sp.Symbol, ...]]] = {}
 
     def shared(pw: sp.Piecewise) -> set[sp.Basic]:
-        sets = [{a for a in sp.Mul.make_args(b.expr) if isinstance(a, sp.KroneckerDelta)} for b in pw.args if b.expr != 0]
+        # factor_terms: a branch that is a sum (a PReLU's g a + g where x is both signs) shares its terms' deltas too.
+        sets = [{a for a in sp.Mul.make_args(sp.factor_terms(b.expr)) if isinstance(a, sp.KroneckerDelta)}
+                for b in pw.args if b.expr != 0]
         return set.intersection(*sets) if sets else set()
 
     def hide(pw: sp.Piecewise) -> sp.Expr:
         deltas = sp.Mul(*shared(pw))
-        inner = sp.Piecewise(*[(b.expr / deltas if b.expr != 0 else b.expr, b.cond) for b in pw.args])
+        inner = sp.Piecewise(*[(sp.factor_terms(b.expr) / deltas if b.expr != 0 else b.expr, b.cond) for b in pw.args])
         indices = tuple(sorted((v for v in inner.free_symbols if v.is_integer), key=str))
         fn = sp.Function(f"_pw{len(table)}")
         table[fn] = (inner, indices)
@@ -243,8 +245,27 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     # Drop the deltas' own range tuples: printers and lambdify know only two-argument deltas.
     expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2, lambda a: sp.KroneckerDelta(*a.args[:2]))
     expr = substitute_row_sums(expr, built)
-    expr = _exp_of_sums(_tidy(_exp_of_sums(expr)))
+    expr = _exp_of_sums(_tidy(_exp_of_sums(_never_taken(expr))))
     return IndexForm(arg, free, entry, expr, time.perf_counter() - start)
+
+
+def _never_taken(expr: sp.Expr) -> sp.Expr:
+    """Piecewise branches whose condition cannot hold (``x > 0 and x < 0``, left by diff of Max and Min) removed."""
+
+    def opposite(cond: Any) -> bool:
+        if not isinstance(cond, sp.And):
+            return False
+        signs: dict[Any, set[int]] = {}
+        for c in cond.args:
+            if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.rhs == 0:
+                signs.setdefault(c.lhs, set()).add(1 if isinstance(c, sp.StrictGreaterThan) else -1)
+        return any(len(v) == 2 for v in signs.values())
+
+    def prune(pw: sp.Piecewise) -> sp.Expr:
+        kept = [(b.expr, b.cond) for b in pw.args if not opposite(b.cond)]
+        return sp.Piecewise(*kept) if kept else sp.Integer(0)
+
+    return expr.replace(lambda a: isinstance(a, sp.Piecewise) and any(opposite(b.cond) for b in a.args), prune)
 
 
 def _exp_of_sums(expr: sp.Expr) -> sp.Expr:

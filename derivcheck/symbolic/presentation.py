@@ -19,11 +19,14 @@ import sympy as sp
 from derivcheck.catalog.compose import Sequential
 from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
+from derivcheck.language.printing import latex as node_latex
+from derivcheck.language.printing import text as node_text
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
+from derivcheck.symbolic.language_form import check as language_check
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.verify import verify_layer
@@ -31,6 +34,7 @@ from derivcheck.symbolic.verify import verify_layer
 _KIND_NOTE = {
     "matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
     "elementwise": "matrix form (elementwise: functions act entry by entry; (A 1) 1^T sums rows and broadcasts)",
+    "language": "matrix form (the matrix language's rules read from the index form)",
 }
 
 
@@ -149,6 +153,8 @@ def _text(d) -> str:
         elif g.matrix.kind == "elementwise":
             lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
             lines.extend(text_equation(matrix_lhs, g.matrix.expr, g.matrix.placeholders))
+        elif g.language is not None:
+            lines.extend(_language_text(d, g, matrix_lhs))
         else:
             lines.append(f"  {g.matrix.note}" + ("; the matrix form step by step is below" if d.layer.steps else ""))
             if g.matrix.einsum and checked.einsum is None:
@@ -163,6 +169,16 @@ def _text(d) -> str:
         lines += ["", "reference backward (vectorized NumPy), with the helpers it calls:", IMPORT,
                   *_with_helpers(d.layer.backward)]
     return "\n".join(lines)
+
+
+def _language_text(d, g, lhs: str) -> list[str]:  # noqa: ANN001 - a Derivation and its Gradient
+    """The matrix language's form of a gradient, only after it agreed with the index form in this run."""
+    problem = language_check(d, g.arg.name)
+    if problem is not None:
+        return [f"  DEFECT: the matrix form derived here {problem}; it is not shown"]
+    return [f"  {_KIND_NOTE['language']}, verified against the index form:",
+            *wrap_text(f"{lhs} = {node_text(g.language.node)}"), *[f"  where {w}" for w in g.language.where()],
+            "  vectorized NumPy: the reference backward below, verified against this index form"]
 
 
 def _text_param(d, g) -> str:  # noqa: ANN001 - a Derivation and its Gradient
@@ -193,7 +209,10 @@ def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
         index = f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}"
         out.append((index, text_equation(f"∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.index.expr)))
         m = matrix_latex(d, g)
-        if m:
+        if m and g.matrix.kind == "none":  # the matrix language's form
+            out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
+                        wrap_text(f"∂E/∂{_text_param(d, g)} = {node_text(g.language.node)}")))
+        elif m:
             holders = g.matrix.placeholders if g.matrix.kind == "elementwise" else None
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
                         text_equation(f"∂E/∂{_text_param(d, g)}", g.matrix.expr, holders)))
@@ -406,6 +425,8 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
         return DerivationPrinter().doprint(g.matrix.expr)
     if g.matrix.kind == "elementwise":
         return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
+    if g.language is not None and language_check(d, g.arg.name) is None:
+        return node_latex(g.language.node)
     return None
 
 

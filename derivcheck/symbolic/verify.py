@@ -117,6 +117,8 @@ def _verify_gradient(s: _Sample, derivation: Derivation, name: str, reference_fd
     kind = g.matrix.kind
     if matrix_fn is not None:
         values["matrix form"] = matrix_fn(s.inputs, s.upstream, s.sizes)
+    elif g.language is not None:  # the matrix language's reading of the index form: the form that is printed
+        values["matrix form"], kind = g.language.values(derivation.built, s.inputs, s.upstream, s.sizes), "language"
     elif stepwise is not None:
         values["matrix form"], kind = stepwise[name], "steps"
     values["reference backward"] = s.reference.get(name, np.full(values["index form"].shape, np.nan))
