@@ -18,6 +18,20 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.rewrite import fuse, simplify
 
+# The printer's glyphs for a transpose and an inverse (ᵀ or ^T, ⁻¹ or ^-1) are the printer's choice; the pins below
+# hold everything else exactly.
+_GLYPHS = {"⁻ᵀ": "^-T", "⁻¹": "^-1", "ᵀ": "^T"}
+
+
+def plain(s: str | None) -> str | None:
+    """Printed text with the transpose and inverse glyphs spelled ^T, ^-1, ^-T."""
+    if s is None:
+        return None
+    for glyph, ascii_ in _GLYPHS.items():
+        s = s.replace(glyph, ascii_)
+    return s
+
+
 SQUARE = {"X": "N x N"}
 SOFTPLUS = {"X": "N x D", "w": "D"}
 LOGISTIC = "sum(y * log(sigmoid(X @ w)) + (1 - y) * log(1 - sigmoid(X @ w)))"
@@ -37,7 +51,7 @@ GRADIENTS = [
 @pytest.mark.parametrize(("expr", "wrt", "shapes", "expected"), GRADIENTS, ids=[g[0] for g in GRADIENTS])
 def test_symmetric_products_and_softplus_print_as_textbooks_do(expr: str, wrt: str, shapes: dict, expected: str) -> None:
     d = dc.derive_expression(expr, wrt, shapes)
-    assert d.matrix_form == expected
+    assert plain(d.matrix_form) == expected
     assert d.ok and all(c.ok for c in d.checks)
 
 
@@ -51,7 +65,7 @@ HESSIANS = [
 @pytest.mark.parametrize(("expr", "shapes", "expected"), HESSIANS, ids=[h[0] for h in HESSIANS])
 def test_softplus_and_logistic_hessians_are_the_textbook_ones(expr: str, shapes: dict, expected: str) -> None:
     d = dc.derive_expression(expr, "w", shapes, order=2)
-    assert d.hessian is not None and d.hessian.text == expected
+    assert d.hessian is not None and plain(d.hessian.text) == expected
     assert d.ok and all(c.ok for c in d.checks)
     assert any(c.what == "Hessian" and c.ok for c in d.checks)
 
@@ -59,9 +73,9 @@ def test_softplus_and_logistic_hessians_are_the_textbook_ones(expr: str, shapes:
 def test_a_matrix_that_is_not_symmetric_keeps_its_transpose() -> None:
     # X A X^T is not symmetric for a general A: the rule must not fire on it.
     d = dc.derive_expression("logdet(X @ A @ X.T)", "X", {"X": "N x N", "A": "N x N spd"})
-    assert d.ok and d.matrix_form == "2 (X A X^T)^-1 X A"
+    assert d.ok and plain(d.matrix_form) == "2 (X A X^T)^-1 X A"
     d = dc.derive_expression("logdet(X @ A @ X.T)", "X", {"X": "N x N", "A": "N x N"})
-    assert d.ok and "^-T" in d.matrix_form
+    assert d.ok and "^-T" in plain(d.matrix_form)
 
 
 # --- the law: a rewrite never changes a value ---

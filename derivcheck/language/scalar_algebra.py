@@ -161,6 +161,22 @@ def simplest(e: sp.Expr) -> sp.Expr:
     cancelled = sp.cancel(e) if e.has(sp.Pow) else e
     candidates = [e, sp.factor_terms(e), sp.factor_terms(expanded), expanded, cancelled,
                   sp.factor_terms(sp.expand(cancelled, power_exp=False, log=False, power_base=False))]
+    logistic = _as_sigmoids(e)
+    if logistic is not None:
+        candidates.append(logistic)
     if e.has(Sigmoid):  # polynomials in σ(z): σ^2 - σ is σ (σ - 1)
         candidates.append(sp.factor(e))
     return min(candidates, key=_cost)
+
+
+def _as_sigmoids(e: sp.Expr) -> sp.Expr | None:
+    """``e`` with exp(u) written through σ(-u) where 1 + exp(u) occurs: exp(-z) / (1 + exp(-z))^2 is σ(z) (1 - σ(z))."""
+    out = e
+    for x in sorted(e.atoms(sp.exp), key=sp.default_sort_key):
+        if not any(isinstance(a, sp.Add) and x in a.args and a.has(sp.S.One) for a in e.atoms(sp.Add)):
+            continue
+        s = Sigmoid(-x.args[0])  # exp(u) = (1 - σ(-u)) / σ(-u)
+        out = sp.factor(sp.cancel(out.subs(x, (1 - s) / s)))
+    if out == e or out.has(sp.exp):
+        return None
+    return out

@@ -28,7 +28,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from derivcheck.language import nodes as n
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
-from derivcheck.language.rewrite import simplify
+from derivcheck.language.rewrite import fuse, simplify
 
 Labels = tuple[sp.Symbol, ...]
 
@@ -44,10 +44,11 @@ class LanguageForm:
     node: Node
     variables: dict[str, Variable]
     onehots: dict[str, tuple[str, str]]  # variable name -> (integer input, size of its classes)
+    upstream: str = "G"  # the name the upstream gradient has in the tree
 
     def where(self) -> list[str]:
         """A line defining every derived name the form uses."""
-        return [f"{name}_nk = [k = {arg}_n] (the one-hot matrix of {arg})" for name, (arg, _) in self.onehots.items()]
+        return [f"{name} is the one-hot matrix of {arg}: ({name})_nk = [k = {arg}_n]" for name, (arg, _) in self.onehots.items()]
 
     def values(self, built: Any, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> Any:
         """The form's value at the layer's arrays (scaled by a loss layer's scalar upstream, as the index form is)."""
@@ -57,7 +58,7 @@ class LanguageForm:
         for name, sym in built.constants.items():
             env[_name(sym)] = float(built.layer.constants[name])
         if built.upstream is not None:
-            env[_name(built.upstream)] = np.asarray(upstream, dtype=float)
+            env[self.upstream] = np.asarray(upstream, dtype=float)
         for name, (arg, classes) in self.onehots.items():
             ids = np.asarray(arrays[arg]).astype(int).reshape(-1)
             env[name] = np.eye(int(sizes[classes]))[ids]
@@ -85,6 +86,9 @@ class _Reader:
         self.by_symbol: dict[Any, str] = {sym: name for name, sym in built.symbols.items()}
         if built.upstream is not None:
             self.by_symbol[built.upstream] = "upstream"
+        # The upstream gradient prints as G, or Ḡ where an argument or a size takes the letter (as in the index form).
+        taken = {_name(sym).upper() for sym in built.symbols.values()} | {c.upper() for c in built.sizes}
+        self.upstream_name = "G" if "G" not in taken else "Ḡ"
         self.index_size: dict[sp.Symbol, str] = {}
         for name, sym in built.symbols.items():
             arg = next(a for a in built.layer.inputs if a.name == name)
@@ -93,7 +97,7 @@ class _Reader:
 
     # --- leaves ---
     def variable(self, sym: Any) -> Node:
-        name = _name(sym)
+        name = self.upstream_name if sym is self.built.upstream else _name(sym)
         if name not in self.variables:
             rows, cols = sym.shape
             shape = (self.dim(rows),) if cols == 1 else (self.dim(rows), self.dim(cols))
@@ -177,6 +181,11 @@ def _order(labels: list[Labels], prefer: Labels) -> Labels:
 
 class _ThreeAxes(LanguageFormError):
     pass
+
+
+def _transposes_needed(factors: list[tuple[Any, Node, Labels]], k: sp.Symbol, i: sp.Symbol, j: sp.Symbol) -> int:
+    """How many operands a product Σ_k a_ik b_kj would transpose with the result's axes in the order (i, j)."""
+    return sum(1 for _, _, ls in factors if ls in ((k, i), (j, k)))
 
 
 def _contradictory(cond: Any) -> bool:
@@ -305,15 +314,32 @@ class _Translate:
         if lo != 0 or (hi + 1) not in self.r.letter:
             raise LanguageFormError(f"the sum over {k} runs from {lo} to {hi}, not over a whole axis")
         self.r.index_size[k] = self.r.letter[hi + 1]
+        if len(limits) > 1:
+            return self.nested(f, limits)
         try:
-            node, labels = self.sum_over(f, limits[:-1]) if len(limits) > 1 else self(f)
+            node, labels = self(f)
         except _ThreeAxes:
-            if len(limits) > 1:
-                raise
             return self.contraction(f, k)
         if k not in labels:
             return n.mul(node, n.dim(self.r.letter[hi + 1])), labels
         return n.total(node, labels.index(k)), tuple(i for i in labels if i != k)
+
+    def nested(self, f: Any, limits: list[tuple[Any, ...]]) -> tuple[Node, Labels]:
+        """A sum over several indices, one at a time, innermost first in the first order that pairs them off."""
+        why: LanguageFormError | None = None
+        for last in reversed(range(len(limits))):
+            inner = [lim for i, lim in enumerate(limits) if i != last]
+            k, _, hi = limits[last]
+            try:
+                node, labels = self.sum_over(f, inner)
+            except LanguageFormError as exc:
+                why = why or exc
+                continue
+            self.r.index_size[k] = self.r.letter[hi + 1]
+            if k not in labels:
+                return n.mul(node, n.dim(self.r.letter[hi + 1])), labels
+            return n.total(node, labels.index(k)), tuple(i for i in labels if i != k)
+        raise why  # type: ignore[misc] - at least one order was tried
 
     def contraction(self, f: Any, k: sp.Symbol) -> tuple[Node, Labels]:
         """Σ_k of a product with three indices: the factors with (i, k) times those with (k, j), a matrix product."""
@@ -326,11 +352,22 @@ class _Translate:
             if isinstance(f, sp.Add):
                 return self.contraction(f, k)
             raise LanguageFormError(f"the sum over {k} has three indices in one operand")
-        factors = [(a, *self(a)) for a in f.args]
+        try:
+            factors = [(a, *self(a)) for a in f.args]
+        except _ThreeAxes:  # a factor that is a sum of such products: distribute, Σ_k (a + b) c = Σ_k a c + Σ_k b c
+            spread = sp.expand(f, power_exp=False, log=False, power_base=False, multinomial=False)
+            if not isinstance(spread, sp.Add):
+                raise
+            return self.contraction(spread, k)
+        outside = [(node, ls) for _, node, ls in factors if k not in ls]  # Σ_k a_k b_k c = (Σ_k a_k b_k) c
+        if outside and len(outside) < len(factors):
+            inside = sp.Mul(*[a for a, _, ls in factors if k in ls])
+            return self.combine([self.contraction(inside, k), *outside], n.mul)
         others = _order([tuple(i for i in ls if i != k) for _, _, ls in factors], self.prefer)
-        if len(others) != 2:
-            raise LanguageFormError(f"the sum over {k} pairs off no two indices")
-        i, j = others
+        if len(others) < 2:  # the product has two axes after all: a plain axis sum
+            node, labels = self.combine([(node, ls) for _, node, ls in factors], n.mul)
+            return n.total(node, labels.index(k)), tuple(i for i in labels if i != k)
+        i, j = min((others, others[::-1]), key=lambda ij: _transposes_needed(factors, k, *ij))
         left = [(node, ls) for _, node, ls in factors if j not in ls]
         right = [(node, ls) for _, node, ls in factors if j in ls]
         if any(i in ls for _, ls in right):
@@ -379,7 +416,7 @@ def read(built: Any, free: Labels, letters: tuple[str, ...], expr: sp.Expr) -> L
     if node.shape != shape:
         node = n.broadcast_to(node, shape)
     variables = {**reader.variables}
-    return LanguageForm(simplify(node, variables), variables, reader.onehots)
+    return LanguageForm(simplify(fuse(node), variables), variables, reader.onehots, reader.upstream_name)
 
 
 # Two evaluations of the same gradient (the index form entry by entry, the tree with whole arrays): rounding only.
