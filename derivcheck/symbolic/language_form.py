@@ -16,7 +16,6 @@ Kronecker delta between two indices, three indices in one operand.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,13 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 from derivcheck.language import nodes as n
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.rewrite import fuse, simplify
+from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
+from derivcheck.symbolic.compile import compiled_gradient
 
 Labels = tuple[sp.Symbol, ...]
 
@@ -424,17 +426,24 @@ _AGREEMENT = 1e-9
 _DRAWS = (101, 202)
 
 
-@functools.lru_cache(maxsize=None)
-def _checked(layer_name: str, arg_name: str, node: Node) -> str | None:
-    """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
-    from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
-    from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
-    from derivcheck.symbolic.compile import compiled_gradient
-    from derivcheck.symbolic.derive import derive
+_CHECKED: dict[tuple[str, str, Node], str | None] = {}
 
-    d = derive(layer_name)
+
+def check(d: Any, arg_name: str) -> str | None:
+    """None when the gradient's language form agrees with its index form in this run (checked once per process for
+    each distinct form); otherwise what went wrong."""
     form = d.gradients[arg_name].language
-    index = compiled_gradient(layer_name, arg_name, "index")
+    if form is None:
+        return "there is no language form"
+    key = (d.layer.name, arg_name, form.node)
+    if key not in _CHECKED:
+        _CHECKED[key] = _disagreement(d, arg_name, form)
+    return _CHECKED[key]
+
+
+def _disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
+    """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
+    index = compiled_gradient(d.layer.name, arg_name, "index")
     for seed in _DRAWS:
         rng = np.random.default_rng(seed)
         sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
@@ -452,11 +461,3 @@ def _checked(layer_name: str, arg_name: str, node: Node) -> str | None:
         if not gap <= _AGREEMENT:
             return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
     return None
-
-
-def check(d: Any, arg_name: str) -> str | None:
-    """None when the gradient's language form agrees with its index form in this run (checked once per process)."""
-    form = d.gradients[arg_name].language
-    if form is None:
-        return "there is no language form"
-    return _checked(d.layer.name, arg_name, form.node)

@@ -1,0 +1,190 @@
+"""Matrix forms for layers SymPy's index -> matrix conversion leaves without one, read by the matrix language.
+
+Every catalog layer either prints a matrix form verified in the run against its index form, or
+says exactly why it has none. GLU, PReLU, weight norm and NLL with integer targets (declared here
+as a user would) get forms that are pinned, and a form planted at twice its value is caught. The
+truth is the index form evaluated entry by entry and each layer's own NumPy backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derivcheck.catalog import registry
+from derivcheck.catalog.extension import Arg, def_layer
+from derivcheck.catalog.registry import list_layers
+from derivcheck.language import nodes as n
+from derivcheck.symbolic import presentation, verify
+from derivcheck.symbolic.checked_code import form_check
+from derivcheck.symbolic.derive import derive
+from derivcheck.symbolic.language_form import check
+from derivcheck.symbolic.presentation import render_derivation
+from derivcheck.symbolic.verify import verify_layer
+
+_GLYPHS = {"⁻ᵀ": "^-T", "⁻¹": "^-1", "ᵀ": "^T"}
+
+
+def plain(s: str) -> str:
+    """Printed text with the transpose and inverse glyphs spelled ^T, ^-1 (the printer's choice of glyph)."""
+    for glyph, ascii_ in _GLYPHS.items():
+        s = s.replace(glyph, ascii_)
+    return s
+
+
+def _sigmoid(z):
+    return 0.5 * (1 + np.tanh(0.5 * z))
+
+
+def _glu_backward(dy, x, w, v, b, c):
+    a, s = x @ w + b, _sigmoid(x @ v + c)
+    da, dz = dy * s, dy * a * s * (1 - s)
+    return {"x": da @ w.T + dz @ v.T, "w": x.T @ da, "v": x.T @ dz, "b": da.sum(0), "c": dz.sum(0)}
+
+
+def _glu_index(s):
+    n_, m = s.out
+    k, j = s.index("k"), s.index("j")
+    a = s.total(s.X[n_, k] * s.W[k, m], (k, s.D)) + s.b[m, 0]
+    z = s.total(s.X[n_, j] * s.V[j, m], (j, s.D)) + s.c[m, 0]
+    return a / (1 + sp.exp(-z))
+
+
+def _prelu_index(s):
+    n_, d = s.out
+    return sp.Max(0, s.X[n_, d]) + s.a[d, 0] * sp.Min(0, s.X[n_, d])
+
+
+def _weight_norm_backward(dy, x, v, g):
+    norm = np.linalg.norm(v, axis=0)
+    dw = x.T @ dy
+    return {"x": dy @ (g * v / norm).T, "g": (dw * v).sum(0) / norm, "v": g / norm * (dw - v * (dw * v).sum(0) / norm**2)}
+
+
+def _weight_norm_index(s):
+    n_, m = s.out
+    d, k = s.index("d"), s.index("k")
+    return s.total(s.X[n_, d] * s.g[m, 0] * s.V[d, m] / sp.sqrt(s.total(s.V[k, m] ** 2, (k, s.D))), (d, s.D))
+
+
+def _nll_index(s):
+    n_, k = s.index("n"), s.index("k")
+    return -s.total(sp.KroneckerDelta(s.t[n_, 0], k) * s.Y[n_, k], (n_, s.N), (k, s.K)) / s.N
+
+
+def _nll_backward(dy, y, t):
+    out = np.zeros_like(y)
+    out[np.arange(len(t)), t] = -dy / len(t)
+    return {"y": out}
+
+
+def _declare() -> list[str]:
+    return [layer.name for layer in (
+        def_layer("mf_glu", inputs=(Arg("x", "N D"), Arg("w", "D M"), Arg("v", "D M"), Arg("b", "M"), Arg("c", "M")),
+                  output="N M", forward=lambda x, w, v, b, c: (x @ w + b) * _sigmoid(x @ v + c),
+                  backward=_glu_backward, index_form=_glu_index),
+        def_layer("mf_prelu", inputs=(Arg("x", "N D", domain="away_from_zero"), Arg("a", "D")), output="N D",
+                  forward=lambda x, a: np.maximum(x, 0) + a * np.minimum(x, 0),
+                  backward=lambda dy, x, a: {"x": dy * np.where(x > 0, 1.0, a), "a": (dy * np.minimum(x, 0)).sum(axis=0)},
+                  index_form=_prelu_index),
+        def_layer("mf_weight_norm", inputs=(Arg("x", "N D"), Arg("v", "D M"), Arg("g", "M")), output="N M",
+                  forward=lambda x, v, g: x @ (g * v / np.linalg.norm(v, axis=0)), backward=_weight_norm_backward,
+                  index_form=_weight_norm_index),
+        def_layer("mf_nll", inputs=(Arg("y", "N K"), Arg("t", "N", domain="index", differentiable=False, upper="K")),
+                  output="", forward=lambda y, t: float(-y[np.arange(len(t)), t].mean()), backward=_nll_backward,
+                  index_form=_nll_index),
+    )]
+
+
+@pytest.fixture(scope="module")
+def layers() -> Iterator[list[str]]:
+    registry._load()
+    names = _declare()
+    yield names
+    for name in names:
+        registry.LAYERS.pop(name, None)
+
+
+PINNED = {
+    ("mf_glu", "w"): "X^T (G ⊙ σ(X V + 1_N c^T))",
+    ("mf_glu", "b"): "(G ⊙ σ(X V + 1_N c^T))^T 1_N",
+    ("mf_glu", "x"): "(G ⊙ σ(X V + 1_N c^T) ⊙ (1 - σ(X V + 1_N c^T)) ⊙ (X W + 1_N b^T)) V^T + (G ⊙ σ(X V + 1_N c^T)) W^T",
+    ("mf_prelu", "a"): "(G ⊙ X ⊙ 1[-X > 0])^T 1_N",
+    ("mf_prelu", "x"): "G ⊙ (a ⊙ 1[-X > 0] + 1[X > 0])",
+    ("mf_weight_norm", "x"): "(g ⊙ Ḡ ⊙ ((V^∘2)^T 1_D)^∘-1/2) V^T",
+    ("mf_weight_norm", "g"): "(((X V) ⊙ Ḡ)^T 1_N) ⊙ ((V^∘2)^T 1_D)^∘-1/2",
+    ("mf_nll", "y"): "-onehot_t / N",
+}
+
+
+@pytest.mark.parametrize(("name", "arg"), list(PINNED), ids=[f"{k[0]}.{k[1]}" for k in PINNED])
+def test_layers_without_a_sympy_matrix_form_get_one_from_the_matrix_language(layers: list[str], name: str,
+                                                                             arg: str) -> None:
+    text = render_derivation(name, "text")
+    expected = PINNED[(name, arg)]
+    lhs = next(line for line in text.splitlines() if line.startswith("  ∂E/∂") and plain(line).endswith(f"= {expected}"))
+    block = text.split(lhs)[0].rstrip().splitlines()[-1]
+    assert "matrix language's rules" in block and "verified against the index form" in block, block
+
+
+@pytest.mark.parametrize("name", ["mf_glu", "mf_prelu", "mf_weight_norm", "mf_nll"])
+def test_the_language_forms_are_the_matrix_form_witness_and_agree(layers: list[str], name: str) -> None:
+    v = verify_layer(name, seed=3)
+    assert v.ok, [(r.arg, r.message) for r in v.rows]
+    assert all(r.matrix_kind == "language" and "matrix form" in r.agreeing for r in v.rows)
+
+
+def test_the_weight_norm_direction_gradient_has_a_matrix_form(layers: list[str]) -> None:
+    text = plain(render_derivation("mf_weight_norm", "text"))
+    assert "∂E/∂V = g ⊙ ((V^∘2)^T 1_D)^∘-1/2 ⊙ (X^T Ḡ - (((X V) ⊙ Ḡ)^T 1_N) ⊙ V ⊙ (1 ⊘ ((V^∘2)^T 1_D)))" in text
+
+
+def test_integer_targets_are_a_one_hot_matrix_defined_where_it_is_used(layers: list[str]) -> None:
+    text = render_derivation("mf_nll", "text")
+    assert "where onehot_t is the one-hot matrix of t: (onehot_t)_nk = [k = t_n]" in text
+    assert plain(render_derivation("embedding", "text")).count("∂E/∂W = onehot_ids^T G") == 1
+
+
+def _planted(name: str, arg: str):  # noqa: ANN202 - a Derivation with one language form at twice its value
+    d = derive(name)
+    g = d.gradients[arg]
+    wrong = replace(g.language, node=n.mul(n.const(2), g.language.node))
+    return replace(d, gradients={**d.gradients, arg: replace(g, language=wrong)})
+
+
+def test_a_language_form_at_twice_the_index_form_is_a_disagreement(layers: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = _planted("mf_prelu", "a")
+    monkeypatch.setattr(verify, "derive", lambda layer: planted)
+    v = verify_layer("mf_prelu", seed=3)
+    row = next(r for r in v.rows if r.arg == "a")
+    assert not v.ok and "matrix form" in row.disagreeing and "index form" in row.agreeing
+    assert check(planted, "a") is not None and "differs from the index form" in check(planted, "a")
+    monkeypatch.setattr(presentation, "derive", lambda layer: planted)
+    text = render_derivation("mf_prelu", "text")
+    assert "DEFECT: the matrix form derived here differs from the index form" in text
+    assert "∂E/∂a = 2" not in text and presentation.matrix_latex(planted, planted.gradients["a"]) is None
+
+
+def _catalog() -> list[str]:
+    registry._load()
+    return [name for name in list_layers() if registry.get_layer(name).chain is None]
+
+
+@pytest.mark.parametrize("name", _catalog())
+def test_every_catalog_gradient_has_a_verified_matrix_form_or_an_exact_reason(name: str) -> None:
+    d = derive(name)
+    text = render_derivation(name, "text")
+    for arg, g in d.gradients.items():
+        if g.matrix.kind != "none":
+            assert form_check(d, arg).matrix is None, (name, arg)
+        elif g.language is not None:
+            assert check(d, arg) is None, (name, arg, check(d, arg))
+        else:
+            # The reason names what stops a matrix form: a tensor, or the entry or delta no matrix operation reads.
+            assert g.matrix.note.startswith(("a tensor (rank > 2) computation", "no matrix form: ")), (name, arg)
+            assert "could not" not in g.matrix.note and "not an axis reduction" not in g.matrix.note
+            assert g.matrix.note in text
