@@ -22,7 +22,7 @@ from derivcheck.language import nodes as n
 from derivcheck.symbolic import presentation, verify
 from derivcheck.symbolic.checked_code import form_check
 from derivcheck.symbolic.derive import derive
-from derivcheck.symbolic.language_form import check
+from derivcheck.symbolic.verify import language_form_check as check
 from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
 

@@ -17,6 +17,7 @@ from derivcheck.symbolic.index_form import IndexForm, derive_index_form
 from derivcheck.report.latex import DerivationPrinter, partial
 from derivcheck.symbolic.language_form import LanguageForm, LanguageFormError, read
 from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
+from derivcheck.symbolic.statistics import name_statistics
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,12 @@ def _language_form(built: Built, arg: Arg, index: IndexForm, matrix: MatrixForm)
     """The matrix language's reading where SymPy's conversion found no matrix form; else the exact reason."""
     if matrix.kind != "none" or len(arg.letters) > 2:  # a tensor's note already says why
         return None, matrix
+    named, definitions = name_statistics(index.expr, built)
+    if definitions:  # a normalization: in the names a textbook gives its statistics (μ, σ, X̂), where that reads
+        try:
+            return read(built, index.free, arg.letters, named, definitions), matrix
+        except LanguageFormError:
+            pass
     try:
         return read(built, index.free, arg.letters, index.expr), matrix
     except LanguageFormError as why:

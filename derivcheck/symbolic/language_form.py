@@ -8,7 +8,7 @@ rows), a sum over an index that one operand carries is an axis sum (``Σ_n x_np 
 (``Σ_n x_np h_nq`` is ``Xᵀ H``). Iverson brackets of signs are steps (``[x < 0]`` is
 ``1[-X > 0]``), ``[k = t_n]`` of integer targets is their one-hot matrix. The tree is then
 simplified by the language's rewrites, and it is shown only after it agreed with the index
-form at random sizes in the same run (``check``).
+form at random sizes in the same run (``verify.language_form_check``).
 
 Where no tree exists, ``LanguageFormError`` says exactly why: an index that is shifted, a
 Kronecker delta between two indices, three indices in one operand.
@@ -24,13 +24,12 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 from derivcheck.language import nodes as n
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
+from derivcheck.language.printing import latex, text
 from derivcheck.language.rewrite import fuse, simplify
-from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
-from derivcheck.symbolic.compile import compiled_gradient
+from derivcheck.symbolic.statistics import Definition
 
 Labels = tuple[sp.Symbol, ...]
 
@@ -47,10 +46,17 @@ class LanguageForm:
     variables: dict[str, Variable]
     onehots: dict[str, tuple[str, str]]  # variable name -> (integer input, size of its classes)
     upstream: str = "G"  # the name the upstream gradient has in the tree
+    named: tuple[tuple[str, Node], ...] = ()  # statistics the tree is written in (μ, σ, X̂), by their definitions
 
     def where(self) -> list[str]:
         """A line defining every derived name the form uses."""
-        return [f"{name} is the one-hot matrix of {arg}: ({name})_nk = [k = {arg}_n]" for name, (arg, _) in self.onehots.items()]
+        return [*[f"{name} is the one-hot matrix of {arg}: ({name})_nk = [k = {arg}_n]"
+                  for name, (arg, _) in self.onehots.items()],
+                *[f"{text(n.var(self.variables[name]))} = {text(node)}" for name, node in self.named]]
+
+    def where_latex(self) -> list[str]:
+        """The definitions of the statistics the form is written in, in LaTeX."""
+        return [f"{latex(n.var(self.variables[name]))} = {latex(node)}" for name, node in self.named]
 
     def values(self, built: Any, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> Any:
         """The form's value at the layer's arrays (scaled by a loss layer's scalar upstream, as the index form is)."""
@@ -64,6 +70,8 @@ class LanguageForm:
         for name, (arg, classes) in self.onehots.items():
             ids = np.asarray(arrays[arg]).astype(int).reshape(-1)
             env[name] = np.eye(int(sizes[classes]))[ids]
+        for name, definition in self.named:  # each from the inputs and the names before it
+            env[name] = np.asarray(evaluate(definition, env, sizes), dtype=float)
         out = np.asarray(evaluate(self.node, env, sizes), dtype=float)
         return out * (float(np.asarray(upstream)) if built.upstream is None else 1.0)
 
@@ -158,6 +166,23 @@ def _align(node: Node, labels: Labels, target: Labels) -> Node:
     if len(target) == 1:
         raise LanguageFormError(f"axis {i} is not among {target}")
     return node if target[1] == i else n.expand(node, 1)  # a row vector broadcasts down, a column across
+
+
+def _negated_rows(x: Node) -> Node:
+    """``X + (-μ)`` with μ a row vector written ``X - 1 μᵀ``: the negation outside the broadcast, where it reads."""
+    args = tuple(_negated_rows(a) for a in x.args)
+    x = Node(x.op, args, x.attrs, x.shape)
+    if x.op != "add" or x.ndim != 2:
+        return x
+    terms = []
+    for t in x.args:
+        coeff = [f for f in t.args if n.is_const(f) and f.attrs[0] < 0] if t.op == "mul" else []
+        rest = [f for f in t.args if f not in coeff] if coeff else []
+        if t.ndim == 1 and len(coeff) == 1 and rest:
+            row = rest[0] if len(rest) == 1 else n.mul(*rest)
+            t = n.mul(coeff[0], n.broadcast_to(row, x.shape))
+        terms.append(t)
+    return n.add(*terms)
 
 
 def _order(labels: list[Labels], prefer: Labels) -> Labels:
@@ -400,11 +425,30 @@ class _Translate:
         return self.combine([(a, la), (reduced, rest)], n.mul)
 
 
-def read(built: Any, free: Labels, letters: tuple[str, ...], expr: sp.Expr) -> LanguageForm:
-    """The index form ``expr`` of a gradient with axes ``free`` (sizes ``letters``) as a simplified tree."""
+def read(built: Any, free: Labels, letters: tuple[str, ...], expr: sp.Expr,
+         definitions: tuple[Definition, ...] = ()) -> LanguageForm:
+    """The index form ``expr`` of a gradient with axes ``free`` (sizes ``letters``) as a simplified tree; names it
+    uses (μ, σ, X̂) are read from their ``definitions`` too."""
     if len(letters) > 2:
         raise LanguageFormError(f"the gradient has {len(letters)} axes: a tensor, which no matrix holds")
     reader = _Reader(built, free)
+    for d in definitions:
+        reader.by_symbol[d.symbol] = "named"
+    named = []
+    for d in definitions:
+        node = _tree(reader, d.indices, tuple(reader.dim(size) for size in _shape(d.symbol)), d.value)
+        named.append((_name(d.symbol), node))
+    node = _tree(reader, free, letters, expr)
+    variables = {**reader.variables}
+    return LanguageForm(node, variables, reader.onehots, reader.upstream_name, tuple(named))
+
+
+def _shape(sym: sp.MatrixSymbol) -> tuple[Any, ...]:
+    return sym.shape[:1] if sym.shape[1] == 1 else sym.shape
+
+
+def _tree(reader: _Reader, free: Labels, letters: tuple[str, ...], expr: sp.Expr) -> Node:
+    """One index expression with axes ``free`` as a simplified tree of that shape."""
     for i, letter in zip(free, letters):
         reader.index_size[i] = letter
     try:
@@ -417,47 +461,4 @@ def read(built: Any, free: Labels, letters: tuple[str, ...], expr: sp.Expr) -> L
     node = _align(node, labels, free) if len(free) == 2 or not labels else node
     if node.shape != shape:
         node = n.broadcast_to(node, shape)
-    variables = {**reader.variables}
-    return LanguageForm(simplify(fuse(node), variables), variables, reader.onehots, reader.upstream_name)
-
-
-# Two evaluations of the same gradient (the index form entry by entry, the tree with whole arrays): rounding only.
-_AGREEMENT = 1e-9
-_DRAWS = (101, 202)
-
-
-_CHECKED: dict[tuple[str, str, Node], str | None] = {}
-
-
-def check(d: Any, arg_name: str) -> str | None:
-    """None when the gradient's language form agrees with its index form in this run (checked once per process for
-    each distinct form); otherwise what went wrong."""
-    form = d.gradients[arg_name].language
-    if form is None:
-        return "there is no language form"
-    key = (d.layer.name, arg_name, form.node)
-    if key not in _CHECKED:
-        _CHECKED[key] = _disagreement(d, arg_name, form)
-    return _CHECKED[key]
-
-
-def _disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
-    """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
-    index = compiled_gradient(d.layer.name, arg_name, "index")
-    for seed in _DRAWS:
-        rng = np.random.default_rng(seed)
-        sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
-        arrays = sample_inputs(d.layer, sizes, rng)
-        upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
-        want = index(arrays, upstream, sizes)
-        try:
-            with np.errstate(all="ignore"):
-                got = form.values(d.built, arrays, upstream, sizes)
-        except Exception as exc:  # noqa: BLE001 - a tree that does not evaluate is a defect, reported
-            return f"does not evaluate ({type(exc).__name__}: {exc})"
-        if got.shape != want.shape:
-            return f"has shape {got.shape}, not the gradient's {want.shape}"
-        gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
-        if not gap <= _AGREEMENT:
-            return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
-    return None
+    return _negated_rows(simplify(fuse(node), reader.variables))

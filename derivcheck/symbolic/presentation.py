@@ -26,9 +26,9 @@ from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, tex
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
-from derivcheck.symbolic.language_form import check as language_check
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
+from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
 _KIND_NOTE = {
@@ -97,6 +97,7 @@ def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
         m = matrix_latex(d, g)
         parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
                      else f"<p>({esc(g.matrix.note)})</p>")
+        parts.extend(f"<p>$${esc(w)}$$</p>" for w in (where_latex(d, g) if m else []))
     parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in _footer(d)) + "</ul>")
     return "\n".join(parts)
 
@@ -326,6 +327,7 @@ def _markdown(d) -> str:
         m = matrix_latex(d, g)
         if m:
             lines += ["$$", f"{partial('E', d._param_name(g.arg))} = {m}", "$$"]
+            lines += [x for w in where_latex(d, g) for x in ("$$", w, "$$")]
         else:
             lines.append(f"({g.matrix.note})")
         lines.append("")
@@ -410,6 +412,7 @@ def latex_lines(d: Derivation) -> list[str]:
         matrix = matrix_latex(d, g)
         if matrix:
             lines.append(f"{partial('E', d._param_name(g.arg))} = {matrix}")
+            lines.extend(where_latex(d, g))
     for name, meaning in d.layer.definitions.items():  # opaque functions are defined where they are used
         lines.append(rf"\text{{where {meaning}}}")
     if d.layer.steps:  # the matrix form step by step, from the layer's matrix-language forward
@@ -426,8 +429,20 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.matrix.kind == "elementwise":
         return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
     if g.language is not None and language_check(d, g.arg.name) is None:
-        return node_latex(g.language.node)
+        return _latex_names(node_latex(g.language.node))
     return None
+
+
+def where_latex(d: Derivation, g: Gradient) -> list[str]:
+    """The definitions of the statistics (μ, σ, X̂) a verified language form is written in, in LaTeX."""
+    if g.matrix.kind != "none" or g.language is None or language_check(d, g.arg.name) is not None:
+        return []
+    return [_latex_names(w) for w in g.language.where_latex()]
+
+
+def _latex_names(s: str) -> str:
+    # The normalized matrix X̂ is named with a combining accent; LaTeX spells it \hat{X}.
+    return s.replace(r"\mathrm{X̂}", r"\hat{X}").replace("X̂", r"\hat{X}")
 
 
 def derivation_latex(d: Derivation) -> str:

@@ -26,6 +26,7 @@ from derivcheck.report.verification import WITNESSES  # noqa: F401 - re-exported
 from derivcheck.symbolic.models import witness_vjp
 from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient
 from derivcheck.symbolic.derive import Derivation, derive
+from derivcheck.symbolic.language_form import LanguageForm
 from derivcheck.symbolic.matrix_form import MatrixForm
 
 # The analytic witnesses evaluate one formula in float64 in different orders; sums of up to
@@ -263,3 +264,45 @@ def failed_verification(name: str, exc: BaseException, seconds: float) -> LayerV
     reason = f"could not be verified: {type(exc).__name__}: {exc}"
     row = GradientVerification(name, "-", (), ("derivation",), float("nan"), "none", seconds, reason)
     return LayerVerification(name, {}, (row,), 0.0, seconds)
+
+
+# Two evaluations of the same gradient (the index form entry by entry, the tree with whole arrays): rounding only.
+_LANGUAGE_AGREEMENT = 1e-9
+_LANGUAGE_DRAWS = (101, 202)
+
+
+_LANGUAGE_CHECKED: dict[tuple[str, str, Any], str | None] = {}
+
+
+def language_form_check(d: Any, arg_name: str) -> str | None:
+    """None when the gradient's language form agrees with its index form in this run (checked once per process for
+    each distinct form); otherwise what went wrong."""
+    form = d.gradients[arg_name].language
+    if form is None:
+        return "there is no language form"
+    key = (d.layer.name, arg_name, form.node)
+    if key not in _LANGUAGE_CHECKED:
+        _LANGUAGE_CHECKED[key] = _language_disagreement(d, arg_name, form)
+    return _LANGUAGE_CHECKED[key]
+
+
+def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
+    """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
+    index = compiled_gradient(d.layer.name, arg_name, "index")
+    for seed in _LANGUAGE_DRAWS:
+        rng = np.random.default_rng(seed)
+        sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
+        arrays = sample_inputs(d.layer, sizes, rng)
+        upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
+        want = index(arrays, upstream, sizes)
+        try:
+            with np.errstate(all="ignore"):
+                got = form.values(d.built, arrays, upstream, sizes)
+        except Exception as exc:  # noqa: BLE001 - a tree that does not evaluate is a defect, reported
+            return f"does not evaluate ({type(exc).__name__}: {exc})"
+        if got.shape != want.shape:
+            return f"has shape {got.shape}, not the gradient's {want.shape}"
+        gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
+        if not gap <= _LANGUAGE_AGREEMENT:
+            return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
+    return None
