@@ -188,3 +188,24 @@ def test_every_catalog_gradient_has_a_verified_matrix_form_or_an_exact_reason(na
             assert g.matrix.note.startswith(("a tensor (rank > 2) computation", "no matrix form: ")), (name, arg)
             assert "could not" not in g.matrix.note and "not an axis reduction" not in g.matrix.note
             assert g.matrix.note in text
+
+
+def test_batch_norm_reads_in_its_statistics_names() -> None:
+    text = plain(render_derivation("batchnorm", "text"))
+    assert "  ∂E/∂X = γ ⊙ (1 ⊘ σ) ⊙ (G - (1_N (G^T 1_N)^T + ((G ⊙ X̂)^T 1_N) ⊙ X̂) / N)" in text
+    assert "  ∂E/∂γ = (G ⊙ X̂)^T 1_N" in text
+    for definition in ("μ = X^T 1_N / N", "σ = sqrt(ε + ((X - 1_N μ^T)^∘2)^T 1_N / N)", "X̂ = (1 ⊘ σ) ⊙ (X - 1_N μ^T)"):
+        assert f"  where {definition}" in text
+    latex = render_derivation("batchnorm", "latex")
+    assert r"\hat{X} = " in latex and "X̂" not in latex
+
+
+def test_a_wrong_definition_of_a_named_statistic_is_caught() -> None:
+    # The identities used to name μ, σ and X̂ (Σ_n x̂_nq = 0 among them) are checked with the names evaluated from
+    # their definitions: σ defined at twice its value makes the form disagree with the index form.
+    d = derive("batchnorm")
+    g = d.gradients["x"]
+    named = tuple((name, n.mul(n.const(2), node) if name == "sigma" else node) for name, node in g.language.named)
+    wrong = replace(d, gradients={**d.gradients, "x": replace(g, language=replace(g.language, named=named))})
+    assert check(d, "x") is None
+    assert "differs from the index form" in check(wrong, "x")

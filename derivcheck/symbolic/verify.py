@@ -280,7 +280,7 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     form = d.gradients[arg_name].language
     if form is None:
         return "there is no language form"
-    key = (d.layer.name, arg_name, form.node)
+    key = (d.layer.name, arg_name, (form.node, form.named))
     if key not in _LANGUAGE_CHECKED:
         _LANGUAGE_CHECKED[key] = _language_disagreement(d, arg_name, form)
     return _LANGUAGE_CHECKED[key]
