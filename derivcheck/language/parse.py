@@ -291,6 +291,8 @@ class _Parser:
         if a.ndim == 1:
             if row_b:
                 return n.outer(a, b)
+            if b.ndim == 2 and b.shape[0] == 1:  # 1_N r for a 1 x D row r: r repeated down N rows
+                return n.outer(a, n.squeeze(b, 0))
             raise ShapeError(f"a column vector of shape {n.show_shape(a.shape)} times shape {n.show_shape(b.shape)}: "
                              "write aᵀ b for an inner product, a bᵀ for an outer one")
         if row_b:

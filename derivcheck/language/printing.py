@@ -262,7 +262,10 @@ class MathPrinter:
     @_prints("outer")
     def _outer(self, x: Node) -> tuple[str, int]:
         a, b = x.args
-        return f"{self.wrap(a, _ATOM)} {self.T(self.tw(b))}", _PRODUCT
+        # An N x 1 column is already a column, a 1 x D row already a row: s 1_Dᵀ, 1_N r.
+        left = self.wrap(a.args[0] if _dropped(a, 1) else a, _ATOM)
+        right = self.wrap(b.args[0], _ATOM) if _dropped(b, 0) else self.T(self.tw(b))
+        return f"{left} {right}", _PRODUCT
 
     @_prints("T")
     def _T(self, x: Node) -> tuple[str, int]:  # noqa: N802
@@ -301,7 +304,12 @@ class MathPrinter:
 
     @_prints("squeeze")
     def _squeeze(self, x: Node) -> tuple[str, int]:
-        return self.p(x.args[0])
+        """An N x 1 column (or a 1 x D row) read as a vector: its product with the one-entry ones vector."""
+        a, axis = x.args[0], x.attrs[0]
+        if a.ndim == 1:
+            return self.fn("sum", self(a)), _ATOM
+        column = self.wrap(a, _ATOM) if axis == 1 else self.T(self.tw(a))
+        return f"{column} {self.ones(1)}", _PRODUCT
 
     @_prints("broadcast")
     def _broadcast(self, x: Node) -> tuple[str, int]:
@@ -339,6 +347,11 @@ class MathPrinter:
 
 def n_is_one(x: Node) -> bool:
     return x.op == "const" and x.attrs[0] == 1
+
+
+def _dropped(x: Node, axis: int) -> bool:
+    """``x`` is a matrix with its length-1 ``axis`` dropped."""
+    return x.op == "squeeze" and x.attrs[0] == axis and x.args[0].ndim == 2
 
 
 def _flat(args: tuple[Node, ...]) -> list[Node]:
