@@ -277,10 +277,10 @@ class IndexText(StrPrinter):
         return MathPrinter().name(_plain(e.name)) if "\\" in e.name else MathPrinter().name(e.name)
 
     def _print_KroneckerDelta(self, e: Any) -> str:
-        return f"δ({self._print(e.args[0])},{self._print(e.args[1])})"
+        return f"{'δ' if MathPrinter().g.unicode else 'delta'}({self._print(e.args[0])},{self._print(e.args[1])})"
 
     def _print_Sigmoid(self, e: Any) -> str:
-        return f"σ({self._print(e.args[0])})"
+        return f"{MathPrinter().g.sigmoid}({self._print(e.args[0])})"  # the glyphs the terminal shows
 
     def _print_Step(self, e: Any) -> str:
         return f"1[{self._print(e.args[0])} > 0]"
