@@ -117,7 +117,7 @@ PINNED = {
     ("mf_prelu", "x"): "G ⊙ (a ⊙ 1[-X > 0] + 1[X > 0])",
     ("mf_weight_norm", "x"): "(g ⊙ Ḡ ⊙ ((V^∘2)^T 1_D)^∘-1/2) V^T",
     ("mf_weight_norm", "g"): "(((X V) ⊙ Ḡ)^T 1_N) ⊙ ((V^∘2)^T 1_D)^∘-1/2",
-    ("mf_nll", "y"): "-onehot_t / N",
+    ("mf_nll", "y"): "-onehot(t) / N",
 }
 
 
@@ -145,8 +145,9 @@ def test_the_weight_norm_direction_gradient_has_a_matrix_form(layers: list[str])
 
 def test_integer_targets_are_a_one_hot_matrix_defined_where_it_is_used(layers: list[str]) -> None:
     text = render_derivation("mf_nll", "text")
-    assert "where onehot_t is the one-hot matrix of t: (onehot_t)_nk = [k = t_n]" in text
-    assert plain(render_derivation("embedding", "text")).count("∂E/∂W = onehot_ids^T G") == 1
+    assert "where onehot(t)_nk = [k = t_n]: the one-hot matrix of t" in text
+    assert plain(render_derivation("embedding", "text")).count("∂E/∂W = onehot(ids)^T G") == 1
+    assert r"\operatorname{onehot}(\mathrm{ids})" in render_derivation("embedding", "latex")
 
 
 def _planted(name: str, arg: str):  # noqa: ANN202 - a Derivation with one language form at twice its value

@@ -29,6 +29,7 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.printing import latex, text
 from derivcheck.language.rewrite import fuse, simplify
+from derivcheck.report.latex import TextPrinter
 from derivcheck.symbolic.statistics import Definition
 
 Labels = tuple[sp.Symbol, ...]
@@ -50,9 +51,15 @@ class LanguageForm:
 
     def where(self) -> list[str]:
         """A line defining every derived name the form uses."""
-        return [*[f"{name} is the one-hot matrix of {arg}: ({name})_nk = [k = {arg}_n]"
-                  for name, (arg, _) in self.onehots.items()],
+        return [*[f"onehot({arg})_nk = [k = {arg}_n]: the one-hot matrix of {arg}" for arg, _ in self.onehots.values()],
                 *[f"{text(n.var(self.variables[name]))} = {text(node)}" for name, node in self.named]]
+
+    def text(self) -> str:
+        """The tree in text, a one-hot matrix written onehot(t)."""
+        out = text(self.node)
+        for name, (arg, _) in self.onehots.items():
+            out = out.replace(name, f"onehot({arg})")
+        return out
 
     def where_latex(self) -> list[str]:
         """The definitions of the statistics the form is written in, in LaTeX."""
@@ -74,6 +81,11 @@ class LanguageForm:
             env[name] = np.asarray(evaluate(definition, env, sizes), dtype=float)
         out = np.asarray(evaluate(self.node, env, sizes), dtype=float)
         return out * (float(np.asarray(upstream)) if built.upstream is None else 1.0)
+
+
+def _show(e: Any) -> str:
+    """An entry, delta or condition in the text notation of the index form it comes from."""
+    return TextPrinter().doprint(e)
 
 
 def _name(sym: Any) -> str:
@@ -121,14 +133,14 @@ class _Reader:
 
     def entry(self, e: MatrixElement) -> tuple[Node, Labels]:
         if e.parent not in self.by_symbol or self.by_symbol[e.parent] == "index":
-            raise LanguageFormError(f"the entry {e} is not an entry of a real-valued input")
+            raise LanguageFormError(f"the entry {_show(e)} is not an entry of a real-valued input")
         vector = e.parent.shape[1] == 1
         labels = (e.i,) if vector else (e.i, e.j)
         for i in labels:
             if not isinstance(i, sp.Symbol):
-                raise LanguageFormError(f"the entry {e} is taken at a shifted index ({i}): no whole-matrix operation reads it")
+                raise LanguageFormError(f"the entry {_show(e)} is taken at a shifted index ({_show(i)}): no whole-matrix operation reads it")
         if len(set(labels)) < len(labels):
-            raise LanguageFormError(f"the entry {e} is on the diagonal: a matrix form would need diag()")
+            raise LanguageFormError(f"the entry {_show(e)} is on the diagonal: a matrix form would need diag()")
         sizes = (e.parent.shape[0],) if vector else e.parent.shape
         for i, size in zip(labels, sizes):
             self.index_size.setdefault(i, self.dim(size))
@@ -147,7 +159,7 @@ class _Reader:
                 self.index_size.setdefault(target.i, rows)
                 self.variables[name] = Variable(name, (rows, classes))
                 return n.var(self.variables[name]), (target.i, k)
-        raise LanguageFormError(f"a Kronecker delta {delta} between indices is left uncontracted: "
+        raise LanguageFormError(f"a Kronecker delta {_show(delta)} between indices is left uncontracted: "
                                 "it selects entries no whole-matrix operation selects")
 
     def by_symbol_name(self, sym: Any) -> str:
@@ -261,7 +273,7 @@ class _Translate:
             if isinstance(cond, (sp.GreaterThan, sp.LessThan)):  # u >= 0 is 1 - [-u > 0]
                 return n.sub(n.const(1), n.func("step", n.neg(node))), labels
             return n.func("step", node), labels
-        raise LanguageFormError(f"the condition {cond} is no sign test of an expression")
+        raise LanguageFormError(f"the condition {_show(cond)} is no sign test of an expression")
 
     def combine(self, parts: list[tuple[Node, Labels]], how: Any) -> tuple[Node, Labels]:
         if len(parts) == 1:
@@ -273,7 +285,7 @@ class _Translate:
         if isinstance(e, MatrixElement):
             return self.r.entry(e)
         if isinstance(e, sp.Indexed):
-            raise LanguageFormError(f"the entry {e} belongs to a tensor of rank {len(e.indices)}: no matrix holds it")
+            raise LanguageFormError(f"the entry {_show(e)} belongs to a tensor of rank {len(e.indices)}: no matrix holds it")
         if e.is_Number:
             return n.const(e), ()
         if isinstance(e, sp.Symbol):

@@ -20,7 +20,6 @@ from derivcheck.catalog.compose import Sequential
 from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.language.printing import latex as node_latex
-from derivcheck.language.printing import text as node_text
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
@@ -178,7 +177,7 @@ def _language_text(d, g, lhs: str) -> list[str]:  # noqa: ANN001 - a Derivation 
     if problem is not None:
         return [f"  DEFECT: the matrix form derived here {problem}; it is not shown"]
     return [f"  {_KIND_NOTE['language']}, verified against the index form:",
-            *wrap_text(f"{lhs} = {node_text(g.language.node)}"), *[f"  where {w}" for w in g.language.where()],
+            *wrap_text(f"{lhs} = {g.language.text()}"), *[f"  where {w}" for w in g.language.where()],
             "  vectorized NumPy: the reference backward below, verified against this index form"]
 
 
@@ -212,7 +211,7 @@ def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
         m = matrix_latex(d, g)
         if m and g.matrix.kind == "none":  # the matrix language's form
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
-                        wrap_text(f"∂E/∂{_text_param(d, g)} = {node_text(g.language.node)}")))
+                        wrap_text(f"∂E/∂{_text_param(d, g)} = {g.language.text()}")))
         elif m:
             holders = g.matrix.placeholders if g.matrix.kind == "elementwise" else None
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
@@ -429,7 +428,7 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.matrix.kind == "elementwise":
         return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
     if g.language is not None and language_check(d, g.arg.name) is None:
-        return _latex_names(node_latex(g.language.node))
+        return _latex_names(node_latex(g.language.node), g.language.onehots)
     return None
 
 
@@ -437,11 +436,14 @@ def where_latex(d: Derivation, g: Gradient) -> list[str]:
     """The definitions of the statistics (μ, σ, X̂) a verified language form is written in, in LaTeX."""
     if g.matrix.kind != "none" or g.language is None or language_check(d, g.arg.name) is not None:
         return []
-    return [_latex_names(w) for w in g.language.where_latex()]
+    return [_latex_names(w, g.language.onehots) for w in g.language.where_latex()]
 
 
-def _latex_names(s: str) -> str:
-    # The normalized matrix X̂ is named with a combining accent; LaTeX spells it \hat{X}.
+def _latex_names(s: str, onehots: dict[str, tuple[str, str]]) -> str:
+    # The normalized matrix X̂ is named with a combining accent; LaTeX spells it \hat{X}. A one-hot matrix's name
+    # (onehot_ids) would subscript one letter in LaTeX: it is written onehot(ids).
+    for name, (arg, _) in onehots.items():
+        s = s.replace(name, rf"\operatorname{{onehot}}(\mathrm{{{arg}}})" if len(arg) > 1 else rf"\operatorname{{onehot}}({arg})")
     return s.replace(r"\mathrm{X̂}", r"\hat{X}").replace("X̂", r"\hat{X}")
 
 
