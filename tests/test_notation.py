@@ -1,4 +1,4 @@
-"""One textbook notation in text: every derivation of the catalog and of six user layers reads Σ, ⊙, ^T,
+"""One textbook notation in text: every derivation of the catalog and of six user layers reads Σ, ⊙, ᵀ,
 entries x_np (a vector's by one index), guards in words; no SymPy function names, no line over 200 characters."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_every_text_derivation_reads_like_a_textbook(user_layers: list[str]) -> 
 
 def test_the_index_form_of_dense_is_the_textbook_one() -> None:
     out = render_derivation("dense", "text")
-    assert "∂E/∂W_pq = Σ_n x_np g_nq" in out and "∂E/∂b_p = Σ_n g_np" in out and "∂E/∂X = G W^T" in out
+    assert "∂E/∂W_pq = Σ_n x_np g_nq" in out and "∂E/∂b_p = Σ_n g_np" in out and "∂E/∂X = G Wᵀ" in out
 
 
 def test_a_windows_edges_are_stated_once_in_words() -> None:
@@ -56,7 +56,7 @@ def test_data_dependent_cases_are_iverson_brackets() -> None:
 
 def test_a_product_of_matrices_is_never_confused_with_a_hadamard_product() -> None:
     out = render_derivation("mlp2", "text")
-    assert "G_z1 = G_a1 ⊙ exp(Z1) ⊘ (exp(Z1) + 1)²" in out and "G_a1 = G_z2 W2^T" in out
+    assert "G_z1 = G_a1 ⊙ exp(Z1) ⊘ (exp(Z1) + 1)²" in out and "G_a1 = G_z2 W2ᵀ" in out
 
 
 def test_long_equations_break_before_a_sign_under_the_limit() -> None:

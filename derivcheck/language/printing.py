@@ -74,7 +74,7 @@ class MathPrinter:
         return s
 
     def T(self, s: str) -> str:  # noqa: N802
-        return s + (r"^\top" if self.latex else self.g.transpose)
+        return s + (notation.LATEX_TRANSPOSE if self.latex else self.g.transpose)
 
     def ones(self, size: object) -> str:
         """A ones vector of length ``size``: ``1_N``."""
@@ -198,7 +198,7 @@ class MathPrinter:
             else:
                 hadamard.append(f)
         parts = [self.wrap(f, _ATOM if f.op in ("add", "mul") else _PRODUCT) for f in scalars]
-        odot = r" \odot " if self.latex else f" {self.g.odot} "
+        odot = f" {notation.LATEX_ODOT if self.latex else self.g.odot} "
         if hadamard:
             level = _ATOM if len(hadamard) > 1 else _PRODUCT
             had = odot.join(self._factor(f, whole, level) for f in hadamard)
@@ -233,7 +233,7 @@ class MathPrinter:
         p = x.attrs[0]
         base = self.wrap(x.args[0], _ATOM)
         if p == -1 and not x.is_scalar:
-            return (rf"1 \oslash {base}" if self.latex else f"1 {self.g.oslash} {base}"), _PRODUCT
+            return f"1 {notation.LATEX_OSLASH if self.latex else self.g.oslash} {base}", _PRODUCT
         if self.latex:
             ring = "" if x.is_scalar else r"\circ "
             return f"{base}^{{{ring}{sp.latex(p)}}}", _ATOM

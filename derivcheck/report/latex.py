@@ -9,7 +9,6 @@ products and ``\\oslash`` for elementwise division; functions of a matrix act el
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 import sympy as sp
@@ -17,14 +16,16 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from derivcheck.report import notation
+from derivcheck.report.notation import Glyphs
+
 UPSTREAM = "G"
 # Where an argument g or a dimension G takes the letter, the upstream gradient is G-bar (the adjoint's bar).
 UPSTREAM_NAMES = frozenset({"G", "g", "GBAR", "gbar"})
 # The upstream gradient dE/dY is G, its entries g_{nq}: a delta would read as a Kronecker delta,
 # which the index forms contract.
 _UPSTREAM_LATEX = ("G", "g")
-GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
-                  "phi chi psi omega".split())
+GREEK = notation.GREEK_NAMES
 
 
 def _greek(name: str) -> str | None:
@@ -109,11 +110,11 @@ class DerivationPrinter(LatexPrinter):
         inner = self._print(e.arg)
         if not isinstance(e.arg, (sp.MatrixSymbol, sp.OneMatrix)):
             inner = rf"\left({inner}\right)"
-        return f"{inner}^{{\\top}}"
+        return inner + notation.LATEX_TRANSPOSE
 
     def _print_OneMatrix(self, e: sp.OneMatrix) -> str:
         n = e.rows if e.cols == 1 else e.cols
-        return rf"\mathbf{{1}}_{{{self._print(n)}}}"
+        return rf"{notation.LATEX_ONE}_{{{self._print(n)}}}"
 
     def _print_MatMul(self, e: Any) -> str:
         parts = []
@@ -131,7 +132,7 @@ class DerivationPrinter(LatexPrinter):
         return rf"\left[{body}\right]" if isinstance(lam.expr, sp.Add) else body
 
     def _print_HadamardProduct(self, e: Any) -> str:
-        return r" \odot ".join(self._print(a) for a in e.args)
+        return f" {notation.LATEX_ODOT} ".join(self._print(a) for a in e.args)
 
     def _print_Sum(self, e: sp.Sum) -> str:
         variables = ",".join(self._print(lim[0]) for lim in e.limits)
@@ -187,9 +188,9 @@ class DerivationPrinter(LatexPrinter):
             s = self._print(f)
             return rf"\left({s}\right)" if isinstance(f, sp.Add) else s
 
-        out = r" \odot ".join(wrap(f) for f in num) if num else "1"
+        out = f" {notation.LATEX_ODOT} ".join(wrap(f) for f in num) if num else "1"
         if den:
-            out = out + r" \oslash " + r" \oslash ".join(wrap(f) for f in den)
+            out += "".join(f" {notation.LATEX_OSLASH} {wrap(f)}" for f in den)
         if scalar:
             coeff = self._print(sp.Mul(*scalar))
             if coeff == "-1":
@@ -207,35 +208,33 @@ def partial(objective: str, wrt: str) -> str:
     return rf"\frac{{\partial {objective}}}{{\partial {wrt}}}"
 
 
-# --- The same notation as Unicode text -------------------------------------------------------------
+# --- The same notation as text -----------------------------------------------------------------------
 # One notation in both outputs: entries x_np (a vector's entries b_m, by one index), Σ_n over indices,
-# ⊙ and ⊘ between matrices, ^T (what the matrix language parses back), Iverson brackets [x_pq > 0]
-# for data-dependent cases, and index-range guards stated once, in words, below the equation.
-_GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε", "zeta": "ζ",
-               "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "lam": "λ", "mu": "μ", "nu": "ν", "xi": "ξ",
-               "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω"}
-_SUPERSCRIPT = dict(zip("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
-_RELATION = {"<": "<", ">": ">", "<=": "≤", ">=": "≥", "==": "=", "!=": "≠"}
+# ⊙ and ⊘ between matrices, ᵀ, Iverson brackets [x_pq > 0] for data-dependent cases, and index-range
+# guards stated once, in words, below the equation. The glyphs (Unicode where the terminal shows
+# them, else ASCII) are those of derivcheck.report.notation, shared with the matrix language.
 
 
-def text_name(name: str) -> str:
+def text_name(name: str, glyphs: Glyphs | None = None) -> str:
     """A symbol's name in text: Greek names as Greek letters (``gamma`` -> ``γ``, ``eps`` -> ``ε``)."""
+    g = glyphs or notation.current()
     if name in ("GBAR", "gbar"):
-        return "Ḡ" if name == "GBAR" else "ḡ"
+        return g.accent("G" if name == "GBAR" else "g", "bar")
     if _collides(name):  # the argument n beside the size N: Ñ
-        return unicodedata.normalize("NFC", name.partition("_")[0] + "\u0303")
-    return _GREEK_TEXT.get(name.lower(), name) if name.lower() in _GREEK_TEXT else name
+        return g.accent(name.partition("_")[0], "tilde")
+    return g.greek(name, fold_case=True)
 
 
-def text_entry_name(name: str, upstream: str = "g") -> str:
+def text_entry_name(name: str, upstream: str = "g", glyphs: Glyphs | None = None) -> str:
     """The letter of a matrix's entries: ``W`` -> ``w``, ``GAMMA`` -> ``γ``, the upstream gradient ``G`` -> ``g``."""
+    g = glyphs or notation.current()
     if name in ("GBAR", "gbar"):
-        return "ḡ"
+        return g.accent("g", "bar")
     if _collides(name):
-        return unicodedata.normalize("NFC", name.partition("_")[2] + "\u0303")
+        return g.accent(name.partition("_")[2], "tilde")
     if name in UPSTREAM_NAMES:
         return upstream
-    return text_name(name.lower())
+    return text_name(name.lower(), g)
 
 
 class TextPrinter:
@@ -250,7 +249,8 @@ class TextPrinter:
     """
 
     def __init__(self, elementwise: dict[sp.Symbol, Any] | None = None, upstream: str = "g",
-                 rename: dict[str, str] | None = None) -> None:
+                 rename: dict[str, str] | None = None, glyphs: Glyphs | None = None) -> None:
+        self.glyphs = glyphs or notation.current()  # Unicode where the terminal shows it, else ASCII
         self.holders = elementwise or {}
         self.upstream = upstream
         self.rename = rename or {}  # matrix name -> the name shown (a model's step values: G -> G_z2)
@@ -273,6 +273,7 @@ class _UnicodePrinter(StrPrinter):
     def __init__(self, owner: TextPrinter) -> None:
         super().__init__({"order": None})
         self.owner = owner
+        self.g = owner.glyphs
         self.in_index = 0
 
     def _index_list(self, indices: tuple[Any, ...]) -> str:
@@ -287,7 +288,7 @@ class _UnicodePrinter(StrPrinter):
         if name in self.owner.rename:  # an entry of a renamed matrix: (G_z2)_pq
             shown = self.owner.rename[name]
             return (f"({shown})" if "_" in shown else shown.lower()) + self._index_list(indices)
-        return text_entry_name(name, self.owner.upstream) + self._index_list(indices)
+        return text_entry_name(name, self.owner.upstream, self.g) + self._index_list(indices)
 
     def _print_MatrixElement(self, e: MatrixElement) -> str:
         idx = (e.i,) if e.parent.shape[1] == 1 else (e.i, e.j)
@@ -300,20 +301,20 @@ class _UnicodePrinter(StrPrinter):
         if e in self.owner.holders:
             target = self.owner.holders[e]
             name = str(target.label if isinstance(target, sp.IndexedBase) else target.name)
-            return self.owner.rename.get(name, text_name(name))
-        return text_name(e.name)
+            return self.owner.rename.get(name, text_name(name, self.g))
+        return text_name(e.name, self.g)
 
     _print_Dummy = _print_Symbol
 
     def _print_MatrixSymbol(self, e: sp.MatrixSymbol) -> str:
-        return self.owner.rename.get(e.name, text_name(e.name))
+        return self.owner.rename.get(e.name, text_name(e.name, self.g))
 
     def _print_Transpose(self, e: Any) -> str:
         inner = self._print(e.arg)
-        return (inner if isinstance(e.arg, (sp.MatrixSymbol, sp.OneMatrix)) else f"({inner})") + "^T"
+        return (inner if isinstance(e.arg, (sp.MatrixSymbol, sp.OneMatrix)) else f"({inner})") + self.g.transpose
 
     def _print_OneMatrix(self, e: sp.OneMatrix) -> str:
-        return "1"
+        return self.g.ones(self._print(e.rows if e.cols == 1 else e.cols))  # its length: 1_N
 
     def _print_MatMul(self, e: Any) -> str:
         coeff, factors = e.as_coeff_matrices()
@@ -327,7 +328,7 @@ class _UnicodePrinter(StrPrinter):
             return isinstance(a, sp.MatAdd) or (type(a).__name__ == "ElementwiseApplyFunction"
                                                 and isinstance(a.function.expr, sp.Add))
 
-        return " ⊙ ".join(f"({self._print(a)})" if loose(a) else self._print(a) for a in e.args)
+        return f" {self.g.odot} ".join(f"({self._print(a)})" if loose(a) else self._print(a) for a in e.args)
 
     def _print_ElementwiseApplyFunction(self, e: Any) -> str:
         lam = e.function
@@ -339,7 +340,7 @@ class _UnicodePrinter(StrPrinter):
 
     def _print_Sum(self, e: sp.Sum) -> str:
         variables = [self._print(lim[0]) for lim in e.limits]
-        head = "Σ_" + (variables[0] if len(variables) == 1 else "{" + ",".join(variables) + "}")
+        head = f"{self.g.sum}_" + (variables[0] if len(variables) == 1 else "{" + ",".join(variables) + "}")
         body = self._print(e.function)
         return f"{head} ({body})" if isinstance(e.function, sp.Add) else f"{head} {body}"
 
@@ -367,11 +368,12 @@ class _UnicodePrinter(StrPrinter):
         return f"[{self._print(a)} = {self._print(b)}]"
 
     def _print_Relational(self, e: Any) -> str:
-        return f"{self._print(e.lhs)} {_RELATION.get(e.rel_op, e.rel_op)} {self._print(e.rhs)}"
+        relation = {"<=": self.g.le, ">=": self.g.ge, "==": "=", "!=": self.g.ne}.get(e.rel_op, e.rel_op)
+        return f"{self._print(e.lhs)} {relation} {self._print(e.rhs)}"
 
     def _print_And(self, e: Any) -> str:
         lows, highs, rest = _ranges(e.args)
-        parts = [f"0 ≤ {self._print(x)} < {self._print(highs[x])}" for x in lows if x in highs]
+        parts = [f"0 {self.g.le} {self._print(x)} < {self._print(highs[x])}" for x in lows if x in highs]
         parts += [self._print(sp.Ge(x, 0)) for x in lows if x not in highs]
         parts += [self._print(sp.Lt(x, b)) for x, b in highs.items() if x not in lows]
         return " and ".join(parts + [self._print(a) for a in rest])
@@ -391,7 +393,8 @@ class _UnicodePrinter(StrPrinter):
     def _print_reduce_axis(self, e: Any) -> str:
         inner = self._print(e.args[0])
         inner = inner if isinstance(e.args[0], (sp.Symbol, sp.Function)) else f"({inner})"
-        return f"({inner} 1) 1^T" if e.args[1] == 1 else f"1 1^T {inner}"
+        one_t = "1" + self.g.transpose
+        return f"({inner} 1) {one_t}" if e.args[1] == 1 else f"1 {one_t} {inner}"
 
     def _print_Pow(self, e: sp.Pow, rational: bool = False) -> str:
         base, exp = e.args
@@ -399,11 +402,11 @@ class _UnicodePrinter(StrPrinter):
         if not (base.is_Atom or isinstance(base, (MatrixElement, sp.Indexed, sp.Function))):
             b = f"({b})"
         if exp == sp.Rational(1, 2):
-            return f"√{b}" if b.startswith("(") else f"√({b})"
+            return f"{self.g.sqrt}{b}" if b.startswith("(") else f"{self.g.sqrt}({b})"
         if exp == -1:
             return f"1/{b}"
-        if exp.is_Integer and 2 <= exp <= 9:
-            return b + "".join(_SUPERSCRIPT[c] for c in str(exp))
+        if exp.is_Integer and self.g.superscript(int(exp)):
+            return b + str(self.g.superscript(int(exp)))
         return f"{b}^{self._print(exp)}" if exp.is_Integer and exp > 0 else f"{b}^({self._print(exp)})"
 
     def _is_matrix_valued(self, e: Any) -> bool:
@@ -419,7 +422,7 @@ class _UnicodePrinter(StrPrinter):
             return " ".join(self._print(f) for f in sorted(entries, key=lambda f: _parent_name(f).upper() in UPSTREAM_NAMES))
         sizes_only = all((f.is_Symbol and f not in self.owner.holders) or f.is_number for f in factors)
         dot = self.in_index or (sizes_only and any(f.is_Symbol and len(self._print(f)) > 1 for f in factors))
-        return super()._print_Mul(e).replace("*", "·" if dot else " ")
+        return super()._print_Mul(e).replace("*", ("·" if self.g.unicode else "*") if dot else " ")
 
     def _wrap_product(self, f: Any) -> str:
         s = self._print(f)
@@ -430,9 +433,9 @@ class _UnicodePrinter(StrPrinter):
         matrix = [f for f in factors if self._is_matrix_valued(f)]
         num = [f for f in matrix if not (isinstance(f, sp.Pow) and f.exp.is_negative)]
         den = [1 / f for f in matrix if isinstance(f, sp.Pow) and f.exp.is_negative]
-        out = " ⊙ ".join(self._wrap_product(f) for f in num) if num else "1"
+        out = f" {self.g.odot} ".join(self._wrap_product(f) for f in num) if num else "1"
         if den:
-            out += " ⊘ " + " ⊘ ".join(self._wrap_product(f) for f in den)
+            out += "".join(f" {self.g.oslash} {self._wrap_product(f)}" for f in den)
         if not scalar:
             return out
         coeff = sp.Mul(*scalar)
@@ -511,7 +514,7 @@ def _break_point(s: str, width: int) -> int:
         elif ch in ")]}":
             depth -= 1
         elif ch == " " and i > width // 3:
-            sign = s[i + 1: i + 3] in ("+ ", "- ", "⊙ ")
+            sign = s[i + 1: i + 3] in ("+ ", "- ", "⊙ ", "* ")
             key = (depth, not sign, -i)
             if best_key is None or key < best_key:
                 best, best_key = i, key
