@@ -175,7 +175,7 @@ def test_attention_matrix_forms_are_the_textbook_ones(user_layers: list[str]) ->
     from derivcheck.symbolic.layer_chain import steps_derivation
 
     lines = {x.lhs.text: x.rhs.text for x in steps_derivation("user_attention").gradients}
-    assert lines == {"df/dQ": "dS K", "df/dK": "dS^T Q", "df/dV": "P^T dY"}
+    assert lines == {"df/dQ": "dS K", "df/dK": "dSᵀ Q", "df/dV": "Pᵀ dY"}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -255,7 +255,7 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
     --------
     >>> d = derive_expression("sum((X @ W - Y)**2)", "W", {"X": "N x D", "W": "D x M", "Y": "N x M"})
     >>> d.matrix_form, d.ok
-    ('2 X^T (X W - Y)', True)
+    ('2 Xᵀ (X W - Y)', True)
     """
     if order not in (1, 2):
         raise ExpressionError(f"order must be 1 or 2; got {order!r}")
