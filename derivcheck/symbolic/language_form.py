@@ -110,7 +110,8 @@ class _Reader:
             self.by_symbol[built.upstream] = "upstream"
         # The upstream gradient prints as G, or Ḡ where an argument or a size takes the letter (as in the index form).
         taken = {_name(sym).upper() for sym in built.symbols.values()} | {c.upper() for c in built.sizes}
-        self.upstream_name = "G" if "G" not in taken else "Ḡ"
+        vector = built.upstream is not None and built.upstream.shape[1] == 1
+        self.upstream_name = ("g" if vector else "G") if "G" not in taken else ("ḡ" if vector else "Ḡ")
         self.index_size: dict[sp.Symbol, str] = {}
         for name, sym in built.symbols.items():
             arg = next(a for a in built.layer.inputs if a.name == name)
@@ -119,7 +120,7 @@ class _Reader:
 
     # --- leaves ---
     def variable(self, sym: Any) -> Node:
-        name = self.upstream_name if sym is self.built.upstream else _name(sym)
+        name = self.upstream_name if sym == self.built.upstream else _name(sym)
         if name not in self.variables:
             rows, cols = sym.shape
             shape = (self.dim(rows),) if cols == 1 else (self.dim(rows), self.dim(cols))
@@ -279,6 +280,9 @@ class _Translate:
         if len(parts) == 1:
             return parts[0]
         target = _order([ls for _, ls in parts], self.prefer)
+        columns = [node for node, ls in parts if len(target) == 2 and ls == target[:1]]
+        if how is n.mul and len(columns) > 1:  # one column broadcast across, (a ⊙ b) 1ᵀ, not a 1ᵀ ⊙ b 1ᵀ
+            parts = [(n.mul(*columns), target[:1]), *[(node, ls) for node, ls in parts if ls != target[:1]]]
         return how(*[_align(node, ls, target) for node, ls in parts]), target
 
     def __call__(self, e: Any) -> tuple[Node, Labels]:  # noqa: C901 - one branch per kind of SymPy node
