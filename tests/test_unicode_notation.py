@@ -91,3 +91,12 @@ def test_the_command_line_prints_what_its_terminal_shows(encoding: str, expected
     stdout = out.stdout.decode(encoding)
     assert out.returncode == 0, out.stderr.decode()
     assert f"matrix form: df/dw = {expected}" in stdout and unexpected not in stdout
+
+
+@pytest.mark.parametrize("command", ["derive-expr", "check-eq"])
+def test_the_help_lists_the_printed_notation_in_the_glyphs_of_its_terminal(command: str) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    out = subprocess.run([sys.executable, "-m", "derivcheck", command, "--help"], capture_output=True, timeout=60,
+                         env=env)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    assert out.stdout.isascii() and b"a b^T: an outer one" in out.stdout and b"1_N: a ones vector" in out.stdout

@@ -270,11 +270,17 @@ def _entry(text: str | None) -> Any:
 
 def _add_expression_commands(sub: Any) -> None:
     """derive-expr and check-eq: the matrix language on the command line."""
+    from derivcheck.report.notation import notation_help
+
+    # What derive-expr prints is input too: the help lists it, in the glyphs this terminal shows.
+    printed_forms = {"epilog": notation_help(), "formatter_class": argparse.RawDescriptionHelpFormatter}
     expr = sub.add_parser("derive-expr", help="derive a typed matrix expression (index form, matrix form, code), "
                                               "verified in the same run (exit 1 on any disagreement)",
                           description="Differentiate EXPR by --wrt. Declare every name with --let, e.g. "
-                                      "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.")
-    expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T")
+                                      "--let 'X: N x D' --let 'A: D x D symmetric' --let 'w: D' --let 'lam: scalar'.",
+                          **printed_forms)
+    expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T, and the printed "
+                                          "notation below")
     expr.add_argument("--wrt", required=True, help="the variable to differentiate by (with --step: a comma-separated list)")
     expr.add_argument("--step", action="append", metavar="'NAME = EXPR'",
                       help="a named forward step (repeatable, in order): EXPRESSION may use the names; the backward "
@@ -289,9 +295,11 @@ def _add_expression_commands(sub: Any) -> None:
     eq = sub.add_parser("check-eq", help="check a hand-typed gradient equation (exit 0 right, 1 wrong, 3 "
                                          "inconclusive, 2 usage error)",
                         description="Is CLAIMED the gradient of EXPR by --wrt? Decided exactly at sizes 2 and "
-                                    "numerically at random sizes; a difference is explained where a correction fits.")
+                                    "numerically at random sizes; a difference is explained where a correction fits. "
+                                    "CLAIMED may be typed as derive-expr prints it.", **printed_forms)
     eq.add_argument("expression", help="the scalar expression, e.g. 'sum(G * sigmoid(X @ W))'")
-    eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)'")
+    eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)' or 'X^T (G * "
+                                    "sigmoid(X W))'")
     eq.add_argument("--wrt", required=True, help="the variable differentiated by")
     eq.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'", help="a declaration (repeatable)")
     eq.add_argument("--json", action="store_true", help="print the result as JSON (schema and version)")

@@ -7,7 +7,7 @@ Expressions: ``@ * / + - **``, ``.T``, ``sum(e)``, ``sum(e, axis=k[, keepdims=Tr
 ``exp log tanh sigmoid relu softplus sqrt abs sign``, ``softmax(e, axis=k)``, ``logsumexp``,
 ``trace det logdet inv diag norm2 frobenius``, numbers, ``ones(N)`` and the dimension names.
 
-Everything the printer writes reads back, in Unicode or ASCII (NOTATION below says how).
+Everything the printer writes reads back, in Unicode or ASCII (``notation.notation_help`` says how).
 """
 
 from __future__ import annotations
@@ -29,18 +29,6 @@ _MATRIX_FUNCTIONS: dict[str, Callable[[Node], Node]] = {
 }
 _AXIS_FUNCTIONS = ("sum", "mean", "softmax", "logsumexp")  # logsumexp: printed by derive-expr, so it parses back
 KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, "ones"} - {"step"})
-
-NOTATION = """\
-The printed notation reads back (Unicode or ASCII):
-  juxtaposition  A x, Xᵀ (P - T): the matrix product; 2 λ w: a scalar times; aᵀ b inner, a bᵀ outer product
-  precedence     ᵀ ^ ** ⁻¹ bind tightest, then juxtaposition, then * / @ ⊙ ⊘ (left to right), then + -;
-                 a leading minus negates the whole product: -Xᵀ G / N is -(Xᵀ G / N)
-  ⊙ ⊘            the elementwise product and quotient (as * and /)
-  Xᵀ X^T X.T X'  transpose (of a vector: a row);  X⁻¹ X^-1 inverse;  X⁻ᵀ X^-T inverse transpose
-  X^∘2 X**2 x²   elementwise power
-  1_N  I_N       a ones vector of length N, the N x N identity (1_N 1_Dᵀ: a matrix of ones)
-  σ(z) tr(A) log det(A) ‖x‖ ‖X‖_F |x| 1[x > 0]   sigmoid, trace, logdet, norm2, frobenius, abs, step
-  Greek letters  the declared names they print: λ for lam or lambda, μ for mu"""
 
 # A ones vector with its length (1_N), a Greek letter, superscripts (X⁻¹, x²) and the notation's operators.
 _TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"

@@ -164,3 +164,32 @@ def use(glyphs: Glyphs | str) -> Iterator[Glyphs]:
         yield g
     finally:
         _CHOSEN.reset(token)
+
+
+def notation_help(glyphs: Glyphs | None = None) -> str:
+    """What the matrix language reads, every printed form included: the help of derive-expr and check-eq.
+
+    Examples
+    --------
+    >>> "X^T (P - T)" in notation_help(ASCII) and notation_help(ASCII).isascii()
+    True
+    """
+    g = glyphs or current()
+    t, u = g.transpose, g.unicode
+    both = (lambda uni, asc: f"{uni} or {asc}") if u else (lambda uni, asc: asc)
+    rows = [
+        ("juxtaposition", f"A x, X{t} (P - T): the matrix product; 2 {g.greek('lam')} w: a number times; "
+                          f"a{t} b: an inner product, a b{t}: an outer one"),
+        ("precedence", f"{t} ^ ** bind tightest, then juxtaposition, then * / @{' ⊙ ⊘' if u else ''} (left to "
+                       f"right), then + -; a leading minus negates the whole product: -X{t} G / N is -(X{t} G / N)"),
+        ("transpose", f"{both('Xᵀ', 'X^T')} X.T X' (of a vector: a row); inverse {both('X⁻¹', 'X^-1')}, "
+                      f"inverse transpose {both('X⁻ᵀ', 'X^-T')}"),
+        ("elementwise", f"{both('A ⊙ B', 'A * B')}, {both('A ⊘ B', 'A / B')}, powers {both('X^∘2 x²', 'X**2 x^2')}"),
+        ("ones", "1_N: a ones vector of length N (1_N 1_D" + t + ": a matrix of ones); I_N: the identity"),
+        ("functions", f"{both('σ(z)', 'sigmoid(z)')} tr(A) log det(A) {both('‖x‖ ‖X‖_F', 'norm2(x) frobenius(X)')} "
+                      "|x| 1[x > 0] (step) sign(x), and every function of the input language"),
+    ]
+    if u:
+        rows.append(("Greek letters", "the declared names they print as: λ for lam, μ for mu"))
+    return "The printed notation reads back as input:\n" + "\n".join(f"  {k:<14} {v}" for k, v in rows)
+
