@@ -210,3 +210,14 @@ def test_a_wrong_definition_of_a_named_statistic_is_caught() -> None:
     wrong = replace(d, gradients={**d.gradients, "x": replace(g, language=replace(g.language, named=named))})
     assert check(d, "x") is None
     assert "differs from the index form" in check(wrong, "x")
+
+
+def test_the_index_form_in_the_statistics_names_is_printed_and_checked() -> None:
+    text = render_derivation("batchnorm", "text")
+    assert "  ∂E/∂X_pq = (g_pq - (x̂_pq Σ_n x̂_nq g_nq + Σ_n g_nq)/N) γ_q/σ_q" in text
+    assert "  ∂E/∂γ_p = Σ_n x̂_np g_np" in text
+    d = derive("batchnorm")
+    g = d.gradients["gamma"]
+    wrong = replace(d, gradients={**d.gradients, "gamma": replace(g, language=replace(g.language, index=2 * g.language.index))})
+    assert check(d, "gamma") is None
+    assert "names whose index form differs" in check(wrong, "gamma")

@@ -48,6 +48,8 @@ class LanguageForm:
     onehots: dict[str, tuple[str, str]]  # variable name -> (integer input, size of its classes)
     upstream: str = "G"  # the name the upstream gradient has in the tree
     named: tuple[tuple[str, Node], ...] = ()  # statistics the tree is written in (μ, σ, X̂), by their definitions
+    index: Any = None  # the index form in the statistics' names (SymPy), where there are any
+    letters: tuple[str, ...] = ()  # the gradient's dimensions
 
     def where(self) -> list[str]:
         """A line defining every derived name the form uses."""
@@ -65,8 +67,9 @@ class LanguageForm:
         """The definitions of the statistics the form is written in, in LaTeX."""
         return [f"{latex(n.var(self.variables[name]))} = {latex(node)}" for name, node in self.named]
 
-    def values(self, built: Any, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> Any:
-        """The form's value at the layer's arrays (scaled by a loss layer's scalar upstream, as the index form is)."""
+    def environment(self, built: Any, arrays: Mapping[str, np.ndarray], upstream: Any,
+                    sizes: Mapping[str, int]) -> dict[str, Any]:
+        """The value of every name the form uses: the layer's arrays, G, one-hot matrices, the named statistics."""
         env: dict[str, Any] = {}
         for name, sym in built.symbols.items():
             env[_name(sym)] = np.asarray(arrays[name], dtype=float) if name not in _integer_inputs(built) else arrays[name]
@@ -79,7 +82,27 @@ class LanguageForm:
             env[name] = np.eye(int(sizes[classes]))[ids]
         for name, definition in self.named:  # each from the inputs and the names before it
             env[name] = np.asarray(evaluate(definition, env, sizes), dtype=float)
+        return env
+
+    def values(self, built: Any, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]) -> Any:
+        """The form's value at the layer's arrays (scaled by a loss layer's scalar upstream, as the index form is)."""
+        env = self.environment(built, arrays, upstream, sizes)
         out = np.asarray(evaluate(self.node, env, sizes), dtype=float)
+        return out * (float(np.asarray(upstream)) if built.upstream is None else 1.0)
+
+    def index_values(self, built: Any, free: Labels, arrays: Mapping[str, np.ndarray], upstream: Any,
+                     sizes: Mapping[str, int]) -> Any:
+        """The index form in the statistics' names (``index``), entry by entry, with the names from their definitions."""
+        env = self.environment(built, arrays, upstream, sizes)
+        matrices = sorted(self.index.atoms(sp.MatrixSymbol), key=str)
+        scalars = [*built.sizes.values(), *built.constants.values()]
+        fn = sp.lambdify([*matrices, *scalars, *free], self.index, modules="math")
+        by_symbol = {sym: env[self.upstream if sym == built.upstream else _name(sym)] for sym in matrices}
+        args = [np.asarray(v).reshape(-1, 1) if m.shape[1] == 1 else np.asarray(v) for m, v in by_symbol.items()]
+        args += [int(sizes[c]) for c in built.sizes] + [float(built.layer.constants[k]) for k in built.constants]
+        out = np.empty(tuple(int(sizes[c]) for c in self.letters))
+        for idx in np.ndindex(*out.shape):
+            out[idx] = fn(*args, *idx)
         return out * (float(np.asarray(upstream)) if built.upstream is None else 1.0)
 
 
@@ -456,7 +479,8 @@ def read(built: Any, free: Labels, letters: tuple[str, ...], expr: sp.Expr,
         named.append((_name(d.symbol), node))
     node = _tree(reader, free, letters, expr)
     variables = {**reader.variables}
-    return LanguageForm(node, variables, reader.onehots, reader.upstream_name, tuple(named))
+    return LanguageForm(node, variables, reader.onehots, reader.upstream_name, tuple(named),
+                        expr if definitions else None, tuple(letters))
 
 
 def _shape(sym: sp.MatrixSymbol) -> tuple[Any, ...]:

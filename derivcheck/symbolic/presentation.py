@@ -176,7 +176,10 @@ def _language_text(d, g, lhs: str) -> list[str]:  # noqa: ANN001 - a Derivation 
     problem = language_check(d, g.arg.name)
     if problem is not None:
         return [f"  DEFECT: the matrix form derived here {problem}; it is not shown"]
-    return [f"  {_KIND_NOTE['language']}, verified against the index form:",
+    named = [] if g.language.index is None else [
+        "  in the names of its statistics, verified against the index form above:",
+        *text_equation(f"  ∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.language.index)]
+    return [*named, f"  {_KIND_NOTE['language']}, verified against the index form:",
             *wrap_text(f"{lhs} = {g.language.text()}"), *[f"  where {w}" for w in g.language.where()],
             "  vectorized NumPy: the reference backward below, verified against this index form"]
 
@@ -410,6 +413,8 @@ def latex_lines(d: Derivation) -> list[str]:
         lines.append(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}")
         matrix = matrix_latex(d, g)
         if matrix:
+            if g.language is not None and g.language.index is not None:  # the index form in the statistics' names
+                lines.append(_latex_names(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.language.index)}", {}))
             lines.append(f"{partial('E', d._param_name(g.arg))} = {matrix}")
             lines.extend(where_latex(d, g))
     for name, meaning in d.layer.definitions.items():  # opaque functions are defined where they are used
@@ -444,7 +449,7 @@ def _latex_names(s: str, onehots: dict[str, tuple[str, str]]) -> str:
     # (onehot_ids) would subscript one letter in LaTeX: it is written onehot(ids).
     for name, (arg, _) in onehots.items():
         s = s.replace(name, rf"\operatorname{{onehot}}(\mathrm{{{arg}}})" if len(arg) > 1 else rf"\operatorname{{onehot}}({arg})")
-    return s.replace(r"\mathrm{X̂}", r"\hat{X}").replace("X̂", r"\hat{X}")
+    return s.replace(r"\mathrm{X̂}", r"\hat{X}").replace("X̂", r"\hat{X}").replace("x̂", r"\hat{x}")
 
 
 def derivation_latex(d: Derivation) -> str:

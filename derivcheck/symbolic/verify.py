@@ -280,7 +280,7 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     form = d.gradients[arg_name].language
     if form is None:
         return "there is no language form"
-    key = (d.layer.name, arg_name, (form.node, form.named))
+    key = (d.layer.name, arg_name, (form.node, form.named, form.index))
     if key not in _LANGUAGE_CHECKED:
         _LANGUAGE_CHECKED[key] = _language_disagreement(d, arg_name, form)
     return _LANGUAGE_CHECKED[key]
@@ -305,4 +305,9 @@ def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | N
         gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
         if not gap <= _LANGUAGE_AGREEMENT:
             return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
+        if form.index is not None:  # the index form in the statistics' names, printed beside it
+            named = form.index_values(d.built, d.gradients[arg_name].index.free, arrays, upstream, sizes)
+            gap = relative_gap(named, want, ABSOLUTE_BELOW_ONE)
+            if not gap <= _LANGUAGE_AGREEMENT:
+                return f"is written in names whose index form differs from the one derived by {gap:.3g} at sizes {sizes}"
     return None
