@@ -94,6 +94,7 @@ def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         parts.append(f"<p><b>d{esc(g.arg.name)}</b></p><p>$${esc(index)}$$</p>")
         m = matrix_latex(d, g)
+        parts.extend(f"<p>$${esc(w)}$$</p>" for w in (named_index_latex(d, g) if m else []))
         parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
                      else f"<p>({esc(g.matrix.note)})</p>")
         parts.extend(f"<p>$${esc(w)}$$</p>" for w in (where_latex(d, g) if m else []))
@@ -328,6 +329,7 @@ def _markdown(d) -> str:
         lines += ["$$", index, "$$"]
         m = matrix_latex(d, g)
         if m:
+            lines += [x for w in named_index_latex(d, g) for x in ("$$", w, "$$")]
             lines += ["$$", f"{partial('E', d._param_name(g.arg))} = {m}", "$$"]
             lines += [x for w in where_latex(d, g) for x in ("$$", w, "$$")]
         else:
@@ -413,8 +415,7 @@ def latex_lines(d: Derivation) -> list[str]:
         lines.append(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}")
         matrix = matrix_latex(d, g)
         if matrix:
-            if g.language is not None and g.language.index is not None:  # the index form in the statistics' names
-                lines.append(_latex_names(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.language.index)}", {}))
+            lines.extend(named_index_latex(d, g))
             lines.append(f"{partial('E', d._param_name(g.arg))} = {matrix}")
             lines.extend(where_latex(d, g))
     for name, meaning in d.layer.definitions.items():  # opaque functions are defined where they are used
@@ -435,6 +436,13 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.language is not None and language_check(d, g.arg.name) is None:
         return _latex_names(node_latex(g.language.node), g.language.onehots)
     return None
+
+
+def named_index_latex(d: Derivation, g: Gradient) -> list[str]:
+    """The index form in the names of a normalization's statistics (x̂, σ), where a verified language form has one."""
+    if where_latex(d, g) == [] or g.language.index is None:
+        return []
+    return [_latex_names(f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.language.index)}", {})]
 
 
 def where_latex(d: Derivation, g: Gradient) -> list[str]:
