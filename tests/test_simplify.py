@@ -44,6 +44,8 @@ GRADIENTS = [
     ("x @ B.T @ S @ B @ x", "x", {"x": "D", "B": "M x D", "S": "M x M symmetric"}, "2 B^T S B x"),
     ("sum(log(1 + exp(X @ w)))", "w", SOFTPLUS, "X^T σ(X w)"),
     ("sum(softplus(X @ w))", "w", SOFTPLUS, "X^T σ(X w)"),
+    ("logsumexp(X @ w)", "w", SOFTPLUS, "X^T softmax(X w)"),
+    ("sum(logsumexp(X @ W, axis=1))", "W", {"X": "N x D", "W": "D x K"}, "X^T softmax(X W)"),
     ("sum(y * log(1 / (1 + exp(-(X @ w)))))", "w", {**SOFTPLUS, "y": "N"}, "X^T (y ⊙ (1 - σ(X w)))"),
 ]
 

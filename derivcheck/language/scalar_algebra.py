@@ -87,6 +87,17 @@ class Island:
             self.nodes[sym] = leaf
         return self.leaves[leaf]
 
+    def _softmax(self, arg: sp.Expr) -> Node | None:
+        """exp(z - logsumexp(z)) as softmax(z) (z and its log-sum-exp are leaves here)."""
+        if not isinstance(arg, sp.Add) or len(arg.args) != 2:
+            return None
+        for z, minus in (arg.args, arg.args[::-1]):
+            if z in self.nodes and (-minus) in self.nodes:
+                soft = _softmax_of(self.nodes[z], self.nodes[-minus])
+                if soft is not None:
+                    return soft
+        return None
+
     def to_node(self, e: sp.Expr) -> Node:
         if e in self.nodes:
             return self.nodes[e]
@@ -104,9 +115,23 @@ class Island:
             if e.exp == sp.Rational(1, 2):
                 return n.func("sqrt", self.to_node(e.base))
             return n.power(self.to_node(e.base), e.exp)
+        if e.func is sp.exp:
+            soft = self._softmax(e.args[0])
+            if soft is not None:
+                return soft
         if e.func in _FROM_SYMPY:
             return n.func(_FROM_SYMPY[e.func], self.to_node(e.args[0]))
         raise ValueError(f"no node for {e!r}")
+
+
+def _softmax_of(z: Node, lse: Node) -> Node | None:
+    """softmax(z) where ``lse`` is z's log-sum-exp laid out beside it: exp(z - logsumexp(z)) is softmax(z)."""
+    if lse.op == "logsumexp" and lse.attrs[0] is None and z.ndim == 1 and lse.args[0] == z:
+        return n.softmax(z, 0)
+    if lse.op == "expand" and lse.args[0].op == "logsumexp" and lse.args[0].args[0] == z \
+            and lse.args[0].attrs[0] == lse.attrs[0]:
+        return n.softmax(z, lse.attrs[0])
+    return None
 
 
 def _log_sigmoid(e: sp.Expr) -> sp.Expr:
