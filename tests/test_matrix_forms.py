@@ -221,3 +221,68 @@ def test_the_index_form_in_the_statistics_names_is_printed_and_checked() -> None
     wrong = replace(d, gradients={**d.gradients, "gamma": replace(g, language=replace(g.language, index=2 * g.language.index))})
     assert check(d, "gamma") is None
     assert "names whose index form differs" in check(wrong, "gamma")
+
+
+# --- the law: reading an index form into the matrix language never changes its value ---
+
+def _law_symbols():  # noqa: ANN202 - batch norm's symbols: a matrix X, a vector γ, the upstream G, sizes N and D
+    built = derive("batchnorm").built
+    p, q = built.free_indices(next(a for a in built.layer.inputs if a.name == "x"))
+    return built, p, q
+
+
+def _entries(draw, depth: int):  # noqa: ANN001, ANN202 - a Hypothesis draw
+    from hypothesis import strategies as st
+
+    built, p, q = _law_symbols()
+    x, gamma, g = built.symbols["x"], built.symbols["gamma"], built.upstream
+    size_n, size_d = built.sizes["N"], built.sizes["D"]
+    k, m = sp.Symbol("k", integer=True, nonnegative=True), sp.Symbol("m", integer=True, nonnegative=True)
+    leaves = [x[p, q], g[p, q], gamma[q, 0], sp.Integer(2),
+              sp.Sum(x[k, q] * g[k, q], (k, 0, size_n - 1)),             # a column sum: 1ᵀ (X ⊙ G)
+              sp.Sum(x[p, m] * gamma[m, 0], (m, 0, size_d - 1)),          # a product: X γ
+              sp.Sum(g[p, m] * sp.Sum(x[k, m] * x[k, q], (k, 0, size_n - 1)), (m, 0, size_d - 1))]  # G Xᵀ X
+    if depth == 0:
+        return draw(st.sampled_from(leaves))
+    a, b = _entries(draw, depth - 1), _entries(draw, depth - 1)
+    how = draw(st.sampled_from(["add", "mul", "tanh", "exp", "relu", "bracket", "leaf"]))
+    return {"add": lambda: a + b, "mul": lambda: a * b, "tanh": lambda: sp.tanh(a), "exp": lambda: sp.exp(a / 4),
+            "relu": lambda: sp.Max(0, a), "bracket": lambda: sp.Piecewise((b, a > 0), (0, True)),
+            "leaf": lambda: draw(st.sampled_from(leaves))}[how]()
+
+
+def _index_values(built, p, q, expr, arrays, upstream, sizes):  # noqa: ANN001, ANN202
+    symbols = [built.symbols["x"], built.symbols["gamma"], built.upstream, built.sizes["N"], built.sizes["D"]]
+    fn = sp.lambdify([*symbols, p, q], expr, modules="math")
+    args = [arrays["x"], arrays["gamma"].reshape(-1, 1), upstream, sizes["N"], sizes["D"]]
+    out = np.empty((sizes["N"], sizes["D"]))
+    for idx in np.ndindex(*out.shape):
+        out[idx] = fn(*args, *idx)
+    return out
+
+
+def test_reading_an_index_form_never_changes_its_value() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from derivcheck.symbolic.language_form import LanguageFormError, read
+
+    built, p, q = _law_symbols()
+
+    @settings(deadline=None)
+    @given(st.data(), st.integers(0, 2**16))
+    def law(data, seed: int) -> None:  # noqa: ANN001
+        expr = _entries(data.draw, 2)
+        try:
+            form = read(built, (p, q), ("N", "D"), expr)
+        except LanguageFormError:
+            return  # no matrix form: nothing is printed, so nothing can be wrong
+        rng = np.random.default_rng(seed)
+        sizes = {"N": 3, "D": 2}
+        arrays = {"x": rng.standard_normal((3, 2)), "gamma": rng.standard_normal(2), "beta": rng.standard_normal(2)}
+        upstream = rng.standard_normal((3, 2))
+        want = _index_values(built, p, q, expr, arrays, upstream, sizes)
+        got = form.values(built, arrays, upstream, sizes)
+        assert np.allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.max(np.abs(want))))), (expr, form.text())
+
+    law()
