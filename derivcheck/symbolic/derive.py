@@ -139,14 +139,16 @@ def _language_form(built: Built, arg: Arg, index: IndexForm, matrix: MatrixForm)
     """The matrix language's reading where SymPy's conversion found no matrix form; else the exact reason."""
     if matrix.kind != "none" or len(arg.letters) > 2:  # a tensor's note already says why
         return None, matrix
+    read_by_language = MatrixForm("none", einsum=matrix.einsum, note="SymPy's index -> matrix conversion finds no "
+                                  "matrix form; the matrix language's reading of the index form is the matrix form")
     named, definitions = name_statistics(index.expr, built)
     if definitions:  # a normalization: in the names a textbook gives its statistics (μ, σ, X̂), where that reads
         try:
-            return read(built, index.free, arg.letters, named, definitions), matrix
+            return read(built, index.free, arg.letters, named, definitions), read_by_language
         except LanguageFormError:
             pass
     try:
-        return read(built, index.free, arg.letters, index.expr), matrix
+        return read(built, index.free, arg.letters, index.expr), read_by_language
     except LanguageFormError as why:
         note = f"no matrix form: {why}; the index form is the statement" + (
             "; the einsum below computes it" if matrix.einsum else "")

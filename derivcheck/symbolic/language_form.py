@@ -27,7 +27,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from derivcheck.language import nodes as n
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
-from derivcheck.language.printing import latex, text
+from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
 from derivcheck.language.rewrite import fuse, simplify
 from derivcheck.report.latex import TextPrinter
 from derivcheck.symbolic.statistics import Definition
@@ -62,6 +62,25 @@ class LanguageForm:
         for name, (arg, _) in self.onehots.items():
             out = out.replace(name, f"onehot({arg})")
         return out
+
+    def source(self, built: Any, arg_name: str) -> str:
+        """A NumPy function ``grad_<arg>`` with the layer's backward signature computing the form (helpers it calls
+        first; ``import numpy as np`` goes above)."""
+        names = {_name(sym): name for name, sym in built.symbols.items()}
+        names.update({_name(sym): name for name, sym in built.constants.items()})
+        names.update({self.upstream: "dy", **{k: _code_name(k) for k, _ in self.named}})
+        printer = CodePrinter()
+        lines = [f"    {name} = np.eye({_size_code(built, classes)})[{arg}]"
+                 for name, (arg, classes) in self.onehots.items()]
+        lines += [f"    {_code_name(k)} = {printer(_renamed(node, names))}" for k, node in self.named]
+        body = printer(_renamed(self.node, names))
+        sizes = [f"    {d} = {_size_code(built, d)}" for d in sorted(printer.dims)]
+        params = [*([] if built.upstream is None else ["dy"]), *[a.name for a in built.layer.inputs],
+                  *built.constants, *built.layer.hyper]
+        head = "".join(HELPERS[h] + "\n\n\n" for h in sorted(printer.helpers))
+        return (f"{head}def grad_{arg_name}({', '.join(params)}):\n"
+                f'    """dE/d{arg_name} of layer {built.layer.name!r}."""\n'
+                + "".join(line + "\n" for line in [*sizes, *lines]) + f"    return {body}\n")
 
     def where_latex(self) -> list[str]:
         """The definitions of the statistics the form is written in, in LaTeX."""
@@ -104,6 +123,29 @@ class LanguageForm:
         for idx in np.ndindex(*out.shape):
             out[idx] = fn(*args, *idx)
         return out * (float(np.asarray(upstream)) if built.upstream is None else 1.0)
+
+
+def _code_name(name: str) -> str:
+    """A Python name for a named statistic: X̂ is xhat."""
+    return {"X̂": "xhat"}.get(name, name)
+
+
+def _size_code(built: Any, letter: str) -> str:
+    """A size read off an array that carries it (``x.shape[0]``): generated code takes no size arguments."""
+    carriers = [(a.name, a.letters) for a in built.layer.inputs]
+    if built.upstream is not None:
+        carriers.append(("dy", built.layer.output_letters))
+    for name, letters in carriers:
+        if letter in letters:
+            return f"{name}.shape[{letters.index(letter)}]"
+    raise LanguageFormError(f"no array carries the size {letter}")
+
+
+def _renamed(x: Node, names: Mapping[str, str]) -> Node:
+    """``x`` with its variables renamed (the layer's matrix X is the argument x in code)."""
+    if x.op == "var":
+        return Node("var", (), (names.get(x.attrs[0], x.attrs[0]),), x.shape)
+    return Node(x.op, tuple(_renamed(a, names) for a in x.args), x.attrs, x.shape)
 
 
 def _show(e: Any) -> str:

@@ -27,6 +27,7 @@ from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
+from derivcheck.symbolic.verify import language_code
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
@@ -352,7 +353,10 @@ def _code(d) -> str:
     missing = []
     for name in d.gradients:
         checked = checked_code(d, name)
-        if checked.source is None:
+        language = language_code(d, name) if checked.source is None else None
+        if language is not None:  # the matrix language's form, executed as printed and compared with the index form
+            blocks.append(f"# d{name}: the matrix language's form, verified against the index form\n{language}")
+        elif checked.source is None:
             blocks.append(f"# d{name}: {checked.note}")
             missing.append(name)
         else:

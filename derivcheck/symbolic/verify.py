@@ -311,3 +311,43 @@ def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | N
             if not gap <= _LANGUAGE_AGREEMENT:
                 return f"is written in names whose index form differs from the one derived by {gap:.3g} at sizes {sizes}"
     return None
+
+
+def language_code(d: Any, arg_name: str) -> str | None:
+    """The generated NumPy source of a verified language form, or None where there is none or it does not agree
+    with the index form when executed as printed (checked once per process)."""
+    g = d.gradients[arg_name]
+    if g.language is None or language_form_check(d, arg_name) is not None:
+        return None
+    key = (d.layer.name, arg_name, ("code", g.language.node, g.language.named))
+    if key not in _LANGUAGE_CHECKED:
+        source = g.language.source(d.built, arg_name)
+        _LANGUAGE_CHECKED[key] = source if _code_disagreement(d, arg_name, source) is None else None
+    return _LANGUAGE_CHECKED[key]
+
+
+def _code_disagreement(d: Any, arg_name: str, source: str) -> str | None:
+    """None when the source, executed as printed, matches the index form at two random draws."""
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(f"import numpy as np\n\n\n{source}", f"<generated grad_{arg_name}>", "exec"), namespace)  # noqa: S102
+    except Exception as exc:  # noqa: BLE001 - generated text that does not even run
+        return f"does not run ({type(exc).__name__}: {exc})"
+    fn = namespace[f"grad_{arg_name}"]
+    index = compiled_gradient(d.layer.name, arg_name, "index")
+    for seed in _LANGUAGE_DRAWS:
+        rng = np.random.default_rng(seed)
+        sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
+        arrays = sample_inputs(d.layer, sizes, rng)
+        upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
+        args = [*([] if d.layer.is_loss else [upstream]), *[arrays[a.name] for a in d.layer.inputs],
+                *d.layer.constants.values(), *[int(sizes[h]) for h in d.layer.hyper]]
+        try:
+            with np.errstate(all="ignore"):
+                got = np.asarray(fn(*args), dtype=float)
+        except Exception as exc:  # noqa: BLE001
+            return f"raises {type(exc).__name__}: {exc}"
+        want = index(arrays, upstream, sizes)
+        if got.shape != want.shape or not relative_gap(got, want, ABSOLUTE_BELOW_ONE) <= _LANGUAGE_AGREEMENT:
+            return f"differs from the index form at sizes {sizes}"
+    return None
