@@ -286,3 +286,25 @@ def test_reading_an_index_form_never_changes_its_value() -> None:
         assert np.allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.max(np.abs(want))))), (expr, form.text())
 
     law()
+
+
+@pytest.mark.parametrize("name", ["mf_glu", "mf_prelu", "mf_weight_norm", "mf_nll", "batchnorm", "embedding"])
+def test_language_forms_print_as_code_that_runs_and_matches_the_hand_written_backward(layers: list[str],
+                                                                                        name: str) -> None:
+    from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
+
+    source = render_derivation(name, "code")
+    namespace: dict = {}
+    exec(compile(source, f"<{name} code>", "exec"), namespace)  # noqa: S102 - the printed text, as printed
+    layer = registry.get_layer(name)
+    rng = np.random.default_rng(7)
+    sizes = complete_sizes(layer, random_sizes(layer, rng, low=2))
+    arrays = sample_inputs(layer, sizes, rng)
+    dy = rng.standard_normal(output_shape(layer, sizes)) if not layer.is_loss else 1.0
+    truth = layer.call_backward(dy, arrays, sizes)
+    for arg in (a.name for a in layer.differentiable):
+        if derive(name).gradients[arg].language is not None:
+            assert f"# d{arg}: the matrix language's form, verified against the index form" in source
+        fn = namespace[f"grad_{arg}"]
+        got = fn(*([] if layer.is_loss else [dy]), *[arrays[a.name] for a in layer.inputs], *layer.constants.values())
+        assert np.allclose(got, truth[arg], rtol=1e-9, atol=1e-12), (name, arg)
