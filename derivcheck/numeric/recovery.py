@@ -11,13 +11,22 @@ only if its measured error explains every discrepancy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
-def one_sparse_candidates(columns: np.ndarray, errors: np.ndarray, tolerances: np.ndarray, limit: int) -> np.ndarray:
+# Entries are scored this many at a time: the scoring's temporaries are a few (directions x chunk) arrays,
+# never a few (directions x entries) ones (gigabytes at 10^7 entries).
+_CHUNK = 1 << 16
+
+
+def one_sparse_candidates(columns: Sequence[np.ndarray], errors: np.ndarray, tolerances: np.ndarray,
+                          limit: int) -> np.ndarray:
     """Flat indices whose column ``columns[:, i]`` explains ``errors`` with one factor, best first.
 
-    ``columns`` has one row per direction (the direction, flattened over all entries).
+    ``columns`` has one row per direction (the direction, flattened over all entries): a 2-D array or a
+    sequence of equally long 1-D arrays (views are read, never copied whole).
 
     Examples
     --------
@@ -27,13 +36,31 @@ def one_sparse_candidates(columns: np.ndarray, errors: np.ndarray, tolerances: n
     >>> one_sparse_candidates(v, e, np.full(3, 1e-9), 5).tolist()
     [4242]
     """
+    size = len(columns[0])
+    found, scores = [], []
+    for lo in range(0, size, _CHUNK):
+        block = np.stack([row[lo:lo + _CHUNK] for row in columns])
+        fits, misfit = _fitting(block, errors, tolerances)
+        found.append(fits + lo)
+        scores.append(misfit)
+    fits, misfit = np.concatenate(found), np.concatenate(scores)
+    return fits[np.argsort(misfit, kind="stable")][:limit]
+
+
+def _fitting(columns: np.ndarray, errors: np.ndarray, tolerances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of one chunk whose column fits, and their misfits."""
     norm = np.einsum("ki,ki->i", columns, columns)
     safe = np.where(norm > 0, norm, 1.0)
     factor = (errors @ columns) / safe
     misfit = np.max(np.abs(errors[:, None] - columns * factor) / tolerances[:, None], axis=0)
     visible = np.max(np.abs(columns * factor) / tolerances[:, None], axis=0) > 1
     fits = np.flatnonzero((misfit <= 1) & visible & (norm > 0))
-    return fits[np.argsort(misfit[fits])][:limit]
+    return fits, misfit[fits]
+
+
+def column(columns: Sequence[np.ndarray], flat: int) -> np.ndarray:
+    """The directions' values at one entry."""
+    return np.array([float(row[flat]) for row in columns])
 
 
 def explains(column: np.ndarray, errors: np.ndarray, tolerances: np.ndarray, error: float, error_tol: float) -> bool:
