@@ -426,3 +426,28 @@ def test_an_entry_by_entry_row_passes_only_with_power_against_one_wrong_entry():
     loose = dc.check_gradient(loss, grad, params, rtol=5e-2, trace=False)
     for row in loose.params:
         assert row.verdict != "pass" or row.method != "full" or row.single_entry_floor <= 5e-2, row
+
+
+def test_user_functions_get_read_only_views_until_one_writes_into_its_input():
+    """No copy of the parameters per call (10^7 entries each): a read-only view, until a function writes into its
+    input; from then on it gets copies, the write is reported, and derivcheck's own point is never changed."""
+    w = np.linspace(-1.0, 1.0, 7)
+    writeable = []
+
+    def loss(v):
+        writeable.append(v.flags.writeable)
+        return float(np.sum(np.sin(v)))
+
+    assert dc.check_gradient(loss, np.cos, w, trace=False).verdict == "pass"
+    assert writeable and not any(writeable)
+
+    writeable.clear()
+
+    def clipping_loss(v):
+        writeable.append(v.flags.writeable)
+        v[v > 10] = 10.0  # a write, though it changes nothing here
+        return float(np.sum(np.sin(v)))
+
+    report = dc.check_gradient(clipping_loss, np.cos, w, trace=False)
+    assert report.verdict == "pass"
+    assert writeable[0] is False and all(writeable[1:])  # refused once, then copies

@@ -1,8 +1,10 @@
-"""Calling the user's functions safely: fresh copies, mutation detection, clear errors.
+"""Calling the user's functions safely: read-only views or fresh copies, mutation detection, clear errors.
 
-derivcheck never hands its own arrays to user code: each call gets copies, and the copies
-are compared with the originals afterwards, so an in-place update (``w -= lr * dw`` inside
-a loss, ``x[x < 0] = 0`` inside a backward) is reported instead of corrupting the check.
+derivcheck never hands its own arrays to user code writeable. Each call first gets read-only
+views (no copy: at 10^7 entries a copy per call would double the check's memory). A function
+that writes into its input (``w -= lr * dw`` inside a loss, ``x[x < 0] = 0`` inside a
+backward) meets NumPy's read-only error; from then on it gets copies, compared with the
+originals afterwards, and the write is reported instead of corrupting the check.
 
 In-place mode serves the idiom ``f = lambda w: net.loss(X, y)`` (a loss that reads the
 live arrays of ``net.params`` and ignores its argument): each point is written into the
@@ -44,6 +46,7 @@ class GuardedFunctions:
     conventions: set[str] = field(default_factory=set)  # "loss returns (loss, grads)", ...
     progress: Progress | None = None  # told of every call, for long checks
     checked: Blocks | None = None  # the first point the loss was finite at: where non-finite values are placed
+    writes_inputs: bool = False  # a function wrote into a read-only view: it gets copies from then on
 
     def loss_at(self, blocks: Blocks) -> float:
         """The loss at ``blocks`` as a float; raises a named error on bad output."""
@@ -73,8 +76,8 @@ class GuardedFunctions:
                 f"{self.loss_name} returned {value} {self._where(blocks)}; expected a finite number "
                 f"(log of 0? exp overflow? division by zero?)"
             )
-        if self.checked is None:
-            self.checked = {k: v.copy() for k, v in blocks.items()}
+        if self.checked is None:  # derivcheck's own arrays, never written: kept by reference
+            self.checked = dict(blocks)
         return value
 
     def _where(self, blocks: Blocks) -> str:
@@ -122,16 +125,24 @@ class GuardedFunctions:
     def _call(self, fn: Callable[[Any], Any], fname: str, blocks: Blocks) -> Any:
         if self.inplace_target is not None:
             return self._call_inplace(fn, fname, blocks)
+        if not self.writes_inputs:
+            try:
+                return fn(self.space.to_user({k: _read_only(v) for k, v in blocks.items()}))
+            except DerivcheckError:
+                raise
+            except (ValueError, TypeError) as exc:
+                if "read-only" not in str(exc):
+                    raise _failed(fname, exc, self.space) from exc
+                self.writes_inputs = True  # called again below with copies, where the write is seen and reported
+            except Exception as exc:
+                raise _failed(fname, exc, self.space) from exc
         copies = {k: v.copy() for k, v in blocks.items()}
         try:
             out = fn(self.space.to_user(copies))
         except DerivcheckError:
             raise
         except Exception as exc:
-            raise UserFunctionError(
-                f"{fname} raised {type(exc).__name__}: {exc} (called with parameters of shapes "
-                f"{dict(zip(self.space.names, self.space.shapes))})"
-            ) from exc
+            raise _failed(fname, exc, self.space) from exc
         for name, before in blocks.items():
             after = copies[name]
             if not np.array_equal(after, before):
@@ -166,6 +177,18 @@ class GuardedFunctions:
         finally:
             for name, a in arrays.items():
                 np.copyto(a, saved[name])
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A view of ``a`` that NumPy refuses to write into."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _failed(fname: str, exc: Exception, space: ParamSpace) -> UserFunctionError:
+    return UserFunctionError(f"{fname} raised {type(exc).__name__}: {exc} (called with parameters of shapes "
+                             f"{dict(zip(space.names, space.shapes))})")
 
 
 def _detached(out: Any) -> Any:
