@@ -34,7 +34,7 @@ def unit(shape: tuple[int, ...], flat: int, scale: float) -> np.ndarray:
 def entry_test(run: Run, name: str, flat: int) -> DirectionalTest:
     """The check of one entry (its kink, if any, is recorded)."""
     x = run.setup.x[name]
-    scale = float(entry_scale(x).reshape(-1)[flat])
+    scale = float(entry_scale(x.reshape(-1)[flat]))  # one entry's scale, not the whole array's
     moves = {name: unit(x.shape, flat, scale)}
     return run.record("", moves, directional_test(run.probe, run.setup.g, moves), name, flat_index(x.shape, flat))
 
@@ -51,7 +51,7 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     """Row, wrong entries and diagnosis from the per-entry tests at ``indices``."""
     s = run.setup
     x, g = s.x[name], s.g[name]
-    scales = entry_scale(x).reshape(-1)[indices]
+    scales = entry_scale(x.reshape(-1)[indices])
     analytic = g.reshape(-1)[indices]
     numeric = np.array([t.derivative.value if t.decides else np.nan for t in tests]) / scales
     tol = np.array([t.tolerance for t in tests]) / scales

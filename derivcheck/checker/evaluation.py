@@ -17,6 +17,7 @@ import numpy as np
 from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
 from derivcheck.report.results import Finding
+from derivcheck.numeric.blocks import max_abs_difference
 from derivcheck.numeric.tolerances import NONDETERMINISM_ULPS, machine_eps
 from derivcheck.checker.user_functions import GuardedFunctions
 from derivcheck.checker.parameters import Blocks, ParamSpace
@@ -96,7 +97,7 @@ def regrad_differs(setup: Setup) -> list[Finding]:
     again = setup.fns.grad_at(setup.native)
     out = []
     for name in setup.space.names:
-        diff = float(np.max(np.abs(setup.g[name] - again[name])))
+        diff = max_abs_difference(setup.g[name], again[name])
         if diff > NONDETERMINISM_ULPS * setup.eps_grad * (float(np.max(np.abs(setup.g[name]))) + np.finfo(float).tiny):
             out.append(Finding(
                 "nondeterministic",

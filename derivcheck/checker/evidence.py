@@ -41,7 +41,7 @@ def gather(run: Run, name: str, indices: np.ndarray, tests: list[DirectionalTest
     """The evidence for ``name`` from per-entry ``tests`` at flat ``indices``."""
     s = run.setup
     x = s.x[name]
-    scales = entry_scale(x).reshape(-1)[indices]
+    scales = entry_scale(x.reshape(-1)[indices])
     ranges = np.array([_range(t) for t in tests]).reshape(-1, 2) / scales[:, None]
     numeric = np.array([t.derivative.value for t in tests]) / scales if tests else np.zeros(0)
     tol = np.array([t.tolerance for t in tests]) / scales if tests else np.zeros(0)

@@ -22,7 +22,8 @@ from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
 from derivcheck.report.results import Finding, ParamReport
-from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_ULPS, INCONCLUSIVE_FLOOR, entry_scale
+from derivcheck.numeric.tolerances import (ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_ULPS, INCONCLUSIVE_FLOOR, entry_scale,
+                                           largest_magnitude, scale_by_entry)
 
 
 def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int) -> list[tuple[str, Blocks]]:
@@ -40,8 +41,8 @@ def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: in
 
 def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | None:
     """The user's gradient scaled to the entry scale; None when it is zero."""
-    top = float(np.max(np.abs(g)))
-    return None if top == 0 else g / top * entry_scale(x)
+    top = largest_magnitude(g)
+    return None if top == 0 else scale_by_entry(g / top, x)
 
 
 # A direction for single-entry power has random signs times magnitudes drawn from [RANDOM_MIN_MAGNITUDE, 1]
@@ -58,14 +59,14 @@ def sign_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random signs times magnitudes in [RANDOM_MIN_MAGNITUDE, 1] of each entry's scale."""
     z = rng.uniform(RANDOM_MIN_MAGNITUDE, 1.0, x.shape)
     z[rng.random(x.shape) < 0.5] *= -1.0
-    z *= entry_scale(x)
-    return z
+    return scale_by_entry(z, x)
 
 
 def random_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Gaussian entries scaled so that the largest is at the entry scale."""
     z = rng.standard_normal(x.shape)
-    return z / max(float(np.max(np.abs(z))), np.finfo(float).tiny) * entry_scale(x)
+    z /= max(largest_magnitude(z), np.finfo(float).tiny)
+    return scale_by_entry(z, x)
 
 
 def run_joint(run: Run, randoms: int) -> None:

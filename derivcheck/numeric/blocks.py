@@ -14,3 +14,18 @@ Blocks = dict[str, np.ndarray]
 def inner(g: Blocks, moves: Blocks) -> float:
     """``<g, moves>`` over the parameters ``moves`` touches (a direction may move only some)."""
     return float(sum(np.vdot(g[k], moves[k]) for k in moves))
+
+
+# Arrays are compared this many entries at a time: no temporary of a parameter's size (10^7 entries).
+_CHUNK = 1 << 16
+
+
+def max_abs_difference(a: np.ndarray, b: np.ndarray, factor: float = 1.0) -> float:
+    """``max |a - factor * b|`` without a temporary of the arrays' size (0 for empty arrays).
+
+    >>> max_abs_difference(np.array([1.0, 4.0]), np.array([1.0, 2.0]), 2.0)
+    1.0
+    """
+    flat_a, flat_b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    return max((float(np.max(np.abs(flat_a[lo:lo + _CHUNK] - factor * flat_b[lo:lo + _CHUNK])))
+                for lo in range(0, flat_a.size, _CHUNK)), default=0.0)

@@ -79,3 +79,20 @@ def relative_step(eps: float) -> float:
 def entry_scale(x: np.ndarray) -> np.ndarray:
     """Per-entry length scale: the step is relative for large entries, absolute near zero."""
     return np.maximum(np.abs(x), 1.0)
+
+
+# Arrays are scaled in place this many entries at a time: a temporary of a chunk, not of 10^7 entries.
+_SCALE_CHUNK = 1 << 16
+
+
+def scale_by_entry(z: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``z *= entry_scale(x)`` in place, without a temporary of ``x``'s size; returns ``z``."""
+    flat_z, flat_x = z.reshape(-1), np.asarray(x).reshape(-1)
+    for lo in range(0, flat_z.size, _SCALE_CHUNK):
+        flat_z[lo:lo + _SCALE_CHUNK] *= entry_scale(flat_x[lo:lo + _SCALE_CHUNK])
+    return z
+
+
+def largest_magnitude(z: np.ndarray) -> float:
+    """max |z| without a temporary |z| (0 for an empty array)."""
+    return max(float(np.max(z, initial=0.0)), -float(np.min(z, initial=0.0)))
