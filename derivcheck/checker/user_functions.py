@@ -130,12 +130,11 @@ class GuardedFunctions:
                 return fn(self.space.to_user({k: _read_only(v) for k, v in blocks.items()}))
             except DerivcheckError:
                 raise
-            except (ValueError, TypeError) as exc:
-                if "read-only" not in str(exc):
+            except Exception as exc:  # noqa: BLE001 - anything the user's code raises
+                # NumPy and Cython say "read-only", Numba "readonly": the function writes into its input.
+                if not any(word in str(exc).lower() for word in ("read-only", "readonly")):
                     raise _failed(fname, exc, self.space) from exc
                 self.writes_inputs = True  # called again below with copies, where the write is seen and reported
-            except Exception as exc:
-                raise _failed(fname, exc, self.space) from exc
         copies = {k: v.copy() for k, v in blocks.items()}
         try:
             out = fn(self.space.to_user(copies))
