@@ -206,7 +206,7 @@ class _Parser:
         while self.tok.text in ("+", "-") and self.tok.kind == "op":
             op = self.take()
             rhs = _plain(self.term())
-            e = self.checked(op.pos, lambda e=_plain(e), rhs=rhs, o=op.text: n.add(e, rhs) if o == "+" else n.sub(e, rhs))
+            e = self.checked(op.pos, lambda e=_plain(e), rhs=rhs, o=op.text: n.add(e, rhs if o == "+" else _negate(rhs)))
         return e
 
     def term(self) -> Node:
@@ -223,7 +223,9 @@ class _Parser:
             op = self.take()
             rhs = self.signed()
             build = {"mul": _times, "div": _over, "matmul": lambda a, b: n.matmul(_plain(a), _plain(b))}
+            row = (e.op == "row" and rhs.ndim == 0) or (rhs.op == "row" and e.ndim == 0 and op.text != "@")
             e = self.checked(op.pos, lambda e=e, rhs=rhs, b=build[_PRODUCT_OPS[op.text]]: b(e, rhs))
+            e = _row(e) if row else e  # a row times or over a number is still a row: xᵀ A / N
         return e
 
     def signed(self) -> Node:
@@ -253,11 +255,17 @@ class _Parser:
         return self.checked(start, lambda: self.combine(factors, start))
 
     def combine(self, factors: list[Node], pos: int) -> Node:
-        scalars = [_plain(f) for f in factors if f.ndim == 0]
-        rest = [f for f in factors if f.ndim > 0]
-        out = rest[0] if rest else None
-        for f in rest[1:]:
-            out = self.side_by_side(out, f, pos)
+        """Left to right; a product that comes out a number (``wᵀ w``) joins the scalars, as a number would."""
+        scalars: list[Node] = []
+        out: Node | None = None
+        for f in factors:
+            if f.ndim == 0:
+                scalars.append(_plain(f))
+                continue
+            out = f if out is None else self.side_by_side(out, f, pos)
+            if out.ndim == 0:
+                scalars.append(out)
+                out = None
         if not scalars:
             return out
         coefficient = scalars[0]

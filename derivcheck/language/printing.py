@@ -12,11 +12,12 @@ length, ``1_N``, except where it is one term of a sum or product of its own shap
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 import sympy as sp
 
-from derivcheck.language.nodes import Node
+from derivcheck.language.nodes import Node, broadcast
 from derivcheck.report import notation
 from derivcheck.report.notation import Glyphs
 
@@ -34,6 +35,9 @@ def _axis_to_print(x: Node) -> int | None:
         return x.attrs[0]
     return None
 
+
+# A text that ends in an exponent: a transpose after it would read as part of the exponent.
+_ENDS_IN_POWER = re.compile(r"(\^∘?-?[\d/]+|\*\*-?[\d/]+|[⁰¹²³⁴⁵⁶⁷⁸⁹]|\^\{[^}]*\})$")
 
 # Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
 _SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
@@ -82,7 +86,8 @@ class MathPrinter:
 
     def tw(self, x: Node) -> str:
         """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)ᵀ."""
-        return self.paren(self(x)) if x.op == "pow" else self.wrap(x, _ATOM)
+        s, prec = self.p(x)
+        return self.paren(s) if prec < _ATOM or x.op == "pow" or _ENDS_IN_POWER.search(s) else s
 
     def fn(self, name: str, arg: str) -> str:
         if self.latex:
@@ -124,14 +129,14 @@ class MathPrinter:
         """``t`` as a term or factor of the elementwise ``whole``: a ones vector of the whole's shape is ``1``
         (broadcasting gives it back), an axis kept for broadcasting is spread with a ones vector, ``s 1_Dᵀ``,
         inside a product too (broadcasting a product is the product of the broadcast factors)."""
-        if t.op == "ones" and t.shape == whole.shape:
+        if t.op == "ones" and t.shape == whole.shape and _shaped_without_ones(whole):
             return "1", _ATOM
         spread = t.ndim == 2 and whole.ndim == 2 and t.shape != whole.shape
         if spread and t.op == "expand" and t.args[0].ndim:
             a, axis = t.args[0], t.attrs[0]
             if axis == 1:
-                return f"{self.wrap(a, _ATOM)} {self.T(self.ones(whole.shape[1]))}", _PRODUCT
-            return f"{self.ones(whole.shape[0])} {self.T(self.tw(a))}", _PRODUCT
+                return f"{self.as_column(a)} {self.T(self.ones(whole.shape[1]))}", _PRODUCT
+            return f"{self.ones(whole.shape[0])} {self.as_row(a)}", _PRODUCT
         if spread and t.op == "mul":
             return self.product(t, whole)
         return self.p(t)
@@ -170,7 +175,7 @@ class MathPrinter:
             s, prec = self.operand(t, x)
             negative = s.startswith("-") and prec >= _NEG - 1
             if t.ndim == 1 and x.ndim == 2 and x.shape[1] == t.shape[0]:  # a row vector added to every row
-                s, prec = f"{self.ones(x.shape[0])} {self.T(self.wrap(t, _ATOM))}", _PRODUCT
+                s, prec = f"{self.ones(x.shape[0])} {self.as_row(t)}", _PRODUCT
             if i == 0:
                 out = s if prec >= _SUM else self.paren(s)
             elif negative:
@@ -190,6 +195,8 @@ class MathPrinter:
         for f in _flat(x.args):
             if f.op == "const":
                 coeff *= f.attrs[0]
+            elif f.op == "pow" and f.args[0].op == "const" and f.attrs[0].is_Integer:  # 1/2, never 1 / 2
+                coeff *= f.args[0].attrs[0] ** f.attrs[0]
             elif f.op == "pow" and f.attrs[0] < 0 and f.is_scalar:
                 base = f.args[0]
                 denominators.append(base if f.attrs[0] == -1 else Node("pow", (base,), (-f.attrs[0],), base.shape))
@@ -197,6 +204,11 @@ class MathPrinter:
                 scalars.append(f)
             else:
                 hadamard.append(f)
+        hadamard = _without_ones(hadamard, x.shape)
+        if coeff == 1 and not denominators and len(scalars) + len(hadamard) == 1:  # one factor left: itself
+            return self.operand((scalars + hadamard)[0], whole)
+        if not (scalars or hadamard or denominators):  # a number: 1/2, as a number prints
+            return self.p(Node("const", (), (coeff,)))
         parts = [self.wrap(f, _ATOM if f.op in ("add", "mul") else _PRODUCT) for f in scalars]
         odot = f" {notation.LATEX_ODOT if self.latex else self.g.odot} "
         if hadamard:
@@ -211,7 +223,7 @@ class MathPrinter:
         if num not in (None, 1):
             parts.insert(0, str(num))
         body = " ".join(parts) if parts else "1"
-        dens = [self.wrap(d, _ATOM) for d in denominators] + ([str(den)] if den not in (None, 1) else [])
+        dens = ([str(den)] if den not in (None, 1) else []) + [self.wrap(d, _ATOM) for d in denominators]
         if dens:
             if self.latex:
                 top = "1"
@@ -250,21 +262,31 @@ class MathPrinter:
         """A vector on the left of a product, read as a row."""
         if x.op == "matmul" and x.args[0].ndim == 1:
             return self(x)
-        return self.T(self.tw(x))
+        return self.as_row(x)
+
+    def as_column(self, x: Node, level: int = _ATOM) -> str:
+        """A vector read as a column: ``x``, or ``(xᵀ A)ᵀ`` where it prints as a row."""
+        return self.T(self.paren(self(x))) if reads_as_row(x) else self.wrap(x, level)
+
+    def as_row(self, x: Node) -> str:
+        """A vector read as a row: ``bᵀ``, or ``(2 xᵀ A)``, a product that is a row already."""
+        return self.paren(self(x)) if reads_as_row(x) else self.T(self.tw(x))
 
     @_prints("matmul")
     def _matmul(self, x: Node) -> tuple[str, int]:
         a, b = x.args
         left = self.row(a) if a.ndim == 1 else self.wrap(a, _PRODUCT if a.op == "matmul" else _ATOM)
-        right = self.wrap(b, _PRODUCT if b.op == "matmul" and b.args[0].ndim == 2 else _ATOM)
+        chain = (b.op == "matmul" and b.args[0].ndim == 2) or (b.op in ("sum", "squeeze") and b.attrs[0] is not None
+                                                                and b.args[0].ndim == 2)
+        right = self.as_column(b, _PRODUCT if chain else _ATOM)  # A B x and A Xᵀ 1_N: a chain, left to right
         return f"{left} {right}", _PRODUCT
 
     @_prints("outer")
     def _outer(self, x: Node) -> tuple[str, int]:
         a, b = x.args
         # An N x 1 column is already a column, a 1 x D row already a row: s 1_Dᵀ, 1_N r.
-        left = self.wrap(a.args[0] if _dropped(a, 1) else a, _ATOM)
-        right = self.wrap(b.args[0], _ATOM) if _dropped(b, 0) else self.T(self.tw(b))
+        left = self.wrap(a.args[0], _ATOM) if _dropped(a, 1) else self.as_column(a)
+        right = self.wrap(b.args[0], _ATOM) if _dropped(b, 0) else self.as_row(b)
         return f"{left} {right}", _PRODUCT
 
     @_prints("T")
@@ -287,8 +309,8 @@ class MathPrinter:
             return self.fn("sum", self(a)), _ATOM
         if a.ndim == 2 and axis == 0:
             return f"{self.T(self.tw(a))} {self.ones(a.shape[0])}", _PRODUCT
-        if a.ndim == 2 and axis == 1:
-            return f"{self.wrap(a, _ATOM)} {self.ones(a.shape[1])}", _PRODUCT
+        if a.ndim == 2 and axis == 1:  # the product's last factor, as a matrix product would print it: A B 1_D
+            return f"{self.wrap(a, _PRODUCT if a.op == 'matmul' else _ATOM)} {self.ones(a.shape[1])}", _PRODUCT
         return self.fn("sum", self(a)), _ATOM
 
     @_prints("expand")
@@ -299,8 +321,8 @@ class MathPrinter:
         if a.op == "squeeze" and a.args[0].shape == x.shape:  # an axis dropped and put back: the value itself
             return self.p(a.args[0])
         if axis == 1:  # a column kept as an N x 1 matrix (keepdims): its length-1 row of ones says so
-            return f"{self.wrap(a, _ATOM)} {self.T(self.ones(1))}", _PRODUCT
-        return f"{self.ones(1)} {self.T(self.tw(a))}", _PRODUCT
+            return f"{self.as_column(a)} {self.T(self.ones(1))}", _PRODUCT
+        return f"{self.ones(1)} {self.as_row(a)}", _PRODUCT
 
     @_prints("squeeze")
     def _squeeze(self, x: Node) -> tuple[str, int]:
@@ -322,7 +344,7 @@ class MathPrinter:
         if x.ndim == 2 and a.ndim == 2 and a.shape[1] == 1:  # a column spread along the rows
             return f"{self.wrap(a, _ATOM)} {self.T(self.ones(x.shape[1]))}", _PRODUCT
         if x.ndim == 2 and a.ndim == 1:  # a row repeated down the rows
-            return f"{self.ones(x.shape[0])} {self.T(self.tw(a))}", _PRODUCT
+            return f"{self.ones(x.shape[0])} {self.as_row(a)}", _PRODUCT
         if x.ndim == 2 and a.ndim == 2 and a.shape[0] == 1:
             return f"{self.ones(x.shape[0])} {self.wrap(a, _ATOM)}", _PRODUCT
         return f"{self.wrap(a, _ATOM)} {self.ones(x.shape[0])}", _PRODUCT
@@ -347,6 +369,40 @@ class MathPrinter:
 
 def n_is_one(x: Node) -> bool:
     return x.op == "const" and x.attrs[0] == 1
+
+
+def _ones_like(x: Node) -> bool:
+    """Made of ones vectors and numbers only: it carries its shape only through its ones vectors."""
+    return x.op == "ones" or (x.op in ("add", "mul") and all(_ones_like(a) or a.ndim == 0 for a in x.args))
+
+
+def _shaped_without_ones(x: Node) -> bool:
+    """The operands of ``x`` other than its ones vectors broadcast to its shape (so a ones term may print as 1)."""
+    return len(_without_ones(list(x.args), x.shape)) < len(x.args)
+
+
+def _without_ones(factors: list[Node], shape: tuple) -> list[Node]:
+    """The factors without a ones matrix or vector where the others have the product's shape: times 1 is no factor."""
+    rest = [f for f in factors if f.op != "ones"]
+    if len(rest) == len(factors) or not any(not _ones_like(f) for f in rest):
+        return factors
+    try:
+        kept: tuple = ()
+        for f in rest:
+            kept = broadcast(kept, f.shape)
+    except ValueError:
+        return factors
+    return rest if kept == tuple(shape) else factors
+
+
+def reads_as_row(x: Node) -> bool:
+    """``x`` prints as a row (``xᵀ A``, ``2 xᵀ A / N``): the parser reads it as one."""
+    if x.op == "matmul":
+        return x.args[0].ndim == 1 and x.ndim == 1
+    if x.op != "mul" or x.ndim != 1:
+        return False
+    vectors = _without_ones([f for f in _flat(x.args) if f.ndim], x.shape)
+    return len(vectors) == 1 and reads_as_row(vectors[0])
 
 
 def _dropped(x: Node, axis: int) -> bool:
