@@ -143,7 +143,7 @@ def test_a_ones_vector_states_its_length_after_a_keepdims_reduction() -> None:
 VARIABLES = declarations({"X": "N x D", "B": "N x D", "A": "D x D", "C": "D x D", "w": "D", "u": "D", "y": "N",
                           "a": "N", "s": "scalar", "lam": "scalar", "c": "N x 1"})
 _ELEMENTWISE = ("exp", "tanh", "sigmoid", "relu", "softplus", "abs")
-_SHAPES = [(), ("D",), ("N",), ("N", "D"), ("D", "D"), ("D", "N"), ("N", 1)]
+_SHAPES = [(), ("D",), ("N",), ("N", "D"), ("D", "D"), ("D", "N"), ("N", 1), (1, "D")]
 
 
 def _leaves(shape: tuple) -> st.SearchStrategy[Node]:
@@ -157,6 +157,10 @@ def _leaves(shape: tuple) -> st.SearchStrategy[Node]:
         options.append(st.just(n.transpose(n.var(VARIABLES["X"]))))
     if shape == ("N", 1):
         options.append(st.sampled_from(["a", "y"]).map(lambda v: n.expand(n.var(VARIABLES[v]), 1)))
+    if shape == (1, "D"):
+        options.append(st.sampled_from(["w", "u"]).map(lambda v: n.expand(n.var(VARIABLES[v]), 0)))
+    if shape == ("D", "D"):
+        options.append(st.just(n.identity("D")))
     return st.one_of(options)
 
 
@@ -190,12 +194,14 @@ def _reshaping(shape: tuple, depth: int) -> list[st.SearchStrategy[Node]]:
         return [pair(t(("D",)), t(("D",))).map(lambda p: n.matmul(*p)), t(("N", "D")).map(n.total),
                 pair(t(("D",)), t(("D", "D")), t(("D",))).map(lambda p: n.matmul(n.matmul(p[0], p[1]), p[2])),
                 t(("D", "D")).map(n.trace), t(("D",)).map(n.norm2), t(("N", "D")).map(n.frobenius),
-                t(("N", "D")).map(lambda x: n.logsumexp(x, None))]
+                t(("N", "D")).map(lambda x: n.logsumexp(x, None)), t(()).map(lambda x: n.power(x, 2)),
+                st.just(n.det(n.var(VARIABLES["A"]))), st.just(n.logdet(n.var(VARIABLES["A"])))]
     if shape == ("D",):
         return [pair(t(("D", "D")), t(("D",))).map(lambda p: n.matmul(*p)),
                 pair(t(("D",)), t(("D", "D"))).map(lambda p: n.matmul(*p)),
                 pair(t(("D", "N")), t(("N",))).map(lambda p: n.matmul(*p)),
                 t(("N", "D")).map(lambda x: n.total(x, 0)), t(("D", "D")).map(n.diag),
+                t((1, "D")).map(lambda x: n.squeeze(x, 0)), t(("N", "D")).map(lambda x: n.logsumexp(x, 0)),
                 st.just(n.matmul(n.inv(n.var(VARIABLES["A"])), n.var(VARIABLES["w"])))]
     if shape == ("N",):
         return [pair(t(("N", "D")), t(("D",))).map(lambda p: n.matmul(*p)), t(("N", "D")).map(lambda x: n.total(x, 1)),
@@ -208,13 +214,17 @@ def _reshaping(shape: tuple, depth: int) -> list[st.SearchStrategy[Node]]:
                 pair(t(("N", "D")), t(("D",))).map(lambda p: n.add(*p)),
                 t(("N", 1)).map(lambda x: n.broadcast_to(x, ("N", "D"))),
                 t(("D",)).map(lambda x: n.broadcast_to(x, ("N", "D"))),
-                t(("N", "D")).map(lambda x: n.softmax(x, 1)), t(("D", "N")).map(n.transpose)]
+                t(("N", "D")).map(lambda x: n.softmax(x, 1)), t(("N", "D")).map(lambda x: n.softmax(x, 0)),
+                t((1, "D")).map(lambda x: n.broadcast_to(x, ("N", "D"))),
+                pair(t(("N", "D")), t((1, "D"))).map(lambda p: n.mul(*p)), t(("D", "N")).map(n.transpose)]
     if shape == ("D", "D"):
         return [pair(t(("D", "N")), t(("N", "D"))).map(lambda p: n.matmul(*p)), t(("D", "D")).map(n.transpose),
                 pair(t(("D",)), t(("D",))).map(lambda p: n.outer(*p)), t(("D",)).map(n.diag),
                 st.just(n.inv(n.var(VARIABLES["A"])))]
     if shape == ("D", "N"):
         return [t(("N", "D")).map(n.transpose), pair(t(("D", "D")), t(("D", "N"))).map(lambda p: n.matmul(*p))]
+    if shape == (1, "D"):
+        return [t(("N", "D")).map(lambda x: n.expand(n.total(x, 0), 0))]
     return [t(("N", "D")).map(lambda x: n.expand(n.total(x, 1), 1))]
 
 

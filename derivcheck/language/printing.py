@@ -243,7 +243,7 @@ class MathPrinter:
     @_prints("pow")
     def _pow(self, x: Node) -> tuple[str, int]:
         p = x.attrs[0]
-        base = self.wrap(x.args[0], _ATOM)
+        base = self.tw(x.args[0])  # a power of a power is parenthesized: (x²)³, never x²³
         if p == -1 and not x.is_scalar:
             return f"1 {notation.LATEX_OSLASH if self.latex else self.g.oslash} {base}", _PRODUCT
         if self.latex:
