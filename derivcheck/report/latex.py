@@ -156,10 +156,8 @@ class DerivationPrinter(LatexPrinter):
 
     def _print_reduce_axis(self, e: Any, exp: str | None = None) -> str:
         inner = self._print(e.args[0])
-        if e.args[1] == 1:
-            out = rf"\left({inner}\right)\mathbf{{1}}\mathbf{{1}}^{{\top}}"
-        else:
-            out = rf"\mathbf{{1}}\mathbf{{1}}^{{\top}}\left({inner}\right)"
+        ones = notation.LATEX_ONE + notation.LATEX_ONE + notation.LATEX_TRANSPOSE
+        out = rf"\left({inner}\right){ones}" if e.args[1] == 1 else rf"{ones}\left({inner}\right)"
         return rf"\left[{out}\right]^{{\circ {exp}}}" if exp is not None else out
 
     def _is_matrix_valued(self, e: Any) -> bool:
