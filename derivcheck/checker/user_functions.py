@@ -179,7 +179,9 @@ class GuardedFunctions:
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
-    """A view of ``a`` that NumPy refuses to write into."""
+    """A view of ``a`` that NumPy refuses to write into (a NumPy scalar, immutable already, as it is)."""
+    if not isinstance(a, np.ndarray):
+        return a
     view = a.view()
     view.flags.writeable = False
     return view
