@@ -53,11 +53,13 @@ class Probe:
     atol: float = 0.0
     grad_at: GradAt | None = None
     values: list[float] = field(default_factory=list)  # every loss value seen, for precision and dependence
+    top: float = 0.0  # the largest |value| among them, kept as they come (a check may see 10^5 values)
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
         value = self.loss_at(point)
         self.values.append(value)
+        self.top = max(self.top, abs(value))
         return value
 
 
@@ -118,8 +120,7 @@ def moved(x: Blocks, moves: Blocks, t: float) -> Blocks:
 
 def model_noise(probe: Probe) -> float:
     """Rounding of one loss evaluation: a few ulps of the largest value seen."""
-    top = max((abs(v) for v in probe.values), default=0.0)
-    return LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), top)
+    return LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), probe.top)
 
 
 def step_for(probe: Probe, slope: float) -> float:

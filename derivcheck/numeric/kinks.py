@@ -269,12 +269,14 @@ def routed_range(evaluate: Callable[[Blocks], float], x: Blocks, g: Blocks, move
 
 def _piece_at(evaluate: Callable[[Blocks], float], x: Blocks, moves: Blocks, shift: Blocks, radius: float,
               noise: float) -> tuple[float, float] | None:
-    """(slope, margin of its error estimate) along ``moves`` at ``x + shift``; None where the stencil still
-    sees a kink (no single piece) or leaves the loss's domain."""
+    """(slope, margin of its error estimate) along ``moves`` at ``x + shift``; None where the stencil sees a kink
+    (the point is in no single piece: ties the routing left tied) or leaves the loss's domain."""
     centre = {k: (v + shift[k]).astype(v.dtype, copy=False) if k in shift else v for k, v in x.items()}
     try:
+        # Two rungs agreeing on a kink end the descent: the point is in no single piece, and stepping past the
+        # kink would cost evaluations to learn nothing.
         k = central_difference(lambda t: evaluate(_along(centre, moves, t, x)), evaluate(centre),
-                               radius / _ROUTED_STEP_RATIO, noise)
+                               radius / _ROUTED_STEP_RATIO, noise, lambda kink: True)
     except NonFiniteError:
         return None
     return None if k.kink or k.jump else (k.value, ESTIMATE_SAFETY * k.error)
