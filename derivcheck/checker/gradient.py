@@ -22,7 +22,7 @@ from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.checker.evaluation import loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
-from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint
+from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint, undecided_block
 from derivcheck.numeric.directional import Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.progress import Progress
@@ -207,6 +207,9 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
             continue
         if name in jumps and not (size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
             outcomes[name] = discontinuous_block(run, name)
+            continue
+        if name in tangled:  # an undecided direction moved it and no entry check follows: undecided is not a pass
+            outcomes[name] = undecided_block(run, name)
             continue
         outcome = passing_block(run, name, explained)
         if outcome is not None and outcome.report.verdict == "inconclusive" and auto and size <= ENTRY_CHECK_MAX_ENTRIES:

@@ -185,6 +185,16 @@ def discontinuous_block(run: Run, name: str) -> ParamOutcome:
     return ParamOutcome(joint_row(run, name, float("inf"), "inconclusive", reason), [], [discontinuity_finding(name)])
 
 
+def undecided_block(run: Run, name: str) -> ParamOutcome:
+    """A parameter moved by a direction through coincident kinks that was decided neither way, and checked no
+    closer (too large, or ``mode="directional"``): undecided, which is not a pass."""
+    label = next(t.label for t in run.tested if name in t.moves and not t.test.decides)
+    reason = (f"along the {label} direction kinks coincide too many to separate, and the analytic value lies outside "
+              f"the hull of the pieces gathered nearby: undecided, not a pass"
+              + (" (mode='auto' checks a parameter of this size entry by entry)" if run.mode == "directional" else ""))
+    return ParamOutcome(joint_row(run, name, block_floor(run, name), "inconclusive", reason))
+
+
 def discontinuity_finding(name: str, entries: tuple[tuple[int, ...], ...] = ()) -> Finding:
     """What a jump in the loss means for the check."""
     where = f" (at {', '.join(format_index(name, e) for e in entries[:4])}{' ...' if len(entries) > 4 else ''})" if entries else ""
