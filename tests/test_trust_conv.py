@@ -227,3 +227,32 @@ def test_a_tied_max_pool_on_100_images_passes_every_valid_routing_cheaply_and_fa
     assert np.any(non_max(x)[below] != 0)  # a non-maximum gets a gradient: outside every window's hull
     for wrong in (grads["every tie"], non_max):
         assert dc.check_gradient(loss, wrong, x, seed=seed, trace=False).verdict == "fail", seed
+
+
+def _overshooting(x: np.ndarray, first):
+    """Where a window ties, 1.5 times its upstream value to the first tied entry and -0.5 times to the second:
+    the shares add up to one, so the uniform direction cannot see it, but -0.5 is no share of a maximum."""
+    maps = x.shape[0]
+
+    def windows(a: np.ndarray) -> np.ndarray:
+        return a.reshape(maps, 1, 2, 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(maps, 1, 2, 2, 4)
+
+    def grad(a: np.ndarray) -> np.ndarray:
+        w, g = windows(a), windows(first(a))
+        ties = w == w.max(axis=-1, keepdims=True)
+        order = np.argsort(~ties, axis=-1, kind="stable")
+        shares = np.zeros(w.shape)
+        np.put_along_axis(shares, order[..., :1], 1.5, axis=-1)
+        np.put_along_axis(shares, order[..., 1:2], -0.5, axis=-1)
+        out = np.where((ties.sum(axis=-1) > 1)[..., None], shares * g.sum(axis=-1, keepdims=True), g)
+        return out.reshape(maps, 1, 2, 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(a.shape)
+
+    return grad
+
+
+def test_an_overshooting_tie_never_passes_when_the_entries_are_not_checked_one_by_one():
+    for seed in SEEDS:
+        x, loss, grads, _ = _pooled(seed, 100)
+        report = dc.check_gradient(loss, _overshooting(x, grads["first"]), x, seed=seed, mode="directional", trace=False)
+        assert report.verdict != "pass", seed
+        assert report.verdict == "fail" or "undecided" in report.params[0].reason, str(report)
