@@ -103,6 +103,18 @@ LATEX_FUNCTIONS = {"sigmoid": r"\sigma", "exp": r"\exp", "log": r"\log", "tanh":
 TEXT_FUNCTIONS = {"trace": "tr", "logdet": "log det"}
 
 
+def derivative_text(objective: str, wrt: str, glyphs: Glyphs | None = None) -> str:
+    """``∂E/∂W`` in Unicode, ``dE/dW`` in ASCII.
+
+    Examples
+    --------
+    >>> derivative_text("E", "W_pq", UNICODE), derivative_text("E", "W_pq", ASCII)
+    ('∂E/∂W_pq', 'dE/dW_pq')
+    """
+    d = (glyphs or current()).partial
+    return f"{d}{objective}/{d}{wrt}"
+
+
 def latex_greek(name: str) -> str | None:
     r"""``gamma`` -> ``\gamma`` (also for ``GAMMA``), ``lam`` -> ``\lambda``, ``eps`` -> ``\epsilon``; None otherwise."""
     short = {"lam": "lambda", "eps": "epsilon"}
