@@ -60,6 +60,15 @@ def test_ascii_text_is_ascii_and_reads_back_to_the_same_text() -> None:
     assert text(parse_expression(printed, VARIABLES), UNICODE) == text(e, UNICODE)
 
 
+def test_a_variable_named_sigma_is_not_the_sigmoid() -> None:
+    """Both print as σ: the function touches its parenthesis, σ(x); the variable is a factor, σ (x - 1)."""
+    variables = declarations({"sigma": "scalar", "x": "D"})
+    e = parse_expression("sigma * (x - 1) + sigmoid(x) + sigmoid(sigma * x)", variables)
+    printed = text(e, UNICODE)
+    assert printed == "σ (x - 1) + σ(x) + σ(σ x)"
+    assert text(parse_expression(printed, variables), UNICODE) == printed
+
+
 def test_both_printers_take_the_same_glyphs_from_the_one_module() -> None:
     """The layer side's SymPy printer and the matrix language print a transpose, a Hadamard product and a ones
     vector alike, in each glyph set."""

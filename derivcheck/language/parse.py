@@ -434,6 +434,8 @@ class _Parser:
         return self.checked(t.pos, lambda: n.norm2(e) if e.ndim == 1 else n.frobenius(e))
 
     def named(self, t: Token) -> Node:
+        if t.text == "\u03c3" and self.tok.text == "(" and self.adjacent():  # σ(z); a variable sigma prints σ (z)
+            return self.call(Token("name", "sigmoid", t.pos, t.end))
         if t.text in self.variables:
             return n.var(self.variables[t.text])
         if t.text in self.printed:
@@ -442,8 +444,6 @@ class _Parser:
             return n.var(self.variables[self.printed[t.text][0]])
         if t.text in self.dims:
             return n.dim(t.text)
-        if t.text == "\u03c3" and self.tok.text == "(":
-            return self.call(Token("name", "sigmoid", t.pos, t.end))
         if t.text == "log" and self.tok.text == "det":  # log det(A), as printed
             self.take()
             return self.call(Token("name", "logdet", t.pos, t.end))
