@@ -28,6 +28,7 @@ def _unicode_notation():
     with notation.use("unicode"):
         yield
 
+
 LSQ = {"X": "N x D", "W": "D x M", "Y": "N x M"}
 LOGISTIC = "-sum(y * log(sigmoid(X @ w)) + (1 - y) * log(1 - sigmoid(X @ w)))"
 LOGISTIC_SHAPES = {"X": "N x D", "w": "D", "y": "N"}

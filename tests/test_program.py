@@ -20,6 +20,7 @@ def _unicode_notation():
     with notation.use("unicode"):
         yield
 
+
 MLP = Program(
     steps=(("Z1", "X @ W1 + b1"), ("A1", "tanh(Z1)"), ("Z2", "A1 @ W2 + b2")),
     objective="-sum(T * log(softmax(Z2, axis=1))) / N",
