@@ -156,7 +156,9 @@ class DerivationPrinter(LatexPrinter):
 
     def _print_reduce_axis(self, e: Any, exp: str | None = None) -> str:
         inner = self._print(e.args[0])
-        ones = notation.LATEX_ONE + notation.LATEX_ONE + notation.LATEX_TRANSPOSE
+        size = _summed_length(e, self.holders)
+        one = notation.LATEX_ONE + ("" if size is None else f"_{{{self._print(size)}}}")
+        ones = one + one + notation.LATEX_TRANSPOSE
         out = rf"\left({inner}\right){ones}" if e.args[1] == 1 else rf"{ones}\left({inner}\right)"
         return rf"\left[{out}\right]^{{\circ {exp}}}" if exp is not None else out
 
@@ -195,6 +197,15 @@ class DerivationPrinter(LatexPrinter):
                 coeff = "-"
             out = rf"{coeff} \left({out}\right)" if len(num) + len(den) > 1 else rf"{coeff}\, {out}"
         return out
+
+
+def _summed_length(e: Any, holders: dict[sp.Symbol, Any]) -> Any:
+    """The length of the axis a ``reduce_axis`` sums: read off a matrix it sums over, None where none says."""
+    for symbol in sorted(e.args[0].free_symbols & set(holders), key=str):
+        shape = getattr(holders[symbol], "shape", None)
+        if shape is not None and len(shape) > e.args[1]:
+            return shape[e.args[1]]
+    return None
 
 
 def _parent_name(e: Any) -> str:
@@ -391,8 +402,9 @@ class _UnicodePrinter(StrPrinter):
     def _print_reduce_axis(self, e: Any) -> str:
         inner = self._print(e.args[0])
         inner = inner if isinstance(e.args[0], (sp.Symbol, sp.Function)) else f"({inner})"
-        one_t = "1" + self.g.transpose
-        return f"({inner} 1) {one_t}" if e.args[1] == 1 else f"1 {one_t} {inner}"
+        size = _summed_length(e, self.owner.holders)  # 1_K: a bare 1 would not say which axis it sums
+        one = "1" if size is None else self.g.ones(self._print(size))
+        return f"({inner} {one}) {one}{self.g.transpose}" if e.args[1] == 1 else f"{one} {one}{self.g.transpose} {inner}"
 
     def _print_Pow(self, e: sp.Pow, rational: bool = False) -> str:
         base, exp = e.args
