@@ -38,7 +38,10 @@ SIDE = 1e-13
 def _images(rng: np.random.Generator, integer: bool) -> np.ndarray:
     """Half the rows blank (the top half in even images, the bottom half in odd ones); in integer images the
     other rows are constant along the width, so neighbouring positions have identical patches."""
-    x = rng.integers(0, 3, (N, 1, SIZE, 1)).repeat(SIZE, axis=3).astype(float) if integer else rng.standard_normal((N, 1, SIZE, SIZE))
+    if integer:
+        x = rng.integers(0, 3, (N, 1, SIZE, 1)).repeat(SIZE, axis=3).astype(float)
+    else:
+        x = rng.standard_normal((N, 1, SIZE, SIZE))
     for n in range(N):
         if n % 2 == 0:
             x[n, :, : SIZE // 2] = 0.0
@@ -97,7 +100,8 @@ def _net(seed: int, integer: bool) -> tuple[np.ndarray, np.ndarray, dict]:
     rng = np.random.default_rng(seed)
     x = _images(rng, integer)
     y = rng.integers(0, K, N)
-    p = {"w": rng.standard_normal((F, 1, 3, 3)) / 3, "b": np.zeros(F), "w2": rng.standard_normal((F * 4, K)), "b2": np.zeros(K)}
+    p = {"w": rng.standard_normal((F, 1, 3, 3)) / 3, "b": np.zeros(F),
+         "w2": rng.standard_normal((F * 4, K)), "b2": np.zeros(K)}
     if not integer:  # tiny biases, either sign: the blank rows' pre-activations sit within a step of 0
         for name, size in (("b", F), ("b2", K)):
             p[name] = rng.choice([-1.0, 1.0], size) * 10.0 ** rng.uniform(-9, -5, size)

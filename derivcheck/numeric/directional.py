@@ -199,7 +199,8 @@ def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative
     """Outside the one-line interval: several kinks may coincide. Separate them, and check the
     formula just off the kink, where the loss is differentiable."""
     # First the pieces the analytic gradient points to: two points, however many kinks coincide.
-    lo, hi, inside = routed_range(probe.evaluate, x, g, moves, d.step, probe.noise, (d.backward, d.forward), analytic, tol)
+    sides = (d.backward, d.forward)
+    lo, hi, inside = routed_range(probe.evaluate, x, g, moves, d.step, probe.noise, sides, analytic, tol)
     if inside:
         return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "hull")
     span = coincident_kink_interval(probe.evaluate, x, moves, d.step, probe.noise, d.backward, d.forward)
