@@ -261,7 +261,9 @@ def routed_range(evaluate: Callable[[Blocks], float], x: Blocks, g: Blocks, move
         for w in pair:
             piece = _piece_at(evaluate, x, moves, {k: radius * v for k, v in w.items()}, radius, noise)
             if piece is not None:
-                lo, hi, margin = min(lo, piece[0]), max(hi, piece[0]), max(margin, tol + piece[1])
+                # A piece's own error widens the span by at most the test's tolerance again: a stencil that
+                # read kinks around its point as noise would otherwise widen it enough to admit anything.
+                lo, hi, margin = min(lo, piece[0]), max(hi, piece[0]), max(margin, tol + min(piece[1], tol))
         if lo - margin <= analytic <= hi + margin:
             return lo, hi, True
     return lo, hi, False
