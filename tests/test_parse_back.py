@@ -26,7 +26,7 @@ from derivcheck.language.domain import draw_sizes, draw_values
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node
 from derivcheck.language.parse import declarations, parse_expression
-from derivcheck.language.printing import text
+from derivcheck.language.printing import latex, text
 from derivcheck.language.program import _Chain
 from derivcheck.report.notation import ASCII, UNICODE, Glyphs
 
@@ -243,6 +243,8 @@ _FOUND = [
     n.matmul(_ONES_D, n.total(_v("X"), 0)),  # 1_Dᵀ Xᵀ 1_N, a chain
     n.norm2(n.matmul(n.transpose(_v("X")), n.squeeze(_v("c"), 1))),  # Xᵀ c 1_1
     n.total(n.mul(n.div(_v("X"), n.add(n.func("exp", _v("s")), n.const(1))), n.const("1/2"))),  # / (2 (exp(s) + 1))
+    n.add(_v("X"), n.neg(_v("w"))),  # X - 1_N wᵀ: a negated row once printed X - _N (-w)ᵀ
+    n.add(_v("X"), n.func("step", n.neg(_v("X")))),  # 1[X < 0], never 1[-X > 0]
 ]
 
 
@@ -256,6 +258,9 @@ _FOUND = [
 @example(tree=_FOUND[4], seed=0, unicode=True)
 @example(tree=_FOUND[5], seed=0, unicode=False)
 @example(tree=_FOUND[6], seed=0, unicode=True)
+@example(tree=_FOUND[7], seed=0, unicode=True)
+@example(tree=_FOUND[7], seed=0, unicode=False)
+@example(tree=_FOUND[8], seed=0, unicode=False)
 def test_random_typed_trees_read_back(tree: Node, seed: int, unicode: bool) -> None:
     glyphs = UNICODE if unicode else ASCII
     rng = np.random.default_rng(seed)
@@ -266,6 +271,24 @@ def test_random_typed_trees_read_back(tree: Node, seed: int, unicode: bool) -> N
     back = _round_trip(tree, VARIABLES, glyphs)
     assert back.shape == tree.shape or tree.op == "broadcast" or back.ndim < tree.ndim
     assert _same_value(tree, back, values, sizes), text(tree, glyphs)
+
+
+@pytest.mark.parametrize(("tree", "unicode_text", "ascii_text", "latex_text"), [
+    (n.add(_v("X"), n.neg(_v("w"))), "X - 1_N wᵀ", "X - 1_N w^T", r"X - \mathbf{1}_{N} w^{\top}"),
+    (n.add(_v("X"), n.mul(n.const(-2), _v("w"))), "X - 1_N (2 w)ᵀ", "X - 1_N (2 w)^T", None),
+    (n.add(n.neg(_v("w")), _v("X")), "-1_N wᵀ + X", "-1_N w^T + X", None),
+    (n.func("step", n.neg(_v("X"))), "1[X < 0]", "1[X < 0]", r"\mathbb{1}\left[X < 0\right]"),
+    (n.func("step", _v("X")), "1[X > 0]", "1[X > 0]", r"\mathbb{1}\left[X > 0\right]"),
+])
+def test_a_negated_row_and_a_negated_step_print_as_by_hand(tree: Node, unicode_text: str, ascii_text: str,
+                                                           latex_text: str | None) -> None:
+    """The sign of a broadcast row is read before it becomes 1_N vᵀ; step(-u) is 1[u < 0]; both read back."""
+    assert text(tree, UNICODE) == unicode_text and text(tree, ASCII) == ascii_text
+    if latex_text is not None:
+        assert latex(tree) == latex_text
+    values = draw_values(VARIABLES, {"N": 3, "D": 2}, np.random.default_rng(0))
+    for glyphs in (UNICODE, ASCII):
+        assert _same_value(tree, _round_trip(tree, VARIABLES, glyphs), values, {"N": 3, "D": 2})
 
 
 # --- the command line: a printed gradient typed back into check-eq ---

@@ -34,7 +34,7 @@ KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, 
 _TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"
                     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9])"
                     r"|(?P<sup>\u207b\u1d40|\u1d40|\u207b?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
-                    r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]>]))")
+                    r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]<>]))")
 _SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
 _PRODUCT_OPS = {"*": "mul", "\u2299": "mul", "/": "div", "\u2298": "div", "@": "matmul"}
 
@@ -408,15 +408,18 @@ class _Parser:
         return text
 
     def iverson(self) -> Node:
-        """``1[x > 0]``: the step function."""
+        """``1[x > 0]``: the step function; ``1[x < 0]`` is the step of -x."""
         self.take("[")
         e = _plain(self.sum_())
-        self.take(">")
+        relation = self.tok.text
+        if relation not in (">", "<"):
+            raise self.error("an Iverson bracket reads 1[x > 0] or 1[x < 0]", self.tok.pos)
+        self.take()
         zero = self.take()
         if zero.text != "0":
-            raise self.error("an Iverson bracket reads 1[x > 0]", zero.pos)
+            raise self.error("an Iverson bracket reads 1[x > 0] or 1[x < 0]", zero.pos)
         self.take("]")
-        return n.func("step", e)
+        return n.func("step", e if relation == ">" else n.neg(e))
 
     def bars(self, t: Token) -> Node:
         """``|x|`` (abs), ``‖x‖`` (the Euclidean norm), ``‖X‖_F`` (the Frobenius norm)."""

@@ -65,7 +65,7 @@ class MathPrinter:
     # --- pieces that differ between text and LaTeX ---
     def name(self, s: str) -> str:
         if not self.latex:
-            return self.g.greek(s)
+            return self.g.name(s)  # Greek names as letters; X̂ as Xhat where the stream is ASCII
         if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
             return rf"\bar{{{self.name(s[1:])}}}"  # an adjoint bar: a delta would read as a Kronecker delta
         if s in ("lam", "eps"):
@@ -172,10 +172,15 @@ class MathPrinter:
     def _add(self, x: Node) -> tuple[str, int]:
         out = ""
         for i, t in enumerate(x.args):
-            s, prec = self.operand(t, x)
-            negative = s.startswith("-") and prec >= _NEG - 1
             if t.ndim == 1 and x.ndim == 2 and x.shape[1] == t.shape[0]:  # a row vector added to every row
-                s, prec = f"{self.ones(x.shape[0])} {self.as_row(t)}", _PRODUCT
+                # X - 1_N μᵀ: the sign is read off the vector before it becomes a row, never after (a row of
+                # -μ printed 1_N (-μ)ᵀ, and the minus taken off that cut the ones vector's 1).
+                shown = _negated(t)
+                s = f"{'-' if shown is not t else ''}{self.ones(x.shape[0])} {self.as_row(shown)}"
+                prec = _NEG if shown is not t else _PRODUCT
+            else:
+                s, prec = self.operand(t, x)
+            negative = s.startswith("-") and prec >= _NEG - 1
             if i == 0:
                 out = s if prec >= _SUM else self.paren(s)
             elif negative:
@@ -256,7 +261,11 @@ class MathPrinter:
 
     @_prints("func")
     def _func(self, x: Node) -> tuple[str, int]:
-        return self.fn(x.attrs[0], self.p(x.args[0])[0]), _ATOM
+        a = x.args[0]
+        if x.attrs[0] == "step" and a.op == "mul" and a.args[0].op == "const" and a.args[0].attrs[0] == -1:
+            inside = self.p(_negated(a))[0]  # step(-u) is 1[u < 0], as written by hand
+            return (rf"\mathbb{{1}}\left[{inside} < 0\right]" if self.latex else f"1[{inside} < 0]"), _ATOM
+        return self.fn(x.attrs[0], self.p(a)[0]), _ATOM
 
     def row(self, x: Node) -> str:
         """A vector on the left of a product, read as a row."""
@@ -369,6 +378,16 @@ class MathPrinter:
 
 def n_is_one(x: Node) -> bool:
     return x.op == "const" and x.attrs[0] == 1
+
+
+def _negated(x: Node) -> Node:
+    """``u`` for ``x = -u`` (a product whose number is negative, that number's sign taken off); else ``x`` itself."""
+    if x.op != "mul" or x.args[0].op != "const" or not x.args[0].attrs[0] < 0:
+        return x
+    c, rest = -x.args[0].attrs[0], x.args[1:]
+    if c == 1:
+        return rest[0] if len(rest) == 1 else Node("mul", rest, (), x.shape)
+    return Node("mul", (Node("const", (), (c,), ()), *rest), (), x.shape)
 
 
 def _ones_like(x: Node) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -44,6 +45,9 @@ class Glyphs:
     le: str
     ge: str
     ne: str
+    cdot: str  # a product of sizes inside an index, x[n, K·p]: juxtaposition there would read as one name
+    arrow: str
+
 
     def ones(self, size: object) -> str:
         """A ones vector with its length, ``1_N``: no Unicode subscript exists for capitals, so both sets agree."""
@@ -67,17 +71,42 @@ class Glyphs:
         return GREEK_TEXT[name.lower()] if fold_case and name.lower() in _LOWER_ONLY else name
 
     def accent(self, letter: str, mark: str) -> str:
-        """A letter with a bar (``Ḡ``, the adjoint) or a tilde (``Ñ``); ``Gbar``, ``N~`` in ASCII."""
+        """A letter with a bar (``Ḡ``, the adjoint), a tilde (``Ñ``) or a hat (``X̂``); ``Gbar``, ``N~``, ``Xhat`` in ASCII."""
         if self.unicode:
-            return unicodedata.normalize("NFC", letter + {"bar": "\u0304", "tilde": "\u0303"}[mark])
-        return letter + {"bar": "bar", "tilde": "~"}[mark]
+            return unicodedata.normalize("NFC", letter + _COMBINING[mark])
+        return letter + _ACCENT_WORDS[mark]
+
+    def name(self, name: str) -> str:
+        """A symbol's name as text: Greek names as letters in Unicode; an accented name (``X̂``) spelled out in
+        ASCII (``Xhat``), as :meth:`accent` spells it.
+
+        Examples
+        --------
+        >>> UNICODE.name("mu"), ASCII.name("X\u0302"), ASCII.name("mu")
+        ('μ', 'Xhat', 'mu')
+        """
+        return self.greek(name) if self.unicode or name.isascii() else plain(name)
+
+    def derivative(self, objective: str, wrt: str, wrt2: str | None = None) -> str:
+        """``∂E/∂W``; with ``wrt2`` the second derivative ``∂²E/∂W ∂b`` (``d2E/dW db`` in ASCII)."""
+        d = self.partial
+        if wrt2 is None:
+            return f"{d}{objective}/{d}{wrt}"
+        return f"{d}{self.superscript(2) or '2'}{objective}/{d}{wrt} {d}{wrt2}"
+
+    def text(self, prose: str) -> str:
+        """Prose written in Unicode math, in these glyphs: itself in Unicode, :func:`plain` in ASCII."""
+        return prose if self.unicode else plain(prose)
 
 
 UNICODE = Glyphs(unicode=True, transpose="ᵀ", inverse="⁻¹", inverse_transpose="⁻ᵀ", odot="⊙", oslash="⊘",
-                 elementwise_power="^∘", sigmoid="σ", sum="Σ", partial="∂", sqrt="√", le="≤", ge="≥", ne="≠")
+                 elementwise_power="^∘", sigmoid="σ", sum="Σ", partial="∂", sqrt="√", le="≤", ge="≥", ne="≠",
+                 cdot="·", arrow="→")
 ASCII = Glyphs(unicode=False, transpose="^T", inverse="^-1", inverse_transpose="^-T", odot="*", oslash="/",
                elementwise_power="**", sigmoid="sigmoid", sum="sum", partial="d", sqrt="sqrt", le="<=", ge=">=",
-               ne="!=")
+               ne="!=", cdot="*", arrow="->")
+_COMBINING = {"bar": "\u0304", "tilde": "\u0303", "hat": "\u0302"}
+_ACCENT_WORDS = {"bar": "bar", "tilde": "~", "hat": "hat"}
 
 _SUPERSCRIPT = dict(zip("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε", "zeta": "ζ",
@@ -88,6 +117,64 @@ GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilo
 # Capitalised names (GAMMA, MU: a layer's matrices) print as the lower-case letter, as their entries do.
 _LOWER_ONLY = frozenset(k for k in GREEK_TEXT if k.islower())
 GREEK_NAMES = frozenset(k.lower() for k in GREEK_TEXT if k not in ("lam", "eps"))
+
+def _glyph_fields(g: Glyphs) -> tuple[str, ...]:
+    return (g.transpose, g.inverse, g.inverse_transpose, g.odot, g.oslash, g.elementwise_power, g.sum, g.partial,
+            g.sqrt, g.le, g.ge, g.ne, g.cdot, g.arrow)
+
+
+def _plain_table() -> dict[str, str]:
+    """Every Unicode glyph -> its ASCII spelling: the two glyph sets side by side, then letters and marks."""
+    table = {"∂²": "d2"}  # a second derivative, d2E/dx dy: as the ASCII set writes it
+    table.update((u, a) for u, a in zip(_glyph_fields(UNICODE), _glyph_fields(ASCII)) if u != a)
+    for name, letter in GREEK_TEXT.items():
+        table.setdefault(letter, name)  # the full name first: lambda, never lam
+    # σ before a parenthesis or a prime is the sigmoid (σ(z), σ'); elsewhere the letter sigma (σ_q).
+    table.update({"σ(": "sigmoid(", "σ'": "sigmoid'"})
+    table.update({"‖": "||", "×": "x", "≈": "~=", "…": "...", "—": "--", "–": "-", "’": "'", "“": '"', "”": '"',
+                  "∘": "o", "∈": "in", "±": "+-", "∞": "inf", "⊗": "(x)"})
+    return table
+
+
+_PLAIN = _plain_table()
+_PLAIN_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_PLAIN, key=len, reverse=True))
+                            + "|[" + "".join(_SUPERSCRIPT.values()) + "]+")
+
+
+def plain(text: str) -> str:
+    """Unicode math in ASCII: ``∂E/∂Z = G ⊙ σ(Z)`` -> ``dE/dZ = G * sigmoid(Z)``; the one transliteration, for prose
+    written in Unicode (the derivation scripts' own sentences) where the stream cannot show it.
+
+    Examples
+    --------
+    >>> plain("∂E/∂W = Xᵀ G, Σ_n x̂_nq = 0, ‖x‖², μ ≤ σ_q")
+    'dE/dW = X^T G, sum_n xhat_nq = 0, ||x||^2, mu <= sigma_q'
+    """
+    def one(m: re.Match[str]) -> str:
+        s = m.group(0)
+        if s in _PLAIN:
+            return _PLAIN[s]
+        return "^" + "".join(_DIGIT_OF_SUPERSCRIPT[c] for c in s)
+
+    out = _PLAIN_PATTERN.sub(one, unicodedata.normalize("NFC", text))
+    if out.isascii():
+        return out
+    # A letter with a mark (x̂, Ḡ, Ñ): the letter and the mark's word, as Glyphs.accent spells it in ASCII.
+    out = _MARKED.sub(lambda m: m.group(1) + "".join(_MARK_WORDS[c] for c in m.group(2)),
+                      unicodedata.normalize("NFD", out))
+    return "".join(c if c.isascii() else _plain_char(c) for c in unicodedata.normalize("NFC", out))
+
+
+_DIGIT_OF_SUPERSCRIPT = {v: k for k, v in _SUPERSCRIPT.items()}
+_MARK_WORDS = {v: _ACCENT_WORDS[k] for k, v in _COMBINING.items()}
+_MARKED = re.compile("([A-Za-z])([" + "".join(_COMBINING.values()) + "]+)")
+
+
+def _plain_char(c: str) -> str:
+    """Any other character as its ASCII base letter (é -> e), or ? where it has none: the output stays ASCII."""
+    folded = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+    return folded or "?"
+
 
 # --- LaTeX: one macro per element, and the words of named functions ---
 LATEX_TRANSPOSE = r"^{\top}"
@@ -123,10 +210,8 @@ def latex_greek(name: str) -> str | None:
 
 
 def _every_glyph(g: Glyphs) -> str:
-    fields = (g.transpose, g.inverse, g.inverse_transpose, g.odot, g.oslash, g.elementwise_power, g.sigmoid, g.sum,
-              g.partial, g.sqrt, g.le, g.ge, g.ne)
-    extra = ("".join(GREEK_TEXT.values()) + "".join(_SUPERSCRIPT.values()) + "‖ḠḡÑ") if g.unicode else ""
-    return "".join(fields) + extra
+    extra = ("".join(GREEK_TEXT.values()) + "".join(_SUPERSCRIPT.values()) + "‖ḠḡÑX̂") if g.unicode else ""
+    return "".join(_glyph_fields(g)) + g.sigmoid + extra
 
 
 def for_encoding(encoding: str | None) -> Glyphs:
