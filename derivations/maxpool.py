@@ -71,8 +71,8 @@ def _next_conv(a: Answer, rng: np.random.Generator) -> None:
           "Max-pool then routes that sum to the arg-max of window ab, as before.")
     a.eq(r"\frac{\partial E}{\partial p_{ab}} = \sum_{u,v} k_{uv}\, g_{a-u,\,b-v}, \qquad "
          r"\frac{\partial E}{\partial x} = \mathrm{route}_{\arg\max}\Big(\frac{\partial E}{\partial P}\Big)",
-         "dE/dp_ab = Σ_uv k_uv g_(a-u)(b-v)   (a sum over the conv outputs that read p_ab); "
-         "dE/dx = each window's dE/dp_ab at its arg-max")
+         "∂E/∂p_ab = Σ_uv k_uv g_(a-u)(b-v)   (a sum over the conv outputs that read p_ab); "
+         "∂E/∂x = each window's ∂E/∂p_ab at its arg-max")
     x = rng.standard_normal((2, 1, 8, 8))
     k = rng.standard_normal((2, 2))
     r = rng.standard_normal(conv(pool(x), k).shape)

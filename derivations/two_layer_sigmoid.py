@@ -39,7 +39,7 @@ def _hadamard_step(a: Answer) -> None:
             all(sp.simplify(e) == 0 for e in off), "SymPy, exact")
     chain = (g.reshape(1, 6) * jac).reshape(2, 3)
     hadamard = g.multiply_elementwise(sig.applyfunc(lambda s: s * (1 - s)))
-    a.check("Σ_mj G_mj ∂A_mj/∂Z_nk equals G ⊙ σ(Z) ⊙ (1 - σ(Z)) at every entry (σ' = σ(1 - σ))",
+    a.check("Σ_mj G_mj ∂A_mj/∂Z_nk equals G ⊙ σ(Z) ⊙ (1 - σ(Z)) at every entry (σ'(z) = σ(z)(1 - σ(z)))",
             all(sp.simplify(e) == 0 for e in chain - hadamard), "SymPy, exact, 6 entries")
     a.say("With the sigmoid, f'(net) = f(net)(1 - f(net)) = Z ⊙ (1 - Z) in terms of the layer's own output, which "
           "is the factor the chain below writes in terms of the pre-activation Z2 = net_k.")

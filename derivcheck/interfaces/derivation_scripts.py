@@ -21,10 +21,13 @@ demo: What is d/dx x^2?
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from derivcheck.report import notation
 
 FORMATS = ("text", "latex", "markdown")
 
@@ -128,7 +131,9 @@ class Answer:
         return 0 if self.checks and all(c.ok for c in self.checks) else 1
 
     def render(self) -> str:
-        return {"text": self._text, "latex": self._latex, "markdown": self._markdown}[self.fmt]()
+        """The answer in its format; prose written in Unicode math (∂, Σ, ⊙) is ASCII where the stream is."""
+        out = {"text": self._text, "latex": self._latex, "markdown": self._markdown}[self.fmt]()
+        return notation.current().text(out)
 
     def _summary(self) -> list[str]:
         bad = [c for c in self.checks if not c.ok]
@@ -224,7 +229,12 @@ def run_script(name: str, fmt: str = "text", args: list[str] | None = None) -> t
     import subprocess
 
     path = scripts_dir() / f"{name}.py"
-    done = subprocess.run([sys.executable, str(path), "--format", fmt, *(args or [])], capture_output=True, text=True)
+    # The script writes the glyphs this process would (Unicode, or ASCII on an ASCII stream or by notation.use),
+    # into a pipe read as UTF-8, whatever the locale says.
+    encoding = "utf-8" if notation.current().unicode else "ascii"
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    done = subprocess.run([sys.executable, str(path), "--format", fmt, *(args or [])], capture_output=True,
+                          encoding="utf-8", errors="replace", env=env)
     return done.returncode, done.stdout + (done.stderr if done.returncode else "")
 
 
@@ -256,7 +266,8 @@ def document() -> tuple[str, list[str]]:
     """The contents of docs/derivations.md, and the scripts that failed."""
     parts, failed = [DOC_HEADER], []
     for name in scripts():
-        code, out = run_script(name, "markdown")
+        with notation.use("unicode"):  # the document is UTF-8, whatever the terminal that writes it shows
+            code, out = run_script(name, "markdown")
         if code:
             failed.append(name)
         parts.append(out.rstrip() + "\n")
@@ -268,7 +279,7 @@ if __name__ == "__main__":
     parser.add_argument("--write", metavar="PATH", required=True, help="where to write the collected Markdown")
     args = parser.parse_args()
     text, failed = document()
-    with open(args.write, "w") as fh:
+    with open(args.write, "w", encoding="utf-8") as fh:
         fh.write(text)
     print(f"wrote {args.write}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     sys.exit(1 if failed else 0)

@@ -68,6 +68,8 @@ class MathPrinter:
             return self.g.name(s)  # Greek names as letters; X̂ as Xhat where the stream is ASCII
         if len(s) > 1 and s[0] == "d" and s[1].isupper():  # a sensitivity dZ: the gradient in step Z
             return rf"\bar{{{self.name(s[1:])}}}"  # an adjoint bar: a delta would read as a Kronecker delta
+        if notation.latex_name_rule(s) is not None:  # X̂ is \hat{X}; onehot_t is onehot(t)
+            return str(notation.latex_name_rule(s))
         if s in ("lam", "eps"):
             return str(notation.latex_greek(s))
         if s.lower() in GREEK and (s.islower() or s[1:].islower()):  # gamma, and the capital Gamma

@@ -49,6 +49,8 @@ def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
         return rename[name]
     if name in ("GBAR", "gbar"):
         return r"\bar{G}"
+    if notation.latex_name_rule(name) is not None:  # X̂: \hat{X}
+        return str(notation.latex_name_rule(name))
     if _collides(name):
         return rf"\tilde{{{name.partition('_')[0]}}}"
     if name == UPSTREAM:
@@ -62,6 +64,8 @@ def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
 def _entry_name(name: str) -> str:
     if name in ("GBAR", "gbar"):
         return r"\bar{g}"
+    if notation.latex_name_rule(name.lower()) is not None:  # entries of X̂: \hat{x}
+        return str(notation.latex_name_rule(name.lower()))
     if _collides(name):
         return rf"\tilde{{{name.partition('_')[2]}}}"
     if name in UPSTREAM_NAMES:
@@ -231,7 +235,7 @@ def text_name(name: str, glyphs: Glyphs | None = None) -> str:
         return g.accent("G" if name == "GBAR" else "g", "bar")
     if _collides(name):  # the argument n beside the size N: Ñ
         return g.accent(name.partition("_")[0], "tilde")
-    return g.greek(name, fold_case=True)
+    return g.greek(name, fold_case=True) if name.isascii() else g.name(name)  # X̂: Xhat in ASCII
 
 
 def text_entry_name(name: str, upstream: str = "g", glyphs: Glyphs | None = None) -> str:
@@ -432,7 +436,7 @@ class _UnicodePrinter(StrPrinter):
             return " ".join(self._print(f) for f in sorted(entries, key=lambda f: _parent_name(f).upper() in UPSTREAM_NAMES))
         sizes_only = all((f.is_Symbol and f not in self.owner.holders) or f.is_number for f in factors)
         dot = self.in_index or (sizes_only and any(f.is_Symbol and len(self._print(f)) > 1 for f in factors))
-        return super()._print_Mul(e).replace("*", ("·" if self.g.unicode else "*") if dot else " ")
+        return super()._print_Mul(e).replace("*", self.g.cdot if dot else " ")
 
     def _wrap_product(self, f: Any) -> str:
         s = self._print(f)

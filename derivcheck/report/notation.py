@@ -202,6 +202,26 @@ def derivative_text(objective: str, wrt: str, glyphs: Glyphs | None = None) -> s
     return f"{d}{objective}/{d}{wrt}"
 
 
+def latex_name_rule(name: str) -> str | None:
+    r"""The LaTeX of a name that is no plain identifier: an accented letter (``X̂`` -> ``\hat{X}``, ``Ḡ`` ->
+    ``\bar{G}``) and a one-hot matrix (``onehot_t`` -> ``\operatorname{onehot}(t)``); None for any other name.
+
+    Examples
+    --------
+    >>> latex_name_rule("X\u0302"), latex_name_rule("onehot_ids"), latex_name_rule("W")
+    ('\\hat{X}', '\\operatorname{onehot}(\\mathrm{ids})', None)
+    """
+    letter, *marks = unicodedata.normalize("NFD", name)
+    macros = {v: k for k, v in _COMBINING.items()}
+    if len(marks) == 1 and marks[0] in macros and letter.isascii() and letter.isalpha():
+        return rf"\{macros[marks[0]]}{{{letter}}}"
+    head, _, arg = name.partition("_")
+    if head == "onehot" and arg:  # onehot_t would subscript one letter of a word: it is the function of t
+        shown = arg if len(arg) == 1 else rf"\mathrm{{{arg}}}"
+        return rf"\operatorname{{onehot}}({shown})"
+    return None
+
+
 def latex_greek(name: str) -> str | None:
     r"""``gamma`` -> ``\gamma`` (also for ``GAMMA``), ``lam`` -> ``\lambda``, ``eps`` -> ``\epsilon``; None otherwise."""
     short = {"lam": "lambda", "eps": "epsilon"}

@@ -12,6 +12,7 @@ from derivcheck.catalog.declarations import Layer
 from derivcheck.catalog.sampling import complete_sizes
 from derivcheck.symbolic.compile import compiled_gradient
 from derivcheck.symbolic.derive import derive
+from derivcheck.report import notation
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial
 
 
@@ -64,7 +65,7 @@ def _display_text(name: str, letters: tuple[str, ...]) -> str:
 _LATEX = _Notation(lambda holders, rename: DerivationPrinter(holders, rename=rename), lambda v: rf"G_{{{v}}}",
                    partial, lambda n, letters: _display(n, letters), r"\mathrel{+}=", lambda t: rf"\text{{{t}}}")
 _TEXT = _Notation(lambda holders, rename: TextPrinter(holders, rename=rename), lambda v: f"G_{v}",
-                  lambda e, w: f"∂{e}/∂{w}", _display_text, "+=", lambda t: f"({t})")
+                  notation.derivative_text, _display_text, "+=", lambda t: f"({t})")
 
 
 def _chained(model: Sequential, how: _Notation) -> list[str]:

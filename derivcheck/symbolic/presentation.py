@@ -21,6 +21,7 @@ from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.language.printing import latex as node_latex
 from derivcheck.report.language import program_latex_lines, program_text
+from derivcheck.report import notation
 from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
@@ -31,11 +32,18 @@ from derivcheck.symbolic.verify import language_code
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
-_KIND_NOTE = {
-    "matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
-    "elementwise": "matrix form (elementwise: functions act entry by entry; (A 1) 1^T sums rows and broadcasts)",
-    "language": "matrix form (the matrix language's rules read from the index form)",
-}
+def _kind_note(kind: str) -> str:
+    """How a matrix form was found, in the glyphs of this stream (a ones vector with its length, 1_K)."""
+    t = notation.current().transpose
+    return {"matrix": "matrix form (SymPy's index -> array -> matrix conversion)",
+            "elementwise": f"matrix form (elementwise: functions act entry by entry; (A 1_K) 1_K{t} sums each row of "
+                           f"an N x K matrix A and spreads the sums back)",
+            "language": "matrix form (the matrix language's rules read from the index form)"}[kind]
+
+
+def _d(wrt: str) -> str:
+    """``∂E/∂W`` (``dE/dW`` in ASCII): the derivative of the loss E."""
+    return notation.derivative_text("E", wrt)
 
 
 def _text_expr(e: sp.Basic) -> str:
@@ -121,8 +129,10 @@ def _footer(d) -> list[str]:
         lines.extend(wrap_text(f"convention: {c}", indent="  "))
     if not layer.is_loss:
         bar = d.built.upstream is not None and str(d.built.upstream.name).lower() == "gbar"
-        lines.append(("E is the loss; Ḡ = dE/dy is the upstream gradient (entries ḡ: g names an argument or a size here)"
-                      if bar else "E is the loss; G = dE/dy is the upstream gradient (entries g)")
+        g = notation.current()
+        lines.append((f"E is the loss; {g.accent('G', 'bar')} = {_d('y')} is the upstream gradient (entries "
+                      f"{g.accent('g', 'bar')}: g names an argument or a size here)"
+                      if bar else f"E is the loss; G = {_d('y')} is the upstream gradient (entries g)")
                      + ", kept symbolic; sizes are symbols.")
     lines.append(f"derived in {d.seconds:.2f} s (independent of the sizes)")
     return lines
@@ -144,16 +154,16 @@ def _text(d) -> str:
 
     for g in d.gradients.values():
         lines.append("")
-        lines.extend(text_equation(f"∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.index.expr))
+        lines.extend(text_equation(_d(text_equation_lhs(g.index.entry, g.index.free)), g.index.expr))
         checked = form_check(d, g.arg.name)
-        matrix_lhs = f"  ∂E/∂{_text_param(d, g)}"
+        matrix_lhs = f"  {_d(_text_param(d, g))}"
         if g.matrix.kind != "none" and checked.matrix is not None:
             lines.append(f"  DEFECT: the matrix form derived here {checked.matrix}; it is not shown")
         elif g.matrix.kind == "matrix":
-            lines.append(f"  {_KIND_NOTE['matrix']}, verified against the index form:")
+            lines.append(f"  {_kind_note('matrix')}, verified against the index form:")
             lines.extend(text_equation(matrix_lhs, g.matrix.expr))
         elif g.matrix.kind == "elementwise":
-            lines.append(f"  {_KIND_NOTE['elementwise']}, verified against the index form:")
+            lines.append(f"  {_kind_note('elementwise')}, verified against the index form:")
             lines.extend(text_equation(matrix_lhs, g.matrix.expr, g.matrix.placeholders))
         elif g.language is not None:
             lines.extend(_language_text(d, g, matrix_lhs))
@@ -180,8 +190,8 @@ def _language_text(d, g, lhs: str) -> list[str]:  # noqa: ANN001 - a Derivation 
         return [f"  DEFECT: the matrix form derived here {problem}; it is not shown"]
     named = [] if g.language.index is None else [
         "  in the names of its statistics, verified against the index form above:",
-        *text_equation(f"  ∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.language.index)]
-    return [*named, f"  {_KIND_NOTE['language']}, verified against the index form:",
+        *text_equation(f"  {_d(text_equation_lhs(g.index.entry, g.index.free))}", g.language.index)]
+    return [*named, f"  {_kind_note('language')}, verified against the index form:",
             *wrap_text(f"{lhs} = {g.language.text()}"), *[f"  where {w}" for w in g.language.where()],
             "  vectorized NumPy: the reference backward below, verified against this index form"]
 
@@ -212,15 +222,15 @@ def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
     p = DerivationPrinter()
     for g in d.gradients.values():
         index = f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}"
-        out.append((index, text_equation(f"∂E/∂{text_equation_lhs(g.index.entry, g.index.free)}", g.index.expr)))
+        out.append((index, text_equation(_d(text_equation_lhs(g.index.entry, g.index.free)), g.index.expr)))
         m = matrix_latex(d, g)
         if m and g.matrix.kind == "none":  # the matrix language's form
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
-                        wrap_text(f"∂E/∂{_text_param(d, g)} = {g.language.text()}")))
+                        wrap_text(f"{_d(_text_param(d, g))} = {g.language.text()}")))
         elif m:
             holders = g.matrix.placeholders if g.matrix.kind == "elementwise" else None
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
-                        text_equation(f"∂E/∂{_text_param(d, g)}", g.matrix.expr, holders)))
+                        text_equation(_d(_text_param(d, g)), g.matrix.expr, holders)))
     return out
 
 
@@ -438,7 +448,7 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.matrix.kind == "elementwise":
         return DerivationPrinter(g.matrix.placeholders).doprint(g.matrix.expr)
     if g.language is not None and language_check(d, g.arg.name) is None:
-        return _latex_names(node_latex(g.language.node), g.language.onehots)
+        return node_latex(g.language.node)  # X̂ and onehot(t) by the LaTeX printer's own rule
     return None
 
 
@@ -446,22 +456,14 @@ def named_index_latex(d: Derivation, g: Gradient) -> list[str]:
     """The index form in the names of a normalization's statistics (x̂, σ), where a verified language form has one."""
     if where_latex(d, g) == [] or g.language.index is None:
         return []
-    return [_latex_names(f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.language.index)}", {})]
+    return [f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.language.index)}"]
 
 
 def where_latex(d: Derivation, g: Gradient) -> list[str]:
     """The definitions of the statistics (μ, σ, X̂) a verified language form is written in, in LaTeX."""
     if g.matrix.kind != "none" or g.language is None or language_check(d, g.arg.name) is not None:
         return []
-    return [_latex_names(w, g.language.onehots) for w in g.language.where_latex()]
-
-
-def _latex_names(s: str, onehots: dict[str, tuple[str, str]]) -> str:
-    # The normalized matrix X̂ is named with a combining accent; LaTeX spells it \hat{X}. A one-hot matrix's name
-    # (onehot_ids) would subscript one letter in LaTeX: it is written onehot(ids).
-    for name, (arg, _) in onehots.items():
-        s = s.replace(name, rf"\operatorname{{onehot}}(\mathrm{{{arg}}})" if len(arg) > 1 else rf"\operatorname{{onehot}}({arg})")
-    return s.replace(r"\mathrm{X̂}", r"\hat{X}").replace("X̂", r"\hat{X}").replace("x̂", r"\hat{x}")
+    return g.language.where_latex()
 
 
 def derivation_latex(d: Derivation) -> str:

@@ -17,6 +17,8 @@ import numpy as np
 import sympy as sp
 
 from derivcheck.catalog.declarations import Arg
+from derivcheck.errors import InputError
+from derivcheck.report import notation
 from derivcheck.symbolic.build import FREE_INDEX_NAMES, element, index_symbol
 from derivcheck.symbolic.index_form import IndexForm, _tidy, contract
 
@@ -45,7 +47,9 @@ def second_order(d: Any, arg_name: str, other_name: str | None = None) -> Second
     k, m = len(first.free), len(other.letters)
     second = tuple(index_symbol(n) for n in FREE_INDEX_NAMES[k:k + m])
     if len(second) < m:
-        raise ValueError(f"{arg_name} and {other.name} have too many axes for a second-order index form")
+        raise InputError(f"{d.layer.name}: {arg_name} and {other.name} have {k + m} axes together; a second-order "
+                         f"index form names at most {len(FREE_INDEX_NAMES)} ({', '.join(FREE_INDEX_NAMES)}), so "
+                         f"--order 2 is not derived for this layer")
     start = time.perf_counter()
     entry = element(d.built.symbols[other.name], second)
     ranges = {**d.built.index_ranges(g.arg), **{i: d.built.sizes[c] for i, c in zip(second, other.letters)}}
@@ -107,7 +111,7 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
         parts = [str(i) for i in indices]
         return "_" + "".join(parts) if all(len(p) == 1 for p in parts) else "[" + ", ".join(parts) + "]"
 
-    lhs_text = f"∂²E/∂{shown}{sub(free[:k])} ∂{shown2}{sub(free[k:])}"
+    lhs_text = notation.current().derivative("E", f"{shown}{sub(free[:k])}", f"{shown2}{sub(free[k:])}")
     sizes = ", ".join(f"{c}={n}" for c, n in result.sizes.items())
     if result.problem is not None:
         return [f"{lhs_text}: DEFECT, not shown: the second derivative {result.problem}"]
@@ -121,7 +125,7 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
 
     return [*wrap_text(f"{lhs_text} = {TextPrinter().doprint(result.form.expr)}"),
             f"  verified: contracted with a random direction{'' if other is result.arg else ' in ' + other.name}, it "
-            f"matches central differences of dE/d{name} (sizes {sizes})"]
+            f"matches central differences of {notation.derivative_text('E', name)} (sizes {sizes})"]
 
 
 def render_second_order(name: str, fmt: str = "text") -> str:
