@@ -22,8 +22,8 @@ from derivcheck.numeric.directional import Blocks, directional_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
 from derivcheck.report.results import Finding, ParamReport
-from derivcheck.numeric.tolerances import (ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_ULPS, INCONCLUSIVE_FLOOR, entry_scale,
-                                           largest_magnitude, scale_by_entry)
+from derivcheck.numeric.tolerances import (ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_ULPS, INCONCLUSIVE_FLOOR, LOW_PRECISION_EPS,
+                                           entry_scale, largest_magnitude, scale_by_entry)
 
 
 def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int) -> list[tuple[str, Blocks]]:
@@ -164,7 +164,10 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
                   f"noise swamps {name}'s effect on it")
         return ParamOutcome(joint_row(run, name, floor, "inconclusive", reason), [], [_noise_finding(name, floor)])
     single, target = single_entry_floor(run, name, explained), expected_error(run, name)
-    if single > target:
+    # In low precision a direction over part of a parameter has a small slope against the noise: its step grows
+    # wide, a ReLU net's kinks crowd into it past what the error estimate sees, and a correct gradient can fail
+    # there; nor could so noisy a direction see one wrong entry of 1%. Such a parameter stays inconclusive.
+    if single > target and run.probe.eps_eval <= LOW_PRECISION_EPS:
         reached, failed = entry_power(run, name, target)
         if failed:
             return None
