@@ -153,3 +153,27 @@ def test_a_scripts_unicode_prose_is_spelled_in_ascii_on_an_ascii_stream() -> Non
     assert "Why is sigmoid'(z) = sigmoid(z)(1 - sigmoid(z))?" in out
     with notation.use("unicode"):
         assert "∂E/∂Z = G ⊙ σ(Z)" in answer.render()
+
+
+CATALOG_IN_EVERY_FORMAT = """
+from derivcheck.catalog.registry import MODELS, list_layers
+from derivcheck.symbolic.presentation import render_derivation
+for name in [*list_layers(), *MODELS]:
+    for fmt in ("text", "latex", "markdown", *(() if name in MODELS else ("code",))):
+        print(f"=== {name} ({fmt})")
+        print(render_derivation(name, fmt))
+"""
+
+
+def test_the_whole_catalog_in_every_format_is_ascii_on_an_ascii_stream() -> None:
+    """Every layer and model, text, LaTeX, Markdown and code, in one interpreter (its own: derivations are cached
+    with their text, which must not leak ASCII into other tests)."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii:backslashreplace"}  # to name every glyph that leaks
+    done = subprocess.run([sys.executable, "-c", CATALOG_IN_EVERY_FORMAT], capture_output=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-3000:]
+    section, bad = "", {}
+    for line in done.stdout.decode("ascii").splitlines():
+        section = line if line.startswith("=== ") else section
+        if "\\u" in line or "\\x" in line:
+            bad.setdefault(section, line[:200])
+    assert bad == {}
