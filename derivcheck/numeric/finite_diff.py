@@ -248,6 +248,11 @@ def _settle(rungs: list[_Rung], noise: float, evaluations: int) -> Derivative:
         return _coarsest_kink(rungs[:-1], noise, evaluations)
     # One rough rung, then a clean one: a kink stepped over, or curvature. If it was a kink at 0
     # whose jump faded into the noise, |Q|/(2h) in the error still covers half that jump.
+    rough = rungs[-2]
+    if abs(rough.q) <= LADDER_RATIO * ROUGH_SNR * _Q_NOISE * noise:
+        # Barely rough, and the next rung clean by chance: rounding noise a few times the model (a loss that is a
+        # small difference of large terms) explains it as well as a kink does. Charge that noise at the short step.
+        noise = max(noise, abs(rough.q) / _Q_NOISE)
     return _smooth(last, noise, evaluations, True)
 
 
