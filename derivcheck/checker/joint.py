@@ -4,7 +4,10 @@ Three kinds of direction cover all parameters at once, one evaluation ladder eac
 
 * ``gradient``: each block along the user's own gradient. ``<g, v>`` is then as large as
   it can be, so a wrong scale in any block shows at its most visible;
-* ``random``: Gaussian entries, which see any error pattern whatever its shape;
+* ``random``: random signs times magnitudes drawn from [1/2, 1] of each entry's scale. The draw is
+  continuous, so it sees any error pattern whatever its shape (as Gaussian entries would), and no
+  entry moves by less than half its scale, so the same direction gives power against one wrong
+  entry anywhere (the smallest of 10^6 Gaussian entries is about 1e-6 of the largest);
 * ``uniform``: every entry moves by its own scale. Entries that are tied (the maxima of a
   pooling window, equal values under a sort) stay tied, so the loss is smooth along it
   where the other directions cross kinks, and the tied entries' gradients must add up to
@@ -34,7 +37,7 @@ def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: in
     if along:
         out.append(("gradient", along))
     for i in range(randoms):
-        out.append((f"random {i + 1}" if randoms > 1 else "random", {k: random_direction(v, rng) for k, v in x.items()}))
+        out.append((f"random {i + 1}" if randoms > 1 else "random", {k: sign_direction(v, rng) for k, v in x.items()}))
     out.append(("uniform", {k: entry_scale(v) for k, v in x.items()}))
     return out
 
