@@ -252,20 +252,24 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
 def _never_taken(expr: sp.Expr) -> sp.Expr:
     """Piecewise branches whose condition cannot hold (``x > 0 and x < 0``, left by diff of Max and Min) removed."""
 
-    def opposite(cond: Any) -> bool:
-        if not isinstance(cond, sp.And):
-            return False
-        signs: dict[Any, set[int]] = {}
-        for c in cond.args:
-            if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.rhs == 0:
-                signs.setdefault(c.lhs, set()).add(1 if isinstance(c, sp.StrictGreaterThan) else -1)
-        return any(len(v) == 2 for v in signs.values())
-
     def prune(pw: sp.Piecewise) -> sp.Expr:
-        kept = [(b.expr, b.cond) for b in pw.args if not opposite(b.cond)]
+        kept = [(b.expr, b.cond) for b in pw.args if not contradictory(b.cond)]
         return sp.Piecewise(*kept) if kept else sp.Integer(0)
 
-    return expr.replace(lambda a: isinstance(a, sp.Piecewise) and any(opposite(b.cond) for b in a.args), prune)
+    return expr.replace(lambda a: isinstance(a, sp.Piecewise) and any(contradictory(b.cond) for b in a.args), prune)
+
+
+def contradictory(cond: Any) -> bool:
+    """``x > 0 and x < 0`` (either side of the comparison): a branch that is never taken."""
+    if not isinstance(cond, sp.And):
+        return False
+    signs: dict[Any, set[int]] = {}
+    for c in cond.args:
+        if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.rhs == 0:
+            signs.setdefault(c.lhs, set()).add(1 if isinstance(c, sp.StrictGreaterThan) else -1)
+        if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.lhs == 0:
+            signs.setdefault(c.rhs, set()).add(-1 if isinstance(c, sp.StrictGreaterThan) else 1)
+    return any(len(s) == 2 for s in signs.values())
 
 
 def _exp_of_sums(expr: sp.Expr) -> sp.Expr:

@@ -30,6 +30,7 @@ from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
 from derivcheck.language.rewrite import fuse, simplify
 from derivcheck.report.latex import TextPrinter
+from derivcheck.symbolic.index_form import contradictory
 from derivcheck.symbolic.statistics import Definition
 
 Labels = tuple[sp.Symbol, ...]
@@ -293,19 +294,6 @@ def _transposes_needed(factors: list[tuple[Any, Node, Labels]], k: sp.Symbol, i:
     return sum(1 for _, _, ls in factors if ls in ((k, i), (j, k)))
 
 
-def _contradictory(cond: Any) -> bool:
-    """``x > 0 and x < 0``: a branch that is never taken."""
-    if not isinstance(cond, sp.And):
-        return False
-    signs: dict[Any, set[int]] = {}
-    for c in cond.args:
-        if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.rhs == 0:
-            signs.setdefault(c.lhs, set()).add(1 if isinstance(c, sp.StrictGreaterThan) else -1)
-        if isinstance(c, (sp.StrictGreaterThan, sp.StrictLessThan)) and c.lhs == 0:
-            signs.setdefault(c.rhs, set()).add(-1 if isinstance(c, sp.StrictGreaterThan) else 1)
-    return any(len(s) == 2 for s in signs.values())
-
-
 class _Translate:
     """SymPy index expression -> (node, axes)."""
 
@@ -321,7 +309,7 @@ class _Translate:
             return n.const(1), ()
         if isinstance(cond, (sp.And, sp.Or)):  # (x < 0 and x > 0) or x < 0 is x < 0
             cond = sp.simplify_logic(cond, force=True)
-            if _contradictory(cond):
+            if contradictory(cond):
                 return n.const(0), ()
         if isinstance(cond, sp.And):
             return self.combine([self.condition(c) for c in cond.args], n.mul)
@@ -402,11 +390,11 @@ class _Translate:
     def piecewise(self, e: sp.Piecewise) -> tuple[Node, Labels]:
         terms, taken = [], []
         for value, cond in e.args:
-            if _contradictory(cond) or value == 0:
+            if contradictory(cond) or value == 0:
                 taken.append(cond)
                 continue
             # An earlier branch's condition excludes this one's only where they can both hold (x < 0 rules out x > 0).
-            full = sp.And(cond, *[sp.Not(c) for c in taken if not _contradictory(sp.And(cond, c))])
+            full = sp.And(cond, *[sp.Not(c) for c in taken if not contradictory(sp.And(cond, c))])
             taken.append(cond)
             terms.append((value, full))
         if not terms:

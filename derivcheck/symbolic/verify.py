@@ -286,14 +286,21 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     return _LANGUAGE_CHECKED[key]
 
 
+def _language_draws(layer: Any) -> list[tuple[dict, dict, Any]]:
+    """The random draws a language form is checked at: (sizes, inputs, upstream gradient), the same every run."""
+    draws = []
+    for seed in _LANGUAGE_DRAWS:
+        rng = np.random.default_rng(seed)
+        sizes = complete_sizes(layer, random_sizes(layer, rng, low=2))
+        arrays = sample_inputs(layer, sizes, rng)
+        draws.append((sizes, arrays, rng.standard_normal(output_shape(layer, sizes)) if not layer.is_loss else 1.0))
+    return draws
+
+
 def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
     """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
     index = compiled_gradient(d.layer.name, arg_name, "index")
-    for seed in _LANGUAGE_DRAWS:
-        rng = np.random.default_rng(seed)
-        sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
-        arrays = sample_inputs(d.layer, sizes, rng)
-        upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
+    for sizes, arrays, upstream in _language_draws(d.layer):
         want = index(arrays, upstream, sizes)
         try:
             with np.errstate(all="ignore"):
@@ -335,11 +342,7 @@ def _code_disagreement(d: Any, arg_name: str, source: str) -> str | None:
         return f"does not run ({type(exc).__name__}: {exc})"
     fn = namespace[f"grad_{arg_name}"]
     index = compiled_gradient(d.layer.name, arg_name, "index")
-    for seed in _LANGUAGE_DRAWS:
-        rng = np.random.default_rng(seed)
-        sizes = complete_sizes(d.layer, random_sizes(d.layer, rng, low=2))
-        arrays = sample_inputs(d.layer, sizes, rng)
-        upstream = rng.standard_normal(output_shape(d.layer, sizes)) if not d.layer.is_loss else 1.0
+    for sizes, arrays, upstream in _language_draws(d.layer):
         args = [*([] if d.layer.is_loss else [upstream]), *[arrays[a.name] for a in d.layer.inputs],
                 *d.layer.constants.values(), *[int(sizes[h]) for h in d.layer.hyper]]
         try:
