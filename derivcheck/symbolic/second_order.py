@@ -125,7 +125,7 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
 
     return [*wrap_text(f"{lhs_text} = {TextPrinter().doprint(result.form.expr)}"),
             f"  verified: contracted with a random direction{'' if other is result.arg else ' in ' + other.name}, it "
-            f"matches central differences of {notation.derivative_text('E', name)} (sizes {sizes})"]
+            f"matches central differences of dE/d{name} (sizes {sizes})"]
 
 
 def render_second_order(name: str, fmt: str = "text") -> str:
