@@ -71,7 +71,8 @@ class Glyphs:
         return GREEK_TEXT[name.lower()] if fold_case and name.lower() in _LOWER_ONLY else name
 
     def accent(self, letter: str, mark: str) -> str:
-        """A letter with a bar (``Ḡ``, the adjoint), a tilde (``Ñ``) or a hat (``X̂``); ``Gbar``, ``N~``, ``Xhat`` in ASCII."""
+        """A letter with a bar (``Ḡ``, the adjoint), a tilde (``Ñ``) or a hat (``X̂``, normalized); ``Gbar``, ``N~``,
+        ``Xhat`` in ASCII."""
         if self.unicode:
             return unicodedata.normalize("NFC", letter + _COMBINING[mark])
         return letter + _ACCENT_WORDS[mark]
