@@ -177,3 +177,10 @@ def test_the_whole_catalog_in_every_format_is_ascii_on_an_ascii_stream() -> None
         if "\\u" in line or "\\x" in line:
             bad.setdefault(section, line[:200])
     assert bad == {}
+
+
+def test_order_two_on_a_layer_with_too_many_axes_is_a_clear_usage_error(user_file: Path) -> None:
+    """conv2d's x has 4 axes: its Hessian block would need 8 index names. A usage error says so, no traceback."""
+    done = _run(["derive", "conv2d", "--order", "2"], "ascii", user_file)
+    assert done.returncode == 2 and done.stderr.isascii()
+    assert b"conv2d: x and x have 8 axes together" in done.stderr and b"--order 2 is not derived" in done.stderr
