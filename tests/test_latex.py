@@ -84,3 +84,25 @@ def test_colliding_names_verify_four_ways(user_layers: list[str], name: str) -> 
     x = np.random.default_rng(0).standard_normal((3, 2))
     if name == "user_dim_g":
         np.testing.assert_allclose(namespace["grad_x"](x, x), 2 * x)
+
+
+def test_a_hat_and_a_one_hot_are_rules_of_the_latex_printers() -> None:
+    """X̂ is \\hat{X} and onehot_t is \\operatorname{onehot}(t) in both LaTeX printers, whatever calls them."""
+    import sympy as sp
+
+    from derivcheck.language import nodes as n
+    from derivcheck.language.nodes import Variable
+    from derivcheck.language.printing import latex
+    from derivcheck.report.latex import DerivationPrinter
+
+    # X̂ is a name the statistics reader gives (no user can declare it); onehot_t one the one-hot reader gives.
+    v = {name: Variable(name, shape) for name, shape in
+         (("X\u0302", ("N", "D")), ("onehot_t", ("N", "K")), ("onehot_ids", ("N", "V")), ("G", ("N", "D")))}
+    assert latex(n.mul(n.var(v["X\u0302"]), n.var(v["G"]))) == r"\hat{X} \odot G"
+    assert latex(n.var(v["onehot_t"])) == r"\operatorname{onehot}(t)"
+    assert latex(n.var(v["onehot_ids"])) == r"\operatorname{onehot}(\mathrm{ids})"
+    hat = sp.MatrixSymbol("X\u0302", sp.Symbol("N"), sp.Symbol("D"))
+    p, q = sp.symbols("p q")
+    assert DerivationPrinter().doprint(hat[p, q]) == r"\hat{x}_{pq}" and DerivationPrinter().doprint(hat) == r"\hat{X}"
+    for block in (r"\hat{X} \odot G", r"\operatorname{onehot}(\mathrm{ids})^{\top} G", r"\hat{x}_{pq}"):
+        assert parse_errors(block) == []
