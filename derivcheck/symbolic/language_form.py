@@ -6,7 +6,7 @@ elementwise algebra aligns labels (a vector ``a_p`` against ``x_np`` broadcasts 
 rows), a sum over an index that one operand carries is an axis sum (``Σ_n x_np g_np`` is
 ``1ᵀ (X ⊙ G)``), and a sum over an index two operands share is a product
 (``Σ_n x_np h_nq`` is ``Xᵀ H``). Iverson brackets of signs are steps (``[x < 0]`` is
-``1[-X > 0]``), ``[k = t_n]`` of integer targets is their one-hot matrix. The tree is then
+``1[X < 0]``), ``[k = t_n]`` of integer targets is their one-hot matrix. The tree is then
 simplified by the language's rewrites, and it is shown only after it agreed with the index
 form at random sizes in the same run (``verify.language_form_check``).
 
