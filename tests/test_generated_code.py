@@ -13,7 +13,7 @@ from derivcheck.catalog import registry
 from derivcheck.catalog.registry import list_layers
 from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 from derivcheck.numeric.compare import ABSOLUTE_BELOW_ONE, relative_gap
-from derivcheck.symbolic.checked_code import _inputs, code_arguments
+from derivcheck.symbolic.checked_code import draw_inputs, code_arguments
 from derivcheck.symbolic.compile import compiled_gradient, layer_code_parameters
 from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.presentation import render_derivation
@@ -30,7 +30,7 @@ def _check_layer(name: str) -> list[str]:
     namespace: dict = {}
     exec(compile(source, f"<derivcheck derive {name} --format code>", "exec"), namespace)  # noqa: S102 - as printed
     d = derive(name)
-    arrays, upstream, sizes = _inputs(d, SEED)
+    arrays, upstream, sizes = draw_inputs(d, SEED)
     args = code_arguments(d, arrays, upstream, sizes)
     problems = []
     own = d.layer.backward.__name__

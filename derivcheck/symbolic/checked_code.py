@@ -62,7 +62,7 @@ def checked_code(d: Any, arg_name: str) -> CheckedCode:
     unsafe = None
     for label, form in candidates:
         source = _with_helpers(matrix_form_code(d.built, form, arg_name))
-        problem = _disagreement(d, arg_name, source)
+        problem = code_disagreement(d, arg_name, source)
         if problem is not None:
             if label == "direct":
                 return CheckedCode(None, f"DEFECT, not shown: the generated code {problem}")
@@ -136,7 +136,9 @@ def _call(d: Any, fn: Callable[..., Any], arrays: dict[str, np.ndarray], upstrea
     return fn(*code_arguments(d, arrays, upstream, sizes))
 
 
-def _inputs(d: Any, seed: int, scale: float = 1.0, integers: bool = False) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
+def draw_inputs(d: Any, seed: int, scale: float = 1.0,
+                integers: bool = False) -> tuple[dict[str, np.ndarray], Any, dict[str, int]]:
+    """Random sizes, inputs and upstream gradient for layer ``d.layer``, the same for a seed in every run."""
     from derivcheck.catalog.sampling import complete_sizes, output_shape, random_sizes, sample_inputs
 
     rng = np.random.default_rng(seed)
@@ -155,9 +157,10 @@ def _draws() -> list[tuple[int, bool]]:
     return [(seed, False) for seed in _DRAWS] + [(_DRAWS[0], True)]
 
 
-def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
-    """None when the printed code matches the index form at every draw (integer inputs too, where the
-    conventions at kinks show); otherwise what went wrong."""
+def code_disagreement(d: Any, arg_name: str, source: str | None,
+                       draws: list[tuple[int, bool]] | None = None) -> str | None:
+    """None when the printed code matches the index form at every draw (by default integer inputs too, where
+    the conventions at kinks show); otherwise what went wrong."""
     if source is None:
         return "could not be generated"
     index = compiled_gradient(d.layer.name, arg_name, "index")
@@ -165,8 +168,8 @@ def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
         fn = _function(source, arg_name)
     except Exception as exc:  # noqa: BLE001 - generated text that does not even run
         return f"does not run ({type(exc).__name__}: {exc})"
-    for seed, integers in _draws():
-        arrays, upstream, sizes = _inputs(d, seed, integers=integers)
+    for seed, integers in _draws() if draws is None else draws:
+        arrays, upstream, sizes = draw_inputs(d, seed, integers=integers)
         want = index(arrays, upstream, sizes)
         try:
             with np.errstate(all="ignore"):
@@ -184,7 +187,7 @@ def _disagreement(d: Any, arg_name: str, source: str | None) -> str | None:
 def _safe(d: Any, arg_name: str, source: str) -> bool:
     """Finite output for inputs of magnitude about 1000, where a naive exp overflows."""
     fn = _function(source, arg_name)
-    arrays, upstream, sizes = _inputs(d, _DRAWS[0], _EXTREME)
+    arrays, upstream, sizes = draw_inputs(d, _DRAWS[0], _EXTREME)
     with np.errstate(all="ignore"):
         try:
             out = np.asarray(_call(d, fn, arrays, upstream, sizes), dtype=float)
@@ -224,7 +227,7 @@ def _form_check(d: Any, arg_name: str) -> FormCheck:
     matrix = compile_matrix_form(d.built, g.matrix, g.arg.letters) if g.matrix.kind != "none" else None
     matrix_problem = einsum_problem = None
     for seed, integers in _draws():
-        arrays, upstream, sizes = _inputs(d, seed, integers=integers)
+        arrays, upstream, sizes = draw_inputs(d, seed, integers=integers)
         want = index(arrays, upstream, sizes)
         if matrix is not None and matrix_problem is None:
             matrix_problem = _compare(lambda: matrix(arrays, upstream, sizes), want, sizes)

@@ -64,7 +64,7 @@ def second_order(d: Any, arg_name: str, other_name: str | None = None) -> Second
 
 
 def _check(d: Any, arg_name: str, form: IndexForm, along: str | None = None) -> tuple[str | None, dict[str, int]]:
-    from derivcheck.symbolic.checked_code import _inputs
+    from derivcheck.symbolic.checked_code import draw_inputs
     from derivcheck.symbolic.compile import compile_index_form, compiled_gradient
 
     first = compiled_gradient(d.layer.name, arg_name, "index")
@@ -72,7 +72,7 @@ def _check(d: Any, arg_name: str, form: IndexForm, along: str | None = None) -> 
     rng = np.random.default_rng(7)
     sizes: dict[str, int] = {}
     for seed in (303, 404):
-        arrays, upstream, sizes = _inputs(d, seed)
+        arrays, upstream, sizes = draw_inputs(d, seed)
         along = along or arg_name  # the argument moved: arg_name itself, or another for a mixed block
         x = np.asarray(arrays[along], dtype=float)
         v = rng.standard_normal(x.shape)

@@ -24,6 +24,7 @@ from derivcheck.catalog.sampling import complete_sizes, output_shape, random_siz
 from derivcheck.report.results import GradientVerification, LayerVerification
 from derivcheck.report.verification import WITNESSES  # noqa: F401 - re-exported
 from derivcheck.symbolic.models import witness_vjp
+from derivcheck.symbolic.checked_code import code_disagreement, draw_inputs
 from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient
 from derivcheck.symbolic.derive import Derivation, derive
 from derivcheck.symbolic.language_form import LanguageForm
@@ -286,21 +287,11 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     return _LANGUAGE_CHECKED[key]
 
 
-def _language_draws(layer: Any) -> list[tuple[dict, dict, Any]]:
-    """The random draws a language form is checked at: (sizes, inputs, upstream gradient), the same every run."""
-    draws = []
-    for seed in _LANGUAGE_DRAWS:
-        rng = np.random.default_rng(seed)
-        sizes = complete_sizes(layer, random_sizes(layer, rng, low=2))
-        arrays = sample_inputs(layer, sizes, rng)
-        draws.append((sizes, arrays, rng.standard_normal(output_shape(layer, sizes)) if not layer.is_loss else 1.0))
-    return draws
-
-
 def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
     """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
     index = compiled_gradient(d.layer.name, arg_name, "index")
-    for sizes, arrays, upstream in _language_draws(d.layer):
+    for seed in _LANGUAGE_DRAWS:
+        arrays, upstream, sizes = draw_inputs(d, seed)
         want = index(arrays, upstream, sizes)
         try:
             with np.errstate(all="ignore"):
@@ -329,28 +320,6 @@ def language_code(d: Any, arg_name: str) -> str | None:
     key = (d.layer.name, arg_name, ("code", g.language.node, g.language.named))
     if key not in _LANGUAGE_CHECKED:
         source = g.language.source(d.built, arg_name)
-        _LANGUAGE_CHECKED[key] = source if _code_disagreement(d, arg_name, source) is None else None
+        draws = [(seed, False) for seed in _LANGUAGE_DRAWS]  # the draws its tree was checked at
+        _LANGUAGE_CHECKED[key] = source if code_disagreement(d, arg_name, source, draws) is None else None
     return _LANGUAGE_CHECKED[key]
-
-
-def _code_disagreement(d: Any, arg_name: str, source: str) -> str | None:
-    """None when the source, executed as printed, matches the index form at two random draws."""
-    namespace: dict[str, Any] = {}
-    try:
-        exec(compile(f"import numpy as np\n\n\n{source}", f"<generated grad_{arg_name}>", "exec"), namespace)  # noqa: S102
-    except Exception as exc:  # noqa: BLE001 - generated text that does not even run
-        return f"does not run ({type(exc).__name__}: {exc})"
-    fn = namespace[f"grad_{arg_name}"]
-    index = compiled_gradient(d.layer.name, arg_name, "index")
-    for sizes, arrays, upstream in _language_draws(d.layer):
-        args = [*([] if d.layer.is_loss else [upstream]), *[arrays[a.name] for a in d.layer.inputs],
-                *d.layer.constants.values(), *[int(sizes[h]) for h in d.layer.hyper]]
-        try:
-            with np.errstate(all="ignore"):
-                got = np.asarray(fn(*args), dtype=float)
-        except Exception as exc:  # noqa: BLE001
-            return f"raises {type(exc).__name__}: {exc}"
-        want = index(arrays, upstream, sizes)
-        if got.shape != want.shape or not relative_gap(got, want, ABSOLUTE_BELOW_ONE) <= _LANGUAGE_AGREEMENT:
-            return f"differs from the index form at sizes {sizes}"
-    return None
