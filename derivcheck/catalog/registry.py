@@ -8,6 +8,7 @@ import importlib.util
 import pkgutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from derivcheck.errors import DerivcheckError, InputError
@@ -95,19 +96,29 @@ def load_layer_file(path: str | Path) -> None:
     name = f"derivcheck_user_layers_{file.stem}_{abs(hash(str(file.resolve())))}"
     if name in sys.modules:
         return  # loaded already: its layers are in the table
+    import_file(name, file, f"layer file {str(path)!r}", f"{file}: importing the layer file", reraise=(DerivcheckError,))
+
+
+def import_file(name: str, file: Path, shown: str, failed: str,
+                reraise: tuple[type[BaseException], ...] = ()) -> ModuleType:
+    """Run ``file`` as the module ``name`` (registered in ``sys.modules`` only if it imports): a user's layer file or
+    loss file. ``shown`` names it where it is no Python file, ``failed`` starts the error when importing raises;
+    exceptions in ``reraise`` pass unchanged (a layer file's declaration slip is already a named error).
+    SystemExit is caught too: a script that exits at import must not end the command."""
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
-        raise InputError(f"layer file {str(path)!r} is not a Python file")
+        raise InputError(f"{shown} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except DerivcheckError:
+    except reraise:
         del sys.modules[name]
         raise
     except (Exception, SystemExit) as exc:
         del sys.modules[name]
-        raise InputError(f"{file}: importing the layer file raised {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"{failed} raised {type(exc).__name__}: {exc}") from exc
+    return module
 
 
 def load_layer_files(paths: list[str]) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import re
 import sys
 import zipfile
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.catalog.registry import import_file
 from derivcheck.errors import InputError
 
 _NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"  # the first bytes of np.save and np.savez (a zip) files
@@ -51,17 +51,7 @@ def _import_file(file: Path, shown: str) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)  # what `python file.py` does; kept, since a function may import on call
     module_name = file.stem if file.stem.isidentifier() and file.stem not in sys.modules else f"derivcheck_user_{abs(hash(file))}"
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    if spec is None or spec.loader is None:
-        raise InputError(f"{shown!r} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # SystemExit: a script that exits at import must not end the command
-        del sys.modules[module_name]
-        raise InputError(f"importing {shown!r} raised {type(exc).__name__}: {exc}") from exc
-    return module
+    return import_file(module_name, file, repr(shown), f"importing {shown!r}")
 
 
 def _neighbours(file: Path) -> list[str]:
