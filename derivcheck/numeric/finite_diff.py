@@ -168,11 +168,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, len(cache) - 1)
             return _settle(rungs, noise, len(cache) - 1)
         # Q did not shrink with the step, and the finest step is rough too: rounding noise, larger than modelled.
-        # Measure it.
+        # Measure it (doubling it at least each time ends the recursion).
         still = len(rungs) >= 2 and abs(rungs[-1].q) > _NOISE_RATIO * abs(rungs[-2].q)
         if still and not _clean_at_the_finest(at, f0, step, threshold):
             measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + rungs[-2].q ** 2) / 2) / _Q_NOISE
-            # Doubling at least each time ends the recursion.
             again = central_difference(at, f0, step, max(2 * noise, measured), settled)
             return replace(again, evaluations=len(cache) - 1)
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
