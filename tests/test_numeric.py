@@ -74,6 +74,27 @@ def test_noise_larger_than_modelled_is_measured_not_blamed():
     assert abs(d.value - math.cos(1)) <= 4 * d.error
 
 
+def test_noise_far_above_the_model_is_measured_after_the_second_rung_at_every_seed():
+    # Rounding 1e5 times the two-ulp model (a BLAS dot product of 10^7 terms rounds about 100 times it): the second
+    # rung, rough and not shrinking as a kink at 0 would, sends the ladder to its finest rung, whose roughness proves
+    # noise. Before, the ladder waited for two consecutive Q's of a similar size, up to 20 evaluations.
+    counts = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        noise: dict[float, float] = {}
+
+        def f(t: float) -> float:
+            if t not in noise:
+                noise[t] = 1e-10 * rng.standard_normal()
+            return math.sin(1 + t) + noise[t]
+
+        d = central_difference(f, math.sin(1), 6e-6, 2 * EPS)
+        assert abs(d.value - math.cos(1)) <= 4 * d.error, seed  # truth: d/dt sin(1 + t) at 0 is cos(1)
+        assert 1e-11 < d.noise < 1e-8, seed  # the measured noise, not the model's 2 ulps
+        counts.append(d.evaluations)
+    assert max(counts) <= 16 and sum(c <= 12 for c in counts) >= 19, counts
+
+
 @given(st.lists(st.tuples(st.floats(-2, 2), st.floats(0.2, 2), st.sampled_from([-1.0, 1.0])), min_size=2, max_size=6))
 def test_coincident_kinks_are_summed_one_by_one(kinks):
     # L(w) = sum_k c_k relu(a_k . w): every ReLU at 0 at w = 0; along e_0 each contributes [min, max](0, c_k a_k0).

@@ -167,13 +167,14 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
             if confirm and len(rungs) == 1:
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, len(cache) - 1)
             return _settle(rungs, noise, len(cache) - 1)
-        # Q did not shrink with the step, and the finest step is rough too: rounding noise, larger than modelled.
-        # Measure it (doubling it at least each time ends the recursion).
-        still = len(rungs) >= 2 and abs(rungs[-1].q) > _NOISE_RATIO * abs(rungs[-2].q)
-        if still and not _clean_at_the_finest(at, f0, step, threshold):
-            measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + rungs[-2].q ** 2) / 2) / _Q_NOISE
-            again = central_difference(at, f0, step, max(2 * noise, measured), settled)
-            return replace(again, evaluations=len(cache) - 1)
+        # Q did not shrink with the step as a kink at 0 would, and the finest step is rough too: rounding noise,
+        # larger than modelled. Measure it (doubling it at least each time ends the recursion).
+        if len(rungs) >= 2 and _noise_like(rungs[-2], rungs[-1], noise):
+            finest = _finest_rough(at, f0, step, threshold)
+            if finest is not None:
+                measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + finest.q ** 2) / 2) / _Q_NOISE
+                again = central_difference(at, f0, step, max(2 * noise, measured), settled)
+                return replace(again, evaluations=len(cache) - 1)
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
             kink = _kink(rungs[-2], rungs[-1], noise, len(cache) - 1)
             # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
@@ -186,14 +187,25 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
 
 
-def _clean_at_the_finest(at: Phi, f0: float, step: float, threshold: float) -> bool:
-    """The ladder's finest rung is clean at the modelled noise: a Q that did not shrink from one rung to the next
-    came from kinks at several distances inside the stencil (tiny biases put ReLUs' kinks at 1e-9 and 1e-7 from
-    x), whose Q rises and falls as the step passes them, not from noise, which no step escapes. The descent
-    reaches that rung at the latest (its evaluations are cached): four evaluations where noise is suspected.
-    A rung whose points all gave f0 proves nothing: a loss computed in float32 does not see so short a step."""
+def _noise_like(coarse: _Rung, fine: _Rung, noise: float) -> bool:
+    """Two rough rungs whose Q did not shrink as a kink at 0 makes it (by the ladder ratio, sign kept): worth the
+    finest rung's four evaluations to tell noise from kinks at several distances. Asked from the second rung on,
+    so a noisy loss is measured after three rungs (twelve evaluations) whatever its Q's happen to be, instead of
+    waiting, rung by rung, for two consecutive Q's of a similar size."""
+    return abs(fine.q) > _NOISE_RATIO * abs(coarse.q) or not _agree(coarse, fine, noise)
+
+
+def _finest_rough(at: Phi, f0: float, step: float, threshold: float) -> _Rung | None:
+    """The ladder's finest rung if it is rough at the modelled noise, else None.
+
+    Clean there, a Q that did not shrink from one rung to the next came from kinks at several distances inside
+    the stencil (tiny biases put ReLUs' kinks at 1e-9 and 1e-7 from x), whose Q rises and falls as the step
+    passes them, not from noise, which no step escapes. Rough there, its Q is a sample of the noise itself. The
+    descent reaches that rung at the latest (its evaluations are cached). A rung whose points all gave f0 proves
+    nothing: a loss computed in float32 does not see so short a step."""
     finest = _rung(at, f0, step / LADDER_RATIO**MAX_RUNGS)
-    return abs(finest.q) <= threshold and (finest.d1 != 0 or finest.d2 != 0)
+    clean = abs(finest.q) <= threshold and (finest.d1 != 0 or finest.d2 != 0)
+    return None if clean else finest
 
 
 def _may_jump(r: _Rung, noise: float) -> bool:
