@@ -15,7 +15,7 @@ import sympy as sp
 
 import derivcheck as dc
 from derivcheck.interfaces.derivation_scripts import Answer, main
-from derivcheck.report.latex import TextPrinter
+from derivcheck.language.printing.sympy_forms import TextPrinter
 
 QUESTION = ("For y_hat = ReLU(w1 ReLU(w2 ReLU(w3 x))) and C = 1/2 (y - y_hat)^2, what is dC/dw_k for every k? "
             "Are my formulas right: dC/dw1 = (y - ReLU(w1 x)) x, dC/dw2 = (y - ReLU(w1 ReLU(w2 x))) w1 x, "

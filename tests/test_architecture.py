@@ -137,8 +137,8 @@ def test_there_are_no_import_cycles_deferred_imports_included():
 
 def test_a_deferred_import_is_read_and_a_type_checking_one_is_not():
     source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from derivcheck.checker import gradient\n"
-              "def f():\n    from derivcheck.numeric import compare\n    import derivcheck.report.latex\n")
-    assert _imports(source) == {"derivcheck.numeric", "derivcheck.numeric.compare", "derivcheck.report.latex"}
+              "def f():\n    from derivcheck.numeric import compare\n    import derivcheck.language.printing.sympy_forms\n")
+    assert _imports(source) == {"derivcheck.numeric", "derivcheck.numeric.compare", "derivcheck.language.printing.sympy_forms"}
 
 
 def test_the_checks_see_a_planted_arrow_and_a_planted_cycle():
@@ -158,12 +158,44 @@ def test_the_checks_see_a_planted_arrow_and_a_planted_cycle():
     ("derivcheck.extend", "derivcheck.catalog.extension"),
     ("derivcheck.expressions.parse", "derivcheck.language.parse"),
     ("derivcheck.expressions.layer_chain", "derivcheck.symbolic.layer_chain"),
+    ("derivcheck.report.latex", "derivcheck.language.printing.sympy_forms"),
+    ("derivcheck.report.notation", "derivcheck.language.printing.notation"),
 ])
 def test_an_old_import_path_gives_the_module_at_its_new_place(old, new):
     import importlib
 
     module = importlib.import_module(old)
     assert module is importlib.import_module(new) and module.__name__ == new
+
+
+def printers_outside_the_printing_module(root: Path) -> list[str]:
+    """Every class that prints math (a SymPy printer, or one with ``_print_`` methods) outside ``language/printing/``,
+    except the printer lambdify compiles with, whose output is executed and never shown."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("language/printing/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef) or node.name in _EXECUTED_ONLY:
+                continue
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+            prints = any(isinstance(f, ast.FunctionDef) and f.name.startswith("_print_") for f in node.body)
+            if prints or any(b.endswith("Printer") for b in bases):
+                found.append(f"{rel}: {node.name}")
+    return found
+
+
+# lambdify's printer: its NumPy source is compiled, never printed to a person.
+_EXECUTED_ONLY = {"_MatrixPrinter"}
+
+
+def test_every_printer_lives_in_the_one_printing_module(tmp_path):
+    assert printers_outside_the_printing_module(Path(derivcheck.__file__).parent) == []
+    planted = tmp_path / "symbolic" / "stray.py"
+    planted.parent.mkdir()
+    planted.write_text("from sympy.printing.str import StrPrinter\nclass Stray(StrPrinter):\n    pass\n")
+    assert printers_outside_the_printing_module(tmp_path) == ["symbolic/stray.py: Stray"]
 
 
 def test_the_report_package_keeps_its_names():

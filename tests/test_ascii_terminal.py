@@ -19,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from derivcheck.interfaces.derivation_scripts import Answer, scripts
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 
 # The layers the issue names, and a model: an index form with a guard (conv2d), named statistics (batchnorm,
 # x-hat), a chain layer (lstm_step), Iverson brackets (maxpool2d), a loss, a chained model (mlp2).

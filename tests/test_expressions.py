@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import derivcheck as dc
 from derivcheck.errors import ExpressionError
 from derivcheck.language.derivation import Problem, _run_source
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 from derivcheck.catalog import registry
 from derivcheck.catalog.extension import Arg, def_layer
 from derivcheck.catalog.registry import MODELS, list_layers
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
 
@@ -93,7 +93,7 @@ def test_a_hat_and_a_one_hot_are_rules_of_the_latex_printers() -> None:
     from derivcheck.language import nodes as n
     from derivcheck.language.nodes import Variable
     from derivcheck.language.printing import latex
-    from derivcheck.report.latex import DerivationPrinter
+    from derivcheck.language.printing.sympy_forms import DerivationPrinter
 
     # X̂ is a name the statistics reader gives (no user can declare it); onehot_t one the one-hot reader gives.
     v = {name: Variable(name, shape) for name, shape in

@@ -9,9 +9,9 @@ import pytest
 import sympy as sp
 
 from derivcheck.catalog.registry import MODELS, list_layers
-from derivcheck.report.latex import TextPrinter, wrap_text
+from derivcheck.language.printing.sympy_forms import TextPrinter, wrap_text
 from derivcheck.symbolic.presentation import render_derivation
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from derivcheck.language.nodes import Node
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import latex, text
 from derivcheck.language.program import _Chain
-from derivcheck.report.notation import ASCII, UNICODE, Glyphs
+from derivcheck.language.printing.notation import ASCII, UNICODE, Glyphs
 
 GLYPHS = pytest.mark.parametrize("glyphs", [UNICODE, ASCII], ids=["unicode", "ascii"])
 # Parsing may regroup a product ((A B) x for A (B x)); in double precision that moves the last few bits only.

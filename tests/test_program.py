@@ -11,7 +11,7 @@ from derivcheck.language.program import _Chain, derive_program
 from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 
 
 @pytest.fixture(autouse=True)

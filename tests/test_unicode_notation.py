@@ -17,9 +17,9 @@ import sympy as sp
 
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import text
-from derivcheck.report import notation
-from derivcheck.report.latex import TextPrinter
-from derivcheck.report.notation import ASCII, UNICODE
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.sympy_forms import TextPrinter
+from derivcheck.language.printing.notation import ASCII, UNICODE
 
 VARIABLES = declarations({"X": "N x D", "w": "D", "y": "N", "lam": "scalar", "A": "D x D", "a": "N"})
 # One expression that uses every glyph of the matrix language's text.

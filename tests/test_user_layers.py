@@ -11,7 +11,7 @@ import sympy as sp
 
 from derivcheck.catalog import registry
 from derivcheck.catalog.extension import Arg, def_layer
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 from derivcheck.symbolic.verify import verify_layer
 
 _C = np.sqrt(2 / np.pi)

@@ -270,7 +270,7 @@ def _entry(text: str | None) -> Any:
 
 def _add_expression_commands(sub: Any) -> None:
     """derive-expr and check-eq: the matrix language on the command line."""
-    from derivcheck.report.notation import notation_help
+    from derivcheck.language.printing.notation import notation_help
 
     # What derive-expr prints is input too: the help lists it, in the glyphs this terminal shows.
     printed_forms = {"epilog": notation_help(), "formatter_class": argparse.RawDescriptionHelpFormatter}

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 
 FORMATS = ("text", "latex", "markdown")
 
@@ -109,7 +109,7 @@ class Answer:
         """A catalog layer's derivation (matrix forms shown only where verified) and its four-way verification."""
         from derivcheck.symbolic.presentation import text_lines
         from derivcheck.symbolic.derive import derive
-        from derivcheck.report.latex import partial
+        from derivcheck.language.printing.sympy_forms import partial
         from derivcheck.symbolic.verify import verify_layer
 
         d = derive(layer)

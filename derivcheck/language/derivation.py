@@ -23,7 +23,8 @@ from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import gradient
 from derivcheck.language.domain import draw, draw_sizes, draw_values
 from derivcheck.language.evaluate import SYMPY, evaluate
-from derivcheck.language.index_notation import IndexForm, IndexLatex, IndexText
+from derivcheck.language.index_notation import IndexForm
+from derivcheck.language.printing.index import IndexLatex, IndexText
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from derivcheck.errors import ExpressionError
 from derivcheck.language import nodes as n
 from derivcheck.language.nodes import Node, ShapeError, Variable
-from derivcheck.report.notation import UNICODE
+from derivcheck.language.printing.notation import UNICODE
 
 PROPERTIES = {"symmetric": "symmetric", "spd": "spd", "positive": "positive", "simplex": "simplex",
               "onehot": "simplex", "stochastic": "simplex"}

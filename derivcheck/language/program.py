@@ -26,7 +26,8 @@ from derivcheck.language.adjoint import gradient
 from derivcheck.language.declaration import Program
 from derivcheck.language.domain import draw_sizes, draw_values
 from derivcheck.language.evaluate import evaluate
-from derivcheck.language.index_notation import IndexForm, IndexLatex, IndexText
+from derivcheck.language.index_notation import IndexForm
+from derivcheck.language.printing.index import IndexLatex, IndexText
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text

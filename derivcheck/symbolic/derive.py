@@ -14,7 +14,7 @@ from derivcheck.catalog.declarations import Arg, Layer
 from derivcheck.catalog.registry import get_layer
 from derivcheck.symbolic.build import Built, build, element
 from derivcheck.symbolic.index_form import IndexForm, derive_index_form
-from derivcheck.report.latex import DerivationPrinter, partial
+from derivcheck.language.printing.sympy_forms import DerivationPrinter, partial
 from derivcheck.symbolic.language_form import LanguageForm, LanguageFormError, read
 from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
 from derivcheck.symbolic.statistics import name_statistics

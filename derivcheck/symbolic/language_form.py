@@ -29,7 +29,7 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
 from derivcheck.language.rewrite import fuse, simplify
-from derivcheck.report.latex import TextPrinter
+from derivcheck.language.printing.sympy_forms import TextPrinter
 from derivcheck.symbolic.index_form import contradictory
 from derivcheck.symbolic.statistics import Definition
 

@@ -22,7 +22,7 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
 
-from derivcheck.report.latex import TextPrinter
+from derivcheck.language.printing.sympy_forms import TextPrinter
 from sympy.tensor.array.expressions.array_expressions import ArrayContraction
 
 

@@ -12,8 +12,8 @@ from derivcheck.catalog.declarations import Layer
 from derivcheck.catalog.sampling import complete_sizes
 from derivcheck.symbolic.compile import compiled_gradient
 from derivcheck.symbolic.derive import derive
-from derivcheck.report import notation
-from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.sympy_forms import DerivationPrinter, TextPrinter, partial
 
 
 def witness_vjp(rules: str) -> VJP:

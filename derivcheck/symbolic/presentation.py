@@ -21,8 +21,8 @@ from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
 from derivcheck.language.printing import latex as node_latex
 from derivcheck.report.language import program_latex_lines, program_text
-from derivcheck.report import notation
-from derivcheck.report.latex import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.sympy_forms import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive

@@ -18,7 +18,7 @@ import sympy as sp
 
 from derivcheck.catalog.declarations import Arg
 from derivcheck.errors import InputError
-from derivcheck.report import notation
+from derivcheck.language.printing import notation
 from derivcheck.symbolic.build import FREE_INDEX_NAMES, element, index_symbol
 from derivcheck.symbolic.index_form import IndexForm, _tidy, contract
 
@@ -94,13 +94,13 @@ def _check(d: Any, arg_name: str, form: IndexForm, along: str | None = None) -> 
 
 def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
     """Lines for one argument: the verified second derivative, or the defect."""
-    from derivcheck.report.latex import DerivationPrinter
+    from derivcheck.language.printing.sympy_forms import DerivationPrinter
 
     name = result.arg.name
     other = result.other or result.arg
     free = result.form.free
     k = len(result.arg.letters)
-    from derivcheck.report.latex import TextPrinter, text_name
+    from derivcheck.language.printing.sympy_forms import TextPrinter, text_name
 
     def plain(arg: Arg) -> str:
         return text_name(d._param_name(arg).replace(r"\mathbf{", "").replace(r"\boldsymbol{", "").strip("{}\\"))
@@ -121,7 +121,7 @@ def describe(d: Any, result: SecondOrder, fmt: str) -> list[str]:
         lhs = (rf"\frac{{\partial^2 E}}{{\partial {base}_{{{p._indices(free[:k])}}}\, "
                rf"\partial {base2}_{{{p._indices(free[k:])}}}}}")
         return [f"{lhs} = {p.doprint(result.form.expr)}"]
-    from derivcheck.report.latex import wrap_text
+    from derivcheck.language.printing.sympy_forms import wrap_text
 
     return [*wrap_text(f"{lhs_text} = {TextPrinter().doprint(result.form.expr)}"),
             f"  verified: contracted with a random direction{'' if other is result.arg else ' in ' + other.name}, it "

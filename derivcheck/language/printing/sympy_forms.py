@@ -16,8 +16,8 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from derivcheck.report import notation
-from derivcheck.report.notation import Glyphs
+import derivcheck.language.printing.notation as notation
+from derivcheck.language.printing.notation import Glyphs
 
 UPSTREAM = "G"
 # Where an argument g or a dimension G takes the letter, the upstream gradient is G-bar (the adjoint's bar).
@@ -225,7 +225,7 @@ def partial(objective: str, wrt: str) -> str:
 # One notation in both outputs: entries x_np (a vector's entries b_m, by one index), Σ_n over indices,
 # ⊙ and ⊘ between matrices, ᵀ, Iverson brackets [x_pq > 0] for data-dependent cases, and index-range
 # guards stated once, in words, below the equation. The glyphs (Unicode where the terminal shows
-# them, else ASCII) are those of derivcheck.report.notation, shared with the matrix language.
+# them, else ASCII) are those of derivcheck.language.printing.notation, shared with the matrix language.
 
 
 def text_name(name: str, glyphs: Glyphs | None = None) -> str:
