@@ -69,6 +69,9 @@ class Derivative:
     refined: bool = False
     noise: float = 0.0
     jump: bool = False  # phi is discontinuous at 0: no derivative exists, the value means nothing
+    # The noise was measured from rough rungs while the finest rung, all points equal to f0, could not tell noise
+    # from kinks at several distances: an upper bound for this line, not a property of the loss elsewhere.
+    unproven_noise: bool = False
 
     def admits(self, analytic: float, tolerance: float) -> bool:
         """Whether ``analytic`` agrees: close to ``value``, or between the one-sided values at a kink."""
@@ -174,7 +177,8 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
             if finest is not None:
                 measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + finest.q ** 2) / 2) / _Q_NOISE
                 again = central_difference(at, f0, step, max(2 * noise, measured), settled)
-                return replace(again, evaluations=len(cache) - 1)
+                unproven = again.unproven_noise or (finest.d1 == 0 and finest.d2 == 0)
+                return replace(again, evaluations=len(cache) - 1, unproven_noise=unproven)
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
             kink = _kink(rungs[-2], rungs[-1], noise, len(cache) - 1)
             # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
@@ -263,7 +267,9 @@ def _settle(rungs: list[_Rung], noise: float, evaluations: int) -> Derivative:
     if abs(rough.q) <= LADDER_RATIO * ROUGH_SNR * _Q_NOISE * noise:
         # Barely rough, and the next rung clean by chance: rounding noise a few times the model (a loss that is a
         # small difference of large terms) explains it as well as a kink does. Charge that noise at the short step.
-        noise = max(noise, abs(rough.q) / _Q_NOISE)
+        # A kink stepped over explains it too: the charge stays with this line.
+        charged = max(noise, abs(rough.q) / _Q_NOISE)
+        return replace(_smooth(last, charged, evaluations, True), unproven_noise=charged > noise)
     return _smooth(last, noise, evaluations, True)
 
 
