@@ -19,6 +19,7 @@ import sympy as sp
 from derivcheck.catalog.compose import Sequential
 from derivcheck.catalog.registry import MODELS, get_layer, list_layers
 from derivcheck.errors import InputError
+from derivcheck.language.printing import HELPERS
 from derivcheck.language.printing import latex as node_latex
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.language.printing import notation
@@ -360,12 +361,14 @@ def _code(d) -> str:
 
     blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each executed "
               f"as printed\n# and compared with the index form at random sizes before it was printed.\n{IMPORT}"]
-    missing = []
+    missing: list[str] = []
+    defined: set[str] = set()
     for name in d.gradients:
         checked = checked_code(d, name)
         language = language_code(d, name) if checked.source is None else None
         if language is not None:  # the matrix language's form, executed as printed and compared with the index form
-            blocks.append(f"# d{name}: the matrix language's form, verified against the index form\n{language}")
+            blocks.append(f"# d{name}: the matrix language's form, verified against the index form\n"
+                          f"{_once(language, defined)}")
         elif checked.source is None:
             blocks.append(f"# d{name}: {checked.note}")
             missing.append(name)
@@ -374,6 +377,16 @@ def _code(d) -> str:
     if missing:
         blocks.append(_verified_reference(d.layer, missing))
     return "\n\n".join(blocks)
+
+
+def _once(source: str, defined: set[str]) -> str:
+    """``source`` without the helper functions an earlier block of the same output already defines."""
+    for helper in HELPERS.values():
+        if helper in source:
+            if helper in defined:
+                source = source.replace(helper + "\n\n\n", "")
+            defined.add(helper)
+    return source
 
 
 def _verified_reference(layer, missing: list[str]) -> str:  # noqa: ANN001 - a Layer

@@ -1,10 +1,19 @@
-"""Matrix-language trees as NumPy source, with the helpers (a stable sigmoid, softmax, ...) they call."""
+"""Matrix-language trees as NumPy source a person writes (``x.T @ (dy * s)``, ``(x - mu) / sigma``,
+``dy.sum(axis=0)``), with the helpers (a stable sigmoid, softmax, ...) they call.
+
+Parentheses are printed where Python's precedence needs them, and around a matrix product beside an
+elementwise product (``(x @ w) * dy``): the two share one precedence level, and left-to-right order
+alone would decide which is meant.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
-from derivcheck.language.nodes import Node
+import sympy as sp
+
+from derivcheck.language.nodes import Node, broadcast
 
 
 HELPERS = {
@@ -18,86 +27,63 @@ HELPERS = {
     "_logdet": "def _logdet(a):\n    sign, value = np.linalg.slogdet(a)\n    return value if sign > 0 else np.nan",
 }
 
+# Python's precedence levels, loosest first (the language reference's table, the rows these printers use).
+COMPARISON, SUM, PRODUCT, UNARY, POWER, ATOM = range(6)
+_CALLS = {"trace": "np.trace", "det": "np.linalg.det", "inv": "np.linalg.inv", "diag": "np.diag",
+          "norm": "np.linalg.norm"}
+# Operations whose value is a Python number, not an array: no method or index may be applied to them.
+_NUMBERS = ("const", "dim")
+
+
+class Code(NamedTuple):
+    """Printed source, the precedence level of its outermost operator, and that operator (``@``, ``*``)."""
+
+    text: str
+    level: int
+    op: str = ""
+
+
+def _atom(text: str) -> Code:
+    return Code(text, ATOM)
+
 
 class CodePrinter:
-    """NumPy source; each helper used is recorded so that it can be printed with the code."""
+    """NumPy source; each helper used is recorded so that it can be printed with the code.
+
+    >>> from derivcheck.language import nodes as n
+    >>> from derivcheck.language.nodes import Variable
+    >>> x, w = n.var(Variable("x", ("N", "D"))), n.var(Variable("w", ("D", "M")))
+    >>> CodePrinter()(n.mul(n.const(2), n.matmul(n.transpose(x), n.func("tanh", n.matmul(x, w)))))
+    '2 * (x.T @ np.tanh(x @ w))'
+    """
 
     def __init__(self) -> None:
         self.helpers: set[str] = set()
         self.dims: set[str] = set()
 
     def __call__(self, x: Node) -> str:
-        return self.p(x)
+        if x.op == "broadcast":  # returned to the caller: a writable array, not a read-only view
+            return f"{self.code(x).text}.copy()"
+        return self.code(x).text
 
-    def p(self, x: Node) -> str:  # noqa: C901 - one branch per operation
-        op, a = x.op, x.args
-        if op == "var":
-            return x.attrs[0]
-        if op == "dim":
-            self.dims.add(x.attrs[0])
-            return x.attrs[0]
-        if op == "const":
-            v = x.attrs[0]
-            return str(int(v)) if v.is_Integer else f"({v.p} / {v.q})" if v.is_Rational else str(float(v))
-        if op == "ones":
-            return f"np.ones({self.shape(x.shape)})"
-        if op == "identity":
-            n = x.shape[0]
-            if isinstance(n, str):
-                self.dims.add(n)
-            return f"np.eye({n})"
-        if op == "add":
-            out = self.p(a[0])
-            for t in a[1:]:
-                if t.op == "mul" and t.args[0].op == "const" and t.args[0].attrs[0] < 0:
-                    rest = [Node("const", (), (-t.args[0].attrs[0],))] if t.args[0].attrs[0] != -1 else []
-                    rest += list(t.args[1:])
-                    out += " - " + (self.p(rest[0]) if len(rest) == 1 else self.p(Node("mul", tuple(rest), (), t.shape)))
-                else:
-                    out += " + " + self.p(t)
-            return "(" + out + ")"
-        if op == "mul":
-            return "(" + " * ".join(self.p(t) for t in a) + ")"
-        if op == "pow":
-            return f"({self.p(a[0])} ** {self.p(Node('const', (), (x.attrs[0],)))})"
-        if op == "func":
-            return self.function(x.attrs[0], self.p(a[0]))
-        if op == "matmul":
-            return f"({self.p(a[0])} @ {self.p(a[1])})"
-        if op == "outer":
-            return f"np.outer({self.p(a[0])}, {self.p(a[1])})"
-        if op == "T":
-            return f"{self.p(a[0])}.T"
-        if op == "sum":
-            axis = x.attrs[0]
-            return f"np.sum({self.p(a[0])})" if axis is None else f"np.sum({self.p(a[0])}, axis={axis})"
-        if op == "expand":
-            return f"np.expand_dims({self.p(a[0])}, {x.attrs[0]})"
-        if op == "squeeze":
-            return f"np.squeeze({self.p(a[0])}, axis={x.attrs[0]})"
-        if op == "broadcast":
-            return f"np.broadcast_to({self.p(a[0])}, {self.shape(x.shape)}).copy()"
-        if op in ("softmax", "logsumexp"):
-            self.helpers.add("_" + op)
-            return f"_{op}({self.p(a[0])}, axis={x.attrs[0]})"
-        if op == "logdet":
-            self.helpers.add("_logdet")
-            return f"_logdet({self.p(a[0])})"
-        simple = {"trace": "np.trace", "det": "np.linalg.det", "inv": "np.linalg.inv", "diag": "np.diag",
-                  "norm": "np.linalg.norm"}
-        if op in simple:
-            return f"{simple[op]}({self.p(a[0])})"
-        raise ValueError(f"no code for the operation {op!r}")
+    def p(self, x: Node) -> str:
+        return self.code(x).text
 
-    def function(self, name: str, arg: str) -> str:
-        if name in ("sigmoid", "softplus"):
-            self.helpers.add("_" + name)
-            return f"_{name}({arg})"
-        if name == "relu":
-            return f"np.maximum({arg}, 0.0)"
-        if name == "step":
-            return f"({arg} > 0).astype(float)"
-        return f"np.{name}({arg})"
+    def code(self, x: Node) -> Code:
+        rule = _RULES.get(x.op)
+        if rule is None:
+            raise ValueError(f"no code for the operation {x.op!r}")
+        return rule(self, x)
+
+    def operand(self, x: Node, level: int, clarify: str = "") -> str:
+        """``x`` printed where an operand of at least ``level`` is needed; a product whose operator is in
+        ``clarify`` is parenthesised too (``@`` beside ``*``)."""
+        c = self.code(x)
+        return f"({c.text})" if c.level < level or (c.op and c.op in clarify) else c.text
+
+    def postfix(self, x: Node) -> str:
+        """``x`` where a method, attribute or index follows it."""
+        return self.operand(x, ATOM)
 
     def shape(self, shape: Iterable[object]) -> str:
         items = []
@@ -106,3 +92,210 @@ class CodePrinter:
                 self.dims.add(d)
             items.append(str(d))
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+    # --- elementwise arithmetic ---
+
+    def add(self, x: Node) -> Code:
+        terms = _unbroadcast(x)
+        out = self.operand(terms[0], SUM)
+        for t in terms[1:]:
+            negated = _negation(t)
+            if negated is None:
+                out += " + " + self.operand(t, PRODUCT)
+            else:
+                out += " - " + self.operand(negated, PRODUCT)
+        return Code(out, SUM, "+")
+
+    def mul(self, x: Node) -> Code:
+        coeff, top, bottom = _fraction(_unbroadcast(x))
+        sign = "-" if coeff < 0 else ""
+        coeff = abs(coeff)
+        if coeff != 1:
+            top = [*([Node("const", (), (coeff,))] if not coeff.is_Rational else []), *top]
+            if coeff.is_Rational:
+                top = ([Node("const", (), (sp.Integer(coeff.p),))] if coeff.p != 1 else []) + top
+                bottom = ([Node("const", (), (sp.Integer(coeff.q),))] if coeff.q != 1 else []) + bottom
+        many = len(top) + len(bottom) > 1
+        if not top:
+            numerator = "1"
+        elif len(top) == 1 and not bottom:
+            c = self.code(top[0])
+            if not sign:
+                return c
+            return Code("-" + (c.text if c.level >= UNARY else f"({c.text})"), UNARY)
+        else:
+            first = self.operand(top[0], UNARY if sign else PRODUCT, "@/" if many else "")
+            numerator = " * ".join([first, *[self.operand(t, UNARY, "@") for t in top[1:]]])
+        if len(bottom) == 1:
+            denominator = self.operand(bottom[0], UNARY, "@*/")
+        elif bottom:
+            denominator = "(" + " * ".join(self.operand(b, UNARY, "@") for b in bottom) + ")"
+        out = sign + numerator + (f" / {denominator}" if bottom else "")
+        return Code(out, PRODUCT, "/" if bottom else "*")
+
+    def pow(self, x: Node) -> Code:
+        e = x.attrs[0]
+        if e < 0:
+            return self.mul(Node("mul", (x,), (), x.shape))
+        if e == sp.Rational(1, 2):
+            return _atom(f"np.sqrt({self.p(x.args[0])})")
+        base = self.postfix(x.args[0])
+        exponent = str(e) if e.is_Integer else f"({e.p} / {e.q})" if e.is_Rational else repr(float(e))
+        return Code(f"{base} ** {exponent}", POWER)
+
+    def const(self, x: Node) -> Code:
+        v = x.attrs[0]
+        if v.is_Integer:
+            return Code(str(int(v)), UNARY if v < 0 else ATOM)
+        if v.is_Rational:
+            return Code(f"{v.p} / {v.q}", PRODUCT, "/")
+        return Code(repr(float(v)), UNARY if v < 0 else ATOM)
+
+    def func(self, x: Node) -> Code:
+        name, arg = x.attrs[0], x.args[0]
+        if name in ("sigmoid", "softplus"):
+            self.helpers.add("_" + name)
+            return _atom(f"_{name}({self.p(arg)})")
+        if name == "relu":
+            return _atom(f"np.maximum({self.p(arg)}, 0.0)")
+        if name == "step":
+            negated = _negation(arg)
+            compared = f"{self.p(arg)} > 0" if negated is None else f"{self.p(negated)} < 0"
+            return _atom(f"({compared}).astype(float)")
+        return _atom(f"np.{name}({self.p(arg)})")
+
+    # --- products, reductions, shapes ---
+
+    def matmul(self, x: Node) -> Code:
+        a, b = x.args
+        return Code(f"{self.operand(a, PRODUCT, '*/')} @ {self.operand(b, UNARY, '*/@')}", PRODUCT, "@")
+
+    def total(self, x: Node) -> Code:
+        axis, a = x.attrs[0], x.args[0]
+        if a.op in _NUMBERS:
+            return _atom(f"np.sum({self.p(a)})" if axis is None else f"np.sum({self.p(a)}, axis={axis})")
+        return _atom(f"{self.postfix(a)}.sum()" if axis is None else f"{self.postfix(a)}.sum(axis={axis})")
+
+    def expand(self, x: Node) -> Code:
+        axis, a = x.attrs[0], x.args[0]
+        if a.op in _NUMBERS:
+            return _atom(f"np.expand_dims({self.p(a)}, {axis})")
+        index = [":"] * len(x.shape)
+        index[axis] = "None"
+        return _atom(f"{self.postfix(a)}[{', '.join(index)}]")
+
+    def squeeze(self, x: Node) -> Code:
+        axis, a = x.attrs[0], x.args[0]
+        index = [":"] * len(a.shape)
+        index[axis] = "0"
+        return _atom(f"{self.postfix(a)}[{', '.join(index)}]")
+
+    def broadcast(self, x: Node) -> Code:
+        return _atom(f"np.broadcast_to({self.p(x.args[0])}, {self.shape(x.shape)})")
+
+    def helper(self, x: Node) -> Code:
+        self.helpers.add("_" + x.op)
+        axis = f", axis={x.attrs[0]}" if x.op in ("softmax", "logsumexp") else ""
+        return _atom(f"_{x.op}({self.p(x.args[0])}{axis})")
+
+    def dim(self, x: Node) -> Code:
+        self.dims.add(x.attrs[0])
+        return _atom(x.attrs[0])
+
+    def identity(self, x: Node) -> Code:
+        n = x.shape[0]
+        if isinstance(n, str):
+            self.dims.add(n)
+        return _atom(f"np.eye({n})")
+
+
+_RULES: dict[str, Callable[[CodePrinter, Node], Code]] = {
+    "var": lambda cp, x: _atom(x.attrs[0]),
+    "dim": CodePrinter.dim,
+    "const": CodePrinter.const,
+    "ones": lambda cp, x: _atom(f"np.ones({cp.shape(x.shape)})"),
+    "identity": CodePrinter.identity,
+    "add": CodePrinter.add,
+    "mul": CodePrinter.mul,
+    "pow": CodePrinter.pow,
+    "func": CodePrinter.func,
+    "matmul": CodePrinter.matmul,
+    "outer": lambda cp, x: _atom(f"np.outer({cp.p(x.args[0])}, {cp.p(x.args[1])})"),
+    "T": lambda cp, x: _atom(f"{cp.postfix(x.args[0])}.T"),
+    "sum": CodePrinter.total,
+    "expand": CodePrinter.expand,
+    "squeeze": CodePrinter.squeeze,
+    "broadcast": CodePrinter.broadcast,
+    "softmax": CodePrinter.helper,
+    "logsumexp": CodePrinter.helper,
+    "logdet": CodePrinter.helper,
+    **{op: (lambda call: lambda cp, x: _atom(f"{call}({cp.p(x.args[0])})"))(call) for op, call in _CALLS.items()},
+}
+
+
+def _unbroadcast(x: Node) -> list[Node]:
+    """The operands of an elementwise sum or product, each explicit broadcast dropped where NumPy's own
+    broadcasting of the operands gives the same shape (``x - mu``, not ``x - np.broadcast_to(mu, (N, D))``)."""
+    args = list(x.args)
+    for i, a in enumerate(args):
+        narrow = _narrowed(a)
+        if narrow is None:
+            continue
+        trial = [*args[:i], narrow, *args[i + 1:]]
+        if _broadcast_shape(trial) == x.shape:
+            args = trial
+    return args
+
+
+def _narrowed(x: Node) -> Node | None:
+    """``x`` without its explicit broadcasts (a broadcast, or an elementwise operation of one), or None."""
+    if x.op == "broadcast":
+        return x.args[0]
+    if x.op not in ("mul", "add", "pow", "func"):
+        return None
+    args = [_narrowed(a) or a for a in x.args]
+    return None if args == list(x.args) else Node(x.op, tuple(args), x.attrs, _broadcast_shape(args))
+
+
+def _broadcast_shape(nodes: list[Node]) -> tuple:
+    shape: tuple = ()
+    for t in nodes:
+        shape = broadcast(shape, t.shape)
+    return shape
+
+
+def _negation(x: Node) -> Node | None:
+    """``-x`` as a tree without the minus sign, if ``x`` is a negative constant or has a negative coefficient."""
+    if x.op == "const" and x.attrs[0] < 0:
+        return Node("const", (), (-x.attrs[0],))
+    if x.op != "mul":
+        return None
+    coeff = sp.Mul(*[a.attrs[0] for a in x.args if a.op == "const"])
+    if coeff >= 0:
+        return None
+    rest = [a for a in x.args if a.op != "const"]
+    if coeff != -1:
+        rest = [Node("const", (), (-coeff,)), *rest]
+    if not rest:
+        return Node("const", (), (sp.Integer(1),))
+    return rest[0] if len(rest) == 1 else Node("mul", tuple(rest), (), x.shape)
+
+
+def _fraction(factors: list[Node]) -> tuple[sp.Expr, list[Node], list[Node]]:
+    """A product split into its constant coefficient, its numerator and its denominator (negative powers)."""
+    coeff: sp.Expr = sp.Integer(1)
+    top: list[Node] = []
+    bottom: list[Node] = []
+    pending = list(factors)
+    while pending:
+        f = pending.pop(0)
+        if f.op == "mul":
+            pending = [*f.args, *pending]
+        elif f.op == "const":
+            coeff *= f.attrs[0]
+        elif f.op == "pow" and f.attrs[0] < 0:
+            e = -f.attrs[0]
+            bottom.append(f.args[0] if e == 1 else Node("pow", f.args, (e,), f.shape))
+        else:
+            top.append(f)
+    return coeff, top, bottom
