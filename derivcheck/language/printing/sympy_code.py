@@ -63,8 +63,9 @@ class MatrixCodePrinter(NumPyPrinter):
         return f"{self._operand(e.args[0])}.sum(axis={self._print(e.args[1])}, keepdims=True)"
 
     def _print_ElementwiseApplyFunction(self, e: Any) -> str:
-        lam = e.function
-        return self._print(lam.expr.xreplace({lam.variables[0]: sp.Symbol(self._operand(e.expr))}))
+        lam, inner = e.function, self._operand(e.expr)
+        out = self._print(lam.expr.xreplace({lam.variables[0]: sp.Symbol(inner)}))
+        return out.replace(f"({inner})", f"{inner}") if inner.startswith("(") else out  # np.tanh(a + b), not ((a + b))
 
 
 def _is_call(s: str) -> bool:
