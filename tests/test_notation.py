@@ -67,3 +67,14 @@ def test_long_equations_break_before_a_sign_under_the_limit() -> None:
     assert len(line) > MAX_LINE and all(len(x) <= MAX_LINE for x in lines)
     assert all(x.lstrip().startswith(("+", "-")) for x in lines[1:])
     assert "".join(x.strip() for x in lines).replace(" ", "") == line.replace(" ", "")
+
+
+@pytest.mark.parametrize("order", [("unicode", "ascii"), ("ascii", "unicode")])
+def test_a_step_by_step_derivation_follows_a_later_change_of_glyphs(order: tuple[str, str]) -> None:
+    """A notebook that prints lstm_step, then switches notation.use(...), sees the new glyphs (they were cached)."""
+    printed = {}
+    for glyphs in order:
+        with notation.use(glyphs):
+            printed[glyphs] = render_derivation("lstm_step", "text")
+    assert printed["ascii"].isascii() and "^T" in printed["ascii"]
+    assert "ᵀ" in printed["unicode"] and "^T" not in printed["unicode"]

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.notation import Glyphs
 from derivcheck.language.program import ProgramDerivation, derive_program
 
 
@@ -25,8 +27,10 @@ def _compiled(name: str, program: Any) -> tuple[ProgramDerivation, Any]:
     return d, namespace.get("backward")
 
 
+# The derivations are cached by layer and glyph set: their text is printed when they are derived, so a
+# notebook that switches notation.use(...) after a first print gets the new glyphs, not the first call's.
 @functools.lru_cache(maxsize=None)
-def _derived(name: str) -> tuple[ProgramDerivation, Any]:
+def _derived(name: str, glyphs: Glyphs) -> tuple[ProgramDerivation, Any]:
     from derivcheck.catalog.registry import get_layer
 
     return _compiled(name, get_layer(name).chain.program)
@@ -34,7 +38,7 @@ def _derived(name: str) -> tuple[ProgramDerivation, Any]:
 
 def chain_derivation(name: str) -> ProgramDerivation:
     """The step-by-step derivation of a chain layer (derived and verified once per process)."""
-    return _derived(name)[0]
+    return _derived(name, notation.current())[0]
 
 
 def chain_inputs(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray]:
@@ -52,7 +56,7 @@ def chain_inputs(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[s
 
 def chain_vjp(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray]:
     """``dy -> {argument: gradient}`` through the chain's verified backward code."""
-    d, backward = _derived(layer.name)
+    d, backward = _derived(layer.name, notation.current())
     if backward is None:
         raise RuntimeError(f"the step-by-step backward of {layer.name} did not verify: {d.checks}")
     values = chain_inputs(layer, inputs, upstream)
@@ -89,7 +93,7 @@ def steps_program(layer: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _steps_derived(name: str) -> tuple[ProgramDerivation, Any]:
+def _steps_derived(name: str, glyphs: Glyphs) -> tuple[ProgramDerivation, Any]:
     from derivcheck.catalog.registry import get_layer
 
     return _compiled(name, steps_program(get_layer(name)))
@@ -97,12 +101,12 @@ def _steps_derived(name: str) -> tuple[ProgramDerivation, Any]:
 
 def steps_derivation(name: str) -> ProgramDerivation:
     """The step-by-step matrix form of a layer declared with ``steps`` (derived and verified once per process)."""
-    return _steps_derived(name)[0]
+    return _steps_derived(name, notation.current())[0]
 
 
 def steps_vjp(layer: Any, inputs: Mapping[str, Any], upstream: Any) -> dict[str, np.ndarray] | None:
     """``dy -> {argument: gradient}`` through the verified step-by-step matrix form (None where it did not verify)."""
-    d, backward = _steps_derived(layer.name)
+    d, backward = _steps_derived(layer.name, notation.current())
     if backward is None:
         return None
     values = {symbol_name(a): np.asarray(inputs[a.name], dtype=float) for a in layer.inputs}
