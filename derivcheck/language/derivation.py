@@ -23,8 +23,10 @@ from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import gradient
 from derivcheck.language.domain import draw, draw_sizes, draw_values
 from derivcheck.language.evaluate import SYMPY, evaluate
+from derivcheck.language.index_claim import IndexClaim
 from derivcheck.language.index_notation import IndexForm
-from derivcheck.language.printing.index import IndexLatex, IndexText
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.index import IndexLatex, IndexText, lhs_latex, lhs_text
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
@@ -184,7 +186,15 @@ def symbolic_values(p: Problem, sizes: Mapping[str, int]) -> dict[str, np.ndarra
     return out
 
 
-def exact_difference(p: Problem, claimed: Node, sizes: Mapping[str, int], prove: bool = False
+def claim_value(claimed: Node | IndexClaim, values: Mapping[str, Any], sizes: Mapping[str, int],
+                exact: bool = False) -> Any:
+    """The value of a claimed gradient, a matrix-language tree or an index form: in floating point, or exactly."""
+    if isinstance(claimed, IndexClaim):
+        return claimed.exact(values, sizes) if exact else claimed.values(values, sizes)
+    return evaluate(claimed, values, sizes, SYMPY) if exact else evaluate(claimed, values, sizes)
+
+
+def exact_difference(p: Problem, claimed: Node | IndexClaim, sizes: Mapping[str, int], prove: bool = False
                      ) -> tuple[bool | None, float]:
     """Is ``claimed`` SymPy's own derivative of the expanded scalar? (True/False, or None where undecided)."""
     values = symbolic_values(p, sizes)
@@ -194,7 +204,7 @@ def exact_difference(p: Problem, claimed: Node, sizes: Mapping[str, int], prove:
             rows = np.asarray(draw(v, sizes, np.random.default_rng(1)))
             values[name] = np.vectorize(sp.Integer, otypes=[object])(rows.astype(int))
     f = evaluate(p.forward, values, sizes, SYMPY)
-    got = evaluate(claimed, values, sizes, SYMPY)
+    got = claim_value(claimed, values, sizes, exact=True)
     wrt = values[p.wrt]
     rng = np.random.default_rng(5)
     symbols = sorted(_symbols(values), key=lambda s: s.name)  # sorted: the same points in every process
@@ -270,7 +280,7 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
         checks.extend(_check_gradient(p, code, g, seed))
     if p.fixed:
         checks.extend(_check_gradient(p, code, g, _SEEDS[0], p.fixed))
-    idx = IndexForm(g)
+    idx = index_form_of(p, g)
     checks.append(_check_index(p, g, idx))
     if exact:
         checks.append(_check_exact(p, g))
@@ -289,22 +299,17 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
         expression=expr, wrt=wrt, declarations=tuple(v.declaration() for v in p.variables.values())
         + tuple(f"{c} = {num}" for c, num in p.fixed.items()), order=order,
         forward=Form(text(p.forward), latex(p.forward)),
-        index_lhs=Form(_lhs_text(p), _lhs_latex(p)),
-        index_form=Form(IndexText().doprint(idx.expr), IndexLatex().doprint(idx.expr)) if gradient_ok else Form(None, None, defect),
+        index_lhs=Form(lhs_text(wrt, idx.free, p.variables, notation.current()), lhs_latex(wrt, idx.free)),
+        index_form=Form(IndexText(idx.atoms, p.variables).doprint(idx.expr), IndexLatex(idx.atoms).doprint(idx.expr))
+        if gradient_ok else Form(None, None, defect),
         gradient=Form(text(g), latex(g)) if gradient_ok else Form(None, None, defect),
         code=source if gradient_ok else None, hvp=hvp, hessian=hessian, checks=tuple(checks),
         seconds=time.perf_counter() - start, notes=tuple(notes),
     )
 
 
-def _lhs_text(p: Problem) -> str:
-    v = p.variables[p.wrt]
-    sub = {0: "", 1: "[i]", 2: "[i,j]"}[len(v.shape)]
-    return f"df/d{text(p.var)}{sub}"
 
-
-def _lhs_latex(p: Problem) -> str:
-    v = p.variables[p.wrt]
-    name = latex(p.var)
-    sub = {0: "", 1: "_{i}", 2: "_{ij}"}[len(v.shape)]
-    return rf"\frac{{\partial f}}{{\partial {name}{sub}}}"
+def index_form_of(p: Problem, g: Node) -> IndexForm:
+    """The index form of a gradient, its letters clear of every declared name and dimension."""
+    dims = {d for v in p.variables.values() for d in v.shape if isinstance(d, str)}
+    return IndexForm(g, names=set(p.variables) | dims)

@@ -17,8 +17,10 @@ import numpy as np
 from derivcheck.errors import ExpressionError
 from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import derivative
-from derivcheck.language.derivation import _SEEDS, Problem, derive_expression, exact_difference, exact_sizes
+from derivcheck.language.derivation import (_SEEDS, Problem, claim_value, derive_expression, exact_difference,
+                                            exact_sizes)
 from derivcheck.language.evaluate import evaluate
+from derivcheck.language.index_claim import IndexClaim, looks_like_index_form, parse_index_claim
 from derivcheck.language.nodes import Node, ShapeError
 from derivcheck.language.parse import parse_expression
 from derivcheck.language.printing import text
@@ -28,7 +30,11 @@ from derivcheck.report.results import EquationCheck, Verification, verdict_ok
 _EXPLAINS = 1e-8
 
 
-def _numeric(p: Problem, claimed: Node, seed: int) -> tuple[Verification, object]:
+# What a claim is: a matrix-language tree (Xᵀ (σ(X w) - y)) or an index form (Σ_n (σ(Σ_d X_nd w_d) - y_n) X_ni).
+Claim = Node | IndexClaim
+
+
+def _numeric(p: Problem, claimed: Claim, seed: int) -> tuple[Verification, object]:
     from derivcheck.checker.gradient import check_gradient
 
     sizes, values = p.draw(seed)
@@ -37,7 +43,7 @@ def _numeric(p: Problem, claimed: Node, seed: int) -> tuple[Verification, object
         return float(evaluate(p.forward, {**values, **params}, sizes))
 
     def grad(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {p.wrt: np.asarray(evaluate(claimed, {**values, **params}, sizes), dtype=float)}
+        return {p.wrt: np.asarray(claim_value(claimed, {**values, **params}, sizes), dtype=float)}
 
     # A dict, so that the checker's findings name the variable: "dW[0, 1]".
     report = check_gradient(loss, grad, {p.wrt: np.asarray(values[p.wrt], dtype=float)}, mode="full", seed=seed,
@@ -48,9 +54,9 @@ def _numeric(p: Problem, claimed: Node, seed: int) -> tuple[Verification, object
                         ok, row.reason if ok is None else ""), report
 
 
-def _close(p: Problem, a: Node, b: Node, seed: int = _SEEDS[0]) -> bool:
+def _close(p: Problem, a: Claim, b: Node, seed: int = _SEEDS[0]) -> bool:
     sizes, values = p.draw(seed)
-    x = np.asarray(evaluate(a, values, sizes), dtype=float)
+    x = np.asarray(claim_value(a, values, sizes), dtype=float)
     y = np.asarray(evaluate(b, values, sizes), dtype=float)
     if x.shape != y.shape:
         return False
@@ -72,7 +78,7 @@ def _replace(x: Node, old: Node, new: Node) -> Node:
     return Node(x.op, tuple(_replace(a, old, new) for a in x.args), x.attrs, x.shape)
 
 
-def _ratio(p: Problem, claimed: Node, truth: Node) -> float | None:
+def _ratio(p: Problem, claimed: Claim, truth: Node) -> float | None:
     """claim / truth when it is one constant at two independent draws (one draw of a scalar fits any factor)."""
     ratios = [_ratio_at(p, claimed, truth, seed) for seed in _SEEDS]
     if any(r is None for r in ratios) or not np.isclose(ratios[0], ratios[1], rtol=1e-8, atol=0):
@@ -80,9 +86,9 @@ def _ratio(p: Problem, claimed: Node, truth: Node) -> float | None:
     return ratios[0]
 
 
-def _ratio_at(p: Problem, claimed: Node, truth: Node, seed: int) -> float | None:
+def _ratio_at(p: Problem, claimed: Claim, truth: Node, seed: int) -> float | None:
     sizes, values = p.draw(seed)
-    a = np.asarray(evaluate(claimed, values, sizes), dtype=float).ravel()
+    a = np.asarray(claim_value(claimed, values, sizes), dtype=float).ravel()
     b = np.asarray(evaluate(truth, values, sizes), dtype=float).ravel()
     keep = np.abs(b) > 1e-8 * max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
     if not keep.any():
@@ -95,7 +101,7 @@ def _ratio_at(p: Problem, claimed: Node, truth: Node, seed: int) -> float | None
 _SIZE_POWERS = (-2, -1, 1, 2)
 
 
-def _size_factor(p: Problem, claimed: Node, truth: Node) -> str | None:
+def _size_factor(p: Problem, claimed: Claim, truth: Node) -> str | None:
     """The factor truth / claim written in the sizes ("1/N", "N D"), when one product of sizes times one constant
     fits both draws (a factor seen at one size, "4 times", is a size in disguise)."""
     draws = [p.draw(seed)[0] for seed in _SEEDS]
@@ -124,10 +130,12 @@ def _monomial_text(monomial: tuple[tuple[str, int], ...], c: float) -> str:
     return f"{num}/{down}" if " " not in down else f"{num}/({down})"
 
 
-def explain(p: Problem, claimed: Node, truth: Node) -> list[str]:
+def explain(p: Problem, claimed: Claim, truth: Node) -> list[str]:
     """Corrections that turn ``claimed`` into the verified gradient, each tested on the numbers."""
     out: list[str] = []
     shape = p.var.shape
+    if isinstance(claimed, IndexClaim):  # its free indices are bound to the axes of wrt: its shape is right
+        return _explain_entries(p, claimed, truth)
     if claimed.shape != shape:
         for axis in range(claimed.ndim):
             summed = n.total(claimed, axis)
@@ -138,15 +146,7 @@ def explain(p: Problem, claimed: Node, truth: Node) -> list[str]:
         if claimed.ndim == 2 and n.transpose(claimed).shape == shape and _close(p, n.transpose(claimed), truth):
             out.append(f"transposed: the claim has shape {n.show_shape(claimed.shape)}; its transpose is right")
         return out or [f"the claim has shape {n.show_shape(claimed.shape)}, but {p.wrt} has {n.show_shape(shape)}"]
-    ratio = _ratio(p, claimed, truth)
-    if ratio is not None and abs(ratio - 1) > 1e-8:
-        factor = 1 / ratio
-        word = f"{factor:.6g}" if abs(factor - round(factor)) > 1e-9 else str(int(round(factor)))
-        out.append(f"a constant factor is missing: the right gradient is {word} times the claim")
-    sized = _size_factor(p, claimed, truth) if ratio is None else None
-    if sized is not None:
-        out.append(f"a factor in the sizes is missing: the right gradient is {sized} times the claim "
-                   "(the same factor at both sizes drawn)")
+    out.extend(_factors(p, claimed, truth))
     if claimed.ndim == 2 and claimed.shape[0] == claimed.shape[1] and _close(p, n.transpose(claimed), truth):
         out.append("transposed: the transpose of the claim is right")
     if _close(p, n.neg(claimed), truth):
@@ -163,6 +163,32 @@ def explain(p: Problem, claimed: Node, truth: Node) -> list[str]:
     return [x for i, x in enumerate(out) if x not in out[:i]]
 
 
+def _explain_entries(p: Problem, claimed: IndexClaim, truth: Node) -> list[str]:
+    """An index form's corrections: a factor, its two indices swapped, the sign."""
+    out = _factors(p, claimed, truth)
+    if claimed.ndim == 2 and claimed.shape[0] == claimed.shape[1] and _close(p, claimed.transposed(), truth):
+        i, j = claimed.free
+        out.append(f"the indices are swapped: with {i} and {j} exchanged (the transpose), the claim is right")
+    if _close(p, claimed.negated(), truth):
+        out.append("the sign is wrong: the negated claim is right")
+    return out
+
+
+def _factors(p: Problem, claimed: Claim, truth: Node) -> list[str]:
+    """A constant factor, or a factor in the sizes, that makes the claim the verified gradient."""
+    out: list[str] = []
+    ratio = _ratio(p, claimed, truth)
+    if ratio is not None and abs(ratio - 1) > 1e-8:
+        factor = 1 / ratio
+        word = f"{factor:.6g}" if abs(factor - round(factor)) > 1e-9 else str(int(round(factor)))
+        out.append(f"a constant factor is missing: the right gradient is {word} times the claim")
+    sized = _size_factor(p, claimed, truth) if ratio is None else None
+    if sized is not None:
+        out.append(f"a factor in the sizes is missing: the right gradient is {sized} times the claim "
+                   "(the same factor at both sizes drawn)")
+    return out
+
+
 def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] | None = None, *,
                    lets: list[str] | None = None) -> EquationCheck:
     """Decide whether ``claimed`` is the gradient of ``expr`` by ``wrt``, exactly at sizes 2 and numerically.
@@ -176,16 +202,16 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
     """
     start = time.perf_counter()
     p = Problem(expr, wrt, shapes, lets)
-    try:
-        c = parse_expression(claimed, p.variables)
-    except ExpressionError as exc:
-        raise ExpressionError(f"in the claimed gradient: {exc}") from None
+    c = _read_claim(claimed, p)
     truth_d = derive_expression(expr, wrt, shapes, lets=lets, exact=False)
     truth = p.gradient_of(p.forward)
+    shown = truth_d.matrix_form  # an index form is answered in index form, beside the matrix form
+    if isinstance(c, IndexClaim) and truth_d.index_form.text is not None:
+        shown = f"{truth_d.index_lhs.text} = {truth_d.index_form.text}, i.e. {truth_d.matrix_form}"
     checks: list[Verification] = []
     reports: list[object] = []
     if c.shape != p.var.shape:
-        return EquationCheck(expr, wrt, claimed, "fail", None, truth_d.matrix_form, tuple(explain(p, c, truth)),
+        return EquationCheck(expr, wrt, claimed, "fail", None, shown, tuple(explain(p, c, truth)),
                              tuple(checks), time.perf_counter() - start)
     sizes = exact_sizes(p)
     exact, worst = exact_difference(p, c, sizes, prove=True)
@@ -208,11 +234,21 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
         verdict = "inconclusive"
     explanation = explain(p, c, truth) if verdict == "fail" else []
     if verdict == "fail" and not explanation:
-        explanation = _diagnosis(reports) or [
-            "no single correction explains the difference (tested: a constant factor, a transpose, the sign, "
-            "a missing sum, a function in place of its derivative)"]
-    return EquationCheck(expr, wrt, claimed, verdict, exact, truth_d.matrix_form, tuple(explanation), tuple(checks),
+        tested = ("a constant factor, a factor in the sizes, the two indices swapped, the sign"
+                  if isinstance(c, IndexClaim) else
+                  "a constant factor, a transpose, the sign, a missing sum, a function in place of its derivative")
+        explanation = _diagnosis(reports) or [f"no single correction explains the difference (tested: {tested})"]
+    return EquationCheck(expr, wrt, claimed, verdict, exact, shown, tuple(explanation), tuple(checks),
                          time.perf_counter() - start, tuple(reports))
+
+
+def _read_claim(claimed: str, p: Problem) -> Claim:
+    """The claim as an index form where it is written in one (∂f/∂w_i =, Σ, X_nd), else in the matrix language."""
+    index = isinstance(claimed, str) and looks_like_index_form(claimed, p.variables)
+    try:
+        return parse_index_claim(claimed, p.variables, p.wrt) if index else parse_expression(claimed, p.variables)
+    except ExpressionError as exc:
+        raise ExpressionError(f"in the claimed {'index form' if index else 'gradient'}: {exc}") from None
 
 
 def _diagnosis(reports: list[object]) -> list[str]:

@@ -27,7 +27,8 @@ from derivcheck.language.declaration import Program
 from derivcheck.language.domain import draw_sizes, draw_values
 from derivcheck.language.evaluate import evaluate
 from derivcheck.language.index_notation import IndexForm
-from derivcheck.language.printing.index import IndexLatex, IndexText
+from derivcheck.language.printing import notation
+from derivcheck.language.printing.index import IndexLatex, IndexText, entry_text, lhs_latex, lhs_text, subscripted
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
@@ -185,7 +186,8 @@ def derive_program(program: Program) -> ProgramDerivation:
     checks: list[Verification] = []
     for seed in _SEEDS:
         checks.extend(_verify(chain, namespace["backward"], steps, seed))
-    index_forms = {id(node): IndexForm(node) for _, node in (*steps, *grads)}
+    names = set(chain.all_vars) | {d for v in chain.all_vars.values() for d in v.shape if isinstance(d, str)}
+    index_forms = {id(node): IndexForm(node, names=names) for _, node in (*steps, *grads)}
     checks.append(_verify_index_forms(chain, namespace["backward"], [*steps, *grads], index_forms))
     ok = all(c.ok for c in checks)
 
@@ -193,9 +195,11 @@ def derive_program(program: Program) -> ProgramDerivation:
         if not ok:
             return Line(Form(lhs, _latex_name(lhs)), Form(None, None, "DEFECT, not shown"))
         idx = index_forms[id(node)]
-        entry = {0: "", 1: "[i]", 2: "[i,j]"}[node.ndim] if node.ndim <= 2 else ""
-        index = Form(f"{lhs}{entry} = {IndexText().doprint(idx.expr)}",
-                     f"{_latex_index_lhs(lhs, node.ndim)} = {IndexLatex().doprint(idx.expr)}")
+        g = notation.current()
+        head = (lhs_text(lhs[4:], idx.free, names, g) if lhs.startswith("df/d")
+                else entry_text(g.name(lhs), [str(i) for i in idx.free], subscripted(lhs, names)))
+        index = Form(f"{head} = {IndexText(idx.atoms, names).doprint(idx.expr)}",
+                     f"{_latex_index_lhs(lhs, idx.free)} = {IndexLatex(idx.atoms).doprint(idx.expr)}")
         return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)), index)
 
     forward = tuple(Line(Form(name, _latex_name(name)), Form(text(node), latex(node))) for name, node in chain.defs)
@@ -206,15 +210,12 @@ def derive_program(program: Program) -> ProgramDerivation:
         time.perf_counter() - start)
 
 
-def _latex_index_lhs(lhs: str, ndim: int) -> str:
-    """``\\frac{\\partial f}{\\partial (W_i)_{ij}}``, or ``(\\bar{A_i})_{ij}`` for a sensitivity."""
-    from derivcheck.language.printing import MathPrinter
-
-    sub = {0: "", 1: "_{i}", 2: "_{ij}"}.get(ndim, "")
+def _latex_index_lhs(lhs: str, free: tuple[Any, ...]) -> str:
+    """``\\frac{\\partial f}{\\partial W_{ij}}``, or ``\\bar{A}_{ij}`` for a sensitivity."""
     if lhs.startswith("df/d"):
-        name = MathPrinter(latex=True).name(lhs[4:])
-        return rf"\frac{{\partial f}}{{\partial \left({name}\right){sub}}}" if sub else _latex_name(lhs)
-    return rf"\left({_latex_name(lhs)}\right){sub}" if sub else _latex_name(lhs)
+        return lhs_latex(lhs[4:], free)
+    sub = "".join(map(str, free)) if all(len(str(i)) == 1 for i in free) else ",".join(map(str, free))
+    return f"{_latex_name(lhs)}_{{{sub}}}" if free else _latex_name(lhs)
 
 
 def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], forms: Mapping[int, IndexForm]

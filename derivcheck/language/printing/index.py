@@ -1,13 +1,27 @@
-"""Index forms as text and LaTeX: sums with their index, entries with subscripts, σ for the sigmoid."""
+"""Index forms of typed expressions as text and LaTeX, in the notation of the layer side (``sympy_forms``).
+
+``∂f/∂w_i = Σ_n (σ(y_n Σ_d X_nd w_d) y_n - y_n) X_ni``: Σ and ∂ from the glyph table (``sum_n`` and
+``df/dw_i`` where the terminal cannot show them), entries by subscripts, juxtaposition for products,
+one index for a vector. A typed expression's names are the user's own, so an entry keeps its
+matrix's name (``X_nd``, never ``x_nd``: ``x`` may be another variable). A Σ reaches to the end of
+its product (its index is fresh, so the factors after it do not depend on it). Where a subscript
+could be misread (an index of more than one character, a 0 for an axis of length 1, a name with an
+underscore or the prefix of another name), the entry is written with brackets, ``W_1[i, j]``.
+Inverses and determinants are atoms: ``(X⁻¹)_ji``, ``det(X)``. Everything printed here reads back
+(:mod:`derivcheck.language.index_claim`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from derivcheck.language.printing.sympy_forms import DerivationPrinter
+from derivcheck.language.nodes import Node
+from derivcheck.language.printing.notation import Glyphs
+from derivcheck.language.printing.sympy_forms import DerivationPrinter, TextPrinter, _UnicodePrinter
 from derivcheck.language.printing.trees import MathPrinter
 
 
@@ -15,8 +29,40 @@ def _power(exp: str | None) -> str:
     return "%s" if exp is None else "\\left(%s\\right)^{" + exp.replace("%", "%%") + "}"
 
 
+def subscripted(name: str, names: Collection[str]) -> bool:
+    """An entry of ``name`` may be written ``name_ij``: its name has no underscore and begins no other name."""
+    return "_" not in name and not any(o != name and o.startswith(name + "_") for o in names)
+
+
+def entry_text(shown: str, indices: list[str], by_subscript: bool) -> str:
+    """``X_nd`` where each index is one letter and the name allows it, else ``X[n, d]``."""
+    if not indices:
+        return shown
+    if by_subscript and all(len(i) == 1 and i.isalpha() for i in indices):
+        return f"{shown}_{''.join(indices)}"
+    return f"{shown}[{', '.join(indices)}]"
+
+
+def lhs_text(wrt: str, free: tuple[Any, ...], names: Collection[str], glyphs: Glyphs, objective: str = "f") -> str:
+    """The left side of an index form: ``∂f/∂w_i`` (``df/dw_i`` in ASCII), ``∂f/∂λ`` for a scalar."""
+    entry = entry_text(glyphs.name(wrt), [str(i) for i in free], subscripted(wrt, names))
+    return glyphs.derivative(objective, entry)
+
+
+def lhs_latex(wrt: str, free: tuple[Any, ...], objective: str = "f") -> str:
+    r"""``\frac{\partial f}{\partial w_{i}}``."""
+    name = MathPrinter(latex=True).name(wrt)
+    sub = "".join(str(i) for i in free) if all(len(str(i)) == 1 for i in free) else ",".join(map(str, free))
+    entry = f"{name}_{{{sub}}}" if free else name
+    return rf"\frac{{\partial {objective}}}{{\partial {entry}}}"
+
+
 class IndexLatex(DerivationPrinter):
     """LaTeX of an index form: sums with their index, entries with subscripts, σ for the sigmoid."""
+
+    def __init__(self, atoms: Mapping[sp.Basic, Node] | None = None) -> None:
+        super().__init__()
+        self.atoms = atoms or {}
 
     def _print_Sigmoid(self, e: Any, exp: str | None = None) -> str:
         return _power(exp) % rf"\sigma\left({self._print(e.args[0])}\right)"
@@ -31,44 +77,98 @@ class IndexLatex(DerivationPrinter):
         return _power(exp) % rf"\mathbb{{1}}\left[{self._print(e.args[0])} > 0\right]"
 
     def _print_Indexed(self, e: sp.Indexed) -> str:
-        label = str(e.base.label)
-        name = MathPrinter(latex=True).name(label) if not label.startswith("\\left") else label
+        if e.base in self.atoms:  # (X^{-1})_{ji}
+            name = rf"\left({MathPrinter(latex=True)(self.atoms[e.base])}\right)"
+        else:
+            name = MathPrinter(latex=True).name(str(e.base.label))
         return f"{name}_{{{self._indices(e.indices)}}}"
 
+    def _print_Symbol(self, e: sp.Symbol, style: str = "plain") -> str:
+        if e in self.atoms:  # \det\left(X\right)
+            s, prec = MathPrinter(latex=True).p(self.atoms[e])
+            return s if prec >= 4 else rf"\left({s}\right)"
+        if e.is_integer and e.is_positive:  # a dimension, N
+            return e.name
+        return MathPrinter(latex=True).name(e.name)
 
-class IndexText(StrPrinter):
-    """Plain text of an index form: ``sum_n X[n,i] G[n,j]``."""
 
-    printmethod = "_derivcheck_text"  # Indexed brings its own _sympystr, which would win over ours
+class IndexText(TextPrinter):
+    """An index form as text in the glyphs in force: ``Σ_n X_ni G_nj`` (``sum_n X_ni G_nj`` in ASCII).
 
-    def _print_Sum(self, e: sp.Sum) -> str:
-        ks = ",".join(str(lim[0]) for lim in e.limits)
-        body = self._print(e.function)
-        if isinstance(e.function, sp.Add):
-            body = f"({body})"
-        return f"sum_{ks} {body}"
+    ``atoms`` maps the symbols of inverses and determinants to their trees; ``names`` are the declared names
+    (an entry is written with brackets where a subscript could read as another name).
+
+    Examples
+    --------
+    >>> from derivcheck.language.printing.notation import ASCII
+    >>> n, i = sp.Symbol("n", integer=True), sp.Symbol("i", integer=True)
+    >>> X, G = sp.IndexedBase("X"), sp.IndexedBase("G")
+    >>> IndexText(glyphs=ASCII).doprint(sp.Sum(X[n, i] * G[n, i], (n, 0, sp.Symbol("N") - 1)))
+    'sum_n G_ni X_ni'
+    """
+
+    def __init__(self, atoms: Mapping[sp.Basic, Node] | None = None, names: Collection[str] = (),
+                 glyphs: Glyphs | None = None) -> None:
+        super().__init__(glyphs=glyphs)
+        self.atoms = atoms or {}
+        self.names = set(names)
+        self._printer = _TypedText(self)
+
+
+class _TypedText(_UnicodePrinter):
+    """The layer side's text printer with the typed expression's own names: ``X_nd``, ``G_nj``, ``λ``."""
+
+    owner: IndexText
+
+    def _entry(self, name: str, indices: tuple[Any, ...]) -> str:
+        self.in_index += 1
+        parts = [self._print(i) for i in indices]
+        self.in_index -= 1
+        ok = all(isinstance(i, sp.Symbol) for i in indices)
+        return entry_text(self.g.name(name), parts, ok and subscripted(name, self.owner.names))
 
     def _print_Indexed(self, e: sp.Indexed) -> str:
-        label = str(e.base.label)
-        if label.startswith("\\left("):
-            label = "(" + _plain(label) + ")"
-        return f"{MathPrinter().name(label)}[{','.join(self._print(i) for i in e.indices)}]"
+        if e.base in self.owner.atoms:  # (X⁻¹)_ji
+            self.in_index += 1
+            parts = [self._print(i) for i in e.indices]
+            self.in_index -= 1
+            inside = MathPrinter(glyphs=self.g)(self.owner.atoms[e.base])
+            return entry_text(f"({inside})", parts, all(isinstance(i, sp.Symbol) for i in e.indices))
+        return self._entry(str(e.base.label), e.indices)
 
     def _print_Symbol(self, e: sp.Symbol) -> str:
-        return MathPrinter().name(_plain(e.name)) if "\\" in e.name else MathPrinter().name(e.name)
+        if e in self.owner.atoms:  # det(X), log det(X)
+            s, prec = MathPrinter(glyphs=self.g).p(self.owner.atoms[e])
+            return s if prec >= 4 else f"({s})"
+        return self.g.name(e.name)
 
-    def _print_KroneckerDelta(self, e: Any) -> str:
-        return f"{'δ' if MathPrinter().g.unicode else 'delta'}({self._print(e.args[0])},{self._print(e.args[1])})"
+    _print_Dummy = _print_Symbol
+
+    def _print_Mul(self, e: Any) -> str:
+        # Juxtaposition outside indices, whatever the names: the layer side's · between sizes is for K·p inside one;
+        # entries in the order SymPy keeps them (a typed expression has no upstream gradient to put last).
+        factors = sp.Mul.make_args(e)
+        if len(factors) > 1 and all(isinstance(f, sp.Indexed) for f in factors):
+            s = "*".join(self._print(f) for f in factors)
+        else:
+            s = StrPrinter._print_Mul(self, e)
+        return s.replace("*", self.g.cdot if self.in_index else " ")
 
     def _print_Sigmoid(self, e: Any) -> str:
-        return f"{MathPrinter().g.sigmoid}({self._print(e.args[0])})"  # the glyphs the terminal shows
+        return f"{self.g.sigmoid}({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e: Any) -> str:
+        return f"softplus({self._print(e.args[0])})"
+
+    def _print_Relu(self, e: Any) -> str:
+        return f"relu({self._print(e.args[0])})"
 
     def _print_Step(self, e: Any) -> str:
         return f"1[{self._print(e.args[0])} > 0]"
 
+    def _print_sign(self, e: Any) -> str:
+        return f"sign({self._print(e.args[0])})"
 
-def _plain(label: str) -> str:
-    for a, b in ((r"\left(", ""), (r"\right)", ""), ("^{-1}", "^-1"), (r"^{-\top}", "^-T"), (r"\log\det", "log det"),
-                 (r"\det", "det"), (r"\left", ""), (r"\right", ""), ("^\\top", "^T")):
-        label = label.replace(a, b)
-    return label
+    def _print_Exp1(self, e: Any) -> str:
+        return "exp(1)"
+
