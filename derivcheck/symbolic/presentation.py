@@ -8,11 +8,13 @@ the reference backward by ``verify_layer``. A form that disagrees is reported, n
 from __future__ import annotations
 
 import ast
+import functools
 import html
 import inspect
 import textwrap
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sympy as sp
 
@@ -23,7 +25,8 @@ from derivcheck.language.printing import HELPERS
 from derivcheck.language.printing import latex as node_latex
 from derivcheck.report.language import program_latex_lines, program_text
 from derivcheck.language.printing import notation
-from derivcheck.language.printing.sympy_forms import DerivationPrinter, TextPrinter, partial, text_name, wrap_text
+from derivcheck.language.printing.sympy_forms import (DerivationPrinter, TextPrinter, partial, text_entry_name,
+                                                       text_name, wrap_text)
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
@@ -32,6 +35,8 @@ from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.verify import language_code
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
+
+_R = TypeVar("_R")
 
 def _kind_note(kind: str) -> str:
     """How a matrix form was found, in the glyphs of this stream (a ones vector with its length, 1_K)."""
@@ -49,6 +54,39 @@ def _d(wrt: str) -> str:
 
 def _text_expr(e: sp.Basic) -> str:
     return sp.sstr(e)
+
+
+def _symbol_name(sym: Any) -> str:
+    return str(sym.label if isinstance(sym, sp.IndexedBase) else sym.name)
+
+
+def names_apart_in(d: Derivation) -> notation.Apart:
+    """The names of ``d`` that would print alike, kept apart: ``eps`` beside ``epsilon`` spelled out, and the
+    entries of a matrix ``G`` beside a vector ``g`` written ``G_pq`` (in text, LaTeX and Markdown alike)."""
+    built = d.built
+    symbols = [*built.symbols.values(), *built.constants.values()]
+    names = [_symbol_name(s) for s in symbols] + ([] if built.upstream is None else [_symbol_name(built.upstream)])
+    spelled = notation.printed_alike(names)
+    with notation.names_apart(spelled):  # whatever a caller keeps apart: these names are d's alone
+        letters = {text_name(_symbol_name(s), notation.UNICODE) for s in symbols if not _has_two_axes(s)}
+        capital = {_symbol_name(s) for s in symbols if _has_two_axes(s)
+                   and text_entry_name(_symbol_name(s), "g", notation.UNICODE) in letters}
+    return notation.Apart(spelled, frozenset(capital))
+
+
+def _has_two_axes(sym: Any) -> bool:
+    return isinstance(sym, sp.IndexedBase) or (isinstance(sym, sp.MatrixSymbol) and sym.shape[1] != 1)
+
+
+def _names_kept_apart(fn: Callable[..., _R]) -> Callable[..., _R]:
+    """``fn(d, ...)`` printed with ``d``'s colliding names kept apart (:func:`names_apart_in`)."""
+    @functools.wraps(fn)
+    def printed(d: Any, *args: Any, **kwargs: Any) -> _R:
+        kept = names_apart_in(d)
+        with notation.names_apart(kept.spelled, kept.capital_entries):
+            return fn(d, *args, **kwargs)
+
+    return printed
 
 
 def render_derivation(name: Any, fmt: str = "text") -> str:
@@ -87,11 +125,13 @@ def render_derivation(name: Any, fmt: str = "text") -> str:
     raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
 
 
+@_names_kept_apart
 def derivation_markdown(d) -> str:  # noqa: ANN001 - a Derivation
     """A derivation in Markdown with $$ equations (what a notebook shows)."""
     return _markdown(d)
 
 
+@_names_kept_apart
 def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
     """A derivation as HTML with $$ equations (notebook front ends typeset them with MathJax)."""
 
@@ -148,6 +188,7 @@ def _definitions(layer) -> list[str]:  # noqa: ANN001 - a Layer
     return out
 
 
+@_names_kept_apart
 def _text(d) -> str:
     lines = _header(d)
     y = "E" if d.layer.is_loss else text_equation_lhs(sp.IndexedBase("y")[d.built.out]) if d.built.out else "y"
@@ -215,6 +256,7 @@ def text_equation_lhs(entry: Any, free: tuple[Any, ...] | None = None) -> str:
     return text_name(name) + idx
 
 
+@_names_kept_apart
 def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
     """Each equation of a derivation in text, keyed by its LaTeX: the forward, then index and verified matrix forms."""
     y = "E" if d.layer.is_loss else text_equation_lhs(sp.IndexedBase("y")[d.built.out]) if d.built.out else "y"
@@ -328,6 +370,7 @@ def _imports(functions: list) -> str:  # noqa: ANN001 - functions
     return "\n".join(x for x in sorted(lines) if x != IMPORT)  # the code format prints it once, at the top
 
 
+@_names_kept_apart
 def _markdown(d) -> str:
     lines = [f"### `{d.layer.name}`", ""]
     if d.layer.question:
@@ -357,6 +400,7 @@ def _markdown(d) -> str:
     return "\n".join(lines)
 
 
+@_names_kept_apart
 def _code(d) -> str:
 
     blocks = [f"# Generated from the derivation of layer {d.layer.name!r}: one function per gradient, each executed "
@@ -434,6 +478,7 @@ def _render_chain(layer, fmt: str) -> str:  # noqa: ANN001 - a Layer with a chai
                       program_text(d).split("\n")[-1]])
 
 
+@_names_kept_apart
 def latex_lines(d: Derivation) -> list[str]:
     """One LaTeX equation per line: the forward, then index and matrix form per argument."""
     p = DerivationPrinter()
@@ -479,6 +524,7 @@ def where_latex(d: Derivation, g: Gradient) -> list[str]:
     return g.language.where_latex()
 
 
+@_names_kept_apart
 def derivation_latex(d: Derivation) -> str:
     """The derived equations, aligned, as one display block."""
     return "$$\\begin{gathered}" + r" \\ ".join(latex_lines(d)) + "\\end{gathered}$$"

@@ -16,7 +16,7 @@ import contextvars
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class Glyphs:
 
     def greek(self, name: str, fold_case: bool = False) -> str:
         """``lam`` -> ``λ``, ``gamma`` -> ``γ`` in Unicode (with ``fold_case``, ``GAMMA`` too); the name in ASCII."""
-        if not self.unicode:
+        if not self.unicode or name in _APART.get().spelled:
             return name
         if name in GREEK_TEXT:
             return GREEK_TEXT[name]
@@ -224,10 +224,69 @@ def latex_name_rule(name: str) -> str | None:
 
 
 def latex_greek(name: str) -> str | None:
-    r"""``gamma`` -> ``\gamma`` (also for ``GAMMA``), ``lam`` -> ``\lambda``, ``eps`` -> ``\epsilon``; None otherwise."""
+    r"""``gamma`` -> ``\gamma`` (also for ``GAMMA``), ``lam`` -> ``\lambda``, ``eps`` -> ``\epsilon``; a name
+    :func:`names_apart` spells out as itself (``\mathrm{eps}``); None otherwise."""
+    if name in _APART.get().spelled:
+        return rf"\mathrm{{{name}}}"
     short = {"lam": "lambda", "eps": "epsilon"}
     low = short.get(name, name.lower())
     return "\\" + low if low in GREEK_NAMES else None
+
+
+@dataclass(frozen=True)
+class Apart:
+    """How the names of one derivation are kept apart: ``spelled`` print as written, not as a Greek letter;
+    ``capital_entries`` (matrices) write their entries with the matrix's own letter, ``G_pq``, where the
+    lower-case letter names a vector or scalar of the same derivation."""
+
+    spelled: frozenset[str] = frozenset()
+    capital_entries: frozenset[str] = frozenset()
+
+
+_APART: contextvars.ContextVar[Apart] = contextvars.ContextVar("derivcheck_apart", default=Apart())
+
+
+def printed_alike(names: Iterable[str]) -> frozenset[str]:
+    """The names to spell out so that no two of ``names`` print as one Greek letter: of each group (``eps`` and
+    ``epsilon`` are both ε; ``GAMMA``, a matrix, and ``gamma`` both γ), all but the full lower-case name.
+
+    Examples
+    --------
+    >>> sorted(printed_alike(["eps", "epsilon", "x", "GAMMA", "gamma", "mu"]))
+    ['GAMMA', 'eps']
+    """
+    groups: dict[str, list[str]] = {}
+    for name in set(names):
+        letter = (GREEK_TEXT.get(name) or GREEK_TEXT[name.lower()]) if name.lower() in _LOWER_ONLY else name  # fold case
+        if letter != name:
+            groups.setdefault(letter, []).append(name)
+
+    def kept_first(name: str) -> tuple[bool, bool, str]:
+        return name not in GREEK_NAMES, not name.islower(), name
+
+    return frozenset(n for group in groups.values() for n in sorted(group, key=kept_first)[1:])
+
+
+def apart() -> Apart:
+    """The names kept apart in the derivation being printed (none outside :func:`names_apart`)."""
+    return _APART.get()
+
+
+@contextlib.contextmanager
+def names_apart(spelled: Iterable[str] = (), capital_entries: Iterable[str] = ()) -> Iterator[Apart]:
+    r"""Print one derivation with these names kept apart, in text and LaTeX alike.
+
+    Examples
+    --------
+    >>> with names_apart(spelled=printed_alike(["eps", "epsilon"])):
+    ...     UNICODE.name("eps"), UNICODE.name("epsilon"), latex_greek("eps")
+    ('eps', 'ε', '\\mathrm{eps}')
+    """
+    token = _APART.set(Apart(frozenset(spelled), frozenset(capital_entries)))
+    try:
+        yield _APART.get()
+    finally:
+        _APART.reset(token)
 
 
 def _every_glyph(g: Glyphs) -> str:

@@ -29,7 +29,7 @@ GREEK = notation.GREEK_NAMES
 
 
 def _greek(name: str) -> str | None:
-    return rf"\{name.lower()}" if name.lower() in GREEK else None
+    return rf"\{name.lower()}" if name.lower() in GREEK and name not in notation.apart().spelled else None
 
 
 def _vector_name(name: str) -> str:
@@ -47,6 +47,8 @@ def _collides(name: str) -> bool:
 def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
     if rename and name in rename:
         return rename[name]
+    if name in notation.apart().spelled:  # eps beside epsilon: \mathrm{eps}
+        return rf"\mathrm{{{name}}}"
     if name in ("GBAR", "gbar"):
         return r"\bar{G}"
     if notation.latex_name_rule(name) is not None:  # X̂: \hat{X}
@@ -62,6 +64,11 @@ def _matrix_name(name: str, rename: dict[str, str] | None = None) -> str:
 
 
 def _entry_name(name: str) -> str:
+    kept_apart = notation.apart()
+    if name in kept_apart.capital_entries:  # a matrix G beside a vector g: its entries are G_pq
+        return _matrix_name(name)
+    if name in kept_apart.spelled:  # GAMMA beside gamma: \mathrm{GAMMA}_{pq}, as the matrix is named
+        return rf"\mathrm{{{name}}}"
     if name in ("GBAR", "gbar"):
         return r"\bar{g}"
     if notation.latex_name_rule(name.lower()) is not None:  # entries of X̂: \hat{x}
@@ -154,8 +161,8 @@ class DerivationPrinter(LatexPrinter):
             if isinstance(target, sp.MatrixSymbol) and target.shape[1] == 1:
                 return _vector_name(name)
             return _matrix_name(name)
-        if e.name == "eps":
-            return r"\epsilon"
+        if e.name == "eps" or e.name in notation.apart().spelled:
+            return str(notation.latex_greek(e.name))
         return super()._print_Symbol(e, style=style)
 
     def _print_reduce_axis(self, e: Any, exp: str | None = None) -> str:
@@ -241,6 +248,11 @@ def text_name(name: str, glyphs: Glyphs | None = None) -> str:
 def text_entry_name(name: str, upstream: str = "g", glyphs: Glyphs | None = None) -> str:
     """The letter of a matrix's entries: ``W`` -> ``w``, ``GAMMA`` -> ``γ``, the upstream gradient ``G`` -> ``g``."""
     g = glyphs or notation.current()
+    kept_apart = notation.apart()
+    if name in kept_apart.capital_entries:  # a matrix G beside a vector g: its entries are G_pq
+        return text_name(name, g)
+    if name in kept_apart.spelled:  # GAMMA beside gamma: GAMMA_pq, as the matrix is named
+        return name
     if name in ("GBAR", "gbar"):
         return g.accent("g", "bar")
     if _collides(name):
