@@ -299,7 +299,9 @@ def _add_expression_commands(sub: Any) -> None:
                                     "CLAIMED may be typed as derive-expr prints it.", **printed_forms)
     eq.add_argument("expression", help="the scalar expression, e.g. 'sum(G * sigmoid(X @ W))'")
     eq.add_argument("claimed", help="the claimed gradient, e.g. 'X.T @ (sigmoid(X @ W) * G)' or 'X^T (G * "
-                                    "sigmoid(X W))'")
+                                    "sigmoid(X W))', or in index form, e.g. 'df/dW_ij = sum_n X_ni G_nj "
+                                    "sigmoid(sum_d X_nd W_dj)': its indices outside every sum are the entries of the "
+                                    "gradient, in the order of the left side (alphabetical where it is left out)")
     eq.add_argument("--wrt", required=True, help="the variable differentiated by")
     eq.add_argument("--let", action="append", metavar="'NAME: SHAPE [PROPERTIES]'", help="a declaration (repeatable)")
     eq.add_argument("--json", action="store_true", help="print the result as JSON (schema and version)")

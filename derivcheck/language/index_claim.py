@@ -147,11 +147,13 @@ class _Reader:
         self.dims = {d for v in variables.values() for d in v.shape if isinstance(d, str)}
         self.greek = {UNICODE.greek(k): k for k in variables if UNICODE.greek(k) != k}
         self.scope: list[sp.Symbol] = []
-        self.ranges: dict[sp.Symbol, list[tuple[Any, str]]] = {}  # index -> (dimension, where it was read)
+        self.ranges: dict[sp.Symbol, list[tuple[Any, str, int]]] = {}  # index -> (dimension, where, column)
         self.summed: dict[sp.Symbol, sp.Symbol] = {}  # index -> its placeholder range
         self.loose: dict[sp.Symbol, int] = {}  # indices outside every Σ -> where first seen
         self.atoms: dict[sp.Basic, Node] = {}
         self.declared: tuple[sp.Symbol, ...] | None = None
+        self.links: list[tuple[Any, Any]] = []  # indices a Kronecker bracket [k = d] makes equal
+        self.bars = 0  # the |...| open here (inside the innermost parenthesis): a | then closes, never opens
 
     # --- tokens ---
     @property
@@ -221,7 +223,7 @@ class _Reader:
 
     def starts_factor(self) -> bool:
         t = self.tok
-        return t.kind in ("num", "name", "sum") or t.text in ("(", "[", "|", "\u221a")
+        return t.kind in ("num", "name", "sum") or t.text in ("(", "[", "\u221a") or (t.text == "|" and not self.bars)
 
     def product(self) -> sp.Expr:
         """Factors side by side or joined by * · ⊙ / ⊘; a Σ takes the rest of the product as its body."""
@@ -265,6 +267,17 @@ class _Reader:
         else:
             body = self.product()
         del self.scope[-len(ks):]
+        for k in ks:
+            named = [d for d in self.dims if d.lower() == k.name]  # Σ_d of no entry of d: over D, as textbooks read it
+            if not self.ranges.get(k) and len(named) == 1:
+                self.ranges[k] = [(named[0], f"Σ_{k} (the dimension {named[0]})", t.pos)]
+        for k in ks:
+            partner = next((b for a, b in self.links if a == k and self.ranges.get(b)), None)  # [k = d]: as d
+            if not self.ranges.get(k) and partner is not None:
+                self.ranges[k] = [(d, f"[{k} = {partner}] and {w}", pos) for d, w, pos in self.ranges[partner][:1]]
+            if not self.ranges.get(k):
+                raise self.error(f"Σ_{k} sums over {k}, but {k} indexes no entry in the sum, so its range is unknown "
+                                 f"(write the entries it runs over, e.g. Σ_{k} x_{k})", t.pos)
         for k in reversed(ks):
             upper = self.summed.setdefault(k, sp.Symbol(f"_range_{k.name}", positive=True, integer=True))
             body = sp.Sum(body, (k, 0, upper - 1))
@@ -315,7 +328,9 @@ class _Reader:
             return self.kronecker()
         if t.text == "|":
             self.take()
+            self.bars += 1
             e = self.sum_()
+            self.bars -= 1
             self.take("|")
             return sp.Abs(e)
         if t.text == "\u221a":
@@ -338,9 +353,7 @@ class _Reader:
         after = self.tokens[j]
         indexed = after.kind == "sub" or (after.text == "[" and after.pos == self.tokens[j - 1].end)
         if not indexed:
-            e = self.sum_()
-            self.take(")")
-            return e
+            return self.inner(")")
         inner = self.body[open_.end:self.tokens[j - 1].pos]
         node = self.matrix(inner, open_.end)
         self.i = j
@@ -394,6 +407,7 @@ class _Reader:
         b = self.index_value()
         self.take("]")
         self.use([a, b], (None, None), f"[{a} = {b}]", start.pos)
+        self.links += [(a, b), (b, a)]
         delta = sp.KroneckerDelta(a, b)
         return delta if rel.text == "=" else 1 - delta
 
@@ -470,21 +484,29 @@ class _Reader:
             raise self.error(f"{name} is {_shape(v)}: its entries take {len(v.shape)} indices ({_axes(v)}); "
                              f"{word} has {len(letters)}", t.pos)
         if not v.shape:
-            return sp.Symbol(name)
+            return sp.Symbol(name, real=True)
         self.use(letters, v.shape, word, t.pos)
-        return sp.IndexedBase(name)[tuple(letters)]
+        return sp.IndexedBase(name, real=True)[tuple(letters)]
 
     def unknown(self, t: Tok) -> sp.Expr:
         declared = ", ".join(sorted(self.variables)) or "nothing"
         dims = ", ".join(sorted(self.dims)) or "none"
-        raise self.error(f"{t.text!r} is neither a declared variable, an entry of one (such as X_nd), a dimension "
-                         f"nor a function (declared: {declared}; dimensions: {dims})", t.pos)
+        head = t.text.split("_", 1)[0]
+        what = f"{head} is not a declared variable" if "_" in t.text else \
+            f"{t.text!r} is neither a declared variable, an entry of one (such as X_nd), a dimension nor a function"
+        raise self.error(f"{what} (declared: {declared}; dimensions: {dims})", t.pos)
 
     def call(self, f: Any) -> sp.Expr:
         self.take("(")
+        return f(self.inner(")"))
+
+    def inner(self, close: str) -> sp.Expr:
+        """The expression up to ``close``: bars opened outside neither open nor close inside."""
+        saved, self.bars = self.bars, 0
         e = self.sum_()
-        self.take(")")
-        return f(e)
+        self.bars = saved
+        self.take(close)
+        return e
 
     def matrix_call(self, word: str, pos: int, name_tok: Tok) -> sp.Expr:
         """``det(X)``, ``log det(X)``, ``tr(A)``: a number of the matrix language, kept whole as an atom."""
@@ -510,7 +532,7 @@ class _Reader:
                     raise self.error(f"index {k} is out of range in {where} (length {d})", pos)
                 continue
             if d is not None:
-                self.ranges.setdefault(k, []).append((d, where))
+                self.ranges.setdefault(k, []).append((d, where, pos))
             if k not in self.scope:
                 self.loose.setdefault(k, pos)
 
@@ -526,14 +548,15 @@ class _Reader:
             free = declared
         else:
             if len(loose) != len(v.shape):
-                found = f"{len(loose)} ({', '.join(map(str, loose))})" if loose else "none"
-                raise self.error(f"the index form has {found} free indices (outside every Σ), but the gradient by "
-                                 f"{wrt} has one per axis of {wrt}, {_shape(v)}: {len(v.shape)}; bind them with the "
-                                 f"left side, ∂f/∂{wrt}_{''.join(chr(ord('i') + k) for k in range(len(v.shape)))} = ...",
+                found = f"{len(loose)} free indices ({', '.join(map(str, loose))})" if loose else "no free index"
+                sub = "".join(chr(ord("i") + k) for k in range(len(v.shape)))
+                raise self.error(f"the index form has {found} outside every Σ, but the gradient by {wrt} has one per "
+                                 f"axis of {wrt} ({_shape(v)}): {len(v.shape)}; write each entry's indices, or bind "
+                                 f"them with the left side, ∂f/∂{wrt}{'_' + sub if sub else ''} = ...",
                                  self.loose[loose[0]] if loose else 0)
             free = tuple(loose)
         for k, d in zip(free, v.shape):
-            self.ranges.setdefault(k, []).insert(0, (d, f"∂f/∂{wrt} (axis of {wrt})"))
+            self.ranges.setdefault(k, []).insert(0, (d, f"the gradient by {wrt} ({wrt} is {_shape(v)})", 0))
         subs = {}
         for k, placeholder in self.summed.items():
             subs[placeholder] = size_symbol(self.range_of(k))
@@ -542,15 +565,14 @@ class _Reader:
         return IndexClaim(self.whole, expr.xreplace(subs), free, v.shape, self.atoms)
 
     def range_of(self, k: sp.Symbol) -> Any:
-        seen = [(d, w) for d, w in self.ranges.get(k, []) if d != 1]
+        seen = self.ranges.get(k, [])  # an axis of length 1 is indexed by 0 where it broadcasts; a letter ranges
         if not seen:
-            raise self.error(f"the range of index {k} is unknown: it indexes no entry (write it in one, e.g. X_{k}d)",
-                             0)
-        dims = {d for d, _ in seen}
-        if len(dims) > 1:
-            (d1, w1), (d2, w2) = seen[0], next(x for x in seen if x[0] != seen[0][0])
-            raise self.error(f"index {k} runs over {d1} in {w1} but over {d2} in {w2}", 0)
-        return seen[0][0]
+            raise self.error(f"the range of index {k} is unknown: it indexes no entry", 0)
+        first = seen[0]
+        other = next((x for x in seen if x[0] != first[0]), None)
+        if other is not None:
+            raise self.error(f"index {k} runs over {first[0]} in {first[1]} but over {other[0]} in {other[1]}", other[2])
+        return first[0]
 
 
 def _number(text: str) -> sp.Expr:
@@ -560,7 +582,7 @@ def _number(text: str) -> sp.Expr:
 def _shape(v: Variable) -> str:
     if not v.shape:
         return "a scalar"
-    return ("a vector of length " if len(v.shape) == 1 else "") + n.show_shape(v.shape)
+    return f"a vector of length {v.shape[0]}" if len(v.shape) == 1 else " x ".join(map(str, v.shape))
 
 
 def _axes(v: Variable) -> str:

@@ -79,6 +79,8 @@ class IndexForm:
         return sp.Symbol(f"k{k}", integer=True)
 
     def summed(self, body: sp.Expr, k: sp.Symbol, d: Any) -> sp.Expr:
+        if k not in body.free_symbols:  # a broadcast summand: D times it (a Σ_k of no entry of k has no range to read)
+            return size_symbol(d) * body
         return sp.Sum(body, (k, 0, size_symbol(d) - 1))
 
     def atom(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
@@ -98,7 +100,8 @@ class IndexForm:
 
     @_entry("var")
     def _var(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
-        return sp.Symbol(x.attrs[0]) if x.ndim == 0 else sp.IndexedBase(x.attrs[0])[ix]
+        # Real entries: |exp(x)| is exp(x), never exp(re(x)).
+        return sp.Symbol(x.attrs[0], real=True) if x.ndim == 0 else sp.IndexedBase(x.attrs[0], real=True)[ix]
 
     @_entry("const")
     def _const(self, x: Node, ix: tuple[Any, ...]) -> sp.Expr:
@@ -218,7 +221,7 @@ class IndexForm:
 
 
 def _size_symbols(sizes: Mapping[str, int]) -> dict[Any, Any]:
-    return {sp.Symbol(d, positive=True, integer=True): v for d, v in sizes.items()}
+    return {sp.Symbol(d, positive=True, integer=True): sp.Integer(v) for d, v in sizes.items()}
 
 
 def entries(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[int, ...], atoms: Mapping[sp.Basic, Node],

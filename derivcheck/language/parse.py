@@ -30,8 +30,9 @@ _MATRIX_FUNCTIONS: dict[str, Callable[[Node], Node]] = {
 _AXIS_FUNCTIONS = ("sum", "mean", "softmax", "logsumexp")  # logsumexp: printed by derive-expr, so it parses back
 KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, "ones"} - {"step"})
 
-# A ones vector with its length (1_N), a Greek letter, superscripts (X⁻¹, x²) and the notation's operators.
-_TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"
+# A ones vector with its length (1_N), a zero vector or matrix with its shape (0_D, 0_{N×D}), a Greek letter, superscripts (X⁻¹, x²) and the notation's operators.
+_TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))"
+                    r"|(?P<zeros>0_(?:\{[^}]*\}|[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"
                     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9])"
                     r"|(?P<sup>\u207b\u1d40|\u1d40|\u207b?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
                     r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]<>]))")
@@ -238,7 +239,7 @@ class _Parser:
 
     def starts_factor(self) -> bool:
         t = self.tok
-        if t.kind in ("num", "name", "ones"):
+        if t.kind in ("num", "name", "ones", "zeros"):
             return not (t.kind == "name" and t.text == "_F")
         if t.text in ("|", "\u2016"):  # opens a norm or an absolute value unless it closes the one open
             return t.text not in self.inside
@@ -382,6 +383,9 @@ class _Parser:
         if t.kind == "ones":
             self.take()
             return n.ones((self.size(t.text[2:], t),))
+        if t.kind == "zeros":
+            self.take()
+            return self.zeros(t)
         if t.text == "(":
             self.take()
             saved, self.inside = self.inside, []
@@ -403,9 +407,17 @@ class _Parser:
         if text.isdigit():
             return int(text)
         if text not in self.dims:
-            raise self.error(f"1_{text}: {text} is not a dimension of any declared variable "
+            raise self.error(f"{t.text}: {text} is not a dimension of any declared variable "
                              f"(dimensions: {', '.join(sorted(self.dims)) or 'none'})", t.pos)
         return text
+
+    def zeros(self, t: Token) -> Node:
+        """``0_D``, ``0_{N×D}`` (``0_{N x D}``, ``0_{N,D}``): zeros of a declared shape, as derive-expr prints them."""
+        inner = t.text[2:]
+        parts = re.split(r"\s*(?:\u00d7|,|\s+x\s+)\s*", inner[1:-1].strip()) if inner.startswith("{") else [inner]
+        if not 1 <= len(parts) <= 2 or not all(parts):
+            raise self.error(f"{t.text}: a zero vector reads 0_D, a zero matrix 0_{{N\u00d7D}} (or 0_{{N x D}})", t.pos)
+        return n.broadcast_to(n.const(0), tuple(self.size(p, t) for p in parts))
 
     def iverson(self) -> Node:
         """``1[x > 0]``: the step function; ``1[x < 0]`` is the step of -x."""

@@ -86,6 +86,16 @@ class MathPrinter:
         """A ones vector of length ``size``: ``1_N``."""
         return rf"{notation.LATEX_ONE}_{{{size}}}" if self.latex else self.g.ones(size)
 
+    def zeros(self, shape: tuple) -> str:
+        """A zero vector or matrix with its shape, ``0_D``, ``0_{N×D}`` (``0_{N x D}`` in ASCII): a bare 0 reads as a
+        number, as ``1_N`` says what a bare 1 would not."""
+        if self.latex:
+            times = r" \times "
+            return rf"\mathbf{{0}}_{{{times.join(map(str, shape))}}}"
+        if len(shape) == 1:
+            return f"0_{shape[0]}"  # as the ones vector 1_N
+        return "0_{" + ("×" if self.g.unicode else " x ").join(map(str, shape)) + "}"
+
     def tw(self, x: Node) -> str:
         """``x`` as the operand of a transpose: a power is parenthesized, (X^∘2)ᵀ."""
         s, prec = self.p(x)
@@ -348,7 +358,7 @@ class MathPrinter:
     def _broadcast(self, x: Node) -> tuple[str, int]:
         a = x.args[0]
         if a.op == "const" and a.attrs[0] == 0:
-            return "0", _ATOM
+            return self.zeros(x.shape), _ATOM
         if a.ndim == 0:  # a scalar times a matrix (or vector) of ones: "1_N / N", "2 1_N 1_Dᵀ"
             ones = Node("ones", (), (), x.shape)
             return self.p(ones) if n_is_one(a) else self.p(Node("mul", (a, ones), (), x.shape))
