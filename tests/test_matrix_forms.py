@@ -25,6 +25,7 @@ from derivcheck.symbolic.derive import derive
 from derivcheck.symbolic.verify import language_form_check as check
 from derivcheck.symbolic.presentation import render_derivation
 from derivcheck.symbolic.verify import verify_layer
+from mathtext_check import parse_errors
 
 _GLYPHS = {"⁻ᵀ": "^-T", "⁻¹": "^-1", "ᵀ": "^T"}
 
@@ -308,3 +309,71 @@ def test_language_forms_print_as_code_that_runs_and_matches_the_hand_written_bac
         fn = namespace[f"grad_{arg}"]
         got = fn(*([] if layer.is_loss else [dy]), *[arrays[a.name] for a in layer.inputs], *layer.constants.values())
         assert np.allclose(got, truth[arg], rtol=1e-9, atol=1e-12), (name, arg)
+
+
+# --- group norm: statistics over one axis of a rank-3 input, named as batch norm's are ---
+
+def _groupnorm_forward(x, gamma, beta, eps):
+    mu = x.mean(axis=2, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(x.var(axis=2, keepdims=True) + eps) + beta
+
+
+def _groupnorm_backward(dy, x, gamma, beta, eps):
+    mu = x.mean(axis=2, keepdims=True)
+    sigma = np.sqrt(x.var(axis=2, keepdims=True) + eps)
+    xhat = (x - mu) / sigma
+    g = dy * gamma
+    dx = (g - g.mean(axis=2, keepdims=True) - xhat * (g * xhat).mean(axis=2, keepdims=True)) / sigma
+    return {"x": dx, "gamma": (dy * xhat).sum(axis=0), "beta": dy.sum(axis=0)}
+
+
+def _groupnorm_index(s):
+    n_, g, k = s.out
+    j, i = s.index("j"), s.index("i")
+    mu = s.total(s.X[n_, g, j], (j, s.K)) / s.K
+    var = s.total((s.X[n_, g, i] - s.total(s.X[n_, g, j], (j, s.K)) / s.K) ** 2, (i, s.K)) / s.K
+    return s.GAMMA[g, k] * (s.X[n_, g, k] - mu) / sp.sqrt(var + s.eps) + s.BETA[g, k]
+
+
+@pytest.fixture(scope="module")
+def groupnorm() -> Iterator[str]:
+    """Group norm as a user declares it: N samples, G groups of K values each, one γ and β per channel (G x K)."""
+    registry._load()
+    layer = def_layer("mf_groupnorm", inputs=(Arg("x", "N G K"), Arg("gamma", "G K"), Arg("beta", "G K")),
+                      output="N G K", constants={"eps": 1e-5}, forward=_groupnorm_forward,
+                      backward=_groupnorm_backward, index_form=_groupnorm_index)
+    yield layer.name
+    registry.LAYERS.pop(layer.name, None)
+
+
+SYMPY_FUNCTION_NAMES = ("Sum(", "Piecewise", "ITE", "KroneckerDelta", "reduce_axis", "Max(")
+
+
+def test_group_norm_reads_in_its_statistics_names(groupnorm: str) -> None:
+    text = render_derivation(groupnorm, "text")
+    named = [
+        "  ∂E/∂X_pqr = (γ_qr ḡ_pqr - (x̂_pqr Σ_k x̂_pqk γ_qk ḡ_pqk + Σ_k γ_qk ḡ_pqk)/K)/σ_pq",
+        "  ∂E/∂γ_pq = Σ_n x̂_npq ḡ_npq",
+        "  where μ_ng = Σ_j x_ngj/K", "  where σ_ng = √(ε + Σ_j (x_ngj - μ_ng)²/K)", "  where x̂_ngk = (x_ngk - μ_ng)/σ_ng",
+    ]
+    lines = text.splitlines()
+    assert all(line in lines for line in named), text
+    assert text.count("in the names of its statistics, verified against the index form above:") == 2
+    assert max(len(line) for line in lines) <= 200 and not any(f in text for f in SYMPY_FUNCTION_NAMES)
+    latex = render_derivation(groupnorm, "latex")
+    assert r"\hat{x}_{ngk} = \frac{x_{ngk} - \mu_{ng}}{\sigma_{ng}}" in latex.splitlines()
+    assert [e for block in latex.splitlines() for e in parse_errors(block)] == []
+    assert r"\sigma_{ng} = " in render_derivation(groupnorm, "markdown")
+    assert verify_layer(groupnorm).ok
+
+
+def test_a_wrong_statistic_in_group_norms_names_is_caught_and_not_shown(groupnorm: str) -> None:
+    """σ defined at twice its value: the named form disagrees with the index form, and is reported, not printed."""
+    d = derive(groupnorm)
+    g = d.gradients["x"]
+    twice = tuple(replace(s, value=2 * s.value) if str(s.symbol) == "sigma" else s for s in g.named.definitions)
+    wrong = replace(d, gradients={**d.gradients, "x": replace(g, named=replace(g.named, definitions=twice))})
+    assert verify.named_index_check(d, "x") is None
+    assert "differs from the index form" in verify.named_index_check(wrong, "x")
+    lines = presentation._named_text(wrong, wrong.gradients["x"])
+    assert lines[0].startswith("  DEFECT: the index form in the names of its statistics differs") and len(lines) == 1

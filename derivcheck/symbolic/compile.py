@@ -41,6 +41,12 @@ def _arg_values(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, s
     return values
 
 
+def values_of_symbols(built: Built, arrays: Mapping[str, np.ndarray], upstream: Any, sizes: Mapping[str, int]
+                      ) -> dict[Any, Any]:
+    """The value of every symbol of a layer's derivation (arrays, upstream, sizes, constants), keyed by symbol."""
+    return _arg_values(built, arrays, upstream, sizes)
+
+
 def symbol_name(sym: Any) -> str:
     """The name a matrix, an indexed base or a scalar symbol is printed and passed by."""
     return str(getattr(sym, "name", getattr(sym, "label", sym)))

@@ -17,7 +17,7 @@ from derivcheck.symbolic.index_form import IndexForm, derive_index_form
 from derivcheck.language.printing.sympy_forms import DerivationPrinter, partial
 from derivcheck.symbolic.language_form import LanguageForm, LanguageFormError, read
 from derivcheck.symbolic.matrix_form import MatrixForm, derive_matrix_form
-from derivcheck.symbolic.statistics import name_statistics
+from derivcheck.symbolic.statistics import NamedIndex, name_statistics, named_index
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Gradient:
     seconds: float
     # Where SymPy's conversion finds no matrix form: the matrix language's reading of the index form (or None).
     language: LanguageForm | None = None
+    # Where no matrix form holds it (group norm's rank-3 input): the index form in its statistics' names (or None).
+    named: NamedIndex | None = None
 
 
 # Filled by symbolic.presentation (loaded with the symbolic package): a derivation is shown only through
@@ -131,7 +133,8 @@ def _derive(name: str) -> Derivation:
             matrix = MatrixForm("matrix", trace, note="from SymPy's matrix calculus on Trace(G^T Y)")
             note = "the matrix form above; the index form was derived independently"
         language, matrix = _language_form(built, arg, index, matrix)
-        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0, language)
+        named = named_index(index.expr, built) if language is None and matrix.kind == "none" else None
+        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0, language, named)
     return Derivation(layer, built, gradients, time.perf_counter() - start)
 
 

@@ -32,7 +32,8 @@ from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
-from derivcheck.symbolic.verify import language_code
+from derivcheck.symbolic.build import index_symbol
+from derivcheck.symbolic.verify import language_code, named_index_check
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
@@ -143,6 +144,7 @@ def derivation_html(d) -> str:  # noqa: ANN001 - a Derivation
     for g in d.gradients.values():
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         parts.append(f"<p><b>d{esc(g.arg.name)}</b></p><p>$${esc(index)}$$</p>")
+        parts.extend(f"<p>$${esc(w)}$$</p>" for w in named_latex(d, g))
         m = matrix_latex(d, g)
         parts.extend(f"<p>$${esc(w)}$$</p>" for w in (named_index_latex(d, g) if m else []))
         parts.append(f"<p>$${esc(partial('E', d._param_name(g.arg)) + ' = ' + m)}$$</p>" if m
@@ -210,6 +212,7 @@ def _text(d) -> str:
         elif g.language is not None:
             lines.extend(_language_text(d, g, matrix_lhs))
         else:
+            lines.extend(_named_text(d, g))
             lines.append(f"  {g.matrix.note}" + ("; the matrix form step by step is below" if d.layer.steps else ""))
             if g.matrix.einsum and checked.einsum is None:
                 lines.append(f"  einsum, verified against the index form: {g.matrix.einsum}")
@@ -236,6 +239,40 @@ def _language_text(d, g, lhs: str) -> list[str]:  # noqa: ANN001 - a Derivation 
     return [*named, f"  {_kind_note('language')}, verified against the index form:",
             *wrap_text(f"{lhs} = {g.language.text()}"), *[f"  where {w}" for w in g.language.where()],
             "  vectorized NumPy: the reference backward below, verified against this index form"]
+
+
+def _named_text(d, g) -> list[str]:  # noqa: ANN001 - a Derivation and its Gradient
+    """The index form in the names of its statistics (group norm's μ, σ, x̂), only after it agreed in this run."""
+    if g.named is None:
+        return []
+    problem = named_index_check(d, g.arg.name)
+    if problem is not None:
+        return [f"  DEFECT: the index form in the names of its statistics {problem}; it is not shown"]
+    lines = ["  in the names of its statistics, verified against the index form above:",
+             *text_equation(f"  {_d(text_equation_lhs(g.index.entry, g.index.free))}", g.named.expr)]
+    for definition in g.named.definitions:
+        entry, value = _readable(definition)
+        lines.extend(text_equation(f"  where {TextPrinter().doprint(entry)}", value))  # x̂_ngk: an entry's letter
+    return lines
+
+
+def named_latex(d: Derivation, g: Gradient) -> list[str]:
+    """The index form in its statistics' names and their definitions, in LaTeX, where it agreed in this run."""
+    if g.named is None or named_index_check(d, g.arg.name) is not None:
+        return []
+    p = DerivationPrinter()
+    return [f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.named.expr)}",
+            *[f"{p.doprint(e)} = {p.doprint(v)}" for e, v in map(_readable, g.named.definitions)]]
+
+
+def _readable(definition: Any) -> tuple[Any, Any]:
+    """A statistic's entry and definition with its indices named after their dimensions: μ_ng, x̂_ngk."""
+    letters = [str(n).lower() for n in definition.symbol.shape][:len(definition.indices)]
+    names = {i: index_symbol(letter) for i, letter in zip(definition.indices, letters)}
+    indices = tuple(names[i] for i in definition.indices)
+    if isinstance(definition.symbol, sp.MatrixSymbol) and len(indices) == 1:
+        indices += (0,)
+    return definition.symbol[indices], definition.value.xreplace(names)
 
 
 def _text_param(d, g) -> str:  # noqa: ANN001 - a Derivation and its Gradient
@@ -382,6 +419,7 @@ def _markdown(d) -> str:
         lines.append("")
         index = f"{partial('E', d._entry_lhs(g))} = {DerivationPrinter().doprint(g.index.expr)}"
         lines += ["$$", index, "$$"]
+        lines += [x for w in named_latex(d, g) for x in ("$$", w, "$$")]
         m = matrix_latex(d, g)
         if m:
             lines += [x for w in named_index_latex(d, g) for x in ("$$", w, "$$")]
@@ -485,6 +523,7 @@ def latex_lines(d: Derivation) -> list[str]:
     lines = [f"{d._lhs_forward(p)} = {p.doprint(d.built.element)}"]
     for g in d.gradients.values():
         lines.append(f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}")
+        lines.extend(named_latex(d, g))
         matrix = matrix_latex(d, g)
         if matrix:
             lines.extend(named_index_latex(d, g))

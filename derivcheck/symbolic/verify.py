@@ -287,6 +287,34 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     return _LANGUAGE_CHECKED[key]
 
 
+_NAMED_CHECKED: dict[tuple[str, str, Any], str | None] = {}
+
+
+def named_index_check(d: Any, arg_name: str) -> str | None:
+    """None when the gradient's index form in its statistics' names (μ, σ, x̂ from their definitions) agrees with
+    the index form as derived, at the language forms' draws (checked once per process); otherwise what went wrong."""
+    g = d.gradients[arg_name]
+    if g.named is None:
+        return "there is no index form in named statistics"
+    key = (d.layer.name, arg_name, (g.named.expr, g.named.definitions))
+    if key not in _NAMED_CHECKED:
+        _NAMED_CHECKED[key] = _named_disagreement(d, g)
+    return _NAMED_CHECKED[key]
+
+
+def _named_disagreement(d: Any, g: Any) -> str | None:
+    index = compiled_gradient(d.layer.name, g.arg.name, "index")
+    for seed in _LANGUAGE_DRAWS:
+        arrays, upstream, sizes = draw_inputs(d, seed)
+        want = index(arrays, upstream, sizes)
+        with np.errstate(all="ignore"):
+            got = g.named.values(d.built, g.index.free, g.arg.letters, arrays, upstream, sizes)
+        gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
+        if not gap <= _LANGUAGE_AGREEMENT:
+            return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
+    return None
+
+
 def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | None:
     """None when the tree agrees with the index form at two random draws; otherwise what went wrong."""
     index = compiled_gradient(d.layer.name, arg_name, "index")
