@@ -170,15 +170,11 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
             if confirm and len(rungs) == 1:
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, len(cache) - 1)
             return _settle(rungs, noise, len(cache) - 1)
-        # Q did not shrink with the step as a kink at 0 would, and the finest step is rough too: rounding noise,
-        # larger than modelled. Measure it (doubling it at least each time ends the recursion).
-        if len(rungs) >= 2 and _noise_like(rungs[-2], rungs[-1], noise):
-            finest = _finest_rough(at, f0, step, threshold)
-            if finest is not None:
-                measured = NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + finest.q ** 2) / 2) / _Q_NOISE
-                again = central_difference(at, f0, step, max(2 * noise, measured), settled)
-                unproven = again.unproven_noise or (finest.d1 == 0 and finest.d2 == 0)
-                return replace(again, evaluations=len(cache) - 1, unproven_noise=unproven)
+        # Noise larger than modelled: the ladder runs again with it (at least doubled: the recursion ends).
+        measured = _measured_noise(at, f0, step, rungs, noise, threshold) if len(rungs) >= 2 else None
+        if measured is not None:
+            again = central_difference(at, f0, step, max(2 * noise, measured[0]), settled)
+            return replace(again, evaluations=len(cache) - 1, unproven_noise=again.unproven_noise or not measured[1])
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
             kink = _kink(rungs[-2], rungs[-1], noise, len(cache) - 1)
             # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
@@ -189,6 +185,24 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, len(cache) - 1)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+def _measured_noise(at: Phi, f0: float, step: float, rungs: list[_Rung], noise: float,
+                    threshold: float) -> tuple[float, bool] | None:
+    """The noise per evaluation that the last rungs show, and whether the finest rung proved it; None where kinks
+    explain them. Q did not shrink with the step as a kink at 0 would, and the finest step is rough too."""
+    if not _noise_like(rungs[-2], rungs[-1], noise):
+        return None
+    finest = _finest_rough(at, f0, step, threshold)
+    if finest is None:
+        return None
+    # A finest rung whose points all gave f0 proves nothing (a loss flat on one side of a kink, a float32 loss
+    # that does not see so short a step): there, only two rungs' Q of a similar size count as noise.
+    resolved = finest.d1 != 0 or finest.d2 != 0
+    if not resolved and abs(rungs[-1].q) <= _NOISE_RATIO * abs(rungs[-2].q):
+        return None
+    other = finest if resolved else rungs[-2]
+    return NOISE_MARGIN * math.sqrt((rungs[-1].q ** 2 + other.q ** 2) / 2) / _Q_NOISE, resolved
 
 
 def _noise_like(coarse: _Rung, fine: _Rung, noise: float) -> bool:
@@ -205,8 +219,8 @@ def _finest_rough(at: Phi, f0: float, step: float, threshold: float) -> _Rung | 
     Clean there, a Q that did not shrink from one rung to the next came from kinks at several distances inside
     the stencil (tiny biases put ReLUs' kinks at 1e-9 and 1e-7 from x), whose Q rises and falls as the step
     passes them, not from noise, which no step escapes. Rough there, its Q is a sample of the noise itself. The
-    descent reaches that rung at the latest (its evaluations are cached). A rung whose points all gave f0 proves
-    nothing: a loss computed in float32 does not see so short a step."""
+    descent reaches that rung at the latest (its evaluations are cached). A rung whose points all gave f0 is
+    never clean, and proves nothing either: the caller decides."""
     finest = _rung(at, f0, step / LADDER_RATIO**MAX_RUNGS)
     clean = abs(finest.q) <= threshold and (finest.d1 != 0 or finest.d2 != 0)
     return None if clean else finest
