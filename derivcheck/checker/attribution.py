@@ -20,7 +20,8 @@ from derivcheck.checker.entries import (
     summarize,
     with_changes,
 )
-from derivcheck.checker.joint import random_direction
+from derivcheck.checker.joint import localization_direction
+from derivcheck.numeric.regenerated import whole
 from derivcheck.numeric.directional import directional_test
 from derivcheck.numeric.localize import bisect_wrong_entries
 from derivcheck.numeric.recovery import column, explains, one_sparse_candidates
@@ -105,7 +106,7 @@ def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
             return None
         if len(candidates) <= _CANDIDATES or extra == _EXTRA_DIRECTIONS:
             break
-        moves = {k: random_direction(v, run.rng) for k, v in s.x.items()}
+        moves = {k: localization_direction(v, run.rng) for k, v in s.x.items()}
         run.record(f"random {len(tests)} (localization)", moves, directional_test(run.probe, s.g, moves))
         tests.append(run.tested[-1])
         if run.tested[-1].test.derivative.kink:
@@ -135,7 +136,7 @@ def _bisect(run: Run, name: str, root: Tested) -> ParamOutcome:
     """Bisection over the entries of a large parameter, then a sample of entries for the diagnosis."""
     s = run.setup
     x = s.x[name]
-    flat_v = root.moves[name].reshape(-1)
+    flat_v = whole(root.moves[name]).reshape(-1)
 
     def measure(subset: np.ndarray) -> tuple[float, float]:
         mv = np.zeros(x.size)

@@ -9,6 +9,7 @@ loss values themselves (``numeric.precision``), not off the type they come back 
 from __future__ import annotations
 
 from collections.abc import Callable
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
 from derivcheck.report.results import Finding
 from derivcheck.numeric.blocks import max_abs_difference
+from derivcheck.numeric.regenerated import LARGE_ENTRIES
 from derivcheck.numeric.tolerances import NONDETERMINISM_ULPS, machine_eps
 from derivcheck.checker.user_functions import GuardedFunctions
 from derivcheck.checker.parameters import Blocks, ParamSpace
@@ -37,6 +39,7 @@ class Setup:
     eps_eval: float
     eps_grad: float
     findings: list[Finding] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)  # checksums of the parameters read without a copy
 
 
 def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,
@@ -45,7 +48,7 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     space = ParamSpace.of(params)
     fns = GuardedFunctions(loss, grad, space, loss_name=names[0], grad_name=names[1],
                            inplace_target=params if inplace else None, progress=progress)
-    native = space.blocks(params, dtype=None)
+    native, kept = _native_blocks(space, params, inplace)
     x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
     f0 = fns.loss_at(x)
     g = fns.grad_at(native)
@@ -56,7 +59,39 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     # values carry float32's rounding at best, whatever type they come back in.
     eps_grad = max([machine_eps(fns.grad_dtype if fns.grad_dtype is not None else np.float64),
                     *(machine_eps(v.dtype) for v in native.values())])
-    return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings)
+    return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings, kept)
+
+
+def _native_blocks(space: ParamSpace, params: Any, inplace: bool) -> tuple[Blocks, dict[str, int]]:
+    """The user's values at their own dtype: copies, except a large contiguous float64 array outside in-place mode,
+    read through a read-only view (a copy of 10^7 entries is a loss evaluation's memory); the viewed arrays'
+    checksums, to prove at the end that nothing wrote into them meanwhile."""
+    native, kept = {}, {}
+    for name, a in space.arrays(params).items():
+        viewable = (not inplace and isinstance(a, np.ndarray) and a.dtype == np.float64 and a.size >= LARGE_ENTRIES
+                    and a.flags.c_contiguous)
+        if viewable:
+            native[name] = a.view()
+            native[name].flags.writeable = False
+            kept[name] = _checksum(a)
+        else:
+            native[name] = np.array(a, dtype=None, copy=True)
+    return native, kept
+
+
+def _checksum(a: np.ndarray) -> int:
+    return zlib.crc32(memoryview(a).cast("B"))
+
+
+def assert_untouched(setup: Setup) -> None:
+    """Raise if a parameter read without a copy changed during the check (a function wrote into the user's array
+    through a reference other than its argument): every number the check measured would be in doubt."""
+    for name, before in setup.kept.items():
+        if _checksum(setup.native[name]) != before:
+            raise InputError(
+                f"parameter {name!r} (shape {setup.native[name].shape}, float64) changed during the check: your loss or "
+                f"gradient wrote into the array you passed, not only into its argument (derivcheck reads an array of "
+                f"this size without copying it). Pass a copy, or stop the write.")
 
 
 def loss_differs(setup: Setup) -> list[Finding]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from derivcheck.checker.diagnosis import Direction, Evidence
 from derivcheck.checker.joint import random_direction
+from derivcheck.numeric.regenerated import whole
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.checker.outcome import Run
 from derivcheck.numeric.tolerances import entry_scale
@@ -61,7 +62,7 @@ def _directions(run: Run, name: str, complete: bool) -> list[Direction]:
             moves = {name: random_direction(s.x[name], run.rng)}
             run.record(f"random, {name} only (diagnosis {k + 1})", moves, directional_test(run.probe, s.g, moves))
             alone.append(run.tested[-1])
-    return [d for d in (_as_direction(t.moves[name], t.test) for t in alone) if d is not None]
+    return [d for d in (_as_direction(whole(t.moves[name]), t.test) for t in alone) if d is not None]
 
 
 def _as_direction(move: np.ndarray, t: DirectionalTest) -> Direction | None:

@@ -19,7 +19,7 @@ import numpy as np
 from derivcheck.checker.attribution import examine, failing_outcomes, run_full
 from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
-from derivcheck.checker.evaluation import loss_differs, prepare, regrad_differs
+from derivcheck.checker.evaluation import assert_untouched, loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
 from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint, undecided_block
@@ -155,6 +155,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     if settle_precision(run):
         run_joint(run, o.directions)
     ignored = ignores_argument(run)
+    probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
     setup.findings.extend(stateful_findings(setup, probe))
     outcomes = {} if ignored else _decide(run)
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
@@ -163,6 +164,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     if any(o.report.verdict == "fail" for o in doubtful):
         setup.findings.extend(regrad_differs(setup))
     findings, taylor, verdict = report_findings(run, outcomes, ignored)
+    assert_untouched(setup)
     ordered = [outcomes[n] for n in setup.space.names] if outcomes else []
     return GradientReport(
         verdict=verdict,

@@ -19,9 +19,12 @@ direction would have seen: ``tolerance / |<g_b, v_b>|``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 from derivcheck.numeric.directional import Blocks, directional_test
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, along_gradient, inner_chunked, min_abs, random_signs
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
 from derivcheck.report.results import Finding, ParamReport
@@ -29,23 +32,38 @@ from derivcheck.numeric.tolerances import (ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_UL
                                            entry_scale, largest_magnitude, scale_by_entry)
 
 
-def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int) -> list[tuple[str, Blocks]]:
-    """The gradient, random and uniform directions over all blocks (largest entry at the entry scale)."""
-    out: list[tuple[str, Blocks]] = []
+def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int,
+                     uniform: Callable[[], bool] = lambda: True) -> Iterator[tuple[str, Blocks]]:
+    """The gradient, random and uniform directions over all blocks (largest entry at the entry scale), each made
+    when it is asked for (at 10^7 entries each is the parameters' size); the uniform one only if ``uniform()``."""
     along = {k: gradient_direction(x[k], g[k]) for k in x}
     along = {k: v for k, v in along.items() if v is not None}
     if along:
-        out.append(("gradient", along))
+        yield "gradient", along
     for i in range(randoms):
-        out.append((f"random {i + 1}" if randoms > 1 else "random", {k: sign_direction(v, rng) for k, v in x.items()}))
-    out.append(("uniform", {k: entry_scale(v) for k, v in x.items()}))
-    return out
+        yield (f"random {i + 1}" if randoms > 1 else "random"), {k: kept_signs(v, rng) for k, v in x.items()}
+    if uniform():
+        yield "uniform", {k: entry_scale(v) for k, v in x.items()}
 
 
-def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | None:
-    """The user's gradient scaled to the entry scale; None when it is zero."""
+def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | Regenerated | None:
+    """The user's gradient scaled to the entry scale (made from ``g`` when read, for a large parameter); None when
+    it is zero."""
     top = largest_magnitude(g)
-    return None if top == 0 else scale_by_entry(g / top, x)
+    if top == 0:
+        return None
+    return along_gradient(x, g, top) if x.size >= LARGE_ENTRIES else scale_by_entry(g / top, x)
+
+
+def kept_signs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray | Regenerated:
+    """``sign_direction``, regenerated from the generator's state when read for a large parameter (same bits)."""
+    return random_signs(x, rng, RANDOM_MIN_MAGNITUDE) if x.size >= LARGE_ENTRIES else sign_direction(x, rng)
+
+
+def localization_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray | Regenerated:
+    """A direction kept for localization: Gaussian, or for a large parameter random signs regenerated when read
+    (as continuous, and PCG64 jumps to any chunk of them; a Gaussian draw cannot be jumped into)."""
+    return random_signs(x, rng, RANDOM_MIN_MAGNITUDE) if x.size >= LARGE_ENTRIES else random_direction(x, rng)
 
 
 # A direction for single-entry power has random signs times magnitudes drawn from [RANDOM_MIN_MAGNITUDE, 1]
@@ -58,10 +76,17 @@ RANDOM_MIN_MAGNITUDE = 0.5
 ENTRY_POWER_PROBES = 7
 
 
+# The signs are drawn this many at a time: the same stream as one draw of the whole size, without its temporary.
+_SIGN_CHUNK = 1 << 16
+
+
 def sign_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random signs times magnitudes in [RANDOM_MIN_MAGNITUDE, 1] of each entry's scale."""
     z = rng.uniform(RANDOM_MIN_MAGNITUDE, 1.0, x.shape)
-    z[rng.random(x.shape) < 0.5] *= -1.0
+    flat = z.reshape(-1)
+    for lo in range(0, flat.size, _SIGN_CHUNK):
+        part = flat[lo:lo + _SIGN_CHUNK]
+        part[rng.random(part.size) < 0.5] *= -1.0
     return scale_by_entry(z, x)
 
 
@@ -76,9 +101,7 @@ def run_joint(run: Run, randoms: int) -> None:
     """Test the joint directions (results land in ``run.tested``); the uniform one only where kinks
     sit at x, since it exists to keep ties unbroken."""
     s = run.setup
-    for label, moves in joint_directions(s.x, s.g, run.rng, randoms):
-        if label == "uniform" and not run.kinks:
-            continue
+    for label, moves in joint_directions(s.x, s.g, run.rng, randoms, lambda: bool(run.kinks)):
         trace: list[tuple[float, float]] = []
         run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace), trace=trace)
 
@@ -98,7 +121,8 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
     floors = []
     for t in run.tested:
         if name in t.moves and (t.test.passed or explained) and t.test.decides:
-            c = abs(float(np.vdot(g, t.moves[name])))
+            v = t.moves[name]
+            c = abs(inner_chunked(g, v) if isinstance(v, Regenerated) else float(np.vdot(g, v)))
             if c > 0:
                 floors.append(t.test.own_tolerance / c)
     return min(floors, default=float("inf"))
@@ -111,7 +135,7 @@ def single_entry_floor(run: Run, name: str, explained: bool = False) -> float:
     floors = []
     for t in run.tested:
         if name in t.moves and (t.test.passed or explained) and t.test.decides and top > 0:
-            low = float(np.min(np.abs(t.moves[name])))
+            low = min_abs(t.moves[name])
             if low > 0:
                 floors.append(t.test.own_tolerance / (low * top))
     return min(floors, default=float("inf"))

@@ -20,6 +20,7 @@ from derivcheck.numeric.blocks import Blocks, inner
 
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
 from derivcheck.numeric.hull import hull_distance
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
 from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, routed_range, shift_direction
 from derivcheck.numeric.tolerances import (
     ESTIMATE_SAFETY,
@@ -54,6 +55,7 @@ class Probe:
     grad_at: GradAt | None = None
     values: list[float] = field(default_factory=list)  # every loss value seen, for precision and dependence
     top: float = 0.0  # the largest |value| among them, kept as they come (a check may see 10^5 values)
+    work: Blocks = field(default_factory=dict)  # the perturbed point of a large parameter, rewritten at each step
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
@@ -102,7 +104,7 @@ def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]
     """``t -> L(x + t v)``, staying in the evaluation dtype; every value is recorded (and traced)."""
 
     def phi(t: float) -> float:
-        value = probe.evaluate(moved(x, moves, t))
+        value = probe.evaluate(moved(x, moves, t, probe.work))
         if trace is not None:
             trace.append((t, value))
         return value
@@ -110,11 +112,25 @@ def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]
     return phi
 
 
-def moved(x: Blocks, moves: Blocks, t: float) -> Blocks:
-    """``x + t v`` in the evaluation dtype (the rounding of the step is charged in ``tolerance``)."""
+def moved(x: Blocks, moves: Blocks, t: float, work: Blocks | None = None) -> Blocks:
+    """``x + t v`` in the evaluation dtype (the rounding of the step is charged in ``tolerance``).
+
+    A large float64 block (LARGE_ENTRIES) is written into one buffer of ``work``, rewritten at each step, with the
+    same bits as ``x + t * v``; the loss gets a read-only view of it, valid during its call. A fresh point per
+    evaluation would cost a temporary and a new array of the parameter's size, and at 10^7 entries a fresh array's
+    first writes take about as long as a loss evaluation."""
     point = dict(x)
     for name, d in moves.items():
-        point[name] = (x[name] + t * d).astype(x[name].dtype, copy=False)
+        base = x[name]
+        if work is None or base.dtype != np.float64 or base.size < LARGE_ENTRIES:
+            point[name] = (base + t * d).astype(base.dtype, copy=False)
+            continue
+        buffer = work.get(name)
+        if buffer is None or buffer.shape != base.shape:
+            buffer = work[name] = np.empty_like(base)
+        np.multiply(d, t, out=buffer)
+        buffer += base
+        point[name] = buffer
     return point
 
 
@@ -139,13 +155,27 @@ def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) 
     grad_round = 0.0
     step_round = 0.0
     for name, v in moves.items():
-        gb = g[name]
-        rms = float(np.sqrt(np.mean(gb * gb)))
-        grad_round += float(np.sum((v * (np.abs(gb) + rms)) ** 2))
-        step_round += float(np.sum((np.abs(x[name]) * gb * (v != 0)) ** 2))
+        rounds = _rounding_sums(v.reshape(-1), g[name].reshape(-1), x[name].reshape(-1))
+        grad_round += rounds[0]
+        step_round += rounds[1]
     grad_round = GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * np.sqrt(grad_round)
     step_round = 2 * probe.eps_eval * np.sqrt(step_round) / d.step
     return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user_tolerance(probe, d, moves))
+
+
+# The rounding sums are taken this many entries at a time: temporaries of a chunk, not of 10^7 entries.
+_CHUNK = 1 << 16
+
+
+def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and ``sum (|x| g [v != 0])^2`` (the step's)."""
+    rms = float(np.sqrt(np.vdot(g, g) / max(g.size, 1)))
+    grad_round, step_round = 0.0, 0.0
+    for lo in range(0, v.size, _CHUNK):
+        vc, gc, xc = v[lo:lo + _CHUNK], g[lo:lo + _CHUNK], x[lo:lo + _CHUNK]
+        grad_round += float(np.sum((vc * (np.abs(gc) + rms)) ** 2))
+        step_round += float(np.sum((np.abs(xc) * gc * (vc != 0)) ** 2))
+    return grad_round, step_round
 
 
 def user_tolerance(probe: Probe, d: Derivative, moves: Blocks) -> float:
@@ -167,6 +197,7 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
     >>> directional_test(probe, {"w": 1.01 * np.cos(x["w"])}, {"w": np.array([1.0, 0.5])}).passed
     False
     """
+    moves = {k: whole(v) for k, v in moves.items()}  # a regenerated direction is made whole once per test
     test = _judge(probe, g, moves, probe.x if x is None else x, probe.f0 if f0 is None else f0, separate_kinks, trace)
     if not (probe.rtol or probe.atol) or not math.isfinite(test.tolerance):
         return test

@@ -22,7 +22,7 @@ from derivcheck.numeric.blocks import Blocks
 
 from derivcheck.errors import NonFiniteError
 from derivcheck.numeric.finite_diff import central_difference
-from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, entry_scale
+from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, entry_scale, largest_magnitude, scale_by_entry
 
 
 # The scan covers +-SPAN steps in SPAN * 2 cells of one step each; the shift moves every
@@ -41,7 +41,8 @@ def shift_direction(x: Blocks, which: int) -> Blocks:
     out = {}
     for name, v in x.items():
         z = rng.standard_normal(v.shape)
-        out[name] = z / max(float(np.max(np.abs(z))), np.finfo(float).tiny) * entry_scale(v)
+        z /= max(largest_magnitude(z), np.finfo(float).tiny)  # in place (same bits): no temporaries of x's size
+        out[name] = scale_by_entry(z, v)
     return out
 
 

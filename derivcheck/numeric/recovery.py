@@ -41,8 +41,11 @@ def one_sparse_candidates(columns: Sequence[np.ndarray], errors: np.ndarray, tol
     for lo in range(0, size, _CHUNK):
         block = np.stack([row[lo:lo + _CHUNK] for row in columns])
         fits, misfit = _fitting(block, errors, tolerances)
-        found.append(fits + lo)
-        scores.append(misfit)
+        # Only a chunk's best ``limit`` can be among the best ``limit`` of all (ties stay in index order): with two
+        # directions nearly every entry of 10^7 fits, and keeping them all would cost three times the parameter.
+        best = np.argsort(misfit, kind="stable")[:limit]
+        found.append(fits[best] + lo)
+        scores.append(misfit[best])
     fits, misfit = np.concatenate(found), np.concatenate(scores)
     return fits[np.argsort(misfit, kind="stable")][:limit]
 

@@ -1,0 +1,143 @@
+"""Directions of a large parameter made chunk by chunk whenever they are read, never kept whole.
+
+A check keeps every direction it tested (localization reads them again). At 10^7 entries each
+is 80 MB, and a handful of them is most of a check's memory. A ``Regenerated`` direction keeps
+only how to make it: the user's gradient and point for the gradient direction, the generator's
+state for a random one (PCG64 jumps to any chunk with ``advance``). Every chunk comes out with
+the same bits as the whole array would have, so a test made on the array and a later reading of
+the chunks see one and the same direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from derivcheck.numeric.tolerances import entry_scale
+
+# A direction is made and read this many entries at a time: temporaries of a chunk, not of the parameter.
+CHUNK = 1 << 16
+# A parameter of at least this many entries (8 MB in float64) has its kept directions regenerated and its
+# perturbed point written into one reused buffer. Below it a check's copies are small against the loss's own
+# temporaries, and plain arrays (which a loss may keep) cost nothing to speak of.
+LARGE_ENTRIES = 1 << 20
+
+
+class Regenerated:
+    """A direction that makes its entries ``[lo, hi)`` on demand; ``np.asarray`` makes it whole.
+
+    Examples
+    --------
+    >>> v = Regenerated((2, 3), lambda lo, hi: np.arange(lo, hi, dtype=float))
+    >>> v.reshape(-1)[1:4].tolist(), float(v.reshape(-1)[5]), np.asarray(v).shape
+    ([1.0, 2.0, 3.0], 5.0, (2, 3))
+    """
+
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, shape: tuple[int, ...], make: Callable[[int, int], np.ndarray]) -> None:
+        self.shape = tuple(shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.ndim = len(self.shape)
+        self._make = make
+
+    def chunk(self, lo: int, hi: int) -> np.ndarray:
+        """Entries ``lo`` to ``hi`` of the flattened direction."""
+        lo, hi = max(lo, 0), min(hi, self.size)
+        return self._make(lo, hi) if hi > lo else np.zeros(0)
+
+    def chunks(self) -> Any:
+        """``(lo, entries)`` over the whole direction, CHUNK entries at a time."""
+        for lo in range(0, self.size, CHUNK):
+            yield lo, self.chunk(lo, lo + CHUNK)
+
+    def reshape(self, *shape: Any) -> Regenerated | np.ndarray:
+        flat = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        if tuple(flat) in ((-1,), (self.size,)):
+            return Regenerated((self.size,), self._make)
+        return np.asarray(self).reshape(*shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.ndim == 1 and isinstance(key, slice) and key.step in (None, 1):
+            lo, hi, _ = key.indices(self.size)
+            return self.chunk(lo, hi)
+        if self.ndim == 1 and isinstance(key, (int, np.integer)):
+            i = int(key) + (self.size if key < 0 else 0)
+            return float(self.chunk(i, i + 1)[0])
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.size)
+        for lo, part in self.chunks():
+            out[lo:lo + part.size] = part
+        out = out.reshape(self.shape)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def whole(v: Any) -> np.ndarray:
+    """A direction as an array: a regenerated one made whole, an array as it is."""
+    return np.asarray(v) if isinstance(v, Regenerated) else v
+
+
+def inner_chunked(g: np.ndarray, v: Regenerated) -> float:
+    """``<g, v>`` read chunk by chunk."""
+    flat = g.reshape(-1)
+    return float(sum(np.vdot(flat[lo:lo + part.size], part) for lo, part in v.chunks()))
+
+
+def min_abs(v: Any) -> float:
+    """``min |v|`` (inf for an empty direction), chunk by chunk for a regenerated one."""
+    if isinstance(v, Regenerated):
+        return min((float(np.min(np.abs(part))) for _, part in v.chunks() if part.size), default=float("inf"))
+    return float(np.min(np.abs(v), initial=np.inf))
+
+
+def along_gradient(x: np.ndarray, g: np.ndarray, top: float) -> Regenerated:
+    """``g / top`` at each entry's scale: the same bits as ``scale_by_entry(g / top, x)``."""
+    flat_x, flat_g = x.reshape(-1), g.reshape(-1)
+
+    def make(lo: int, hi: int) -> np.ndarray:
+        z = flat_g[lo:hi] / top
+        z *= entry_scale(flat_x[lo:hi])
+        return z
+
+    return Regenerated(x.shape, make)
+
+
+def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regenerated:
+    """Signs times magnitudes in ``[low, 1]`` at each entry's scale, as ``uniform(low, 1, size)`` then
+    ``random(size) < 0.5`` for the signs would draw them; ``rng`` moves on past both draws."""
+    if not isinstance(rng.bit_generator, np.random.PCG64):
+        raise TypeError("a regenerated direction needs a PCG64 generator (it jumps to a chunk with advance)")
+    state, size, flat_x = rng.bit_generator.state, x.size, x.reshape(-1)
+    rng.bit_generator.advance(2 * size)  # one 64-bit draw per double: the magnitudes, then the signs
+
+    def make(lo: int, hi: int) -> np.ndarray:
+        gen = np.random.Generator(np.random.PCG64())
+        gen.bit_generator.state = state
+        gen.bit_generator.advance(lo)
+        z = gen.uniform(low, 1.0, hi - lo)
+        gen.bit_generator.state = state
+        gen.bit_generator.advance(size + lo)
+        z[gen.random(hi - lo) < 0.5] *= -1.0
+        z *= entry_scale(flat_x[lo:hi])
+        return z
+
+    return Regenerated(x.shape, make)
+
+
+def unit_entry(shape: tuple[int, ...], flat: int, scale: float) -> Regenerated:
+    """The direction of one entry, at its scale."""
+
+    def make(lo: int, hi: int) -> np.ndarray:
+        z = np.zeros(hi - lo)
+        if lo <= flat < hi:
+            z[flat - lo] = scale
+        return z
+
+    return Regenerated(shape, make)
