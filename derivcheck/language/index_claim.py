@@ -103,8 +103,9 @@ class IndexClaim:
 
 
 def looks_like_index_form(text: str, variables: Mapping[str, Variable]) -> bool:
-    """Is ``text`` written in index notation (a left side ∂f/∂w_i =, a Σ, or an entry such as X_nd or X[n, d])?"""
-    if _LHS.match(text) or re.search(r"(?:\u03a3|\bsum)_", text):
+    """Is ``text`` written in index notation (a left side ∂f/∂w_i =, a Σ, or an entry such as X_nd, X[n, d] or
+    (X⁻¹)_ji)?"""
+    if _LHS.match(text) or re.search(r"(?:\u03a3|\bsum)_|\)(?:_[A-Za-z{]|\[)|\[\s*\w+\s*(?:=|!=|\u2260)\s*\w+\s*\]", text):
         return True
     arrays = sorted((v for v in variables.values() if v.shape), key=lambda v: -len(v.name))
     for v in arrays:
@@ -278,7 +279,7 @@ class _Reader:
             if not self.ranges.get(k):
                 raise self.error(f"Σ_{k} sums over {k}, but {k} indexes no entry in the sum, so its range is unknown "
                                  f"(write the entries it runs over, e.g. Σ_{k} x_{k})", t.pos)
-        for k in reversed(ks):
+        for k in ks:  # Σ_{k,d}: k the inner sum, as SymPy lists the limits
             upper = self.summed.setdefault(k, sp.Symbol(f"_range_{k.name}", positive=True, integer=True))
             body = sp.Sum(body, (k, 0, upper - 1))
             self.ranges.setdefault(k, [])
@@ -368,7 +369,7 @@ class _Reader:
 
     def entry_of_atom(self, node: Node, letters: list[Any], pos: int) -> sp.Expr:
         if len(letters) != node.ndim:
-            raise self.error(f"({_tree(node)}) has shape {n.show_shape(node.shape)}: its entries take {node.ndim} "
+            raise self.error(f"({_tree(node)}) has shape {_dims(node.shape)}: its entries take {node.ndim} "
                              f"indices, not {len(letters)}", pos)
         if node.ndim == 0:
             return self.atom_symbol(node)
@@ -445,10 +446,7 @@ class _Reader:
             name = self.greek.get(head, head)
             if name in self.variables and self.variables[name].shape and sub.isalpha():
                 options.append((name, [sp.Symbol(c, integer=True) for c in sub]))
-        if len(options) > 1:
-            raise self.error(f"{word} reads as an entry of {options[0][0]} or of {options[1][0]}: write the indices "
-                             f"in brackets, {options[0][0]}[{', '.join(map(str, options[0][1]))}]", t.pos)
-        if options:
+        if options:  # one at most: a subscript has no underscore, so X_n_d is an entry of X_n, X_nd one of X
             return options[0]
         if allow_scalar:
             raise self.error(f"{word!r} is not a declared variable (declared: {', '.join(sorted(self.variables))})",
@@ -519,7 +517,7 @@ class _Reader:
         node = self.matrix(f"{word}({inner})", pos)
         self.i = j
         if node.ndim:
-            raise self.error(f"{word}(...) has shape {n.show_shape(node.shape)}: only its entries, ({word}(...))_ij, "
+            raise self.error(f"{word}(...) has shape {_dims(node.shape)}: only its entries, ({word}(...))_ij, "
                              "belong in an index form", pos)
         return self.atom_symbol(node)
 
@@ -583,6 +581,10 @@ def _shape(v: Variable) -> str:
     if not v.shape:
         return "a scalar"
     return f"a vector of length {v.shape[0]}" if len(v.shape) == 1 else " x ".join(map(str, v.shape))
+
+
+def _dims(shape: tuple[Any, ...]) -> str:
+    return " x ".join(map(str, shape)) or "() (a number)"
 
 
 def _axes(v: Variable) -> str:
