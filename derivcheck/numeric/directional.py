@@ -100,6 +100,10 @@ class DirectionalTest:
         return self.derivative.distance(self.analytic)
 
 
+# Large points and rounding sums are made this many entries at a time: temporaries of a chunk, not of 10^7 entries.
+_CHUNK = 1 << 16
+
+
 def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]] | None = None) -> Phi:
     """``t -> L(x + t v)``, staying in the evaluation dtype; every value is recorded (and traced)."""
 
@@ -128,8 +132,11 @@ def moved(x: Blocks, moves: Blocks, t: float, work: Blocks | None = None) -> Blo
         buffer = work.get(name)
         if buffer is None or buffer.shape != base.shape:
             buffer = work[name] = np.empty_like(base)
-        np.multiply(d, t, out=buffer)
-        buffer += base
+        flat_b, flat_d, flat_x = buffer.reshape(-1), d.reshape(-1), base.reshape(-1)
+        for lo in range(0, flat_b.size, _CHUNK):  # a chunk at a time: each entry read and written while in cache
+            part = flat_b[lo:lo + _CHUNK]
+            np.multiply(flat_d[lo:lo + _CHUNK], t, out=part)
+            part += flat_x[lo:lo + _CHUNK]
         point[name] = buffer
     return point
 
@@ -161,10 +168,6 @@ def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) 
     grad_round = GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * np.sqrt(grad_round)
     step_round = 2 * probe.eps_eval * np.sqrt(step_round) / d.step
     return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user_tolerance(probe, d, moves))
-
-
-# The rounding sums are taken this many entries at a time: temporaries of a chunk, not of 10^7 entries.
-_CHUNK = 1 << 16
 
 
 def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray) -> tuple[float, float]:
