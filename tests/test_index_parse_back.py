@@ -91,13 +91,13 @@ def test_the_index_form_of_a_random_tree_reads_back(tree: Node, seed: int, unico
     assume(np.all(np.isfinite(want)))
     variables = {**VARIABLES, "Q": Variable("Q", tree.shape)}  # the claim's entries are bound to Q's axes
     idx = IndexForm(tree, names=_NAMES)
-    line = f"{lhs_text('Q', idx.free, variables, glyphs)} = {IndexText(idx.atoms, variables, glyphs).doprint(idx.expr)}"
+    line = f"{lhs_text('Q', idx.free, variables, glyphs)} = {IndexText(idx.atoms, variables, glyphs, idx.free).doprint(idx.expr)}"
     assert line.isascii() or glyphs is UNICODE
     claim = parse_index_claim(line, variables, "Q")
     with np.errstate(all="ignore"):
         got = claim.values(values, sizes)
     assert np.allclose(got, want, rtol=SAME_FORMULA_RTOL, atol=1e-12), line
-    assert IndexText(claim.atoms, variables, glyphs).doprint(claim.expr) == line.split(" = ", 1)[1], line
+    assert IndexText(claim.atoms, variables, glyphs, claim.free).doprint(claim.expr) == line.split(" = ", 1)[1], line
 
 
 # --- planted slips: each judged wrong, and explained where one correction fits ---
@@ -186,7 +186,7 @@ def test_a_name_with_an_underscore_keeps_its_entries_apart() -> None:
 
 # --- names: an index letter never collides with a declared name; brackets where a subscript could mislead ---
 @pytest.mark.parametrize(("expr", "wrt", "shapes", "expected"), [
-    ("sum(i * (X @ w))", "w", {"i": "N", "X": "N x D", "w": "D"}, "∂f/∂w_p = Σ_n i_n X_np"),
+    ("sum(i * (X @ w))", "w", {"i": "N", "X": "N x D", "w": "D"}, "∂f/∂w_p = Σ_n X_np i_n"),
     ("sum(n * (X @ w))", "w", {"n": "scalar", "X": "N x D", "w": "D"}, "∂f/∂w_i = Σ_k n X_ki"),
     ("sum(W_1 * X)", "W_1", {"W_1": "N x D", "X": "N x D"}, "∂f/∂W_1[i, j] = X_ij"),
     ("sum(W * X)", "W", {"W": "N x D", "X": "N x D", "W_b": "D"}, "∂f/∂W[i, j] = X_ij"),
@@ -201,8 +201,8 @@ def test_index_letters_avoid_declared_names_and_the_form_reads_back(expr: str, w
 def test_the_index_form_is_the_textbook_one_in_unicode_and_ascii() -> None:
     """The brief's example: ∂, Σ and subscripts from the glyph table, juxtaposition, one index for a vector."""
     expr, wrt, shapes = LOGISTIC
-    assert _printed(expr, wrt, shapes, UNICODE) == "∂f/∂w_i = Σ_n (σ(y_n Σ_d w_d X_nd) y_n - y_n) X_ni"
-    assert _printed(expr, wrt, shapes, ASCII) == "df/dw_i = sum_n (sigmoid(y_n sum_d w_d X_nd) y_n - y_n) X_ni"
+    assert _printed(expr, wrt, shapes, UNICODE) == "∂f/∂w_i = Σ_n (σ(y_n Σ_d X_nd w_d) y_n - y_n) X_ni"
+    assert _printed(expr, wrt, shapes, ASCII) == "df/dw_i = sum_n (sigmoid(y_n sum_d X_nd w_d) y_n - y_n) X_ni"
 
 
 def test_an_index_form_is_told_from_a_matrix_claim() -> None:

@@ -23,7 +23,7 @@ from derivcheck.language import nodes as n
 from derivcheck.language.adjoint import gradient
 from derivcheck.language.domain import draw, draw_sizes, draw_values
 from derivcheck.language.evaluate import SYMPY, evaluate
-from derivcheck.language.index_claim import IndexClaim
+from derivcheck.language.index_claim import IndexClaim, parse_index_claim
 from derivcheck.language.index_notation import IndexForm
 from derivcheck.language.printing import notation
 from derivcheck.language.printing.index import IndexLatex, IndexText, lhs_latex, lhs_text
@@ -162,12 +162,18 @@ def _check_gradient(p: Problem, code: Any, g: Node, seed: int, sizes: Mapping[st
     return fd, tree
 
 
-def _check_index(p: Problem, g: Node, idx: IndexForm) -> Verification:
+def _check_index(p: Problem, g: Node, printed: str) -> Verification:
+    """The index form as printed, read back by check-eq's reader, against the verified matrix form entry by entry:
+    what is checked is the text shown, not only the SymPy expression it was printed from."""
     sizes, values = p.draw(_SEEDS[0] + 1000, small=True)
     expected = evaluate(g, values, sizes)
-    got = idx.values(values, sizes, lambda node: evaluate(node, values, sizes))
+    against = "the verified matrix form, entry by entry (the printed text read back)"
+    try:
+        got = parse_index_claim(printed, p.variables, p.wrt).values(values, sizes)
+    except ExpressionError as exc:
+        return Verification("index form", against, sizes, float("nan"), False, f"does not read back: {exc}")
     err = _rel(got, expected)
-    return Verification("index form", "the verified matrix form, entry by entry", sizes, err, err <= 1e-9)
+    return Verification("index form", against, sizes, err, err <= 1e-9)
 
 
 def symbolic_values(p: Problem, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
@@ -281,7 +287,9 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
     if p.fixed:
         checks.extend(_check_gradient(p, code, g, _SEEDS[0], p.fixed))
     idx = index_form_of(p, g)
-    checks.append(_check_index(p, g, idx))
+    index_text = (lhs_text(wrt, idx.free, p.variables, notation.current()),
+                  IndexText(idx.atoms, p.variables, free=idx.free).doprint(idx.expr))
+    checks.append(_check_index(p, g, " = ".join(index_text)))
     if exact:
         checks.append(_check_exact(p, g))
     gradient_ok = all(c.ok for c in checks)
@@ -299,9 +307,8 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
         expression=expr, wrt=wrt, declarations=tuple(v.declaration() for v in p.variables.values())
         + tuple(f"{c} = {num}" for c, num in p.fixed.items()), order=order,
         forward=Form(text(p.forward), latex(p.forward)),
-        index_lhs=Form(lhs_text(wrt, idx.free, p.variables, notation.current()), lhs_latex(wrt, idx.free)),
-        index_form=Form(IndexText(idx.atoms, p.variables).doprint(idx.expr), IndexLatex(idx.atoms).doprint(idx.expr))
-        if gradient_ok else Form(None, None, defect),
+        index_lhs=Form(index_text[0], lhs_latex(wrt, idx.free)),
+        index_form=Form(index_text[1], IndexLatex(idx.atoms, idx.free).doprint(idx.expr)) if gradient_ok else Form(None, None, defect),
         gradient=Form(text(g), latex(g)) if gradient_ok else Form(None, None, defect),
         code=source if gradient_ok else None, hvp=hvp, hessian=hessian, checks=tuple(checks),
         seconds=time.perf_counter() - start, notes=tuple(notes),

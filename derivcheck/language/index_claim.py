@@ -36,7 +36,8 @@ _TOKEN = re.compile(
     r"|(?P<name>(?:[A-Za-z][A-Za-z0-9]*|[" + _GREEK + r"])(?:_[A-Za-z0-9]+)*)"
     r"|(?P<sub>_(?:\{[^}]*\}|[A-Za-z]+))"
     r"|(?P<sup>[\u207b\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
-    r"|(?P<op>\*\*|<=|>=|!=|[-+*/()\[\],=<>^|\u00b7\u2212\u221a\u2299\u2298\u2264\u2265\u2260]))")
+    r"|(?P<op>\*\*|<=|>=|!=|[-+*/()\[\],=<>^|\u00b7\u2212\u221a\u2299\u2298\u2264\u2265\u2260])"
+    r"|(?P<other>\S))")  # any other character: the matrix language's own (Aᵀ) inside (...)_ij, else an error
 _SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
 # A left side: ∂f/∂w_i =, df/dW[i, j] =, ∂f/∂λ = (the objective's letter is free: f, E, L).
 _LHS = re.compile(r"^\s*(?:\u2202|d)\s*[A-Za-z]\s*/\s*(?:\u2202|d)\s*(?P<entry>[^=]+?)\s*=(?!=)")
@@ -57,9 +58,7 @@ def _tokenize(text: str) -> list[Tok]:
     out, pos = [], 0
     while text[pos:].strip():
         m = _TOKEN.match(text, pos)
-        if m is None:
-            bad = len(text) - len(text[pos:].lstrip())
-            raise ExpressionError(f"unexpected character {text[bad]!r} in the index form", text, bad)
+        assert m is not None  # the last alternative matches any character
         kind = m.lastgroup or "op"
         word = m.group(kind)
         out.append(Tok(kind, "-" if word == "\u2212" else word, m.start(kind), m.end(kind)))
@@ -204,7 +203,8 @@ class _Reader:
             raise self.error("the index form is empty", 0)
         e = self.sum_()
         if self.tok.kind != "end":
-            raise self.error(f"unexpected {self.tok.text!r}", self.tok.pos)
+            what = "character" if self.tok.kind == "other" else ""
+            raise self.error(f"unexpected {what + ' ' if what else ''}{self.tok.text!r} in the index form", self.tok.pos)
         return e
 
     def sum_(self) -> sp.Expr:
@@ -339,6 +339,8 @@ class _Reader:
             return sp.sqrt(self.power())
         if t.kind == "name":
             return self.named()
+        if t.kind == "other":
+            raise self.error(f"unexpected character {t.text!r} in the index form", t.pos)
         found = repr(t.text) if t.kind != "end" else "the end of the index form"
         raise self.error(f"expected an entry, a number or '(', found {found}", t.pos)
 

@@ -198,8 +198,8 @@ def derive_program(program: Program) -> ProgramDerivation:
         g = notation.current()
         head = (lhs_text(lhs[4:], idx.free, names, g) if lhs.startswith("df/d")
                 else entry_text(g.name(lhs), [str(i) for i in idx.free], subscripted(lhs, names)))
-        index = Form(f"{head} = {IndexText(idx.atoms, names).doprint(idx.expr)}",
-                     f"{_latex_index_lhs(lhs, idx.free)} = {IndexLatex(idx.atoms).doprint(idx.expr)}")
+        index = Form(f"{head} = {IndexText(idx.atoms, names, free=idx.free).doprint(idx.expr)}",
+                     f"{_latex_index_lhs(lhs, idx.free)} = {IndexLatex(idx.atoms, idx.free).doprint(idx.expr)}")
         return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)), index)
 
     forward = tuple(Line(Form(name, _latex_name(name)), Form(text(node), latex(node))) for name, node in chain.defs)

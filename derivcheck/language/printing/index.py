@@ -57,12 +57,46 @@ def lhs_latex(wrt: str, free: tuple[Any, ...], objective: str = "f") -> str:
     return rf"\frac{{\partial {objective}}}{{\partial {entry}}}"
 
 
+def chained(factors: tuple[Any, ...], free: tuple[Any, ...]) -> list[Any]:
+    """Entries in the order a textbook writes a product: each contracted with the next, as a matrix product chains
+    (``X_nd W_dj``, ``X_nd w_d``); among chains, the one holding the first free index first (``X_ni G_nj``).
+
+    Examples
+    --------
+    >>> n, d, j = sp.symbols("n d j", integer=True)
+    >>> chained((sp.IndexedBase("W")[d, j], sp.IndexedBase("X")[n, d]), (j,))
+    [X[n, d], W[d, j]]
+    """
+    def key(f: Any) -> tuple[int, int, str]:
+        ranks = [free.index(i) for i in f.indices if i in free]
+        return min(ranks, default=len(free)), -len(f.indices), str(f.base.label)
+
+    rest = sorted(factors, key=key)
+    out: list[Any] = []
+    while rest:
+        lasts = {f.indices[-1] for f in rest}
+        heads = [f for f in rest if f.indices[0] not in lasts or len(f.indices) == 1 and len(rest) == 1]
+        current = (heads or rest)[0]
+        while current is not None:
+            out.append(current)
+            rest.remove(current)
+            current = next((f for f in rest if f.indices[0] == out[-1].indices[-1] and len(out[-1].indices) > 1), None)
+    return out
+
+
 class IndexLatex(DerivationPrinter):
     """LaTeX of an index form: sums with their index, entries with subscripts, σ for the sigmoid."""
 
-    def __init__(self, atoms: Mapping[sp.Basic, Node] | None = None) -> None:
+    def __init__(self, atoms: Mapping[sp.Basic, Node] | None = None, free: tuple[Any, ...] = ()) -> None:
         super().__init__()
         self.atoms = atoms or {}
+        self.free = tuple(free)
+
+    def _print_Mul(self, e: Any) -> str:
+        factors = sp.Mul.make_args(e)
+        if len(factors) > 1 and all(isinstance(f, sp.Indexed) for f in factors):
+            return r"\,".join(self._print(f) for f in chained(factors, self.free))
+        return super()._print_Mul(e)
 
     def _print_Sigmoid(self, e: Any, exp: str | None = None) -> str:
         return _power(exp) % rf"\sigma\left({self._print(e.args[0])}\right)"
@@ -96,22 +130,24 @@ class IndexText(TextPrinter):
     """An index form as text in the glyphs in force: ``Σ_n X_ni G_nj`` (``sum_n X_ni G_nj`` in ASCII).
 
     ``atoms`` maps the symbols of inverses and determinants to their trees; ``names`` are the declared names
-    (an entry is written with brackets where a subscript could read as another name).
+    (an entry is written with brackets where a subscript could read as another name); ``free`` the entry's free
+    indices, which order the entries of a product (``X_ni G_nj``).
 
     Examples
     --------
     >>> from derivcheck.language.printing.notation import ASCII
-    >>> n, i = sp.Symbol("n", integer=True), sp.Symbol("i", integer=True)
+    >>> n, i, j = sp.symbols("n i j", integer=True)
     >>> X, G = sp.IndexedBase("X"), sp.IndexedBase("G")
-    >>> IndexText(glyphs=ASCII).doprint(sp.Sum(X[n, i] * G[n, i], (n, 0, sp.Symbol("N") - 1)))
-    'sum_n G_ni X_ni'
+    >>> IndexText(glyphs=ASCII, free=(i, j)).doprint(sp.Sum(X[n, i] * G[n, j], (n, 0, sp.Symbol("N") - 1)))
+    'sum_n X_ni G_nj'
     """
 
     def __init__(self, atoms: Mapping[sp.Basic, Node] | None = None, names: Collection[str] = (),
-                 glyphs: Glyphs | None = None) -> None:
+                 glyphs: Glyphs | None = None, free: tuple[Any, ...] = ()) -> None:
         super().__init__(glyphs=glyphs)
         self.atoms = atoms or {}
         self.names = set(names)
+        self.free = tuple(free)  # the entry's free indices: a product's entries are ordered by them
         self._printer = _TypedText(self)
 
 
@@ -146,10 +182,10 @@ class _TypedText(_UnicodePrinter):
 
     def _print_Mul(self, e: Any) -> str:
         # Juxtaposition outside indices, whatever the names: the layer side's · between sizes is for K·p inside one;
-        # entries in the order SymPy keeps them (a typed expression has no upstream gradient to put last).
+        # entries chained as in a textbook (a typed expression has no upstream gradient to put last).
         factors = sp.Mul.make_args(e)
         if len(factors) > 1 and all(isinstance(f, sp.Indexed) for f in factors):
-            s = "*".join(self._print(f) for f in factors)
+            s = "*".join(self._print(f) for f in chained(factors, self.owner.free))
         else:
             s = StrPrinter._print_Mul(self, e)
         return s.replace("*", self.g.cdot if self.in_index else " ")
