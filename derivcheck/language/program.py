@@ -26,6 +26,7 @@ from derivcheck.language.adjoint import gradient
 from derivcheck.language.declaration import Program
 from derivcheck.language.domain import draw_sizes, draw_values
 from derivcheck.language.evaluate import evaluate
+from derivcheck.language.index_claim import IndexClaim, parse_index_claim
 from derivcheck.language.index_notation import IndexForm
 from derivcheck.language.printing import notation
 from derivcheck.language.printing.index import IndexLatex, IndexText, entry_text, lhs_latex, lhs_text, subscripted
@@ -188,7 +189,8 @@ def derive_program(program: Program) -> ProgramDerivation:
         checks.extend(_verify(chain, namespace["backward"], steps, seed))
     names = set(chain.all_vars) | {d for v in chain.all_vars.values() for d in v.shape if isinstance(d, str)}
     index_forms = {id(node): IndexForm(node, names=names) for _, node in (*steps, *grads)}
-    checks.append(_verify_index_forms(chain, namespace["backward"], [*steps, *grads], index_forms))
+    printed = {k: IndexText(f.atoms, names, free=f.free).doprint(f.expr) for k, f in index_forms.items()}
+    checks.append(_verify_index_forms(chain, namespace["backward"], [*steps, *grads], index_forms, printed))
     ok = all(c.ok for c in checks)
 
     def line(lhs: str, node: Node) -> Line:
@@ -198,7 +200,7 @@ def derive_program(program: Program) -> ProgramDerivation:
         g = notation.current()
         head = (lhs_text(lhs[4:], idx.free, names, g) if lhs.startswith("df/d")
                 else entry_text(g.name(lhs), [str(i) for i in idx.free], subscripted(lhs, names)))
-        index = Form(f"{head} = {IndexText(idx.atoms, names, free=idx.free).doprint(idx.expr)}",
+        index = Form(f"{head} = {printed[id(node)]}",
                      f"{_latex_index_lhs(lhs, idx.free)} = {IndexLatex(idx.atoms, idx.free).doprint(idx.expr)}")
         return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)), index)
 
@@ -218,9 +220,10 @@ def _latex_index_lhs(lhs: str, free: tuple[Any, ...]) -> str:
     return f"{_latex_name(lhs)}_{{{sub}}}" if free else _latex_name(lhs)
 
 
-def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], forms: Mapping[int, IndexForm]
-                        ) -> Verification:
-    """Every line's index form, entry by entry at small sizes, against its matrix form (the verified code's values)."""
+def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], forms: Mapping[int, IndexForm],
+                        printed: Mapping[int, str]) -> Verification:
+    """Every line's index form as printed, read back, entry by entry at small sizes against its matrix form (the
+    verified code's values)."""
     rng = np.random.default_rng([0xC4, 99])
     sizes = draw_sizes(chain.inputs, rng, small=True)
     values = draw_values(chain.inputs, sizes, rng)
@@ -228,11 +231,22 @@ def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], f
     out = fn(*[values[a] for a in sorted(chain.inputs)])
     env.update({k: v for k, v in out.items() if k.startswith("d") and k[1:] in env})
     worst = 0.0
-    for _, node in lines:
+    for name, node in lines:
         expected = np.asarray(evaluate(node, env, sizes), dtype=float)
-        got = forms[id(node)].values(env, sizes, lambda x: evaluate(x, env, sizes))
+        try:
+            got = _read_back(printed[id(node)], forms[id(node)].free, node, chain.all_vars).values(env, sizes)
+        except ExpressionError as exc:
+            return Verification("index forms of every line", "their matrix forms, entry by entry", sizes,
+                                float("nan"), False, f"the index form of {name} does not read back: {exc}")
         worst = max(worst, relative_gap(got, expected, PURELY_RELATIVE))
     return Verification("index forms of every line", "their matrix forms, entry by entry", sizes, worst, worst <= 1e-9)
+
+
+def _read_back(rhs: str, free: tuple[Any, ...], node: Node, variables: Mapping[str, Variable]) -> IndexClaim:
+    """A line's printed index form read by check-eq's reader, its entries bound to a name of the line's shape."""
+    binder = next(f"Line{k}" for k in range(len(variables) + 1) if f"Line{k}" not in variables)
+    entry = entry_text(binder, [str(i) for i in free], True)
+    return parse_index_claim(f"df/d{entry} = {rhs}", {**variables, binder: Variable(binder, node.shape)}, binder)
 
 
 def _latex_name(name: str) -> str:

@@ -98,6 +98,12 @@ class IndexLatex(DerivationPrinter):
             return r"\,".join(self._print(f) for f in chained(factors, self.free))
         return super()._print_Mul(e)
 
+    def _needs_mul_brackets(self, expr: Any, first: bool = False, last: bool = False) -> bool:
+        # A function's argument is delimited already: σ(Σ_d ...) needs no brackets of its own within a product.
+        if isinstance(expr, sp.Function) and not isinstance(expr, sp.Piecewise):
+            return False
+        return bool(super()._needs_mul_brackets(expr, first=first, last=last))
+
     def _print_Sigmoid(self, e: Any, exp: str | None = None) -> str:
         return _power(exp) % rf"\sigma\left({self._print(e.args[0])}\right)"
 
