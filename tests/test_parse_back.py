@@ -154,6 +154,8 @@ def _leaves(shape: tuple) -> st.SearchStrategy[Node]:
         options += [st.sampled_from([1, 2, 3, "1/2", "-3/2"]).map(n.const), st.sampled_from(["N", "D"]).map(n.dim)]
     elif len(shape) == 1:
         options.append(st.just(n.ones(shape)))
+    if shape:  # a zero vector or matrix, printed with its shape: 0_D, 0_{N×D}
+        options.append(st.just(n.broadcast_to(n.const(0), shape)))
     if shape == ("D", "N"):
         options.append(st.just(n.transpose(n.var(VARIABLES["X"]))))
     if shape == ("N", 1):
