@@ -116,11 +116,12 @@ def _source(chain: _Chain, steps: list[tuple[str, Node]], grads: list[tuple[str,
     inputs = sorted(chain.inputs)
     body = [f"    {name} = {cp(node)}" for name, node in chain.defs]
     body += [f"    {delta_name(name)} = {cp(g)}" for name, g in steps]
+    # The returned gradients are printed before the sizes are read: a zero gradient needs its shape, np.zeros((D, M)).
+    ret = ", ".join([f"'{w}': {cp(g)}" for w, g in grads] + [f"'{delta_name(s)}': {delta_name(s)}" for s, _ in steps])
     dims = []
     for d in sorted(cp.dims):
         owner = next(v for v in chain.inputs.values() if d in v.shape)
         dims.append(f"    {d} = {owner.name}.shape[{owner.shape.index(d)}]")
-    ret = ", ".join([f"'{w}': {cp(g)}" for w, g in grads] + [f"'{delta_name(s)}': {delta_name(s)}" for s, _ in steps])
     helpers = "".join(HELPERS[h] + "\n\n\n" for h in sorted(cp.helpers))
     return (f"import numpy as np\n\n\n{helpers}def backward({', '.join(inputs)}):\n" + "\n".join(dims + body)
             + f"\n    return {{{ret}}}\n")
