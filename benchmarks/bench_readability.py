@@ -7,7 +7,8 @@ index form, and the matrix form or the reason there is none); and two agreements
 - numeric: the textbook formula, evaluated with NumPy at random sizes and inputs, against the layer's
   reference backward (the one ``derivcheck verify`` checks against the index form and finite
   differences) and, where one is printed, against derivcheck's matrix form evaluated as printed;
-- text: the printed forms against the textbook's after normalising (whitespace, ^T and ᵀ, * and ⊙):
+- text: the printed forms against the textbook's after normalising (whitespace, ^T and ᵀ, * and ⊙, a ones
+  vector's stated length: 1_N is the textbook's bare 1):
   exactly the textbook, an equivalent but different form (both shown), or no matrix form (the
   reason printed).
 
@@ -311,8 +312,10 @@ def printed_forms(name: str, text: str) -> dict[str, Printed]:
 
 
 def normalise(s: str) -> str:
-    """Whitespace, ^T and ᵀ, * and ⊙, − and - made equal; spaces around operators dropped."""
+    """Whitespace, ^T and ᵀ, * and ⊙, − and - made equal, a ones vector's length dropped (derivcheck prints 1_N where
+    a textbook writes 1: the length it leaves to the reader is stated); spaces around operators dropped."""
     s = s.replace("^T", "ᵀ").replace("−", "-").replace("*", "⊙").replace("·", "⊙")
+    s = re.sub(r"(?<![\w.])1_[A-Za-z0-9]+", "1", s)
     s = re.sub(r"\s+", " ", s).strip()
     return re.sub(r"\s*([-+⊙⊘/=(),])\s*", r"\1", s)
 
@@ -345,8 +348,21 @@ def _clip(s: str, width: int = 160) -> str:
     return s if len(s) <= width else f"{s[:width]}… ({len(s)} characters)"
 
 
-def main() -> int:
+def shown_matrix_form(layer: str, arg: str) -> Callable[..., Any] | None:
+    """The matrix form ``derive`` prints for a gradient, as a function of (inputs, upstream, sizes): the matrix
+    language's reading where that is printed in place of SymPy's form, SymPy's compiled form otherwise."""
     from derivcheck.symbolic.compile import compiled_gradient
+    from derivcheck.symbolic.derive import derive
+    from derivcheck.symbolic.presentation import shows_reading
+
+    d = derive(layer)
+    g = d.gradients[arg]
+    if shows_reading(d, g):
+        return lambda inputs, upstream, sizes: g.reading.values(d.built, inputs, upstream, sizes)
+    return compiled_gradient(layer, arg, "matrix")
+
+
+def main() -> int:
     from derivcheck.symbolic.presentation import render_derivation
 
     counts = {"textbook": 0, "different": 0, "none": 0}
@@ -354,12 +370,12 @@ def main() -> int:
     for name in [n for n in list_layers() if n in TEXTBOOK]:
         try:
             printed = printed_forms(name, render_derivation(name, "text"))
-            matrix = compiled_gradient
+            matrix = shown_matrix_form
         except Exception as exc:  # noqa: BLE001 - a derivation that fails is reported, and the numbers still checked
             why = f"(derive {name} raised {type(exc).__name__}: {exc})"
             printed = {a.name: Printed("", None, why) for a in get_layer(name).differentiable}
             matrix = None
-        rows = numeric_agreement(name, (lambda layer, arg: matrix(layer, arg, "matrix")) if matrix else None)
+        rows = numeric_agreement(name, matrix)
         verdicts = []
         for n in rows:
             verdict = text_verdict(TEXTBOOK[name][n.arg], printed[n.arg])

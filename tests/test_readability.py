@@ -77,6 +77,8 @@ def test_the_text_comparison_normalises_notation_only() -> None:
     assert norm("G W^T") == norm("G  Wᵀ") == norm("G Wᵀ")
     assert norm("G * exp(X)") == norm("G ⊙ exp(X)") and norm("(Y − T) / N") == norm("(Y - T)/N")
     assert norm("X^T G") != norm("G X^T") and norm("G Wᵀ") != norm("Wᵀ G")
+    assert norm("Gᵀ 1_N") == norm("Gᵀ 1") and norm("(G 1_K) 1_Kᵀ") == norm("(G 1) 1ᵀ")  # a ones vector's length
+    assert norm("Gᵀ 1_N") != norm("Gᵀ 1_N x") and norm("x_1_N") != norm("x_1")  # only a ones vector loses it
     book = bench.Textbook("Σ_n g_n", lambda g, **_: g.sum(axis=0), also=("Gᵀ 1",))
     assert bench.text_verdict(book, bench.Printed("Σ_n g_np", "G^T 1", None)) == "textbook"
     assert bench.text_verdict(book, bench.Printed("Σ_n g_np", "1^T G", None)) == "different"
@@ -94,3 +96,10 @@ def test_a_printed_block_is_read_as_index_form_matrix_form_and_reason() -> None:
     assert [(b.index, b.matrix, b.reason) for b in blocks] == [
         ("Σ_m w_qm g_pm", "G W^T", None),
         ("Σ_n x_np g_nq + 0", None, "no clean matrix form (a reason); the index form is the statement")]
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softmax", "log_softmax", "dense"])
+def test_the_printed_matrix_form_is_the_one_compared(name: str) -> None:
+    """Where the matrix language's reading is printed in place of SymPy's form, that reading is what is evaluated."""
+    rows = bench.numeric_agreement(name, bench.shown_matrix_form, seeds=(1,))
+    assert all(r.ok and r.matrix_gap is not None for r in rows), rows

@@ -164,3 +164,83 @@ def test_the_law_can_fail() -> None:
     sizes, values = _values(0)
     x = n.var(VARIABLES["X"])
     assert _rel(evaluate(n.transpose(x), values, sizes), evaluate(x, values, sizes)) > _SAME_VALUE
+
+
+# --- σ and softmax named in the readings of layers' index forms (symbolic/named_functions) ---
+
+from derivcheck.symbolic.named_functions import named_functions  # noqa: E402 - the section's subject
+
+_Z_SHAPES = {"vector": ("D",), "matrix": ("N", "D")}
+_NAMED_SIZES = {"N": 3, "D": 4}
+
+
+def _exp_quotients(z: Node, a: Node, which: str) -> Node:
+    """A product of exponentials in ``z`` that one of the rules names, times a factor ``a`` it leaves alone."""
+    e = n.func("exp", z)
+    one_plus = n.add(n.const(1), e)
+    if which == "logistic":
+        return n.mul(a, e, n.power(one_plus, -2))
+    if which == "sigmoid":
+        return n.mul(e, a, n.power(one_plus, -1))
+    if which == "exp times 1 - sigmoid":
+        return n.mul(a, e, n.sub(n.const(1), n.func("sigmoid", z)))
+    axis = z.ndim - 1
+    reciprocal = n.power(n.total(e, None if z.ndim == 1 else axis), -1)
+    if which == "softmax":
+        return n.mul(a, e, reciprocal if z.ndim == 1 else n.expand(reciprocal, axis))
+    summed = n.total(n.mul(a, e), None if z.ndim == 1 else axis)  # "normalised sum"
+    return n.mul(summed, reciprocal)
+
+
+@given(shape=st.sampled_from(list(_Z_SHAPES)), scale=st.floats(0.1, 3.0), seed=st.integers(0, 2**16),
+       which=st.sampled_from(["logistic", "sigmoid", "exp times 1 - sigmoid", "softmax", "normalised sum"]))
+def test_naming_sigma_and_softmax_never_changes_a_value(shape: str, scale: float, seed: int, which: str) -> None:
+    """Each rule fires on its pattern (the exponentials are gone) and keeps the value, on random inputs."""
+    z_var, a_var = Variable("Z", _Z_SHAPES[shape]), Variable("A", _Z_SHAPES[shape])
+    z = n.mul(n.const(sp_rational(scale)), n.add(n.var(z_var), n.func("tanh", n.var(a_var))))
+    before = _exp_quotients(z, n.var(a_var), which)
+    after = named_functions(before)
+    rng = np.random.default_rng(seed)
+    values = {name: rng.standard_normal(tuple(_NAMED_SIZES[d] for d in v.shape)) for name, v in
+              (("Z", z_var), ("A", a_var))}
+    want = evaluate(before, values, _NAMED_SIZES)
+    assert not _has_exp(after), after
+    assert np.allclose(evaluate(after, values, _NAMED_SIZES), want, rtol=1e-12, atol=1e-12)
+
+
+def sp_rational(x: float):  # noqa: ANN201 - a SymPy rational near x: the tree's constants are exact
+    import sympy as sp
+
+    return sp.Rational(round(x * 8), 8) or sp.Rational(1, 8)
+
+
+def _has_exp(x: Node) -> bool:
+    return (x.op == "func" and x.attrs[0] == "exp") or any(_has_exp(a) for a in x.args)
+
+
+def test_naming_leaves_other_exponentials_alone() -> None:
+    """exp(z) beside 1 + exp(y) of another y, or beside a sum over the other axis, is no σ and no softmax."""
+    z, y = (n.var(Variable(name, ("D", "D"))) for name in "ZY")  # square: row sums laid out down the columns fit
+    not_logistic = n.mul(n.func("exp", z), n.power(n.add(n.const(1), n.func("exp", y)), -1))
+    wrong_axis = n.mul(n.func("exp", z), n.expand(n.power(n.total(n.func("exp", z), 1), -1), 0))
+    assert named_functions(not_logistic) == not_logistic
+    assert named_functions(wrong_axis) == wrong_axis
+
+
+# Layers whose gradients SymPy holds as exponential quotients: the matrix language's reading is printed instead.
+READINGS = [("sigmoid", "∂E/∂X = G ⊙ σ(X) ⊙ (1 - σ(X))"), ("softplus", "∂E/∂X = G ⊙ σ(X)"),
+            ("softmax_cross_entropy", "∂E/∂Z = (softmax(Z) - T) / N"),
+            ("binary_cross_entropy_with_logits", "∂E/∂Z = (σ(Z) - T) / N"), ("half_sse", "∂E/∂Y = Y - T"),
+            ("log_softmax", "∂E/∂X = G - softmax(X) ⊙ ((G 1_K) 1_Kᵀ)"),
+            ("softmax", "∂E/∂X = softmax(X) ⊙ (G - ((G ⊙ softmax(X)) 1_K) 1_Kᵀ)")]
+
+
+@pytest.mark.parametrize(("name", "line"), READINGS, ids=[r[0] for r in READINGS])
+def test_a_layer_prints_sigma_and_softmax_where_sympy_held_exponentials(name: str, line: str) -> None:
+    from derivcheck.language.printing import notation
+    from derivcheck.symbolic.presentation import render_derivation
+
+    with notation.use("unicode"):
+        lines = render_derivation(name, "text").splitlines()
+    at = lines.index(f"  {line}")
+    assert lines[at - 1] == "  matrix form (the matrix language's rules read from the index form), verified against the index form:"

@@ -34,6 +34,9 @@ class Gradient:
     language: LanguageForm | None = None
     # Where no matrix form holds it (group norm's rank-3 input): the index form in its statistics' names (or None).
     named: NamedIndex | None = None
+    # Where SymPy's conversion found a matrix form: the matrix language's reading of the same index form, shown in
+    # its place where it is the shorter of the two and agreed with the index form in the run (or None).
+    reading: LanguageForm | None = None
 
 
 # Filled by symbolic.presentation (loaded with the symbolic package): a derivation is shown only through
@@ -134,8 +137,20 @@ def _derive(name: str) -> Derivation:
             note = "the matrix form above; the index form was derived independently"
         language, matrix = _language_form(built, arg, index, matrix)
         named = named_index(index.expr, built) if language is None and matrix.kind == "none" else None
-        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0, language, named)
+        reading = _reading(built, arg, index) if matrix.kind in ("matrix", "elementwise") else None
+        gradients[arg.name] = Gradient(arg, index, matrix, trace, note, time.perf_counter() - t0, language, named,
+                                       reading)
     return Derivation(layer, built, gradients, time.perf_counter() - start)
+
+
+def _reading(built: Built, arg: Arg, index: IndexForm) -> LanguageForm | None:
+    """The matrix language's reading of an index form that SymPy's conversion already holds (None where it has none)."""
+    if len(arg.letters) > 2:
+        return None
+    try:
+        return read(built, index.free, arg.letters, index.expr)
+    except (LanguageFormError, ValueError):  # a reading is an alternative display: SymPy's form stands without it
+        return None
 
 
 def _language_form(built: Built, arg: Arg, index: IndexForm, matrix: MatrixForm) -> tuple[LanguageForm | None, MatrixForm]:

@@ -31,6 +31,7 @@ from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
 from derivcheck.language.rewrite import fuse, simplify
 from derivcheck.language.printing.sympy_forms import TextPrinter
 from derivcheck.symbolic.index_form import contradictory
+from derivcheck.symbolic.named_functions import named_functions
 from derivcheck.symbolic.statistics import Definition
 
 Labels = tuple[sp.Symbol, ...]
@@ -531,4 +532,4 @@ def _tree(reader: _Reader, free: Labels, letters: tuple[str, ...], expr: sp.Expr
     node = _align(node, labels, free) if len(free) == 2 or not labels else node
     if node.shape != shape:
         node = n.broadcast_to(node, shape)
-    return _negated_rows(simplify(fuse(node), reader.variables))
+    return _negated_rows(named_functions(simplify(fuse(node), reader.variables)))

@@ -162,15 +162,21 @@ def bridge(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -
     return (coeff * matrix if coeff != 1 else matrix), einsum
 
 
+def _tensor_note(expr: sp.Expr, shape: tuple[Any, ...]) -> str:
+    """Why a gradient has no matrix form, exactly: it has more than two axes, or it reads an array that has."""
+    if len(shape) > 2:
+        axes = " x ".join(str(d) for d in shape)
+        return f"no matrix form: the gradient has {len(shape)} axes ({axes}), a tensor no matrix holds; the index form is the statement"
+    ranks = sorted({len(a.indices) for a in expr.atoms(sp.Indexed)})
+    return (f"no matrix form: it reads an array of rank {ranks[-1]}, which no matrix holds; the index form is the "
+            "statement")
+
+
 def derive_matrix_form(expr: sp.Expr, free: tuple[sp.Symbol, ...], shape: tuple[Any, ...]) -> MatrixForm:
     """The matrix form of an index-form gradient, by the first route that applies."""
     if len(shape) > 2 or any(isinstance(a, sp.Indexed) for a in expr.atoms(sp.Indexed)):
         _, einsum = bridge(expr, free, shape) if not _has_function_of_entries(expr) else (None, None)
-        return MatrixForm(
-            "none",
-            einsum=einsum,
-            note="a tensor (rank > 2) computation: no matrix form; the index form is the statement",
-        )
+        return MatrixForm("none", einsum=einsum, note=_tensor_note(expr, shape))
     # A pointwise expression reads best elementwise (Y - T rather than -1 T + Y).
     if len(shape) <= 2 and expr.has(sp.Sum) and not expr.has(sp.Piecewise) and not _has_function_of_entries(expr):
         matrix, einsum = bridge(expr, free, shape)

@@ -33,7 +33,7 @@ from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.build import index_symbol
-from derivcheck.symbolic.verify import language_code, named_index_check
+from derivcheck.symbolic.verify import language_code, named_index_check, reading_check
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
@@ -203,6 +203,10 @@ def _text(d) -> str:
         matrix_lhs = f"  {_d(_text_param(d, g))}"
         if g.matrix.kind != "none" and checked.matrix is not None:
             lines.append(f"  DEFECT: the matrix form derived here {checked.matrix}; it is not shown")
+        elif shows_reading(d, g):
+            lines.append(f"  {_kind_note('language')}, verified against the index form:")
+            lines.extend(wrap_text(f"{matrix_lhs} = {g.reading.text()}"))
+            lines.extend(f"  where {w}" for w in g.reading.where())
         elif g.matrix.kind == "matrix":
             lines.append(f"  {_kind_note('matrix')}, verified against the index form:")
             lines.extend(text_equation(matrix_lhs, g.matrix.expr))
@@ -304,9 +308,10 @@ def text_lines(d: Derivation) -> list[tuple[str, list[str]]]:
         index = f"{partial('E', d._entry_lhs(g))} = {p.doprint(g.index.expr)}"
         out.append((index, text_equation(_d(text_equation_lhs(g.index.entry, g.index.free)), g.index.expr)))
         m = matrix_latex(d, g)
-        if m and g.matrix.kind == "none":  # the matrix language's form
+        shown = g.reading if shows_reading(d, g) else g.language if g.matrix.kind == "none" else None
+        if m and shown is not None:  # the matrix language's form
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
-                        wrap_text(f"{_d(_text_param(d, g))} = {g.language.text()}")))
+                        wrap_text(f"{_d(_text_param(d, g))} = {shown.text()}")))
         elif m:
             holders = g.matrix.placeholders if g.matrix.kind == "elementwise" else None
             out.append((f"{partial('E', d._param_name(g.arg))} = {m}",
@@ -540,6 +545,8 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     """The matrix form in LaTeX, or None where there is no clean one or it did not verify in this run."""
     if g.matrix.kind != "none" and form_check(d, g.arg.name).matrix is not None:
         return None  # a defect is reported by the renderers, never shown as an answer
+    if shows_reading(d, g):
+        return node_latex(g.reading.node)
     if g.matrix.kind == "matrix":
         return DerivationPrinter().doprint(g.matrix.expr)
     if g.matrix.kind == "elementwise":
@@ -547,6 +554,19 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.language is not None and language_check(d, g.arg.name) is None:
         return node_latex(g.language.node)  # X̂ and onehot(t) by the LaTeX printer's own rule
     return None
+
+
+def shows_reading(d: Derivation, g: Gradient) -> bool:
+    """Whether the matrix language's reading is printed in place of SymPy's matrix form: where it is the shorter of
+    the two in Unicode text (a form's guards counted with it: ``G`` for X > 0 is longer than ``G ⊙ 1[X > 0]``), the
+    same choice whatever the glyphs printed, and agreed with the index form in this run."""
+    if g.reading is None or g.matrix.kind not in ("matrix", "elementwise"):
+        return False
+    with notation.use("unicode"):
+        printer = TextPrinter(g.matrix.placeholders if g.matrix.kind == "elementwise" else None)
+        theirs = printer.doprint(g.matrix.expr) + printer.guard_note()
+        ours = g.reading.text()
+    return len(ours) < len(theirs) and reading_check(d, g.arg.name) is None
 
 
 def named_index_latex(d: Derivation, g: Gradient) -> list[str]:

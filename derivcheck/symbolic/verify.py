@@ -287,6 +287,18 @@ def language_form_check(d: Any, arg_name: str) -> str | None:
     return _LANGUAGE_CHECKED[key]
 
 
+def reading_check(d: Any, arg_name: str) -> str | None:
+    """None when the matrix language's reading of a gradient SymPy also holds agrees with its index form in this run
+    (checked once per process for each distinct reading); otherwise what went wrong."""
+    form = d.gradients[arg_name].reading
+    if form is None:
+        return "there is no reading by the matrix language"
+    key = (d.layer.name, arg_name, ("reading", form.node))
+    if key not in _LANGUAGE_CHECKED:
+        _LANGUAGE_CHECKED[key] = _language_disagreement(d, arg_name, form)
+    return _LANGUAGE_CHECKED[key]
+
+
 _NAMED_CHECKED: dict[tuple[str, str, Any], str | None] = {}
 
 
