@@ -205,11 +205,11 @@ def test_the_index_form_is_the_textbook_one_in_unicode_and_ascii() -> None:
 
 
 def test_an_index_form_is_told_from_a_matrix_claim() -> None:
-    vs = declarations(XWY)
+    vs = declarations({**XWY, "X_b": "N x D", "mu": "D"})
     assert all(looks_like_index_form(t, vs) for t in ("Σ_n X_ni", "sum_n X_ni", "df/dw_i = 0", "X[n, i] y_n",
-                                                      "∂f/∂w_i = Xᵀ y"))
+                                                      "∂f/∂w_i = Xᵀ y", "μ_d", "(X⁻¹)_ji", "[i = j] w_i"))
     assert not any(looks_like_index_form(t, vs) for t in ("Xᵀ (σ(X w) - y)", "X.T @ y", "sum(X, axis=0)",
-                                                          "Xᵀ 1_N", "exp(w)"))
+                                                          "Xᵀ 1_N", "exp(w)", "(X_b - X)ᵀ y", "1[X > 0]"))
 
 
 # --- zero matrices: printed with their shape, read back against the declarations ---

@@ -106,12 +106,18 @@ def looks_like_index_form(text: str, variables: Mapping[str, Variable]) -> bool:
     (X⁻¹)_ji)?"""
     if _LHS.match(text) or re.search(r"(?:\u03a3|\bsum)_|\)(?:_[A-Za-z{]|\[)|\[\s*\w+\s*(?:=|!=|\u2260)\s*\w+\s*\]", text):
         return True
-    arrays = sorted((v for v in variables.values() if v.shape), key=lambda v: -len(v.name))
-    for v in arrays:
-        shown = re.escape(v.name) + "|" + re.escape(UNICODE.greek(v.name)) if UNICODE.greek(v.name) != v.name \
-            else re.escape(v.name)
-        if re.search(rf"(?<![A-Za-z0-9_])(?:{shown})(?:_[A-Za-z]+(?![A-Za-z0-9_(])|\[)", text):
-            return True
+    greek = {UNICODE.greek(k): k for k in variables if UNICODE.greek(k) != k}
+    for m in re.finditer(r"(?<![A-Za-z0-9_])(?:[A-Za-z][A-Za-z0-9]*|[" + _GREEK + r"])(?:_[A-Za-z0-9]+)*(\[)?", text):
+        word = m.group(0).rstrip("[")
+        whole = greek.get(word, word)
+        if whole in variables:  # a declared name (W_b), an entry only when brackets follow: X[n, d]
+            if m.group(1) and variables[whole].shape:
+                return True
+            continue
+        for cut in [k.start() for k in re.finditer("_", word)]:
+            head, sub = greek.get(word[:cut], word[:cut]), word[cut + 1:]
+            if head in variables and variables[head].shape and sub.isalpha():
+                return True
     return False
 
 
