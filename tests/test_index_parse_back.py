@@ -278,3 +278,18 @@ def test_every_index_form_in_latex_parses_as_tex(expr: str, wrt: str, shapes: di
     equation = f"{d.index_lhs.latex} = {d.index_form.latex}"
     assert not parse_errors(equation), (equation, parse_errors(equation))
     assert not re.search(r"(?<!\\)lam(?!bda)", equation) and "_atom" not in equation, equation
+
+
+def test_markdown_latex_and_json_carry_the_same_index_form() -> None:
+    from tests.mathtext_check import parse_errors
+
+    from derivcheck.report.language import derivation_latex, derivation_markdown
+
+    expr, wrt, shapes = LOGISTIC
+    with notation.use("unicode"):
+        d = derive_expression(expr, wrt, shapes, exact=False)
+    lhs, rhs = r"\frac{\partial f}{\partial w_{i}}", r"\sum_{n} \left(\sigma\left(y_{n} \sum_{d} X_{nd}\,w_{d}\right)"
+    assert f"{lhs} = {rhs}" in derivation_markdown(d) and f"{lhs} &= {rhs}" in derivation_latex(d)
+    assert not parse_errors(derivation_latex(d).strip("$"))
+    data = d.to_dict()
+    assert (data["index_lhs"]["text"], data["index_form"]["text"]) == ("∂f/∂w_i", "Σ_n (σ(y_n Σ_d X_nd w_d) y_n - y_n) X_ni")
