@@ -8,6 +8,7 @@ alone would decide which is meant.
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -41,6 +42,16 @@ class Code(NamedTuple):
     text: str
     level: int
     op: str = ""
+
+
+def python_name(name: str) -> str:
+    """A declared name as a Python identifier: a keyword gets a trailing underscore (``lambda`` -> ``lambda_``), as
+    PEP 8 advises; a generated signature must use the same spelling.
+
+    >>> python_name("lambda"), python_name("lam")
+    ('lambda_', 'lam')
+    """
+    return f"{name}_" if keyword.iskeyword(name) else name
 
 
 def _atom(text: str) -> Code:
@@ -210,7 +221,7 @@ class CodePrinter:
 
 
 _RULES: dict[str, Callable[[CodePrinter, Node], Code]] = {
-    "var": lambda cp, x: _atom(x.attrs[0]),
+    "var": lambda cp, x: _atom(python_name(x.attrs[0])),
     "dim": CodePrinter.dim,
     "const": CodePrinter.const,
     "ones": lambda cp, x: _atom(f"np.ones({cp.shape(x.shape)})"),
