@@ -33,7 +33,7 @@ from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.build import index_symbol
-from derivcheck.symbolic.verify import language_code, named_index_check, reading_check
+from derivcheck.symbolic.verify import language_code, named_index_check, reading_check, reading_code
 from derivcheck.symbolic.verify import language_form_check as language_check
 from derivcheck.symbolic.verify import verify_layer
 
@@ -450,7 +450,13 @@ def _code(d) -> str:
               f"as printed\n# and compared with the index form at random sizes before it was printed.\n{IMPORT}"]
     missing: list[str] = []
     defined: set[str] = set()
-    for name in d.gradients:
+    for name, g in d.gradients.items():
+        # The form printed in the text is the one coded; a defect of SymPy's form is reported all the same.
+        reading = reading_code(d, name) if shows_reading(d, g) and form_check(d, name).matrix is None else None
+        if reading is not None:
+            blocks.append(f"# d{name}: the matrix language's form, verified against the index form\n"
+                          f"{_once(reading, defined)}")
+            continue
         checked = checked_code(d, name)
         language = language_code(d, name) if checked.source is None else None
         if language is not None:  # the matrix language's form, executed as printed and compared with the index form

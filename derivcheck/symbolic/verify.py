@@ -351,6 +351,20 @@ def _language_disagreement(d: Any, arg_name: str, form: LanguageForm) -> str | N
     return None
 
 
+def reading_code(d: Any, arg_name: str) -> str | None:
+    """The generated NumPy source of a verified reading (:func:`reading_check`), or None where there is none or it
+    does not agree with the index form when executed as printed (checked once per process)."""
+    g = d.gradients[arg_name]
+    if g.reading is None or reading_check(d, arg_name) is not None:
+        return None
+    key = (d.layer.name, arg_name, ("reading code", g.reading.node))
+    if key not in _LANGUAGE_CHECKED:
+        source = g.reading.source(d.built, arg_name)
+        draws = [(seed, False) for seed in _LANGUAGE_DRAWS]  # the draws its tree was checked at
+        _LANGUAGE_CHECKED[key] = source if code_disagreement(d, arg_name, source, draws) is None else None
+    return _LANGUAGE_CHECKED[key]
+
+
 def language_code(d: Any, arg_name: str) -> str | None:
     """The generated NumPy source of a verified language form, or None where there is none or it does not agree
     with the index form when executed as printed (checked once per process)."""
