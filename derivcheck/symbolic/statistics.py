@@ -20,8 +20,6 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from derivcheck.symbolic.compile import values_of_symbols
-
 
 @dataclass(frozen=True)
 class Definition:
@@ -41,10 +39,11 @@ class NamedIndex:
     expr: sp.Expr
     definitions: tuple[Definition, ...]
 
-    def values(self, built: Any, free: tuple[Any, ...], letters: tuple[str, ...], arrays: Mapping[str, np.ndarray],
+    def values(self, built: Any, free: tuple[Any, ...], letters: tuple[str, ...], symbols: Mapping[Any, Any],
                upstream: Any, sizes: Mapping[str, int]) -> np.ndarray:
-        """``expr`` entry by entry at the layer's arrays, each statistic evaluated from its definition first."""
-        env = values_of_symbols(built, arrays, upstream, sizes)
+        """``expr`` entry by entry, given the value of each of the layer's ``symbols`` (its arrays, the upstream
+        gradient, sizes, constants), each statistic evaluated from its definition first."""
+        env = dict(symbols)
         at_sizes = {sym: int(sizes[c]) for c, sym in built.sizes.items()}
         for d in self.definitions:
             shape = tuple(int(sp.sympify(n).subs(at_sizes)) for n in d.symbol.shape)

@@ -25,7 +25,7 @@ from derivcheck.report.results import GradientVerification, LayerVerification
 from derivcheck.report.verification import WITNESSES  # noqa: F401 - re-exported
 from derivcheck.symbolic.models import witness_vjp
 from derivcheck.symbolic.checked_code import code_disagreement, draw_inputs
-from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient
+from derivcheck.symbolic.compile import compile_matrix_form, compiled_gradient, values_of_symbols
 from derivcheck.symbolic.derive import Derivation, derive
 from derivcheck.symbolic.language_form import LanguageForm
 from derivcheck.symbolic.matrix_form import MatrixForm
@@ -320,7 +320,8 @@ def _named_disagreement(d: Any, g: Any) -> str | None:
         arrays, upstream, sizes = draw_inputs(d, seed)
         want = index(arrays, upstream, sizes)
         with np.errstate(all="ignore"):
-            got = g.named.values(d.built, g.index.free, g.arg.letters, arrays, upstream, sizes)
+            symbols = values_of_symbols(d.built, arrays, upstream, sizes)
+            got = g.named.values(d.built, g.index.free, g.arg.letters, symbols, upstream, sizes)
         gap = relative_gap(got, want, ABSOLUTE_BELOW_ONE)
         if not gap <= _LANGUAGE_AGREEMENT:
             return f"differs from the index form by {gap:.3g} (relative) at sizes {sizes}"
