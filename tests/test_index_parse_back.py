@@ -162,6 +162,14 @@ ERRORS = [
     ("[i < 2] Σ_n X_ni", "a bracket of indices reads [i = j] (1 where i equals j, else 0)"),
     ("Σ_n X_ni^y_n", "an exponent is a number, x^2, or a parenthesized number, x^(-1/2)"),
     ("Σ_n X_ni # y_n", "unexpected character '#' in the index form"),
+    ("∂f/∂(w)_i = Σ_n X_ni", "the left side reads ∂f/∂w_i (or df/dw_i); got '(w)_i'"),
+    ("∂f/∂z_i = Σ_n X_ni", "'z_i' is not a declared variable (declared: X, w, y)"),
+    ("Σ_n X_ni^(N)", "an exponent must be a number"),
+    ("Σ_n X_ni n", "n is an index: it stands in the subscript of an entry (X_nd), never alone as a number"),
+    ("Σ_n X[n, -1]", "an index is a letter or a whole number; got '-'"),
+    ("Σ_n (X_ni", "the parenthesis at column 5 is never closed"),
+    ("Σ_n σ(X_ni", "expected ')', found the end of the index form"),
+    ("Σ_n sum(X, axis=1) X_ni", "sum(...) has shape N: only its entries, (sum(...))_ij, belong in an index form"),
 ]
 
 
@@ -171,6 +179,16 @@ def test_a_malformed_index_form_is_a_clear_error(claim: str, message: str) -> No
         check_equation("sum(log(1 + exp(-y * (X @ w))))", "w", claim, XWY)
     assert str(err.value).startswith("in the claimed index form: ") and message in str(err.value), str(err.value)
     assert "^" in str(err.value)  # the column is shown
+
+
+def test_an_index_out_of_a_declared_length_and_repeated_left_indices_are_errors() -> None:
+    vs = declarations({"c": "N x 1", "W": "D x D", "X": "N x D"})
+    with pytest.raises(ExpressionError, match=r"index 1 is out of range in c \(length 1\)"):
+        parse_index_claim("∂f/∂W_ij = Σ_n c[n, 1] X_ni", vs, "W")
+    with pytest.raises(ExpressionError, match="the left side's indices must be distinct letters; got 'W_ii'"):
+        parse_index_claim("∂f/∂W_ii = Σ_n X_ni", vs, "W")
+    with pytest.raises(ExpressionError, match="the claimed index form must be a string; got int"):
+        parse_index_claim(3, vs, "W")  # type: ignore[arg-type]
 
 
 def test_an_index_form_of_a_square_inverse_reads_its_shape_from_the_tree() -> None:

@@ -497,6 +497,10 @@ class _Reader:
     def unknown(self, t: Tok) -> sp.Expr:
         declared = ", ".join(sorted(self.variables)) or "nothing"
         dims = ", ".join(sorted(self.dims)) or "none"
+        k = sp.Symbol(t.text, integer=True)
+        if k in self.scope or k in self.loose or (self.declared and k in self.declared):
+            raise self.error(f"{t.text} is an index: it stands in the subscript of an entry (X_{t.text}d), never "
+                             "alone as a number", t.pos)
         head = t.text.split("_", 1)[0]
         what = f"{head} is not a declared variable" if "_" in t.text else \
             f"{t.text!r} is neither a declared variable, an entry of one (such as X_nd), a dimension nor a function"
@@ -571,9 +575,9 @@ class _Reader:
         return IndexClaim(self.whole, expr.xreplace(subs), free, v.shape, self.atoms)
 
     def range_of(self, k: sp.Symbol) -> Any:
-        seen = self.ranges.get(k, [])  # an axis of length 1 is indexed by 0 where it broadcasts; a letter ranges
-        if not seen:
-            raise self.error(f"the range of index {k} is unknown: it indexes no entry", 0)
+        # Never empty: a free index has its axis of wrt, a summed one its entries (Σ checks). An axis of length 1 is
+        # indexed by 0 where it broadcasts, so a letter there ranges over 1.
+        seen = self.ranges[k]
         first = seen[0]
         other = next((x for x in seen if x[0] != first[0]), None)
         if other is not None:
