@@ -316,3 +316,14 @@ def test_markdown_latex_and_json_carry_the_same_index_form() -> None:
     assert not parse_errors(derivation_latex(d).strip("$"))
     data = d.to_dict()
     assert (data["index_lhs"]["text"], data["index_form"]["text"]) == ("∂f/∂w_i", "Σ_n (σ(y_n Σ_d X_nd w_d) y_n - y_n) X_ni")
+
+
+@pytest.mark.parametrize("claim", [
+    "∂f/∂W_{ij} = 2 Σ_n (Σ_d X_{nd} W_{d,j} - Y_{nj}) X_{ni}",  # braced subscripts, as in LaTeX
+    "df/dW[i, j] = 2 sum_n (sum_d X[n, d] W[d, j] - Y[n, j]) X[n, i]",  # brackets throughout
+    "∂f/∂W_ij = 2 Σ_n X_ni (Σ_d X_nd W_dj − Y_nj)",  # a Unicode minus, factors in another order
+    "2 * sum_n X_ni * (sum_d X_nd * W_dj - Y_nj)",  # no left side, * between factors
+])
+def test_an_index_form_typed_by_hand_reads_in_any_of_its_spellings(claim: str) -> None:
+    shapes = {"X": "N x D", "W": "D x M", "Y": "N x M"}
+    assert check_equation("sum((X @ W - Y)**2)", "W", claim, shapes).verdict == "pass", claim

@@ -187,8 +187,8 @@ class _Reader:
         if t.kind != "name":
             raise self.error(f"the left side reads ∂f/∂{wrt}_i (or df/d{wrt}_i); got {entry.strip()!r}", pos)
         name, letters = sub.split_entry(t, allow_scalar=True)
-        if sub.tok.text == "[" and sub.adjacent():
-            letters = sub.bracket_indices()
+        if not letters:
+            letters = sub.written_indices()
         if name != wrt:
             raise self.error(f"the left side differentiates by {name}, but the gradient asked for is by {wrt} "
                              f"(--wrt {wrt})", pos)
@@ -428,6 +428,14 @@ class _Reader:
             return sp.Symbol(t.text, integer=True)
         raise self.error(f"an index is a letter or a whole number; got {t.text!r}", t.pos)
 
+    def written_indices(self) -> list[Any]:
+        """Indices written after a name as brackets, X[n, d], or as a braced subscript, X_{nd}, X_{n,d}."""
+        if self.tok.text == "[" and self.adjacent():
+            return self.bracket_indices()
+        if self.tok.kind == "sub" and self.adjacent():
+            return self.subscript(self.take())
+        return []
+
     def bracket_indices(self) -> list[Any]:
         self.take("[")
         out = [self.index_value()]
@@ -480,9 +488,8 @@ class _Reader:
             return self.unknown(t)
         v = self.variables[name]
         if not letters and v.shape:
-            if self.tok.text == "[" and self.adjacent():
-                letters = self.bracket_indices()
-            else:
+            letters = self.written_indices()
+            if not letters:
                 sub = "".join(chr(ord("i") + k) for k in range(len(v.shape)))
                 raise self.error(f"{word} is {_shape(v)}: an index form writes its entries, {word}_{sub} "
                                  f"(or {word}[{', '.join(sub)}])", t.pos)
