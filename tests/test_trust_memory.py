@@ -12,7 +12,7 @@ import pytest
 import derivcheck as dc
 from derivcheck.errors import InputError
 from derivcheck.numeric.directional import moved
-from derivcheck.numeric.recovery import one_sparse_candidates
+from derivcheck.numeric.recovery import fits_at_least, one_sparse_candidates
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, along_gradient, min_abs, random_signs, unit_entry
 
 SIZE = 3 * 65536 + 123  # several chunks and a ragged last one
@@ -72,6 +72,17 @@ def test_candidates_kept_per_chunk_are_the_best_of_all(seed):
     visible = np.max(np.abs(rows * factor) / tolerances[:, None], axis=0) > 1
     fits = np.flatnonzero((misfit <= 1) & visible)
     assert kept.tolist() == fits[np.argsort(misfit[fits], kind="stable")][:4].tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_counting_candidates_stops_early_and_agrees_with_the_full_count(seed):
+    rng = np.random.default_rng(seed)
+    rows = rng.uniform(-1, 1, (3, SIZE))
+    errors = 0.3 * rows[:, 4242] + rng.normal(0, 1e-3, 3)
+    tolerances = np.full(3, rng.choice([1e-3, 1e-2, 1e-1]))
+    everyone = len(one_sparse_candidates(rows, errors, tolerances, SIZE))
+    for count in (1, 2, 4, 50):
+        assert fits_at_least(rows, errors, tolerances, count) == (everyone >= count), (count, everyone)
 
 
 def test_a_large_parameter_is_read_without_a_copy_and_a_write_into_it_is_an_error():

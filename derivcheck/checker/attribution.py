@@ -24,7 +24,7 @@ from derivcheck.checker.joint import localization_direction
 from derivcheck.numeric.regenerated import whole
 from derivcheck.numeric.directional import directional_test
 from derivcheck.numeric.localize import bisect_wrong_entries
-from derivcheck.numeric.recovery import column, explains, one_sparse_candidates
+from derivcheck.numeric.recovery import column, explains, fits_at_least, one_sparse_candidates
 from derivcheck.checker.outcome import ParamOutcome, Run, Tested
 from derivcheck.numeric.tolerances import entry_scale
 from derivcheck.checker.parameters import flat_index
@@ -101,10 +101,11 @@ def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
         columns = [_flat(t, names, s.x) for t in tests]
         errors = np.array([t.test.signed_error for t in tests])
         tols = np.array([t.test.tolerance for t in tests])
-        candidates = one_sparse_candidates(columns, errors, tols, _CANDIDATES + 1)
-        if len(candidates) == 0:
-            return None
-        if len(candidates) <= _CANDIDATES or extra == _EXTRA_DIRECTIONS:
+        # Too many candidates means one more direction, whichever they are: counting stops at the first few.
+        if extra == _EXTRA_DIRECTIONS or not fits_at_least(columns, errors, tols, _CANDIDATES + 1):
+            candidates = one_sparse_candidates(columns, errors, tols, _CANDIDATES + 1)
+            if len(candidates) == 0:
+                return None
             break
         moves = {k: localization_direction(v, run.rng) for k, v in s.x.items()}
         run.record(f"random {len(tests)} (localization)", moves, directional_test(run.probe, s.g, moves))

@@ -50,6 +50,22 @@ def one_sparse_candidates(columns: Sequence[np.ndarray], errors: np.ndarray, tol
     return fits[np.argsort(misfit, kind="stable")][:limit]
 
 
+def fits_at_least(columns: Sequence[np.ndarray], errors: np.ndarray, tolerances: np.ndarray, count: int) -> bool:
+    """Whether at least ``count`` entries fit (``one_sparse_candidates`` would find that many), read only as far
+    as needed: at 10^7 entries two directions fit hundreds of thousands, found in the first chunk.
+
+    >>> v = np.random.default_rng(0).standard_normal((3, 100000))
+    >>> fits_at_least(v, 0.2 * v[:, 4242], np.full(3, 1e-9), 1), fits_at_least(v, 0.2 * v[:, 4242], np.full(3, 1e-9), 2)
+    (True, False)
+    """
+    found = 0
+    for lo in range(0, len(columns[0]), _CHUNK):
+        found += len(_fitting(np.stack([row[lo:lo + _CHUNK] for row in columns]), errors, tolerances)[0])
+        if found >= count:
+            return True
+    return False
+
+
 def _best(misfit: np.ndarray, limit: int) -> np.ndarray:
     """Positions of the ``limit`` smallest misfits, ties in index order (a stable sort's first ``limit``), found
     by partition: a chunk of 65,536 fitting entries is not sorted whole."""
