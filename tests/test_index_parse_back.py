@@ -170,6 +170,7 @@ ERRORS = [
     ("Σ_n (X_ni", "the parenthesis at column 5 is never closed"),
     ("Σ_n σ(X_ni", "expected ')', found the end of the index form"),
     ("Σ_n sum(X, axis=1) X_ni", "sum(...) has shape N: only its entries, (sum(...))_ij, belong in an index form"),
+    ("Σ_n X_ni/‖w", "the ‖ at column 10 is never closed"),
 ]
 
 
@@ -327,3 +328,14 @@ def test_markdown_latex_and_json_carry_the_same_index_form() -> None:
 def test_an_index_form_typed_by_hand_reads_in_any_of_its_spellings(claim: str) -> None:
     shapes = {"X": "N x D", "W": "D x M", "Y": "N x M"}
     assert check_equation("sum((X @ W - Y)**2)", "W", claim, shapes).verdict == "pass", claim
+
+
+@pytest.mark.parametrize(("expr", "wrt", "shapes", "claim"), [
+    ("norm2(x)", "x", {"x": "D"}, "∂f/∂x_i = x_i/‖x‖"),
+    ("frobenius(X)", "X", {"X": "N x D"}, "X_ij/‖X‖_F"),
+    ("frobenius(X)", "X", {"X": "N x D"}, "X_ij/frobenius(X)"),
+    ("logdet(X)", "X", {"X": "D x D"}, "df/dX_ij = (X^-T)_ij"),
+])
+def test_a_norm_or_a_matrix_atom_reads_as_the_matrix_language_writes_it(expr: str, wrt: str, shapes: dict,
+                                                                       claim: str) -> None:
+    assert check_equation(expr, wrt, claim, shapes).verdict == "pass", claim

@@ -230,7 +230,7 @@ class _Reader:
 
     def starts_factor(self) -> bool:
         t = self.tok
-        return t.kind in ("num", "name", "sum") or t.text in ("(", "[", "\u221a") or (t.text == "|" and not self.bars)
+        return t.kind in ("num", "name", "sum") or t.text in ("(", "[", "\u221a", "\u2016") or (t.text == "|" and not self.bars)
 
     def product(self) -> sp.Expr:
         """Factors side by side or joined by * · ⊙ / ⊘; a Σ takes the rest of the product as its body."""
@@ -343,6 +343,8 @@ class _Reader:
         if t.text == "\u221a":
             self.take()
             return sp.sqrt(self.power())
+        if t.text == "\u2016":
+            return self.norm()
         if t.kind == "name":
             return self.named()
         if t.kind == "other":
@@ -394,6 +396,19 @@ class _Reader:
             held = sp.Symbol(f"_atom{len(self.atoms)}")
             self.atoms[held] = node
         return held
+
+    def norm(self) -> sp.Expr:
+        """``‖x‖``, ``‖X‖_F``: a norm of the matrix language, kept whole as an atom."""
+        open_ = self.take()
+        j = next((k for k in range(self.i, len(self.tokens)) if self.tokens[k].text == "\u2016"), None)
+        if j is None:
+            raise self.error(f"the \u2016 at column {open_.pos + self.offset + 1} is never closed", len(self.body))
+        end = self.tokens[j].end
+        if self.tokens[j + 1].text == "_F" and self.tokens[j + 1].pos == end:
+            j, end = j + 1, self.tokens[j + 1].end
+        node = self.matrix(self.body[open_.pos:end], open_.pos)
+        self.i = j + 1
+        return self.atom_symbol(node)
 
     def iverson(self) -> sp.Expr:
         """``1[x > 0]``, ``1[x < 0]``: the step function."""
