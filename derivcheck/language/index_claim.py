@@ -2,8 +2,8 @@
 
 What ``derive-expr`` prints as an index form, and what a person writes by hand, in Unicode or ASCII
 (``df/dw_i = sum_n ...``). An entry is a declared name with one index letter per axis, ``X_nd``, or
-with brackets, ``X[n, d]``; an inverse or a determinant is written in the matrix language,
-``(X⁻¹)_ji``, ``det(X)``. ``Σ_k`` (``sum_k``) sums the rest of its product over ``k``, whose range is
+with brackets, ``X[n, d]``, or braces, ``X_{nd}``; an inverse, a determinant or a norm is written
+in the matrix language, ``(X⁻¹)_ji``, ``det(X)``, ``‖x‖``. ``Σ_k`` (``sum_k``) sums the rest of its product over ``k``, whose range is
 read off the entries it indexes. The indices outside every Σ are the entries of the gradient: in the
 order of the left side ``∂f/∂W_ij =`` where it is typed, else in alphabetical order, bound to the
 axes of the variable differentiated by. No ``eval``, no ``sympify`` of user text.
