@@ -56,6 +56,13 @@ class MatrixCodePrinter(NumPyPrinter):
             return head + f"{self._operand(a)}.sum(axis=1, keepdims=True)"
         return head + " @ ".join(self._operand(a) for a in factors)
 
+    def _print_Mul(self, e: Any) -> str:
+        coeff, rest = e.as_coeff_Mul()
+        if not coeff.is_Rational or coeff.is_Integer or rest == 1:
+            return super()._print_Mul(e)
+        sign = "-" if coeff < 0 else ""  # x*y/4, not (1/4)*x*y: no parentheses Python does not need
+        return f"{sign}{self._print(abs(coeff.p) * rest)}/{coeff.q}"
+
     def _print_HadamardProduct(self, e: Any) -> str:
         return " * ".join(self._operand(a) for a in e.args)
 
