@@ -107,3 +107,22 @@ def test_declaration_order_is_dy_then_inputs_then_constants_then_hyperparameters
     assert layer_code_parameters(registry.get_layer("conv2d")) == ["dy", "x", "w", "b", "stride", "pad"]
     assert layer_code_parameters(registry.get_layer("dropout")) == ["dy", "x", "mask", "rate"]
     assert layer_code_parameters(registry.get_layer("mse")) == ["y", "t"]
+
+
+def test_no_printed_line_has_parentheses_python_does_not_need(user_layers: list[str]) -> None:
+    """Every computed line of every code block (catalog and user layers): no ((a)), no (x), no x + (y * z)."""
+    from test_code_trees import redundant_parentheses
+
+    found, checked = [], 0
+    for name in [n for n in [*list_layers(), *user_layers] if registry.get_layer(n).chain is None]:
+        generated = False  # inside a grad_* function derivcheck wrote (not a user's own reference backward)
+        for line in render_derivation(name, "code").splitlines():
+            if line.startswith("def "):
+                generated = line.startswith("def grad_")
+            statement = line.strip()
+            if generated and line.startswith("    ") and (statement.startswith("return ") or " = " in statement):
+                checked += 1
+                returned = statement.startswith("return ")
+                expression = statement[len("return "):] if returned else statement.split(" = ", 1)[1]
+                found += [f"{name}: {p}" for p in redundant_parentheses(expression)]
+    assert checked > 50 and found == []
