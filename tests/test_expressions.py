@@ -243,7 +243,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_derive_expr_and_check_eq() -> None:
     out = _cli("derive-expr", "x @ A @ x", "--wrt", "x", "--let", "x: D", "--let", "A: D x D symmetric", "--order", "2")
     assert out.returncode == 0, out.stderr
-    assert "matrix form: df/dx = 2 A x" in out.stdout and "Hessian: H = 2 A" in out.stdout
+    assert "matrix form: ∂f/∂x = 2 A x" in out.stdout and "Hessian: H = 2 A" in out.stdout
     js = _cli("derive-expr", "logdet(X)", "--wrt", "X", "--let", "X: D x D", "--json")
     payload = json.loads(js.stdout)
     assert payload["schema"] == "derivcheck.expression/1" and payload["matrix_form"] == "X⁻ᵀ" and payload["ok"]

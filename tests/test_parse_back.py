@@ -314,7 +314,19 @@ def test_a_printed_gradient_typed_into_check_eq_passes(expr: str, wrt: str, lets
     let_args = [x for d in lets for x in ("--let", d)]
     derived = _cli(["derive-expr", expr, "--wrt", wrt, *let_args], encoding)
     assert derived.returncode == 0, derived.stderr
-    printed = re.search(rf"matrix form: df/d{wrt} = (.+)", derived.stdout).group(1)
+    line = re.search(r"matrix form: ((?:df/d|∂f/∂)\S+ = (.+))", derived.stdout)
+    printed = line.group(2)
     assert "ᵀ" in printed if encoding == "utf-8" else "^T" in printed and derived.stdout.isascii()
-    checked = _cli(["check-eq", expr, printed, "--wrt", wrt, *let_args], encoding)
-    assert checked.returncode == 0 and checked.stdout.startswith("PASS"), checked.stdout + checked.stderr
+    for typed in (printed, line.group(1)):  # the right side alone, or the whole equation ∂f/∂W = ...
+        checked = _cli(["check-eq", expr, typed, "--wrt", wrt, *let_args], encoding)
+        assert checked.returncode == 0 and checked.stdout.startswith("PASS"), checked.stdout + checked.stderr
+
+
+def test_a_matrix_claim_whose_left_side_names_another_variable_is_refused() -> None:
+    from derivcheck.errors import ExpressionError
+    from derivcheck.language.equation import check_equation
+
+    shapes = {"X": "N x D", "W": "D x K", "Y": "N x K"}
+    with pytest.raises(ExpressionError, match=r"differentiates by X, but the gradient asked for is by W"):
+        check_equation("sum((X @ W - Y)**2)", "W", "∂f/∂X = 2 Xᵀ (X W - Y)", shapes)
+    assert check_equation("sum((X @ W - Y)**2)", "W", "df/dW = Xᵀ (X W - Y)", shapes).verdict == "fail"

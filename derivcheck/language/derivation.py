@@ -29,7 +29,7 @@ from derivcheck.language.printing import notation
 from derivcheck.language.printing.index import IndexLatex, IndexText, lhs_latex, lhs_text
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
-from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
+from derivcheck.language.printing import HELPERS, CodePrinter, MathPrinter, latex, text
 from derivcheck.report.results import ExpressionDerivation, Form, Verification, verdict_ok
 from derivcheck.language.rewrite import fuse, simplify
 
@@ -310,6 +310,8 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
         index_lhs=Form(index_text[0], lhs_latex(wrt, idx.free)),
         index_form=Form(index_text[1], IndexLatex(idx.atoms, idx.free).doprint(idx.expr)) if gradient_ok else Form(None, None, defect),
         gradient=Form(text(g), latex(g)) if gradient_ok else Form(None, None, defect),
+        matrix_lhs=Form(notation.derivative_text("f", MathPrinter().name(wrt)),
+                        rf"\frac{{\partial f}}{{\partial {MathPrinter(latex=True).name(wrt)}}}"),
         code=source if gradient_ok else None, hvp=hvp, hessian=hessian, checks=tuple(checks),
         seconds=time.perf_counter() - start, notes=tuple(notes),
     )

@@ -20,7 +20,7 @@ from derivcheck.language.adjoint import derivative
 from derivcheck.language.derivation import (_SEEDS, Problem, claim_value, derive_expression, exact_difference,
                                             exact_sizes)
 from derivcheck.language.evaluate import evaluate
-from derivcheck.language.index_claim import IndexClaim, looks_like_index_form, parse_index_claim
+from derivcheck.language.index_claim import IndexClaim, looks_like_index_form, parse_index_claim, without_matrix_lhs
 from derivcheck.language.nodes import Node, ShapeError
 from derivcheck.language.parse import parse_expression
 from derivcheck.language.printing import text
@@ -244,8 +244,11 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
 
 def _read_claim(claimed: str, p: Problem) -> Claim:
     """The claim as an index form where it is written in one (∂f/∂w_i =, Σ, X_nd), else in the matrix language."""
-    index = isinstance(claimed, str) and looks_like_index_form(claimed, p.variables)
+    index = False
     try:
+        if isinstance(claimed, str):
+            claimed = without_matrix_lhs(claimed, p.variables, p.wrt)
+            index = looks_like_index_form(claimed, p.variables)
         return parse_index_claim(claimed, p.variables, p.wrt) if index else parse_expression(claimed, p.variables)
     except ExpressionError as exc:
         raise ExpressionError(f"in the claimed {'index form' if index else 'gradient'}: {exc}") from None

@@ -101,6 +101,29 @@ class IndexClaim:
         return IndexClaim(self.text, -self.expr, self.free, self.shape, self.atoms)
 
 
+def without_matrix_lhs(text: str, variables: Mapping[str, Variable], wrt: str) -> str:
+    """``text`` without a left side that names a whole variable (``∂f/∂W =``, ``df/dλ =``), as derive-expr prints a
+    matrix form; a left side naming another declared variable than ``wrt`` is an error.
+
+    Examples
+    --------
+    >>> from derivcheck.language.parse import declarations
+    >>> without_matrix_lhs("∂f/∂W = 2 Xᵀ (X W - Y)", declarations({"X": "N x D", "W": "D x K", "Y": "N x K"}), "W")
+    '2 Xᵀ (X W - Y)'
+    """
+    m = _LHS.match(text)
+    if not m:
+        return text
+    spelled = {UNICODE.greek(k): k for k in variables} | {k: k for k in variables}
+    name = spelled.get(m.group("entry").strip())
+    if name is None:
+        return text  # an entry such as W_ij: the index form's own left side
+    if name != wrt:
+        raise ExpressionError(f"the left side differentiates by {name}, but the gradient asked for is by {wrt} "
+                              f"(--wrt {wrt})", text, m.start("entry"))
+    return text[m.end():].lstrip()
+
+
 def looks_like_index_form(text: str, variables: Mapping[str, Variable]) -> bool:
     """Is ``text`` written in index notation (a left side ∂f/∂w_i =, a Σ, or an entry such as X_nd, X[n, d] or
     (X⁻¹)_ji)?"""

@@ -23,10 +23,10 @@ def _check_line(c: Verification) -> str:
 def derivation_text(d: ExpressionDerivation) -> str:
     lines = [f"f = {d.forward.text}", "  where " + "; ".join(d.declarations), ""]
     if d.gradient.text is None:
-        lines.append(f"df/d{d.wrt}: {d.gradient.note}")
+        lines.append(f"{d.matrix_lhs.text}: {d.gradient.note}")
     else:
         lines.append(f"index form:  {d.index_lhs.text} = {d.index_form.text}")
-        lines.append(f"matrix form: df/d{d.wrt} = {d.gradient.text}")
+        lines.append(f"matrix form: {d.matrix_lhs.text} = {d.gradient.text}")
     if d.order == 2:
         if d.hvp is not None and d.hvp.text is not None:
             lines.append(f"Hessian-vector product: H v = {d.hvp.text}   ({d.hvp.note})")
@@ -43,7 +43,7 @@ def derivation_latex(d: ExpressionDerivation) -> str:
     rows = [f"f &= {d.forward.latex}"]
     if d.gradient.latex is not None:
         rows.append(f"{d.index_lhs.latex} &= {d.index_form.latex}")
-        rows.append(rf"\frac{{\partial f}}{{\partial {d.wrt}}} &= {d.gradient.latex}")
+        rows.append(f"{d.matrix_lhs.latex} &= {d.gradient.latex}")
     if d.hvp is not None and d.hvp.latex is not None:
         rows.append(f"H v &= {d.hvp.latex}")
     if d.hessian is not None and d.hessian.latex is not None:
@@ -54,10 +54,10 @@ def derivation_latex(d: ExpressionDerivation) -> str:
 def derivation_markdown(d: ExpressionDerivation) -> str:
     out = [f"**f** = `{d.forward.text}` with {', '.join(f'`{x}`' for x in d.declarations)}", ""]
     if d.gradient.latex is None:
-        out.append(f"**df/d{d.wrt}**: {d.gradient.note}")
+        out.append(f"**{d.matrix_lhs.text}**: {d.gradient.note}")
     else:
         out += ["$$", f"{d.index_lhs.latex} = {d.index_form.latex}", "$$", "", "$$",
-                rf"\frac{{\partial f}}{{\partial {d.wrt}}} = {d.gradient.latex}", "$$"]
+                f"{d.matrix_lhs.latex} = {d.gradient.latex}", "$$"]
     if d.hvp is not None and d.hvp.latex is not None:
         out += ["", "$$", f"H v = {d.hvp.latex}", "$$"]
     if d.hessian is not None and d.hessian.latex is not None:

@@ -302,6 +302,7 @@ class ExpressionDerivation:
     index_lhs: Form
     index_form: Form
     gradient: Form  # the matrix form; see ``matrix_form``
+    matrix_lhs: Form  # its left side, ∂f/∂w
     code: str | None
     hvp: Form | None
     hessian: Form | None
