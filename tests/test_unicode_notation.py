@@ -89,8 +89,8 @@ def test_the_layer_side_in_ascii_has_no_unicode() -> None:
     assert "Σ_n" in TextPrinter(glyphs=UNICODE).doprint(e) and "γ" in TextPrinter(glyphs=UNICODE).doprint(e)
 
 
-@pytest.mark.parametrize(("encoding", "expected", "unexpected"), [("utf-8", "Xᵀ (σ(X w) - y)", "^T"),
-                                                                  ("ascii", "X^T (sigmoid(X w) - y)", "ᵀ")])
+@pytest.mark.parametrize(("encoding", "expected", "unexpected"), [("utf-8", "∂f/∂w = Xᵀ (σ(X w) - y)", "^T"),
+                                                                  ("ascii", "df/dw = X^T (sigmoid(X w) - y)", "ᵀ")])
 def test_the_command_line_prints_what_its_terminal_shows(encoding: str, expected: str, unexpected: str) -> None:
     env = {**os.environ, "PYTHONIOENCODING": encoding}
     args = [sys.executable, "-m", "derivcheck", "derive-expr",
@@ -99,7 +99,7 @@ def test_the_command_line_prints_what_its_terminal_shows(encoding: str, expected
     out = subprocess.run(args, capture_output=True, timeout=120, env=env)
     stdout = out.stdout.decode(encoding)
     assert out.returncode == 0, out.stderr.decode()
-    assert f"matrix form: df/dw = {expected}" in stdout and unexpected not in stdout
+    assert f"matrix form: {expected}" in stdout and unexpected not in stdout
 
 
 @pytest.mark.parametrize("command", ["derive-expr", "check-eq"])
