@@ -369,3 +369,21 @@ def test_what_derive_expr_prints_with_logsumexp_parses_back():
     assert check_equation("log(sum(exp(X)))", "X", d.matrix_form.replace(" ", " "), {"X": "N x D"}).ok
     f = dc.derive_expression("sum(logsumexp(X, axis=1))", "X", {"X": "N x D"})
     assert f.forward.text == "sum(logsumexp(X, axis=1))"
+
+
+def test_several_wrt_without_steps_print_every_gradient_as_one_verified_backward() -> None:
+    lets = ["--let", "X: N x D", "--let", "W: D x M", "--let", "a: M", "--let", "b: M"]
+    out = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a,b", *lets)
+    assert out.returncode == 0, out.stderr
+    assert "df/da = N b" in out.stdout and "6 of 6 lines agree" in out.stdout and "backward (" not in out.stdout
+    code = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a,b", "--format", "code", *lets)
+    namespace: dict = {}
+    exec(code.stdout, namespace)  # noqa: S102 - the printed code, run as printed
+    rng = np.random.default_rng(0)
+    x, w, a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    got = namespace["backward"](w, x, a, b)
+    np.testing.assert_allclose(got["W"], x.T @ np.tile(b, (5, 1)))  # closed form, by hand
+    np.testing.assert_allclose(got["a"], 5 * b)
+    np.testing.assert_allclose(got["b"], (x @ w + a).sum(axis=0))
+    second = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a", "--order", "2", *lets)
+    assert second.returncode == 2 and "--order 2 is for one expression by one variable" in second.stderr

@@ -74,7 +74,7 @@ def _derive(args: argparse.Namespace) -> int:
 def _derive_expr(args: argparse.Namespace) -> int:
     from derivcheck.language.derivation import derive_expression
 
-    if args.step:
+    if args.step or "," in args.wrt:  # several gradients are one backward pass: shared names, one function
         return _derive_steps(args)
     d = derive_expression(args.expression, args.wrt, lets=args.let or [], order=args.order)
     if args.json:
@@ -94,8 +94,9 @@ def _derive_steps(args: argparse.Namespace) -> int:
     from derivcheck.language.program import derive_steps
 
     if args.order != 1:
-        raise DerivcheckError("--order 2 is for a single expression; with --step, derive the first order")
-    d = derive_steps(args.step, args.expression, [w.strip() for w in args.wrt.split(",")], lets=args.let or [])
+        raise DerivcheckError("--order 2 is for one expression by one variable; with --step or several --wrt, derive "
+                              "the first order")
+    d = derive_steps(args.step or [], args.expression, [w.strip() for w in args.wrt.split(",")], lets=args.let or [])
     if args.json:
         _print_json("derivcheck.steps/1", d.to_dict())
     elif args.format == "code":
@@ -281,7 +282,8 @@ def _add_expression_commands(sub: Any) -> None:
                           **printed_forms)
     expr.add_argument("expression", help="e.g. 'sum((X @ W - Y)**2)'; operators @ * / + - ** .T, and the printed "
                                           "notation below")
-    expr.add_argument("--wrt", required=True, help="the variable to differentiate by (with --step: a comma-separated list)")
+    expr.add_argument("--wrt", required=True, help="the variable to differentiate by, or a comma-separated list (W,b: every gradient, "
+                           "printed as one backward pass)")
     expr.add_argument("--step", action="append", metavar="'NAME = EXPR'",
                       help="a named forward step (repeatable, in order): EXPRESSION may use the names; the backward "
                            "pass is then printed step by step, each line verified")

@@ -130,7 +130,8 @@ def program_text(d: ProgramDerivation) -> str:
     width = max(len(x.lhs.text or "") for x in (*d.forward, *d.backward, *d.gradients))
     lines = ["forward:"]
     lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text}" for x in d.forward]
-    lines.append("backward (d<name> is the gradient of f in that step's value):")
+    if d.backward:
+        lines.append("backward (d<name> is the gradient of f in that step's value):")
     lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.backward]
     lines.append("gradients:")
     lines += [f"  {x.lhs.text.ljust(width)} = {x.rhs.text if x.rhs.text is not None else x.rhs.note}" for x in d.gradients]
