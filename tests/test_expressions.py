@@ -66,6 +66,13 @@ def test_hessians_of_quadratic_and_logistic() -> None:
     assert lg.hvp is not None and lg.hvp.text is not None and lg.ok
 
 
+def test_a_loss_linear_in_a_vector_has_the_zero_hessian_with_its_shape() -> None:
+    d = dc.derive_expression("sum(X @ w) + 3 * sum(w)", "w", {"X": "N x D", "w": "D"}, order=2)
+    assert d.hvp is not None and d.hvp.text == "0_D"
+    assert d.hessian is not None and d.hessian.text == "0_{D×D}" and d.ok
+    assert any(c.what == "Hessian" and c.ok for c in d.checks) and not d.notes
+
+
 def test_matrix_variable_gets_hvp_and_says_why_no_hessian() -> None:
     d = dc.derive_expression("sum((X @ W - Y)**2)", "W", LSQ, order=2)
     assert d.hvp is not None and d.hvp.text == "2 Xᵀ X V"

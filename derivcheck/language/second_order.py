@@ -84,6 +84,8 @@ def derive_second_order(p: Any, g: Node, code: Any) -> tuple[Form | None, Form |
     hessian = None
     if p.var.ndim == 1:
         m = linear_operator(hv, name)
+        if m is None and hv.op == "broadcast" and n.is_const(hv.args[0], 0):  # f is linear in w: H is 0_{D×D}
+            m = n.broadcast_to(n.const(0), (p.var.shape[0], p.var.shape[0]))
         if m is None:
             notes.append("no matrix form of the Hessian was found; the Hessian-vector product stands")
         else:
