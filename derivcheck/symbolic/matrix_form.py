@@ -166,7 +166,8 @@ def _tensor_note(expr: sp.Expr, shape: tuple[Any, ...]) -> str:
     """Why a gradient has no matrix form, exactly: it has more than two axes, or it reads an array that has."""
     if len(shape) > 2:
         axes = " x ".join(str(d) for d in shape)
-        return f"no matrix form: the gradient has {len(shape)} axes ({axes}), a tensor no matrix holds; the index form is the statement"
+        return (f"no matrix form: the gradient has {len(shape)} axes ({axes}), a tensor no matrix holds; the index "
+                "form is the statement")
     ranks = sorted({len(a.indices) for a in expr.atoms(sp.Indexed)})
     return (f"no matrix form: it reads an array of rank {ranks[-1]}, which no matrix holds; the index form is the "
             "statement")
