@@ -14,7 +14,9 @@ _PARSER = _mathtext.MathTextParser("path")
 
 # LaTeX/KaTeX commands mathtext does not know, and the mathtext command with the same grammar.
 _COUSINS = {r"\boldsymbol": r"\mathbf", r"\operatorname": r"\mathrm", r"\mathrel": "", r"\bar": r"\overline",
-            r"\top": "T", r"\oslash": r"\oslash", r"\lVert": r"\Vert", r"\rVert": r"\Vert"}
+            r"\top": "T", r"\oslash": r"\oslash", r"\lVert": r"\Vert", r"\rVert": r"\Vert",
+            # sizing commands change a delimiter's height, never the grouping; \tfrac is \frac in text style
+            r"\bigl": "", r"\bigr": "", r"\Bigl": "", r"\Bigr": "", r"\big": "", r"\Big": "", r"\tfrac": r"\frac"}
 
 
 def _text_as_roman(s: str) -> str:
@@ -30,6 +32,12 @@ def _cases_inline(s: str) -> str:
     return re.sub(r"\\begin\{cases\}(.*?)\\end\{cases\}", inline, s)
 
 
+def _matrix_rows(s: str) -> str:
+    r"""``\begin{matrix} a & b \\ c & d \end{matrix}`` -> ``a\ b,\ c\ d``: each entry parsed in place."""
+    return re.sub(r"\\begin\{[pb]?matrix\}(.*?)\\end\{[pb]?matrix\}",
+                  lambda m: m.group(1).replace("&", r"\ ").replace(r"\\", r",\ "), s)
+
+
 def _pieces(s: str) -> list[str]:
     """Each line of an aligned/gathered environment as an expression of its own."""
     s = re.sub(r"\\begin\{(aligned|gathered)\}|\\end\{(aligned|gathered)\}", " \\\\\\\\ ", s)
@@ -38,7 +46,7 @@ def _pieces(s: str) -> list[str]:
 
 def parse_errors(latex: str) -> list[str]:
     """Why ``latex`` does not parse as TeX math (empty when it does)."""
-    s = _cases_inline(_text_as_roman(latex))
+    s = _matrix_rows(_cases_inline(_text_as_roman(latex))).replace(r"\#", r"\sharp ")  # \#: an atom, as \sharp
     for cmd, cousin in _COUSINS.items():
         s = re.sub(re.escape(cmd) + r"(?![A-Za-z])", lambda _m, c=cousin: c, s)
     errors = []

@@ -48,6 +48,26 @@ def test_the_checker_rejects_what_latex_rejects() -> None:
     assert parse_errors(r"\frac{\partial E}{\partial W_{pq}} = \sum_{n} x_{np}\,g_{nq}") == []
 
 
+def test_every_display_equation_of_the_derivation_scripts_parses() -> None:
+    """docs/derivations.md collects every script's output (a test keeps it fresh): step programs such as the LSTM's
+    name entries of subscripted matrices, W_i, whose own subscript must not meet the entry's (W_i_{jl})."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "derivations.md").read_text(encoding="utf-8")
+    blocks = docs.split("$$")[1::2]
+    assert len(blocks) > 100 and any("{W_i}_{" in b for b in blocks)
+    assert {b.strip()[:60]: parse_errors(b.strip())[:1] for b in blocks if parse_errors(b.strip())} == {}
+
+
+def test_a_subscripted_name_takes_an_entry_subscript_in_braces() -> None:
+    from derivcheck.language.program import derive_steps
+
+    d = derive_steps(["Z_i = X @ W_i"], "sum(G * Z_i)", ["W_i"], lets=["X: N x D", "W_i: D x M", "G: N x M"])
+    rows = [x.index.latex for x in d.gradients]
+    assert rows and all(parse_errors(r) == [] for r in rows), rows
+    assert parse_errors(r"\frac{\partial f}{\partial W_i_{ij}}")  # the checker sees the double subscript
+
+
 def test_every_latex_block_parses(user_layers: list[str]) -> None:
     bad = {}
     for name in [*list_layers(), *MODELS, *user_layers]:

@@ -29,7 +29,8 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.index_claim import IndexClaim, parse_index_claim
 from derivcheck.language.index_notation import IndexForm
 from derivcheck.language.printing import notation
-from derivcheck.language.printing.index import IndexLatex, IndexText, entry_text, lhs_latex, lhs_text, subscripted
+from derivcheck.language.printing.index import (IndexLatex, IndexText, entry_text, lhs_latex, lhs_text, subscripted,
+                                                subscripted_latex)
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
@@ -218,7 +219,7 @@ def _latex_index_lhs(lhs: str, free: tuple[Any, ...]) -> str:
     if lhs.startswith("df/d"):
         return lhs_latex(lhs[4:], free)
     sub = "".join(map(str, free)) if all(len(str(i)) == 1 for i in free) else ",".join(map(str, free))
-    return f"{_latex_name(lhs)}_{{{sub}}}" if free else _latex_name(lhs)
+    return subscripted_latex(_latex_name(lhs), sub) if free else _latex_name(lhs)
 
 
 def _verify_index_forms(chain: _Chain, fn: Any, lines: list[tuple[str, Node]], forms: Mapping[int, IndexForm],

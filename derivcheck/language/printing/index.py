@@ -53,8 +53,25 @@ def lhs_latex(wrt: str, free: tuple[Any, ...], objective: str = "f") -> str:
     r"""``\frac{\partial f}{\partial w_{i}}``."""
     name = MathPrinter(latex=True).name(wrt)
     sub = "".join(str(i) for i in free) if all(len(str(i)) == 1 for i in free) else ",".join(map(str, free))
-    entry = f"{name}_{{{sub}}}" if free else name
+    entry = subscripted_latex(name, sub) if free else name
     return rf"\frac{{\partial {objective}}}{{\partial {entry}}}"
+
+
+def subscripted_latex(name: str, sub: str) -> str:
+    r"""``name`` with the subscript ``sub``; a name that has a subscript of its own is braced first, since TeX
+    rejects a double subscript (``W_i_{jl}``).
+
+    Examples
+    --------
+    >>> subscripted_latex("X", "nd"), subscripted_latex("W_i", "jl"), subscripted_latex(r"\bar{A_i}", "nj")
+    ('X_{nd}', '{W_i}_{jl}', '\\bar{A_i}_{nj}')
+    """
+    depth = 0
+    for ch in name:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "_" and depth == 0:
+            return f"{{{name}}}_{{{sub}}}"
+    return f"{name}_{{{sub}}}"
 
 
 def chained(factors: tuple[Any, ...], free: tuple[Any, ...]) -> list[Any]:
@@ -121,7 +138,7 @@ class IndexLatex(DerivationPrinter):
             name = rf"\left({MathPrinter(latex=True)(self.atoms[e.base])}\right)"
         else:
             name = MathPrinter(latex=True).name(str(e.base.label))
-        return f"{name}_{{{self._indices(e.indices)}}}"
+        return subscripted_latex(name, self._indices(e.indices))
 
     def _print_Symbol(self, e: sp.Symbol, style: str = "plain") -> str:
         if e in self.atoms:  # \det\left(X\right)
