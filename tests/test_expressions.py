@@ -394,3 +394,20 @@ def test_several_wrt_without_steps_print_every_gradient_as_one_verified_backward
     np.testing.assert_allclose(got["b"], (x @ w + a).sum(axis=0))
     second = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a", "--order", "2", *lets)
     assert second.returncode == 2 and "--order 2 is for one expression by one variable" in second.stderr
+
+
+def test_names_that_print_alike_are_kept_apart_and_a_keyword_name_gets_valid_code() -> None:
+    shapes = {"w": "D", "lam": "scalar", "lambda": "scalar"}
+    f = "lam * sum(w**2) + lambda * sum(w)"
+    with notation.use(notation.UNICODE):
+        d = dc.derive_expression(f, "w", shapes)
+        assert d.ok and d.matrix_form == "λ + 2 lam w" and "2 lam w_i + λ" in d.index_form.text
+        assert r"\mathrm{lam}" in d.gradient.latex and r"\lambda" in d.gradient.latex
+        assert dc.check_equation(f, "w", d.matrix_form, shapes).verdict == "pass"  # printed, read back
+        assert dc.check_equation(f, "w", "2 λ w + lam", shapes).verdict == "fail"  # λ is lambda here
+    namespace: dict = {}
+    exec(d.code, namespace)  # noqa: S102 - the printed code: lambda is spelled lambda_
+    w = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(namespace["grad_w"](lam=0.3, lambda_=2.0, w=w), 2.0 + 2 * 0.3 * w)
+    steps = dc.derive_steps(["Z = w * 2"], f.replace("w", "Z"), ["w"], shapes)
+    assert steps.ok and "lambda_" in steps.code

@@ -30,6 +30,7 @@ from derivcheck.language.printing.index import IndexLatex, IndexText, lhs_latex,
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, MathPrinter, latex, text
+from derivcheck.language.printing.tree_code import declared_name, python_name
 from derivcheck.report.results import ExpressionDerivation, Form, Verification, verdict_ok
 from derivcheck.language.rewrite import fuse, simplify
 
@@ -110,16 +111,16 @@ def generated_source(g: Node, name: str, variables: Mapping[str, Variable]) -> s
         for a in args:
             shape = variables[a].shape
             if d in shape:
-                lines.append(f"    {d} = {a}.shape[{shape.index(d)}]")
+                lines.append(f"    {d} = {python_name(a)}.shape[{shape.index(d)}]")
                 break
         else:
             for v in variables.values():
                 if d in v.shape:
                     args.append(v.name)
-                    lines.append(f"    {d} = {v.name}.shape[{v.shape.index(d)}]")
+                    lines.append(f"    {d} = {python_name(v.name)}.shape[{v.shape.index(d)}]")
                     break
     helpers = "".join(HELPERS[h] + "\n\n\n" for h in sorted(cp.helpers))
-    return (f"import numpy as np\n\n\n{helpers}def {name}({', '.join(args)}):\n" + "".join(l + "\n" for l in lines)
+    return (f"import numpy as np\n\n\n{helpers}def {name}({', '.join(map(python_name, args))}):\n" + "".join(l + "\n" for l in lines)
             + f"    return {body}\n")
 
 
@@ -141,7 +142,7 @@ def _check_gradient(p: Problem, code: Any, g: Node, seed: int, sizes: Mapping[st
         sizes, values = p.draw(seed)
     else:  # the sizes the user typed: a few directions, never every entry of a large array
         sizes, values = dict(sizes), draw_values(p.variables, sizes, np.random.default_rng([0xE7, seed]))
-    args = [a for a in code.__code__.co_varnames[: code.__code__.co_argcount]]
+    args = [declared_name(a) for a in code.__code__.co_varnames[: code.__code__.co_argcount]]
 
     def loss(w: np.ndarray) -> float:
         return float(evaluate(p.forward, {**values, p.wrt: w}, sizes))
@@ -278,6 +279,13 @@ def derive_expression(expr: str, wrt: str, shapes: Mapping[str, str] | None = No
         raise ExpressionError(f"order must be 1 or 2; got {order!r}")
     start = time.perf_counter()
     p = Problem(expr, wrt, shapes, lets)
+    with notation.names_apart(spelled=notation.printed_alike(p.variables)):  # lam beside lambda: lam, λ
+        return _derive_problem(p, order, exact, start)
+
+
+def _derive_problem(p: Problem, order: int, exact: bool, start: float) -> ExpressionDerivation:
+    """The derivation of a parsed problem, printed with the names kept apart by the caller."""
+    expr, wrt = p.text, p.wrt
     g = p.gradient_of(p.forward)
     source = generated_source(g, f"grad_{wrt}", p.variables)
     code = _run_source(source, f"grad_{wrt}")

@@ -20,6 +20,7 @@ from derivcheck.language.adjoint import derivative
 from derivcheck.language.derivation import (_SEEDS, Problem, claim_value, derive_expression, exact_difference,
                                             exact_sizes)
 from derivcheck.language.evaluate import evaluate
+from derivcheck.language.printing import notation
 from derivcheck.language.index_claim import IndexClaim, looks_like_index_form, parse_index_claim, without_matrix_lhs
 from derivcheck.language.nodes import Node, ShapeError
 from derivcheck.language.parse import parse_expression
@@ -202,6 +203,14 @@ def check_equation(expr: str, wrt: str, claimed: str, shapes: Mapping[str, str] 
     """
     start = time.perf_counter()
     p = Problem(expr, wrt, shapes, lets)
+    with notation.names_apart(spelled=notation.printed_alike(p.variables)):  # read as derive-expr prints: lam, λ
+        return _decide(p, claimed, shapes, lets, start)
+
+
+def _decide(p: Problem, claimed: str, shapes: Mapping[str, str] | None, lets: list[str] | None,
+            start: float) -> EquationCheck:
+    """The verdict on a claim, its numbers and the correction that explains a difference."""
+    expr, wrt = p.text, p.wrt
     c = _read_claim(claimed, p)
     truth_d = derive_expression(expr, wrt, shapes, lets=lets, exact=False)
     truth = p.gradient_of(p.forward)

@@ -34,6 +34,7 @@ from derivcheck.language.printing.index import (IndexLatex, IndexText, entry_tex
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import declarations, parse_expression
 from derivcheck.language.printing import HELPERS, CodePrinter, latex, text
+from derivcheck.language.printing.tree_code import python_name
 from derivcheck.report.results import Form, Line, ProgramDerivation, Verification, verdict_ok
 from derivcheck.language.rewrite import fuse, simplify
 
@@ -122,9 +123,9 @@ def _source(chain: _Chain, steps: list[tuple[str, Node]], grads: list[tuple[str,
     dims = []
     for d in sorted(cp.dims):
         owner = next(v for v in chain.inputs.values() if d in v.shape)
-        dims.append(f"    {d} = {owner.name}.shape[{owner.shape.index(d)}]")
+        dims.append(f"    {d} = {python_name(owner.name)}.shape[{owner.shape.index(d)}]")
     helpers = "".join(HELPERS[h] + "\n\n\n" for h in sorted(cp.helpers))
-    return (f"import numpy as np\n\n\n{helpers}def backward({', '.join(inputs)}):\n" + "\n".join(dims + body)
+    return (f"import numpy as np\n\n\n{helpers}def backward({', '.join(map(python_name, inputs))}):\n" + "\n".join(dims + body)
             + f"\n    return {{{ret}}}\n")
 
 
@@ -292,4 +293,7 @@ def derive_steps(steps: Sequence[Any], objective: str, wrt: Sequence[str] | str,
         v = parse_declaration(None, text)
         merged[v.name] = text.partition(":")[2]
     names = [wrt] if isinstance(wrt, str) else list(wrt)
-    return derive_program(Program(tuple(_step(x) for x in steps), objective, tuple(names), merged))
+    program = Program(tuple(_step(x) for x in steps), objective, tuple(names), merged)
+    declared = [*merged, *(name for name, _ in program.steps)]
+    with notation.names_apart(spelled=notation.printed_alike(declared)):  # lam beside lambda: lam, λ
+        return derive_program(program)

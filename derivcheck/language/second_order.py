@@ -18,6 +18,7 @@ from derivcheck.language.evaluate import evaluate
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.printing import latex, text
 from derivcheck.report.results import Form, Verification, verdict_ok
+from derivcheck.language.printing.tree_code import declared_name
 from derivcheck.language.rewrite import simplify
 
 _AGREE = 1e-9
@@ -63,7 +64,7 @@ def derive_second_order(p: Any, g: Node, code: Any) -> tuple[Form | None, Form |
     hv = simplify(gradient(inner, p.var), variables, free=p.wrt)
     hv = n.broadcast_to(hv, p.var.shape) if hv.shape != p.var.shape else hv
     sizes, values = p.draw(31)
-    args = list(code.__code__.co_varnames[: code.__code__.co_argcount])
+    args = [declared_name(a) for a in code.__code__.co_varnames[: code.__code__.co_argcount]]
 
     def grad(w: np.ndarray) -> np.ndarray:
         env = {**values, p.wrt: w}

@@ -54,6 +54,15 @@ def python_name(name: str) -> str:
     return f"{name}_" if keyword.iskeyword(name) else name
 
 
+def declared_name(arg: str) -> str:
+    """The declared name behind a generated argument (``lambda_`` -> ``lambda``): the inverse of :func:`python_name`.
+
+    >>> declared_name("lambda_"), declared_name("z_")
+    ('lambda', 'z_')
+    """
+    return arg[:-1] if arg.endswith("_") and keyword.iskeyword(arg[:-1]) else arg
+
+
 def _atom(text: str) -> Code:
     return Code(text, ATOM)
 
