@@ -255,7 +255,7 @@ class Printed:
 
 _INDEX = re.compile(r"^(?:∂E/∂|dE/d)\S+ = ")
 _MATRIX = re.compile(r"^  (?:∂E/∂|dE/d)\S+ = ")
-_STEP = re.compile(r"^  df/d(\S+)\s*= (.*)$")
+_STEP = re.compile(r"^  (?:∂f/∂|df/d)(\S+)\s*= (.*)$")
 _NOT_A_REASON = ("where ", "matrix form", "cross-check", "vectorized NumPy", "einsum", "DEFECT")
 
 
@@ -290,7 +290,7 @@ def _read_block(block: list[str]) -> Printed:
 
 
 def _step_lines(text: str) -> dict[str, str]:
-    """``df/dNAME = ...`` lines of a step-by-step matrix form (chains, and layers declared with steps)."""
+    """``∂f/∂NAME = ...`` (``df/dNAME`` in ASCII) lines of a step-by-step matrix form (chains, and layers declared with steps)."""
     return {m.group(1): m.group(2).strip() for m in map(_STEP.match, text.splitlines()) if m}
 
 

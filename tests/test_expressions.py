@@ -382,7 +382,7 @@ def test_several_wrt_without_steps_print_every_gradient_as_one_verified_backward
     lets = ["--let", "X: N x D", "--let", "W: D x M", "--let", "a: M", "--let", "b: M"]
     out = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a,b", *lets)
     assert out.returncode == 0, out.stderr
-    assert "df/da = N b" in out.stdout and "6 of 6 lines agree" in out.stdout and "backward (" not in out.stdout
+    assert "∂f/∂a = N b" in out.stdout and "6 of 6 lines agree" in out.stdout and "backward (" not in out.stdout
     code = _cli("derive-expr", "sum((X @ W + a) * b)", "--wrt", "W,a,b", "--format", "code", *lets)
     namespace: dict = {}
     exec(code.stdout, namespace)  # noqa: S102 - the printed code, run as printed

@@ -36,13 +36,13 @@ def test_two_layer_net_reads_as_backprop_with_deltas() -> None:
     assert lines["dZ2"] == "(softmax(Z2) - T) / N"
     assert lines["dA1"] == "dZ2 W2ᵀ"
     assert lines["dZ1"] == "dA1 ⊙ (1 - A1^∘2)"
-    assert lines["df/dW1"] == "Xᵀ dZ1" and lines["df/db2"] == "dZ2ᵀ 1_N"
+    assert lines["∂f/∂W1"] == "Xᵀ dZ1" and lines["∂f/∂b2"] == "dZ2ᵀ 1_N"
 
 
 def test_lstm_step_is_derived_gate_by_gate_and_fits_on_a_page() -> None:
     out = render_derivation("lstm_step", "text")
     assert "dA_f    = dF ⊙ F ⊙ (1 - F)" in out
-    assert "df/dC   = F ⊙ dC2" in out  # the forget gate's path to the previous cell state
+    assert "∂f/∂C   = F ⊙ dC2" in out  # the forget gate's path to the previous cell state
     assert "52 of 52 lines agree with finite differences" in out
     assert len(out.splitlines()) < 60 and len(out) < 4000
 
@@ -120,7 +120,7 @@ def test_attention_reads_like_the_textbook() -> None:
     assert d.ok
     lines = {x.lhs.text: x.rhs.text for x in (*d.backward, *d.gradients)}
     assert lines["dP"] == "dY Vᵀ" and lines["dS"] == "P ⊙ (dP - ((dP ⊙ P) 1_T) 1_Tᵀ)"
-    assert (lines["df/dQ"], lines["df/dK"], lines["df/dV"]) == ("dS K", "dSᵀ Q", "Pᵀ dY")
+    assert (lines["∂f/∂Q"], lines["∂f/∂K"], lines["∂f/∂V"]) == ("dS K", "dSᵀ Q", "Pᵀ dY")
 
 
 def test_every_line_has_its_index_form_in_the_textbook_notation_read_back_in_the_run() -> None:
@@ -158,5 +158,5 @@ def test_a_gradient_that_is_zero_prints_as_a_zero_matrix_of_its_shape() -> None:
     d = derive_steps(["Z = X @ W"], "sum(Z)", ["W", "V"], {"X": "N x D", "W": "D x M", "V": "D x M"})
     assert d.ok  # the generated code ran (it once read the size D before any line asked for it)
     zero = d.gradients[1]
-    assert (zero.lhs.text, zero.rhs.text, zero.rhs.latex) == ("df/dV", "0_{D×M}", r"\mathbf{0}_{D \times M}")
+    assert (zero.lhs.text, zero.rhs.text, zero.rhs.latex) == ("∂f/∂V", "0_{D×M}", r"\mathbf{0}_{D \times M}")
     assert zero.index.text == "∂f/∂V_ij = 0"

@@ -172,8 +172,9 @@ def test_matrix_forms_step_by_step_where_the_index_form_has_none(user_layers: li
     assert "matrix form, step by step" in out and "lines agree with finite differences" in out
 
 
-@pytest.mark.parametrize(("glyphs", "transpose"), [("unicode", "ᵀ"), ("ascii", "^T")])
-def test_attention_matrix_forms_are_the_textbook_ones(user_layers: list[str], glyphs: str, transpose: str) -> None:
+@pytest.mark.parametrize(("glyphs", "transpose", "d"), [("unicode", "ᵀ", "∂"), ("ascii", "^T", "d")])
+def test_attention_matrix_forms_are_the_textbook_ones(user_layers: list[str], glyphs: str, transpose: str,
+                                                      d: str) -> None:
     from derivcheck.language.program import derive_program
     from derivcheck.symbolic.layer_chain import steps_program
 
@@ -182,7 +183,7 @@ def test_attention_matrix_forms_are_the_textbook_ones(user_layers: list[str], gl
     with notation.use(glyphs):
         derived = derive_program(steps_program(registry.get_layer("user_attention")))
     lines = {x.lhs.text: x.rhs.text for x in derived.gradients}
-    assert lines == {"df/dQ": "dS K", "df/dK": f"dS{transpose} Q", "df/dV": f"P{transpose} dY"}
+    assert lines == {f"{d}f/{d}Q": "dS K", f"{d}f/{d}K": f"dS{transpose} Q", f"{d}f/{d}V": f"P{transpose} dY"}
 
 
 @pytest.mark.parametrize("name", NAMES)

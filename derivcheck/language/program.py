@@ -197,15 +197,16 @@ def derive_program(program: Program) -> ProgramDerivation:
     ok = all(c.ok for c in checks)
 
     def line(lhs: str, node: Node) -> Line:
-        if not ok:
-            return Line(Form(lhs, _latex_name(lhs)), Form(None, None, "DEFECT, not shown"))
-        idx = index_forms[id(node)]
         g = notation.current()
+        shown = g.derivative("f", g.name(lhs[4:])) if lhs.startswith("df/d") else lhs  # ∂f/∂W, as derive-expr
+        if not ok:
+            return Line(Form(shown, _latex_name(lhs)), Form(None, None, "DEFECT, not shown"))
+        idx = index_forms[id(node)]
         head = (lhs_text(lhs[4:], idx.free, names, g) if lhs.startswith("df/d")
                 else entry_text(g.name(lhs), [str(i) for i in idx.free], subscripted(lhs, names)))
         index = Form(f"{head} = {printed[id(node)]}",
                      f"{_latex_index_lhs(lhs, idx.free)} = {IndexLatex(idx.atoms, idx.free).doprint(idx.expr)}")
-        return Line(Form(lhs, _latex_name(lhs)), Form(text(node), latex(node)), index)
+        return Line(Form(shown, _latex_name(lhs)), Form(text(node), latex(node)), index)
 
     forward = tuple(Line(Form(name, _latex_name(name)), Form(text(node), latex(node))) for name, node in chain.defs)
     forward += (Line(Form("f", "f"), Form(text(chain.objective), latex(chain.objective))),)
