@@ -9,6 +9,7 @@ import derivcheck as dc
 from derivcheck.catalog.compose import Sequential, Step
 from derivcheck.interfaces.derivation_scripts import Answer, bound, main
 from derivcheck.symbolic.models import chained_latex, chained_text
+from derivcheck.symbolic.presentation import printed_reading
 from derivcheck.symbolic.verify import verify_model
 
 QUESTION = ("For an input-hidden-output sigmoid network with J = 1/2 ||t - z||^2, what are the sensitivities "
@@ -81,7 +82,7 @@ def build(a: Answer) -> None:
         Step("half_sse", {"y": "z", "t": "t"}, "J")),
         inputs={"x": "N D", "w1": "D H", "b1": "H", "w2": "H M", "b2": "M", "t": "N M"}, fixed=("x", "t"),
         question="the input-hidden-output sigmoid network of this question, over a batch")
-    for latex, text in zip(chained_latex(net), chained_text(net), strict=True):
+    for latex, text in zip(chained_latex(net, printed_reading), chained_text(net, printed_reading), strict=True):
         a.eq(latex, text)
     for r in verify_model(net).rows:
         a.check(f"sigmoid_net d{r.arg}: {' = '.join(r.agreeing)}", r.ok, f"max rel diff {bound(r.max_rel_error)}")

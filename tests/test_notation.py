@@ -56,7 +56,7 @@ def test_data_dependent_cases_are_iverson_brackets() -> None:
 
 def test_a_product_of_matrices_is_never_confused_with_a_hadamard_product() -> None:
     out = render_derivation("mlp2", "text")
-    assert "G_z1 = G_a1 ⊙ exp(Z1) ⊘ (exp(Z1) + 1)²" in out and "G_a1 = G_z2 W2ᵀ" in out
+    assert "G_z1 = G_a1 ⊙ σ(Z1) ⊙ (1 - σ(Z1))" in out and "G_a1 = G_z2 W2ᵀ" in out
 
 
 def test_long_equations_break_before_a_sign_under_the_limit() -> None:

@@ -173,3 +173,16 @@ def test_unknown_layer_error_lists_known_names():
 
     with pytest.raises(InputError, match="known layers: .*dense"):
         get_layer("densee")
+
+
+def test_a_models_chain_prints_each_layer_gradient_as_the_layers_own_derivation_does() -> None:
+    from derivcheck.language.printing import notation
+    from derivcheck.symbolic.presentation import render_derivation
+
+    with notation.use(notation.UNICODE):
+        model = render_derivation("mlp2", "text")
+        layer = render_derivation("sigmoid", "text")
+    assert "∂E/∂X = G ⊙ σ(X) ⊙ (1 - σ(X))" in layer  # the layer's verified reading
+    assert "G_z1 = G_a1 ⊙ σ(Z1) ⊙ (1 - σ(Z1))" in model and "exp(" not in model  # the same, in the model's names
+    latex = render_derivation("mlp2", "latex")
+    assert r"G_{z1} = G_{a1} \odot \sigma\left(Z_{1}\right) \odot \left(1 - \sigma\left(Z_{1}\right)\right)" in latex

@@ -74,8 +74,8 @@ class LanguageForm:
         printer = CodePrinter()
         lines = [f"    {name} = np.eye({_size_code(built, classes)})[{arg}]"
                  for name, (arg, classes) in self.onehots.items()]
-        lines += [f"    {_code_name(k)} = {printer(_renamed(node, names))}" for k, node in self.named]
-        body = printer(_renamed(self.node, names))
+        lines += [f"    {_code_name(k)} = {printer(renamed(node, names))}" for k, node in self.named]
+        body = printer(renamed(self.node, names))
         sizes = [f"    {d} = {_size_code(built, d)}" for d in sorted(printer.dims)]
         params = [*([] if built.upstream is None else ["dy"]), *[a.name for a in built.layer.inputs],
                   *built.constants, *built.layer.hyper]
@@ -143,11 +143,11 @@ def _size_code(built: Any, letter: str) -> str:
     raise LanguageFormError(f"no array carries the size {letter}")
 
 
-def _renamed(x: Node, names: Mapping[str, str]) -> Node:
+def renamed(x: Node, names: Mapping[str, str]) -> Node:
     """``x`` with its variables renamed (the layer's matrix X is the argument x in code)."""
     if x.op == "var":
         return Node("var", (), (names.get(x.attrs[0], x.attrs[0]),), x.shape)
-    return Node(x.op, tuple(_renamed(a, names) for a in x.args), x.attrs, x.shape)
+    return Node(x.op, tuple(renamed(a, names) for a in x.args), x.attrs, x.shape)
 
 
 def _show(e: Any) -> str:

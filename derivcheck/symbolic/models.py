@@ -3,6 +3,7 @@ VJP from a derived form (index or matrix), so a chain can be checked witness by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,10 @@ from derivcheck.catalog.compose import VJP, Sequential, Step, sizes_from_arrays,
 from derivcheck.catalog.declarations import Layer
 from derivcheck.catalog.sampling import complete_sizes
 from derivcheck.symbolic.compile import compiled_gradient
-from derivcheck.symbolic.derive import derive
+from derivcheck.symbolic.derive import Derivation, Gradient, derive
+from derivcheck.symbolic.language_form import LanguageForm, renamed
 from derivcheck.language.printing import notation
+from derivcheck.language.printing import latex, text
 from derivcheck.language.printing.sympy_forms import DerivationPrinter, TextPrinter, partial
 
 
@@ -41,21 +44,28 @@ def _derived_vjp(layer: Layer, args: dict[str, Any], upstream: Any, rules: str, 
     return out
 
 
-def chained_latex(model: Sequential) -> list[str]:
+# A layer gradient's verified matrix-language reading, where it is printed in place of SymPy's form (or None);
+# given by symbolic.presentation, which decides what a layer's derivation prints.
+Readings = Callable[[Derivation, Gradient], LanguageForm | None]
+
+
+def chained_latex(model: Sequential, readings: Readings | None = None) -> list[str]:
     """The backward pass as one matrix-form (or index-form) LaTeX equation per step."""
-    return _chained(model, _LATEX)
+    return _chained(model, _LATEX, readings)
 
 
-def chained_text(model: Sequential) -> list[str]:
-    """The backward pass as one matrix-form (or index-form) equation per step, in text."""
-    return _chained(model, _TEXT)
+def chained_text(model: Sequential, readings: Readings | None = None) -> list[str]:
+    """The backward pass as one matrix-form (or index-form) equation per step, in text; each layer's gradient in the
+    form its own derivation prints (``readings``: σ(Z1) ⊙ (1 - σ(Z1)), not SymPy's quotient of exponentials)."""
+    return _chained(model, _TEXT, readings)
 
 
 class _Notation:
     """What differs between the LaTeX and the text of a chained backward pass."""
 
-    def __init__(self, printer: Any, delta: Any, partial: Any, display: Any, plus: str, note: Any) -> None:
+    def __init__(self, printer: Any, delta: Any, partial: Any, display: Any, plus: str, note: Any, tree: Any) -> None:
         self.printer, self.delta, self.partial, self.display, self.plus, self.note = printer, delta, partial, display, plus, note
+        self.tree = tree  # a matrix-language tree, in the same notation
 
 
 def _display_text(name: str, letters: tuple[str, ...]) -> str:
@@ -63,12 +73,13 @@ def _display_text(name: str, letters: tuple[str, ...]) -> str:
 
 
 _LATEX = _Notation(lambda holders, rename: DerivationPrinter(holders, rename=rename), lambda v: rf"G_{{{v}}}",
-                   partial, lambda n, letters: _display(n, letters), r"\mathrel{+}=", lambda t: rf"\text{{{t}}}")
+                   partial, lambda n, letters: _display(n, letters), r"\mathrel{+}=", lambda t: rf"\text{{{t}}}",
+                   latex)
 _TEXT = _Notation(lambda holders, rename: TextPrinter(holders, rename=rename), lambda v: f"G_{v}",
-                  notation.derivative_text, _display_text, "+=", lambda t: f"({t})")
+                  notation.derivative_text, _display_text, "+=", lambda t: f"({t})", text)
 
 
-def _chained(model: Sequential, how: _Notation) -> list[str]:
+def _chained(model: Sequential, how: _Notation, readings: Readings | None) -> list[str]:
     lines = []
     producers = {s.output: s for s in model.steps}
     # A weight shared by several steps (an unrolled RNN) gets one contribution per step: they add up.
@@ -96,8 +107,7 @@ def _chained(model: Sequential, how: _Notation) -> list[str]:
             target = step.bind[arg_name]
             if target in model.fixed:
                 continue
-            printer = how.printer(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename)
-            body = printer.doprint(g.matrix.expr) if g.matrix.kind != "none" else how.printer(None, rename).doprint(g.index.expr)
+            body = _body(d, g, rename, how, readings)
             lhs = delta(target) if target in producers else how.partial("E", how.display(target, g.arg.letters))
             seen[target] = seen.get(target, 0) + 1
             equals = how.plus if uses.get(target, 1) > 1 and seen[target] > 1 else "="
@@ -107,6 +117,16 @@ def _chained(model: Sequential, how: _Notation) -> list[str]:
             what = "is read by" if target in producers else "is shared by"
             lines.append(how.note(f"{target} {what} {n} steps: its gradient is the sum of the {n} contributions above"))
     return lines
+
+
+def _body(d: Derivation, g: Gradient, rename: dict[str, str], how: _Notation, readings: Readings | None) -> str:
+    """A layer's gradient in the model's names: the reading its derivation prints where there is one, else SymPy's."""
+    reading = readings(d, g) if readings is not None else None
+    if reading is not None and not reading.onehots and not reading.named:
+        return how.tree(renamed(reading.node, rename))
+    if g.matrix.kind != "none":
+        return how.printer(g.matrix.placeholders if g.matrix.kind == "elementwise" else None, rename).doprint(g.matrix.expr)
+    return how.printer(None, rename).doprint(g.index.expr)
 
 
 def _chain_step_lines(model: Sequential, step: Step, producers: dict, uses: dict, seen: dict, how: _Notation) -> list[str]:

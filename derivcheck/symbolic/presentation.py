@@ -30,6 +30,7 @@ from derivcheck.language.printing.sympy_forms import (DerivationPrinter, TextPri
 from derivcheck.symbolic.checked_code import IMPORT, chain_code_block, checked_code, form_check
 from derivcheck.symbolic.compile import symbol_name
 from derivcheck.symbolic.derive import PRESENTERS, Derivation, Gradient, derive
+from derivcheck.symbolic.language_form import LanguageForm
 from derivcheck.symbolic.layer_chain import chain_derivation, steps_derivation
 from derivcheck.symbolic.models import chained_latex, chained_text
 from derivcheck.symbolic.build import index_symbol
@@ -103,11 +104,11 @@ def render_derivation(name: Any, fmt: str = "text") -> str:
 
     list_layers()
     if isinstance(name, Sequential):
-        return _render_model(name, fmt, chained_latex(name))
+        return _render_model(name, fmt, chained_latex(name, printed_reading))
     if not isinstance(name, str):
         raise InputError(f"render_derivation takes a layer or model name, or a Sequential; got {type(name).__name__}")
     if name in MODELS:
-        return _render_model(MODELS[name], fmt, chained_latex(MODELS[name]))
+        return _render_model(MODELS[name], fmt, chained_latex(MODELS[name], printed_reading))
 
     if fmt not in ("text", "latex", "markdown", "code"):
         raise InputError(f"format must be text, latex, markdown or code; got {fmt!r}")
@@ -506,7 +507,7 @@ def _render_model(model, fmt: str, lines: list[str]) -> str:  # noqa: ANN001 - a
         return "\n".join([f"### `{name}`", "", f"*{model.question}*", "", f"`{chain}`", "", "$$", r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}", "$$"])
     if fmt == "code":
         raise InputError("code is generated per layer; derive each layer of the model with --format code")
-    text = [line for ln in chained_text(model) for line in wrap_text(f"  {ln}")]
+    text = [line for ln in chained_text(model, printed_reading) for line in wrap_text(f"  {ln}")]
     return "\n".join([*wrap_text(f"{name}: {chain}", indent="  "), f"question: {model.question}", "", "backward pass, one VJP per step:", *text])
 
 
@@ -560,6 +561,12 @@ def matrix_latex(d: Derivation, g: Gradient) -> str | None:
     if g.language is not None and language_check(d, g.arg.name) is None:
         return node_latex(g.language.node)  # X̂ and onehot(t) by the LaTeX printer's own rule
     return None
+
+
+def printed_reading(d: Derivation, g: Gradient) -> LanguageForm | None:
+    """The matrix language's reading a layer's derivation prints in place of SymPy's form, or None: a model's chain
+    prints each layer's gradient as the layer's own derivation does."""
+    return g.reading if shows_reading(d, g) else None
 
 
 def shows_reading(d: Derivation, g: Gradient) -> bool:
