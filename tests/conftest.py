@@ -7,7 +7,7 @@ HYPOTHESIS_PROFILE=nightly runs many more examples; the default ``ci`` profile k
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -48,3 +48,14 @@ def user_layers() -> Iterator[list[str]]:
     for name in names:
         registry.LAYERS.pop(name, None)
     _derive.cache_clear()
+
+
+def layers_declared_by(declare: Callable[[], list[str]]) -> Iterator[list[str]]:
+    """The layers a test module declares, beside the whole catalog, for one module; removed after it."""
+    from derivcheck.catalog import registry
+
+    registry._load()
+    names = declare()
+    yield names
+    for name in names:
+        registry.LAYERS.pop(name, None)

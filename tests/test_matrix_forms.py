@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import layers_declared_by
 import sympy as sp
 
 from derivcheck.catalog import registry
@@ -103,11 +104,7 @@ def _declare() -> list[str]:
 
 @pytest.fixture(scope="module")
 def layers() -> Iterator[list[str]]:
-    registry._load()
-    names = _declare()
-    yield names
-    for name in names:
-        registry.LAYERS.pop(name, None)
+    yield from layers_declared_by(_declare)
 
 
 PINNED = {

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import layers_declared_by
 
 from derivcheck.catalog import registry
 from derivcheck.catalog.extension import Arg, def_layer
@@ -63,11 +64,7 @@ def _declare() -> list[str]:
 
 @pytest.fixture(scope="module")
 def layers() -> Iterator[list[str]]:
-    registry._load()
-    names = _declare()
-    yield names
-    for name in names:
-        registry.LAYERS.pop(name, None)
+    yield from layers_declared_by(_declare)
 
 
 # Per layer: what the two names print as, in text and in LaTeX, and a line that shows both apart.
