@@ -231,7 +231,7 @@ def test_naming_leaves_other_exponentials_alone() -> None:
 READINGS = [("sigmoid", "∂E/∂X = G ⊙ σ(X) ⊙ (1 - σ(X))"), ("softplus", "∂E/∂X = G ⊙ σ(X)"),
             ("softmax_cross_entropy", "∂E/∂Z = (softmax(Z) - T) / N"),
             ("binary_cross_entropy_with_logits", "∂E/∂Z = (σ(Z) - T) / N"), ("half_sse", "∂E/∂Y = Y - T"),
-            ("log_softmax", "∂E/∂X = G - softmax(X) ⊙ ((G 1_K) 1_Kᵀ)"),
+            ("log_softmax", "∂E/∂X = G - softmax(X) ⊙ (G 1_K) 1_Kᵀ"),
             ("softmax", "∂E/∂X = softmax(X) ⊙ (G - ((G ⊙ softmax(X)) 1_K) 1_Kᵀ)")]
 
 

@@ -40,7 +40,10 @@ def _axis_to_print(x: Node) -> int | None:
 _ENDS_IN_POWER = re.compile(r"(\^∘?-?[\d/]+|\*\*-?[\d/]+|[⁰¹²³⁴⁵⁶⁷⁸⁹]|\^\{[^}]*\})$")
 
 # Precedence: a sum binds loosest, then products, then unary minus, then powers and atoms.
-_SUM, _PRODUCT, _NEG, _ATOM = 1, 2, 3, 4
+# _JUXT: a vector spread along an axis by a ones vector (s 1_Dᵀ, 1_N μᵀ), which binds tighter than ⊙ and ⊘ when read
+# back, so that it needs no brackets as a Hadamard factor: softmax(X) ⊙ (G 1_K) 1_Kᵀ. A product of matrices or a
+# sum over rows keeps its brackets there, ((X V) ⊙ G)ᵀ 1_N, where they are what a reader looks for.
+_SUM, _PRODUCT, _JUXT, _NEG, _ATOM = 1, 2, 2.5, 3, 4
 
 
 # One printing rule per operation, in a table filled by ``@_prints("op")`` on MathPrinter's methods.
@@ -147,8 +150,8 @@ class MathPrinter:
         if spread and t.op == "expand" and t.args[0].ndim:
             a, axis = t.args[0], t.attrs[0]
             if axis == 1:
-                return f"{self.as_column(a)} {self.T(self.ones(whole.shape[1]))}", _PRODUCT
-            return f"{self.ones(whole.shape[0])} {self.as_row(a)}", _PRODUCT
+                return f"{self.as_column(a)} {self.T(self.ones(whole.shape[1]))}", _JUXT
+            return f"{self.ones(whole.shape[0])} {self.as_row(a)}", _JUXT
         if spread and t.op == "mul":
             return self.product(t, whole)
         return self.p(t)
@@ -173,7 +176,7 @@ class MathPrinter:
     @_prints("ones")
     def _ones(self, x: Node) -> tuple[str, int]:
         if x.ndim == 2:
-            return f"{self.ones(x.shape[0])} {self.T(self.ones(x.shape[1]))}", _PRODUCT
+            return f"{self.ones(x.shape[0])} {self.T(self.ones(x.shape[1]))}", _JUXT
         return self.ones(x.shape[0]), _ATOM
 
     @_prints("identity")
@@ -229,7 +232,7 @@ class MathPrinter:
         parts = [self.wrap(f, _ATOM if f.op in ("add", "mul") else _PRODUCT) for f in scalars]
         odot = f" {notation.LATEX_ODOT if self.latex else self.g.odot} "
         if hadamard:
-            level = _ATOM if len(hadamard) > 1 else _PRODUCT
+            level = _JUXT if len(hadamard) > 1 else _PRODUCT
             had = odot.join(self._factor(f, whole, level) for f in hadamard)
             parts.append(had if len(hadamard) == 1 else (self.paren(had) if parts else had))
         sign, num, den = "", None, None
@@ -253,9 +256,9 @@ class MathPrinter:
                 body = f"{body} / " + (dens[0] if len(dens) == 1 else self.paren(" ".join(dens)))
         return sign + body, (_NEG if sign else _PRODUCT)
 
-    def _factor(self, f: Node, whole: Node, level: int) -> str:
+    def _factor(self, f: Node, whole: Node, level: float) -> str:
         s, prec = self.operand(f, whole)
-        return self.paren(s) if prec < level else s
+        return self.paren(s) if prec < level or (prec == _NEG and level > _PRODUCT) else s  # never A ⊙ -B
 
     @_prints("pow")
     def _pow(self, x: Node) -> tuple[str, int]:
@@ -308,7 +311,8 @@ class MathPrinter:
         # An N x 1 column is already a column, a 1 x D row already a row: s 1_Dᵀ, 1_N r.
         left = self.wrap(a.args[0], _ATOM) if _dropped(a, 1) else self.as_column(a)
         right = self.wrap(b.args[0], _ATOM) if _dropped(b, 0) else self.as_row(b)
-        return f"{left} {right}", _PRODUCT
+        spread = any(v.op == "ones" or (v.op == "expand" and v.args[0].op == "ones") for v in (a, b))
+        return f"{left} {right}", (_JUXT if spread else _PRODUCT)  # s 1_Dᵀ reads back as printed
 
     @_prints("T")
     def _T(self, x: Node) -> tuple[str, int]:  # noqa: N802
@@ -342,8 +346,8 @@ class MathPrinter:
         if a.op == "squeeze" and a.args[0].shape == x.shape:  # an axis dropped and put back: the value itself
             return self.p(a.args[0])
         if axis == 1:  # a column kept as an N x 1 matrix (keepdims): its length-1 row of ones says so
-            return f"{self.as_column(a)} {self.T(self.ones(1))}", _PRODUCT
-        return f"{self.ones(1)} {self.as_row(a)}", _PRODUCT
+            return f"{self.as_column(a)} {self.T(self.ones(1))}", _JUXT
+        return f"{self.ones(1)} {self.as_row(a)}", _JUXT
 
     @_prints("squeeze")
     def _squeeze(self, x: Node) -> tuple[str, int]:
@@ -363,12 +367,12 @@ class MathPrinter:
             ones = Node("ones", (), (), x.shape)
             return self.p(ones) if n_is_one(a) else self.p(Node("mul", (a, ones), (), x.shape))
         if x.ndim == 2 and a.ndim == 2 and a.shape[1] == 1:  # a column spread along the rows
-            return f"{self.wrap(a, _ATOM)} {self.T(self.ones(x.shape[1]))}", _PRODUCT
+            return f"{self.wrap(a, _ATOM)} {self.T(self.ones(x.shape[1]))}", _JUXT
         if x.ndim == 2 and a.ndim == 1:  # a row repeated down the rows
-            return f"{self.ones(x.shape[0])} {self.as_row(a)}", _PRODUCT
+            return f"{self.ones(x.shape[0])} {self.as_row(a)}", _JUXT
         if x.ndim == 2 and a.ndim == 2 and a.shape[0] == 1:
-            return f"{self.ones(x.shape[0])} {self.wrap(a, _ATOM)}", _PRODUCT
-        return f"{self.wrap(a, _ATOM)} {self.ones(x.shape[0])}", _PRODUCT
+            return f"{self.ones(x.shape[0])} {self.wrap(a, _ATOM)}", _JUXT
+        return f"{self.wrap(a, _ATOM)} {self.ones(x.shape[0])}", _JUXT
 
     def named(self, x: Node) -> tuple[str, int]:
         """An operation printed as a named function of its one operand: softmax(Z), tr(A), log det(X)."""
