@@ -78,3 +78,25 @@ def test_a_step_by_step_derivation_follows_a_later_change_of_glyphs(order: tuple
             printed[glyphs] = render_derivation("lstm_step", "text")
     assert printed["ascii"].isascii() and "^T" in printed["ascii"]
     assert "ᵀ" in printed["unicode"] and "^T" not in printed["unicode"]
+
+
+def test_no_index_form_sums_a_term_its_index_does_not_appear_in() -> None:
+    """Σ_j 1 is N: a batch norm's differentiated mean left one in every term before sums were counted."""
+    from derivcheck.symbolic.derive import derive
+    from derivcheck.symbolic.index_form import _counted_sums
+
+    def idle(expr: sp.Expr) -> list[sp.Sum]:
+        return [s for s in expr.atoms(sp.Sum) if any(not s.function.has(lim[0]) for lim in s.limits)]
+
+    j, k, n_ = sp.symbols("j k N", integer=True)
+    x = sp.IndexedBase("x")
+    planted = sp.Sum(1, (j, 0, n_ - 1)) * sp.Sum(x[k] * sp.Sum(2, (j, 0, n_ - 1)), (k, 0, n_ - 1))
+    assert idle(planted) and not idle(_counted_sums(planted))
+    assert sp.simplify(_counted_sums(planted) - n_ * sp.Sum(2 * n_ * x[k], (k, 0, n_ - 1))) == 0
+    found = {}
+    for name in list_layers():
+        d = derive(name)
+        for arg, g in d.gradients.items():
+            if g.index is not None and idle(g.index.expr):
+                found[f"{name}.{arg}"] = str(idle(g.index.expr)[0])
+    assert found == {}

@@ -245,8 +245,24 @@ def derive_index_form(built: Built, arg: Arg) -> IndexForm:
     # Drop the deltas' own range tuples: printers and lambdify know only two-argument deltas.
     expr = expr.replace(lambda a: isinstance(a, sp.KroneckerDelta) and len(a.args) > 2, lambda a: sp.KroneckerDelta(*a.args[:2]))
     expr = substitute_row_sums(expr, built)
-    expr = _exp_of_sums(_tidy(_exp_of_sums(_never_taken(expr))))
+    expr = _exp_of_sums(_tidy(_counted_sums(_exp_of_sums(_never_taken(expr)))))
     return IndexForm(arg, free, entry, expr, time.perf_counter() - start)
+
+
+def _counted_sums(expr: sp.Expr) -> sp.Expr:
+    """A sum of a term its index does not appear in is the term times the range's length: ``Σ_j 1`` is ``N``
+    (a batch norm's mean, differentiated, leaves one in every term)."""
+
+    def count(s: sp.Sum) -> sp.Expr:
+        out, kept = s.function, []
+        for k, lo, hi in s.limits:
+            if out.has(k):
+                kept.append((k, lo, hi))
+            else:
+                out = out * (hi - lo + 1)
+        return sp.Sum(out, *kept) if kept else out
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and any(not e.function.has(lim[0]) for lim in e.limits), count)
 
 
 def _never_taken(expr: sp.Expr) -> sp.Expr:
