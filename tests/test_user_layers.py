@@ -22,12 +22,13 @@ def _gelu_backward(dy, x):
     return {"x": dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * _C * (1 + 3 * 0.044715 * x**2))}
 
 
-def _layernorm_backward(dy, x, gamma, beta, eps):
-    mu = x.mean(axis=1, keepdims=True)
-    sigma = np.sqrt(x.var(axis=1, keepdims=True) + eps)
+def normalization_backward(dy, x, gamma, beta, eps, axis=1):
+    """The backward of a normalization over ``axis`` (layer norm: 1; a rank-3 group norm: 2), by hand."""
+    mu = x.mean(axis=axis, keepdims=True)
+    sigma = np.sqrt(x.var(axis=axis, keepdims=True) + eps)
     xhat = (x - mu) / sigma
     g = dy * gamma
-    dx = (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True)) / sigma
+    dx = (g - g.mean(axis=axis, keepdims=True) - xhat * (g * xhat).mean(axis=axis, keepdims=True)) / sigma
     return {"x": dx, "gamma": (dy * xhat).sum(axis=0), "beta": dy.sum(axis=0)}
 
 
@@ -119,7 +120,7 @@ def _declare() -> list[str]:
                   forward=lambda x: 0.5 * x * (1 + np.tanh(_C * (x + 0.044715 * x**3))), backward=_gelu_backward,
                   index_form=lambda s: s.X[s.out] / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (s.X[s.out] + sp.Rational(44715, 10**6) * s.X[s.out] ** 3)))),
         def_layer("user_layernorm", inputs=(Arg("x", "N D"), Arg("gamma", "D"), Arg("beta", "D")), output="N D",
-                  forward=_layernorm_forward, backward=_layernorm_backward, index_form=_layernorm_index,
+                  forward=_layernorm_forward, backward=normalization_backward, index_form=_layernorm_index,
                   constants={"eps": 1e-3}, valid_sizes=lambda s: s["D"] >= 2, max_side=3,
                   steps=("M = mean(X, axis=1, keepdims=True)", "Xc = X - M", "V = mean(Xc**2, axis=1, keepdims=True)",
                          "Y = gamma * Xc / sqrt(V + eps) + beta")),
