@@ -196,7 +196,7 @@ def test_batch_norm_reads_in_its_statistics_names() -> None:
     text = plain(render_derivation("batchnorm", "text"))
     assert "  ∂E/∂X = γ ⊙ (1 ⊘ σ) ⊙ (G - (1_N (G^T 1_N)^T + ((G ⊙ X̂)^T 1_N) ⊙ X̂) / N)" in text
     assert "  ∂E/∂γ = (G ⊙ X̂)^T 1_N" in text
-    for definition in ("μ = X^T 1_N / N", "σ = sqrt(ε + ((X - 1_N μ^T)^∘2)^T 1_N / N)", "X̂ = (1 ⊘ σ) ⊙ (X - 1_N μ^T)"):
+    for definition in ("μ = X^T 1_N / N", "σ = √(ε + ((X - 1_N μ^T)^∘2)^T 1_N / N)", "X̂ = (1 ⊘ σ) ⊙ (X - 1_N μ^T)"):
         assert f"  where {definition}" in text
     latex = render_derivation("batchnorm", "latex")
     assert r"\hat{X} = " in latex and "X̂" not in latex

@@ -330,3 +330,13 @@ def test_a_matrix_claim_whose_left_side_names_another_variable_is_refused() -> N
     with pytest.raises(ExpressionError, match=r"differentiates by X, but the gradient asked for is by W"):
         check_equation("sum((X @ W - Y)**2)", "W", "∂f/∂X = 2 Xᵀ (X W - Y)", shapes)
     assert check_equation("sum((X @ W - Y)**2)", "W", "df/dW = Xᵀ (X W - Y)", shapes).verdict == "fail"
+
+
+def test_a_square_root_prints_as_the_glyph_table_says_and_reads_back() -> None:
+    from derivcheck.language.parse import declarations, parse_expression
+
+    v = declarations({"x": "D"})
+    tree = parse_expression("sqrt(x) + √(x ** 2)", v)
+    assert text(tree, UNICODE) == "√(x) + √(x^∘2)" and text(tree, ASCII) == "sqrt(x) + sqrt(x**2)"
+    for glyphs in (UNICODE, ASCII):
+        assert parse_expression(text(tree, glyphs), v) == tree

@@ -33,7 +33,7 @@ KNOWN_FUNCTIONS = sorted({*n.ELEMENTWISE, *_MATRIX_FUNCTIONS, *_AXIS_FUNCTIONS, 
 # A ones vector with its length (1_N), a zero vector or matrix with its shape (0_D, 0_{N×D}), a Greek letter, superscripts (X⁻¹, x²) and the notation's operators.
 _TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))"
                     r"|(?P<zeros>0_(?:\{[^}]*\}|[A-Za-z][A-Za-z0-9]*|\d+))|(?P<num>\d+\.\d*|\.\d+|\d+)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9])"
+                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9\u221a])"
                     r"|(?P<sup>\u207b\u1d40|\u1d40|\u207b?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
                     r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]<>]))")
 _SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
@@ -58,7 +58,8 @@ def tokenize(text: str) -> list[Token]:
             bad = len(text) - len(text[pos:].lstrip())
             raise ExpressionError(f"unexpected character {text[bad]!r}", text, bad)
         kind = m.lastgroup or "op"
-        out.append(Token(kind, m.group(kind), m.start(kind), m.end(kind)))
+        word = "sqrt" if m.group(kind) == "\u221a" else m.group(kind)  # √(x): the square root as printed
+        out.append(Token(kind, word, m.start(kind), m.end(kind)))
         pos = m.end()
     out.append(Token("end", "", len(text)))
     return out

@@ -117,7 +117,7 @@ class MathPrinter:
             return f"|{arg}|"
         if name == "step":
             return f"1[{arg} > 0]"
-        word = self.g.sigmoid if name == "sigmoid" else notation.TEXT_FUNCTIONS.get(name, name)
+        word = {"sigmoid": self.g.sigmoid, "sqrt": self.g.sqrt}.get(name) or notation.TEXT_FUNCTIONS.get(name, name)
         return f"{word}({arg})"
 
     def paren(self, s: str) -> str:
