@@ -26,7 +26,7 @@ from derivcheck.language.index_notation import entries, exact_entries, size_symb
 from derivcheck.language.nodes import Node, Variable
 from derivcheck.language.parse import parse_expression
 from derivcheck.language.printing import text
-from derivcheck.language.printing.notation import UNICODE
+from derivcheck.language.printing.notation import UNICODE, read_superscript
 from derivcheck.language.scalar_algebra import SYMPY_FUNCTIONS
 
 _GREEK = "\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
@@ -38,7 +38,6 @@ _TOKEN = re.compile(
     r"|(?P<sup>[\u207b\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
     r"|(?P<op>\*\*|<=|>=|!=|[-+*/()\[\],=<>^|\u00b7\u2212\u221a\u2299\u2298\u2264\u2265\u2260])"
     r"|(?P<other>\S))")  # any other character: the matrix language's own (Aᵀ) inside (...)_ij, else an error
-_SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
 # A left side: ∂f/∂w_i =, df/dW[i, j] =, ∂f/∂λ = (the objective's letter is free: f, E, L).
 _LHS = re.compile(r"^\s*(?:\u2202|d)\s*[A-Za-z]\s*/\s*(?:\u2202|d)\s*(?P<entry>[^=]+?)\s*=(?!=)")
 # Functions of a matrix, read by the matrix language: their value is a number (a scalar atom).
@@ -321,7 +320,7 @@ class _Reader:
             t = self.tok
             if t.kind == "sup":
                 self.take()
-                e = e ** int("".join(_SUPERSCRIPT_DIGITS[c] for c in t.text))
+                e = e ** read_superscript(t.text)
             elif t.text in ("^", "**"):
                 self.take()
                 e = e ** self.exponent()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from derivcheck.errors import ExpressionError
 from derivcheck.language import nodes as n
 from derivcheck.language.nodes import Node, ShapeError, Variable
-from derivcheck.language.printing.notation import UNICODE
+from derivcheck.language.printing.notation import UNICODE, read_superscript
 
 PROPERTIES = {"symmetric": "symmetric", "spd": "spd", "positive": "positive", "simplex": "simplex",
               "onehot": "simplex", "stochastic": "simplex"}
@@ -36,7 +36,6 @@ _TOKEN = re.compile(r"\s*(?:(?P<ones>1_(?:[A-Za-z][A-Za-z0-9]*|\d+))"
                     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*|[\u0391-\u03a9\u03b1-\u03c9\u221a])"
                     r"|(?P<sup>\u207b\u1d40|\u1d40|\u207b?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)"
                     r"|(?P<op>\*\*|[-+*/@(),=.'^\u2299\u2298\u2218\u2016|\[\]<>]))")
-_SUPERSCRIPT_DIGITS = dict(zip("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"))
 _PRODUCT_OPS = {"*": "mul", "\u2299": "mul", "/": "div", "\u2298": "div", "@": "matmul"}
 
 
@@ -213,11 +212,15 @@ class _Parser:
 
     def term(self) -> Node:
         """A product with an optional sign, which negates the whole product: ``-Xᵀ G / N``."""
+        return self.with_sign(self.product)
+
+    def with_sign(self, rest: Callable[[], Node]) -> Node:
+        """What ``rest`` reads, after any leading signs, which negate it."""
         if self.tok.text in ("-", "+") and self.tok.kind == "op":
             op = self.take()
-            e = self.term()
+            e = self.with_sign(rest)
             return _negate(e) if op.text == "-" else e
-        return self.product()
+        return rest()
 
     def product(self) -> Node:
         e = self.juxtaposed()
@@ -232,11 +235,7 @@ class _Parser:
 
     def signed(self) -> Node:
         """An operand after ``*``, ``/``, ``@``: it may carry its own sign (``2 * -x``)."""
-        if self.tok.text in ("-", "+") and self.tok.kind == "op":
-            op = self.take()
-            e = self.signed()
-            return _negate(e) if op.text == "-" else e
-        return self.juxtaposed()
+        return self.with_sign(self.juxtaposed)
 
     def starts_factor(self) -> bool:
         t = self.tok
@@ -339,7 +338,7 @@ class _Parser:
     def superscript(self, e: Node, t: Token) -> Node:
         if t.text == "\u207b\u1d40":
             return self.checked(t.pos, lambda: n.transpose(n.inv(_plain(e))))
-        power = int("".join(_SUPERSCRIPT_DIGITS[c] for c in t.text))
+        power = read_superscript(t.text)
         return self.inverse(e, t.pos) if power == -1 else n.power(_plain(e), power)
 
     def caret(self, e: Node, t: Token) -> Node:

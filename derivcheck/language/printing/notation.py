@@ -167,6 +167,15 @@ def plain(text: str) -> str:
 
 
 _DIGIT_OF_SUPERSCRIPT = {v: k for k, v in _SUPERSCRIPT.items()}
+
+
+def read_superscript(s: str) -> int:
+    """An integer written in superscript digits, as :meth:`Glyphs.superscript` writes it: ``⁻¹`` is -1.
+
+    >>> read_superscript("⁻¹"), read_superscript("²")
+    (-1, 2)
+    """
+    return int("".join(_DIGIT_OF_SUPERSCRIPT[c] for c in s))
 _MARK_WORDS = {v: _ACCENT_WORDS[k] for k, v in _COMBINING.items()}
 _MARKED = re.compile("([A-Za-z])([" + "".join(_COMBINING.values()) + "]+)")
 
