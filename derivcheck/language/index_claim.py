@@ -401,7 +401,7 @@ class _Reader:
 
     def entry_of_atom(self, node: Node, letters: list[Any], pos: int) -> sp.Expr:
         if len(letters) != node.ndim:
-            raise self.error(f"({_tree(node)}) has shape {_dims(node.shape)}: its entries take {node.ndim} "
+            raise self.error(f"({text(node)}) has shape {_dims(node.shape)}: its entries take {node.ndim} "
                              f"indices, not {len(letters)}", pos)
         if node.ndim == 0:
             return self.atom_symbol(node)
@@ -409,7 +409,7 @@ class _Reader:
         if base is None:
             base = sp.IndexedBase(f"_atom{len(self.atoms)}")
             self.atoms[base] = node
-        self.use(letters, node.shape, f"({_tree(node)})", pos)
+        self.use(letters, node.shape, f"({text(node)})", pos)
         return base[tuple(letters)]
 
     def atom_symbol(self, node: Node) -> sp.Expr:
@@ -645,7 +645,3 @@ def _dims(shape: tuple[Any, ...]) -> str:
 
 def _axes(v: Variable) -> str:
     return ", ".join(str(d) for d in v.shape) or "none"
-
-
-def _tree(node: Node) -> str:
-    return text(node)

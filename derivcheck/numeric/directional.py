@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from derivcheck.numeric.blocks import Blocks, inner
+from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
 from derivcheck.numeric.hull import hull_distance
@@ -100,8 +100,6 @@ class DirectionalTest:
         return self.derivative.distance(self.analytic)
 
 
-# Large points and rounding sums are made this many entries at a time: temporaries of a chunk, not of 10^7 entries.
-_CHUNK = 1 << 16
 
 
 def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]] | None = None) -> Phi:
@@ -133,10 +131,10 @@ def moved(x: Blocks, moves: Blocks, t: float, work: Blocks | None = None) -> Blo
         if buffer is None or buffer.shape != base.shape:
             buffer = work[name] = np.empty_like(base)
         flat_b, flat_d, flat_x = buffer.reshape(-1), d.reshape(-1), base.reshape(-1)
-        for lo in range(0, flat_b.size, _CHUNK):  # a chunk at a time: each entry read and written while in cache
-            part = flat_b[lo:lo + _CHUNK]
-            np.multiply(flat_d[lo:lo + _CHUNK], t, out=part)
-            part += flat_x[lo:lo + _CHUNK]
+        for lo in range(0, flat_b.size, CHUNK):  # a chunk at a time: each entry read and written while in cache
+            part = flat_b[lo:lo + CHUNK]
+            np.multiply(flat_d[lo:lo + CHUNK], t, out=part)
+            part += flat_x[lo:lo + CHUNK]
         point[name] = buffer
     return point
 
@@ -174,8 +172,8 @@ def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray) -> tuple[float, 
     """``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and ``sum (|x| g [v != 0])^2`` (the step's)."""
     rms = float(np.sqrt(np.vdot(g, g) / max(g.size, 1)))
     grad_round, step_round = 0.0, 0.0
-    for lo in range(0, v.size, _CHUNK):
-        vc, gc, xc = v[lo:lo + _CHUNK], g[lo:lo + _CHUNK], x[lo:lo + _CHUNK]
+    for lo in range(0, v.size, CHUNK):
+        vc, gc, xc = v[lo:lo + CHUNK], g[lo:lo + CHUNK], x[lo:lo + CHUNK]
         grad_round += float(np.sum((vc * (np.abs(gc) + rms)) ** 2))
         step_round += float(np.sum((np.abs(xc) * gc * (vc != 0)) ** 2))
     return grad_round, step_round

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from derivcheck.numeric.blocks import CHUNK
 
-# Entries are scored this many at a time: the scoring's temporaries are a few (directions x chunk) arrays,
+
+# Entries are scored a chunk at a time: the scoring's temporaries are a few (directions x chunk) arrays,
 # never a few (directions x entries) ones (gigabytes at 10^7 entries).
-_CHUNK = 1 << 16
 
 
 def one_sparse_candidates(columns: Sequence[np.ndarray], errors: np.ndarray, tolerances: np.ndarray,
@@ -38,8 +39,8 @@ def one_sparse_candidates(columns: Sequence[np.ndarray], errors: np.ndarray, tol
     """
     size = len(columns[0])
     found, scores = [], []
-    for lo in range(0, size, _CHUNK):
-        block = np.stack([row[lo:lo + _CHUNK] for row in columns])
+    for lo in range(0, size, CHUNK):
+        block = np.stack([row[lo:lo + CHUNK] for row in columns])
         fits, misfit = _fitting(block, errors, tolerances)
         # Only a chunk's best ``limit`` can be among the best ``limit`` of all (ties stay in index order): with two
         # directions nearly every entry of 10^7 fits, and keeping them all would cost three times the parameter.
@@ -59,8 +60,8 @@ def fits_at_least(columns: Sequence[np.ndarray], errors: np.ndarray, tolerances:
     (True, False)
     """
     found = 0
-    for lo in range(0, len(columns[0]), _CHUNK):
-        found += len(_fitting(np.stack([row[lo:lo + _CHUNK] for row in columns]), errors, tolerances)[0])
+    for lo in range(0, len(columns[0]), CHUNK):
+        found += len(_fitting(np.stack([row[lo:lo + CHUNK] for row in columns]), errors, tolerances)[0])
         if found >= count:
             return True
     return False

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from derivcheck.numeric.blocks import CHUNK
 from derivcheck.numeric.tolerances import entry_scale
 
-# A direction is made and read this many entries at a time: temporaries of a chunk, not of the parameter.
-CHUNK = 1 << 16
 # A parameter of at least this many entries (8 MB in float64) has its kept directions regenerated and its
 # perturbed point written into one reused buffer. Below it a check's copies are small against the loss's own
 # temporaries, and plain arrays (which a loss may keep) cost nothing to speak of.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from derivcheck.numeric.blocks import CHUNK
+
 # The central difference has truncation ~h^2 f'''/6 and roundoff ~eps|f|/h; h ~ eps^(1/3)
 # balances them (the rule scipy's approx_derivative uses), per entry times max(|x|, 1).
 STEP_EXPONENT = 1.0 / 3.0
@@ -81,15 +83,13 @@ def entry_scale(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(x), 1.0)
 
 
-# Arrays are scaled in place this many entries at a time: a temporary of a chunk, not of 10^7 entries.
-_SCALE_CHUNK = 1 << 16
 
 
 def scale_by_entry(z: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``z *= entry_scale(x)`` in place, without a temporary of ``x``'s size; returns ``z``."""
     flat_z, flat_x = z.reshape(-1), np.asarray(x).reshape(-1)
-    for lo in range(0, flat_z.size, _SCALE_CHUNK):
-        flat_z[lo:lo + _SCALE_CHUNK] *= entry_scale(flat_x[lo:lo + _SCALE_CHUNK])
+    for lo in range(0, flat_z.size, CHUNK):
+        flat_z[lo:lo + CHUNK] *= entry_scale(flat_x[lo:lo + CHUNK])
     return z
 
 
