@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from derivcheck.numeric.directional import Probe, directional_test
+from derivcheck.numeric.directional import CoarserPrecision, Probe, directional_test
 from derivcheck.numeric.finite_diff import _rung, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval
 from derivcheck.numeric.precision import observed_eps, significant_bits
@@ -164,3 +164,25 @@ def test_low_precision_confirms_a_stencil_that_hides_many_small_kinks(seed):
     truth = 2.0 + float(np.sum(jumps[where < 0]))
     d = central_difference(f, f(0.0), h, 2 * 2.0**-23, confirm=True)
     assert abs(d.value - truth) <= 4 * d.error + 1e-9
+
+
+def test_float32_values_handed_back_as_floats_void_the_tests_begun_at_float64():
+    x = {"w": np.array([0.3, -1.2, 0.7])}
+    probe = Probe(lambda p: float(np.float32(np.sum(np.sin(p["w"].astype(np.float32))))), x, 0.0, 1e-16,
+                  2.2e-16, 2.2e-16, watch=8)
+    raised = False
+    try:
+        for k in range(8):
+            probe.evaluate({"w": x["w"] + 1e-3 * (k + 1) / 3})
+    except CoarserPrecision:
+        raised = True
+    assert raised and len(probe.values) == 3
+
+
+def test_values_at_points_float32_holds_are_no_evidence_of_float32():
+    # The max of a tied pooling window moved by 2^-17 along (1, 0): 1 + 2^-17 exactly, in float64 arithmetic.
+    x = {"w": np.array([1.0, 1.0, 0.2])}
+    probe = Probe(lambda p: float(np.max(p["w"])), x, 1.0, 1e-16, 2.2e-16, 2.2e-16, watch=8)
+    for k in range(1, 8):
+        probe.evaluate({"w": x["w"] + np.array([2.0**-(15 + k), 0.0, 0.0])})
+    assert probe.eps_eval == 2.2e-16

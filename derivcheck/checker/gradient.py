@@ -23,7 +23,7 @@ from derivcheck.checker.evaluation import assert_untouched, loss_differs, prepar
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
 from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint, undecided_block
-from derivcheck.numeric.directional import Probe
+from derivcheck.numeric.directional import CoarserPrecision, Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.progress import Progress
 from derivcheck.checker.state import stateful_findings
@@ -54,6 +54,9 @@ KINK_ENTRY_CHECK_MAX_ENTRIES = 4096
 _DIRECTION_STREAM = 0xDC_5EED
 # Noise this many times the rounding model: worth one more call to see whether the loss is random.
 NOISY = 64.0
+# The first loss values read for their precision while the joint directions run (a float32 loss handed back as
+# a float is seen within the first rung, not after a pass spent at float64's noise).
+PRECISION_WATCH = 8
 
 
 def check_gradient(
@@ -151,7 +154,12 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     # Mixed with a constant so that the directions are not the user's own default_rng(seed) draws
     # (parameters drawn with the same seed would make the "random" direction the point itself).
     run = Run(setup, probe, np.random.default_rng([_DIRECTION_STREAM, o.seed]), o.mode, context=o.context)
-    run_joint(run, o.directions)
+    probe.watch = PRECISION_WATCH
+    try:
+        run_joint(run, o.directions)
+    except CoarserPrecision:
+        pass  # settled below, from the values seen so far
+    probe.watch = 0
     if settle_precision(run):
         run_joint(run, o.directions)
     ignored = ignores_argument(run)

@@ -11,16 +11,13 @@ from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.kinks import shift_direction
-from derivcheck.numeric.precision import observed_eps
+from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.checker.taylor import taylor_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
 from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
 
-# Observed precision this many times coarser than assumed changes the step (float32 values
-# returned as float64 are 2**29 times coarser; a few ulps of slack are not).
-_PRECISION_JUMP = 16.0
 
 
 def settle_precision(run: Run) -> bool:
@@ -28,11 +25,11 @@ def settle_precision(run: Run) -> bool:
     probe, s = run.probe, run.setup
     seen = observed_eps([s.f0, *probe.values])
     modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(v) for v in [s.f0, *probe.values])
-    if seen is not None and seen > _PRECISION_JUMP * probe.eps_eval:
+    if seen is not None and seen > PRECISION_JUMP * probe.eps_eval:
         probe.eps_eval = seen
         bits = round(-np.log2(seen)) + 1
         why = f"the loss values carry only {bits} significant bits"
-    elif probe.noise > _PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny):
+    elif probe.noise > PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny):
         probe.eps_eval = probe.noise / (LOSS_ROUNDOFF_ULPS * max(abs(v) for v in [s.f0, *probe.values]))
         why = f"the differences show rounding noise of {probe.noise:.2g} per evaluation"
     else:

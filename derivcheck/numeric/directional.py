@@ -20,6 +20,7 @@ from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
 from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
 from derivcheck.numeric.hull import hull_distance
+from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
 from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, routed_range, shift_direction
 from derivcheck.numeric.tolerances import (
@@ -56,13 +57,45 @@ class Probe:
     values: list[float] = field(default_factory=list)  # every loss value seen, for precision and dependence
     top: float = 0.0  # the largest |value| among them, kept as they come (a check may see 10^5 values)
     work: Blocks = field(default_factory=dict)  # the perturbed point of a large parameter, rewritten at each step
+    # Until this many values are seen, each is read for its precision: values coarser than ``eps_eval`` void the
+    # tests begun at it (CoarserPrecision), before a ladder spends its rungs on rounding it did not model.
+    watch: int = 0
+    fine_values: list[float] = field(default_factory=list)  # values at points whose moved entries float32 cannot hold
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
         value = self.loss_at(point)
         self.values.append(value)
         self.top = max(self.top, abs(value))
+        if len(self.values) <= self.watch:
+            self._read_precision(point, value)
         return value
+
+    def _read_precision(self, point: Blocks, value: float) -> None:
+        """Raise CoarserPrecision once three values at fine points carry fewer bits than ``eps_eval`` allows. A
+        value at a point whose moved entries float32 holds exactly (an entry moved by a power of two along a
+        direction of zeros and ones) may be short by right (the max of a pooling window is 1 + 2^-17 there): no
+        evidence."""
+        if not any(_float32_cannot_hold_moved(np.ravel(point[k])[:CHUNK], np.ravel(self.x[k])[:CHUNK]) for k in point):
+            return
+        self.fine_values.append(value)
+        seen = observed_eps(self.fine_values)
+        if seen is not None and seen > PRECISION_JUMP * self.eps_eval:
+            self.watch = 0
+            raise CoarserPrecision(seen)
+
+
+def _float32_cannot_hold_moved(point: np.ndarray, x: np.ndarray) -> bool:
+    """Some entry that moved from ``x`` has more bits than float32 holds."""
+    moved = point[point != x]
+    return bool(np.any(moved != moved.astype(np.float32)))
+
+
+class CoarserPrecision(Exception):
+    """The loss values carry fewer bits than the precision the tests assumed (float32 work handed back as a
+    float): the tests under way are void and start again at the precision read off the values."""
+
+
 
 
 @dataclass(frozen=True)

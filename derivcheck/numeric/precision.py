@@ -16,6 +16,9 @@ from collections.abc import Iterable
 _FORMATS = ((8, 2.0**-7), (11, 2.0**-10), (24, 2.0**-23), (53, 2.0**-52))
 # Fewer distinct values than this say nothing: one value may be a round number by chance.
 _MIN_VALUES = 3
+# Observed precision this many times coarser than assumed changes the step (float32 values
+# returned as float64 are 2**29 times coarser; a few ulps of slack are not).
+PRECISION_JUMP = 16.0
 
 
 def significant_bits(value: float) -> int:
