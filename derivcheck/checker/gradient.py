@@ -22,7 +22,7 @@ from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.checker.evaluation import assert_untouched, loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
-from derivcheck.checker.joint import discontinuous_block, passing_block, run_joint, undecided_block
+from derivcheck.checker.joint import certified_smooth, discontinuous_block, passing_block, run_joint, undecided_block
 from derivcheck.numeric.directional import CoarserPrecision, Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.progress import Progress
@@ -209,8 +209,10 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
             continue
         size, auto = run.setup.x[name].size, run.mode == "auto"
         # In low precision a joint direction sees a wrong entry only above the noise of the whole
-        # direction; a small parameter's own entries are cheap to check one by one.
-        noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES
+        # direction; a small parameter's own entries are cheap to check one by one. Not where the gradient's
+        # slopes proved the joint stencils free of kinks: their step is then wide and their noise small.
+        noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES and not (
+            certified_smooth(run, name))
         small_kinked = name in kinked and size <= ENTRY_CHECK_MAX_ENTRIES
         if run.mode == "full" or noisy or (auto and (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES or small_kinked)):
             outcomes[name] = run_full(run, name)

@@ -103,7 +103,14 @@ def run_joint(run: Run, randoms: int) -> None:
     s = run.setup
     for label, moves in joint_directions(s.x, s.g, run.rng, randoms, lambda: bool(run.kinks)):
         trace: list[tuple[float, float]] = []
-        run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace), trace=trace)
+        run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace, certify=True), trace=trace)
+
+
+def certified_smooth(run: Run, name: str) -> bool:
+    """Every joint direction that moved ``name`` had its stencil proven smooth by the gradient at its ends: no
+    kink hides in it, and its tolerance is the loss's rounding, not a finer rung's."""
+    moved = [t for t in run.tested if name in t.moves]
+    return bool(moved) and all(t.test.derivative.certified for t in moved)
 
 
 def reference_slope(run: Run) -> float:
@@ -150,7 +157,7 @@ def expected_error(run: Run, name: str) -> float:
     return max(p.rtol, p.atol / top if top > 0 else 0.0)
 
 
-def entry_power(run: Run, name: str, target: float) -> tuple[float, bool]:
+def entry_power(run: Run, name: str, target: float, certify: bool = False) -> tuple[float, bool]:
     """Directions restricted to ``name``, then to random parts of it, until one wrong entry of ``target`` times
     the largest would show; (the single-entry floor reached, whether a direction failed)."""
     s = run.setup
@@ -163,7 +170,7 @@ def entry_power(run: Run, name: str, target: float) -> tuple[float, bool]:
         for k in range(parts):
             v_k = v if which is None else np.where(which == k, v, 0.0)
             label = f"signs, {name} only" if which is None else f"signs, {name} part {k + 1}/{parts}"
-            t = run.record(label, {name: v_k}, directional_test(run.probe, s.g, {name: v_k}))
+            t = run.record(label, {name: v_k}, directional_test(run.probe, s.g, {name: v_k}, certify=certify))
             if not t.passed:
                 return best, True
             low = float(np.min(np.abs(v))) if which is None else float(np.min(np.abs(v[which == k]), initial=np.inf))
@@ -180,7 +187,7 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
         # Other blocks' rounding and curvature widen a joint tolerance: look at this block alone.
         v = gradient_direction(s.x[name], s.g[name])
         if v is not None:
-            t = run.record(f"gradient, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}))
+            t = run.record(f"gradient, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}, certify=True))
             if not t.passed:
                 return None
             floor = min(floor, block_floor(run, name, explained))
@@ -193,9 +200,11 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
     single, target = single_entry_floor(run, name, explained), expected_error(run, name)
     # In low precision a direction over part of a parameter has a small slope against the noise: its step grows
     # wide, a ReLU net's kinks crowd into it past what the error estimate sees, and a correct gradient can fail
-    # there; nor could so noisy a direction see one wrong entry of 1%. Such a parameter stays inconclusive.
-    if single > target and run.probe.eps_eval <= LOW_PRECISION_EPS:
-        reached, failed = entry_power(run, name, target)
+    # there; nor could so noisy a direction see one wrong entry of 1%. Such a parameter stays inconclusive,
+    # unless the slopes at its stencils prove them free of kinks (as they did the joint directions').
+    smooth = run.probe.eps_eval > LOW_PRECISION_EPS and certified_smooth(run, name)
+    if single > target and (run.probe.eps_eval <= LOW_PRECISION_EPS or smooth):
+        reached, failed = entry_power(run, name, target, certify=smooth)
         if failed:
             return None
         single = min(single, reached)
@@ -218,9 +227,14 @@ def discontinuous_block(run: Run, name: str) -> ParamOutcome:
 def undecided_block(run: Run, name: str) -> ParamOutcome:
     """A parameter moved by a direction through coincident kinks that was decided neither way, and checked no
     closer (too large, or ``mode="directional"``): undecided, which is not a pass."""
-    label = next(t.label for t in run.tested if name in t.moves and not t.test.decides)
-    reason = (f"along the {label} direction kinks coincide too many to separate, and the analytic value lies outside "
-              f"the hull of the pieces gathered nearby: undecided, not a pass"
+    test = next(t for t in run.tested if name in t.moves and not t.test.decides)
+    if test.test.resolution == "kinks in the stencil":
+        why = (f"along the {test.label} direction the loss's low precision needs a step that crosses kinks, and the "
+               f"gradient's slopes proved no stencil free of them, down to steps where rounding swamps the slope")
+    else:
+        why = (f"along the {test.label} direction kinks coincide too many to separate, and the analytic value lies "
+               f"outside the hull of the pieces gathered nearby")
+    reason = (f"{why}: undecided, not a pass"
               + (" (mode='auto' checks a parameter of this size entry by entry)" if run.mode == "directional" else ""))
     return ParamOutcome(joint_row(run, name, block_floor(run, name), "inconclusive", reason))
 

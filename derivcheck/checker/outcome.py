@@ -24,6 +24,8 @@ class Tested:
     def as_check(self) -> DirectionCheck:
         d = self.test.derivative
         kind = "jump" if d.jump else ("kink" if d.kink else ("refined" if d.refined else "smooth"))
+        if self.test.resolution == "kinks in the stencil":
+            kind = "kinks"  # decides nothing: shown like a jump
         return DirectionCheck(self.label, tuple(self.moves), self.test.analytic, d.value, self.test.tolerance,
                               d.step, kind, self.test.passed)
 

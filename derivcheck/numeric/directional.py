@@ -18,7 +18,7 @@ import numpy as np
 
 from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
-from derivcheck.numeric.finite_diff import Derivative, Phi, central_difference
+from derivcheck.numeric.finite_diff import Derivative, Phi, Slopes, central_difference, certified_difference
 from derivcheck.numeric.hull import hull_distance
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
@@ -26,10 +26,13 @@ from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, rou
 from derivcheck.numeric.tolerances import (
     ESTIMATE_SAFETY,
     GRADIENT_ROUNDOFF_ULPS,
+    LADDER_RATIO,
     LOSS_ROUNDOFF_ULPS,
     LOW_PRECISION_EPS,
     MAX_RELATIVE_STEP,
     MAX_STEP_GROWTH,
+    SMOOTH_STEP_EXPONENT,
+    STEP_EXPONENT,
     relative_step,
 )
 
@@ -96,6 +99,8 @@ class CoarserPrecision(Exception):
     float): the tests under way are void and start again at the precision read off the values."""
 
 
+# The resolutions of tests that decide nothing.
+UNDECIDED = ("unresolved", "discontinuous", "kinks in the stencil")
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ class DirectionalTest:
     # nearby), "off-kink formula wrong", or "unresolved" (too many coincident kinks to separate, and
     # outside the gathered pieces' hull:
     # the test decides nothing, counts for no power, and makes its parameter inconclusive);
-    # "discontinuous": the loss jumps here, no derivative exists (decides nothing either).
+    # "discontinuous": the loss jumps here, no derivative exists (decides nothing either); "kinks in the stencil":
+    # in low precision, a disagreement through a stencil that no slopes proved free of kinks (nor does this).
     resolution: str = ""
     user: float = 0.0  # the part of ``tolerance`` that is the user's rtol/atol, not the finite differences' error
 
@@ -122,7 +128,7 @@ class DirectionalTest:
     @property
     def decides(self) -> bool:
         """False where the test could judge nothing (unresolved coincident kinks, a discontinuity)."""
-        return self.resolution not in ("unresolved", "discontinuous")
+        return self.resolution not in UNDECIDED
 
     @property
     def signed_error(self) -> float:
@@ -177,9 +183,13 @@ def model_noise(probe: Probe) -> float:
     return LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), probe.top)
 
 
-def step_for(probe: Probe, slope: float) -> float:
-    """eps^(1/3), grown by the cube root of noise over slope when the loss is noisy for its slope."""
-    base = relative_step(probe.eps_eval)
+def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
+    """eps^(1/3), grown by the cube root of noise over slope when the loss is noisy for its slope.
+
+    ``smooth``: the stencil will be proven smooth or refined (``certify``), so it starts where the Richardson
+    value's O(h^4) truncation balances the rounding, eps^(1/5): in float32 four times the usual step, and a
+    quarter of the usual noise in the tolerance."""
+    base = relative_step(probe.eps_eval, SMOOTH_STEP_EXPONENT if smooth else STEP_EXPONENT)
     scale = probe.eps_eval * abs(slope)
     if probe.noise >= MAX_STEP_GROWTH**3 * scale:
         growth = MAX_STEP_GROWTH
@@ -218,8 +228,12 @@ def user_tolerance(probe: Probe, d: Derivative, moves: Blocks) -> float:
 
 
 def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None = None, f0: float | None = None,
-                     separate_kinks: bool = True, trace: list[tuple[float, float]] | None = None) -> DirectionalTest:
+                     separate_kinks: bool = True, trace: list[tuple[float, float]] | None = None,
+                     certify: bool = False) -> DirectionalTest:
     """Compare ``<g, v>`` with the difference quotient along ``v``; kinks are judged as subgradients.
+
+    ``certify``: in low precision, a clean first stencil is proven smooth by the user's gradient at its two
+    ends (two gradient calls) instead of by a finer rung, whose rounding noise would set the tolerance.
 
     Examples
     --------
@@ -232,14 +246,15 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
     False
     """
     moves = {k: whole(v) for k, v in moves.items()}  # a regenerated direction is made whole once per test
-    test = _judge(probe, g, moves, probe.x if x is None else x, probe.f0 if f0 is None else f0, separate_kinks, trace)
+    test = _judge(probe, g, moves, probe.x if x is None else x, probe.f0 if f0 is None else f0, separate_kinks, trace,
+                  certify)
     if not (probe.rtol or probe.atol) or not math.isfinite(test.tolerance):
         return test
     return replace(test, user=user_tolerance(probe, test.derivative, moves))
 
 
 def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separate_kinks: bool,
-           trace: list[tuple[float, float]] | None) -> DirectionalTest:
+           trace: list[tuple[float, float]] | None, certify: bool = False) -> DirectionalTest:
     analytic = inner(g, moves)
     probe.noise = max(probe.noise, model_noise(probe))
 
@@ -248,7 +263,12 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         return min(abs(analytic - k.forward), abs(analytic - k.backward)) <= tol
 
     low = probe.eps_eval > LOW_PRECISION_EPS
-    d = central_difference(line(probe, x, moves, trace), f0, step_for(probe, analytic), probe.noise, at_an_end, low)
+    phi = line(probe, x, moves, trace)
+    slopes = stencil_slopes(probe, g, moves, x, analytic) if certify and low else None
+    proven = None if slopes is None else certified_difference(phi, f0, step_for(probe, analytic, True), probe.noise,
+                                                              slopes)
+    d = proven if isinstance(proven, Derivative) else central_difference(phi, f0, step_for(probe, analytic),
+                                                                         probe.noise, at_an_end, low)
     if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing
         return DirectionalTest(d, analytic, math.inf, True, "discontinuous")
     # Noise proven at the finest rung is the loss's own, and later tests start from it. Noise that kinks explain
@@ -262,9 +282,72 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         probe.noise = noise
     if d.admits(analytic, tol):
         return DirectionalTest(d, analytic, tol, True, "interval" if d.kink else "")
+    if proven in ("kinks", "noise") and not d.kink:
+        assert slopes is not None
+        return _finer_certified(probe, phi, f0, d, analytic, slopes, lambda c: tolerance(probe, c, moves, g, x), tol,
+                                noise)
     if not (d.kink and separate_kinks):
         return DirectionalTest(d, analytic, tol, False)
     return _coincident(probe, g, moves, x, d, analytic, tol)
+
+
+# A low-precision stencil that disagrees and that the slopes could not prove smooth is retried this many rungs
+# finer (each LADDER_RATIO shorter, its rounding as many times larger) before the test is left undecided.
+CERTIFY_DESCENT = 2
+
+
+def _finer_certified(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float, slopes: Slopes,
+                     tolerance_of: Callable[[Derivative], float], tol: float, modelled: float) -> DirectionalTest:
+    """A low-precision disagreement read through a stencil near kinks the slopes saw (the first, wider one jumped):
+    kinks crowding it can shift its value past what its error estimate sees (a ReLU net's, at a step of 1% of
+    every entry). Finer stencils are tried until one is proven free of them. A proven FAIL stands; a proven
+    pass overturns the FAIL where it is as precise or contradicts the kinked value, else (a noisier stencil that
+    agrees with it, as in float16) the FAIL stands. None proven, and kinks still in the finest: the test decides nothing (the
+    parameter is then checked entry by entry, or stays inconclusive), which is no pass and no false FAIL."""
+    h, why = d.step, "kinks"
+    for _ in range(CERTIFY_DESCENT):
+        h /= LADDER_RATIO
+        proven = certified_difference(phi, f0, h, probe.noise, slopes)
+        if isinstance(proven, Derivative):
+            fine_tol = tolerance_of(proven)
+            if not proven.admits(analytic, fine_tol):
+                return DirectionalTest(proven, analytic, fine_tol, False)
+            # The better measurement decides: the proven one where it is as precise (the kinked one's error never
+            # counted its kinks), or where it contradicts the kinked value (which they then shifted).
+            if proven.error <= d.error or abs(proven.value - d.value) > ESTIMATE_SAFETY * (proven.error + d.error):
+                return DirectionalTest(proven, analytic, fine_tol, True)
+            return DirectionalTest(d, analytic, tol, False)
+        why = proven
+    if why == "jump" or d.noise > modelled:  # a jump, or rounding the ladder measured beyond the model: its verdict
+        return DirectionalTest(d, analytic, tol, False)
+    return DirectionalTest(d, analytic, tol, True, "kinks in the stencil")
+
+
+def stencil_slopes(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, analytic: float) -> Slopes | None:
+    """The user's directional derivatives at ``-h, -h/2, 0, h/2, h`` along ``moves`` and the rounding of one
+    (four gradient calls); None without a gradient function."""
+    if probe.grad_at is None:
+        return None
+    grad_at = probe.grad_at
+
+    seen: dict[float, float] = {0.0: analytic}  # a halved stencil shares two points with the wider one
+
+    def slope(t: float) -> float:
+        if t not in seen:
+            seen[t] = inner(grad_at(moved(x, moves, t, probe.work)), moves)
+        return seen[t]
+
+    def slopes(h: float) -> tuple[tuple[float, float, float, float, float], float]:
+        return (slope(-h), slope(-h / 2), analytic, slope(h / 2), slope(h)), rounding
+
+    rounding = _slope_rounding(probe, moves, g)
+    return slopes
+
+
+def _slope_rounding(probe: Probe, moves: Blocks, g: Blocks) -> float:
+    """The rounding of ``<g, v>`` from the user's gradient, as ``tolerance`` charges it."""
+    total = sum(_rounding_sums(v.reshape(-1), g[k].reshape(-1), v.reshape(-1))[0] for k, v in moves.items())
+    return GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(total))
 
 
 def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative, analytic: float, tol: float) -> DirectionalTest:

@@ -13,6 +13,9 @@ from derivcheck.numeric.blocks import CHUNK
 # The central difference has truncation ~h^2 f'''/6 and roundoff ~eps|f|/h; h ~ eps^(1/3)
 # balances them (the rule scipy's approx_derivative uses), per entry times max(|x|, 1).
 STEP_EXPONENT = 1.0 / 3.0
+# A stencil proven smooth is read through Richardson's value, whose truncation is O(h^4): h ~ eps^(1/5)
+# balances it against the rounding eps|f|/h.
+SMOOTH_STEP_EXPONENT = 1.0 / 5.0
 
 # An error estimate is one realisation of the noise and a leading-order truncation term;
 # a factor 4 puts a correct gradient below the bar with a margin of about two standard
@@ -73,9 +76,9 @@ def machine_eps(dtype: np.dtype | type) -> float:
     return float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
 
 
-def relative_step(eps: float) -> float:
+def relative_step(eps: float, exponent: float = STEP_EXPONENT) -> float:
     """The central-difference step, relative to an entry's scale, for a given unit roundoff."""
-    return float(eps**STEP_EXPONENT)
+    return float(eps**exponent)
 
 
 def entry_scale(x: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ def _direction_rows(report: GradientReport) -> list[tuple[str, ...]]:
             f"{d.tolerance:.1e}",
             f"{d.step:.1e}",
             d.kind,
-            "-" if d.kind == "jump" else ("ok" if d.passed else "FAIL"),  # a jump decides nothing
+            "-" if d.kind in ("jump", "kinks") else ("ok" if d.passed else "FAIL"),  # these decide nothing
         )
         for d in report.directions
     ]

@@ -71,7 +71,9 @@ class DirectionCheck:
     numeric: float
     tolerance: float
     step: float
-    kind: str  # "smooth", "refined" (a kink nearby or strong curvature: a shorter step), "kink" or "jump"
+    # "smooth", "refined" (a kink nearby or strong curvature: a shorter step), "kink", "jump", or "kinks" (in low
+    # precision, kinks crowd the stencil and no shorter one was proven free of them: undecided)
+    kind: str
     passed: bool
 
 
