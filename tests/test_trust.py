@@ -103,6 +103,41 @@ def test_valid_at_the_kink_but_wrong_just_off_it_fails_at_every_seed():
     assert verdicts(loss, lambda v: fixed * (1 + 0.5 * np.tanh(v - w)), w) == {"fail"}
 
 
+def _min_difference():
+    """min(w1, w2) - min(w1, -w2) at 0: four pieces, gradients (0, 0), (1, 1), (-1, 1), (0, 2). Along w1 the loss
+    is flat at 0 (the line lies in the kink set w2 = 0), yet the Clarke set's projection onto w1 is [-1, 1]."""
+    pieces = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 2.0]])
+
+    def loss(w):
+        return float(min(w[0], w[1]) - min(w[0], -w[1]))
+
+    def piecewise(tie_first: bool):
+        def grad(w):  # right on every piece; at a tie, the first or the second argument
+            a = np.array([1.0, 0.0]) if (w[0] < w[1] or (tie_first and w[0] == w[1])) else np.array([0.0, 1.0])
+            b = np.array([1.0, 0.0]) if (w[0] < -w[1] or (tie_first and w[0] == -w[1])) else np.array([0.0, -1.0])
+            return a - b
+        return grad
+
+    return pieces, loss, piecewise
+
+
+def test_a_line_inside_the_kink_set_does_not_fail_a_clarke_subgradient():
+    pieces, loss, piecewise = _min_difference()
+    for tie_first in (False, True):
+        at_zero = piecewise(tie_first)(np.zeros(2))
+        assert hull_distance(pieces, at_zero) < 1e-12  # truth: (1, 1) or (0, 0), both in the Clarke set
+        assert verdicts(loss, piecewise(tie_first), np.zeros(2), trace=False) == {"pass"}, tie_first
+
+
+def test_a_value_outside_a_non_separable_clarke_set_never_passes():
+    pieces, loss, piecewise = _min_difference()
+    grad = piecewise(False)
+    for shift in ([2.0, 0.0], [0.0, 1.5], [0.5, 0.5]):
+        wrong = lambda w, s=np.array(shift): grad(w) + s  # noqa: E731
+        assert hull_distance(pieces, wrong(np.zeros(2))) > 0.3  # truth: outside by construction
+        assert "pass" not in verdicts(loss, wrong, np.zeros(2), trace=False), shift
+
+
 @given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
 def test_random_piecewise_linear_never_fails_a_clarke_subgradient(seed, theta):
     """Kinks placed exactly at the point; any convex combination of the one-sided slopes is valid."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from derivcheck.numeric.directional import Blocks, directional_test
+from derivcheck.numeric.directional import Blocks, directional_test, inside_a_kink_set
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, along_gradient, inner_chunked, min_abs, random_signs
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
@@ -104,6 +104,11 @@ def run_joint(run: Run, randoms: int) -> None:
     for label, moves in joint_directions(s.x, s.g, run.rng, randoms, lambda: bool(run.kinks)):
         trace: list[tuple[float, float]] = []
         run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace, certify=True), trace=trace)
+    # A line tested before any other met a kink at x was judged as if x were a point of differentiability.
+    for k, t in enumerate(list(run.tested)):
+        again = inside_a_kink_set(run.probe, s.g, t.moves, t.test)
+        if again is not t.test:
+            run.rejudge(k, again)
 
 
 def certified_smooth(run: Run, name: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,10 +57,18 @@ class Run:
         """Keep a test (and its kink) for the report."""
         if index is None:
             self.tested.append(Tested(label, moves, test, trace or []))
+        self._note_kink(label, test, param, index)
+        return test
+
+    def rejudge(self, k: int, test: DirectionalTest) -> None:
+        """Replace the ``k``-th direction's test with a second judgement of it (and note its kink)."""
+        self.tested[k] = replace(self.tested[k], test=test)
+        self._note_kink(self.tested[k].label, test, None, None)
+
+    def _note_kink(self, label: str, test: DirectionalTest, param: str | None, index: tuple[int, ...] | None) -> None:
         d = test.derivative
         if d.kink:
             lo, hi = min(d.forward, d.backward), max(d.forward, d.backward)
             valid = test.passed and test.resolution != "unresolved"
             self.kinks.append(Kink(param, index, test.analytic, lo, hi, valid, label if index is None else "",
                                    test.resolution))
-        return test

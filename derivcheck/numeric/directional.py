@@ -64,6 +64,7 @@ class Probe:
     # tests begun at it (CoarserPrecision), before a ladder spends its rungs on rounding it did not model.
     watch: int = 0
     fine_values: list[float] = field(default_factory=list)  # values at points whose moved entries float32 cannot hold
+    kinked: bool = False  # some line through x met a kink at x: x is no point of differentiability
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
@@ -271,6 +272,8 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
                                                                          probe.noise, at_an_end, low)
     if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing
         return DirectionalTest(d, analytic, math.inf, True, "discontinuous")
+    if d.kink and x is probe.x:
+        probe.kinked = True
     # Noise proven at the finest rung is the loss's own, and later tests start from it. Noise that kinks explain
     # as well stays with this line in low precision, where a later line's clean first stencil is confirmed by
     # the next rung, which shows noise above the model there itself (a ReLU net's kinks would otherwise widen
@@ -286,6 +289,11 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         assert slopes is not None
         return _finer_certified(probe, phi, f0, d, analytic, slopes, lambda c: tolerance(probe, c, moves, g, x), tol,
                                 noise)
+    if separate_kinks and not d.kink and probe.kinked and x is probe.x:
+        # Smooth along this line, at a point that is a kink along others: the line may lie inside the kink set
+        # (min(w1, w2) - min(w1, -w2) along w1 at 0, flat there), where its slope is one end of the Clarke set's
+        # projection, not all of it. The pieces met nearby decide.
+        return _clarke_hull(probe, g, moves, x, d, analytic, tol)
     if not (d.kink and separate_kinks):
         return DirectionalTest(d, analytic, tol, False)
     return _coincident(probe, g, moves, x, d, analytic, tol)
@@ -367,6 +375,17 @@ def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative
     return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "separated")
 
 
+def inside_a_kink_set(probe: Probe, g: Blocks, moves: Blocks, test: DirectionalTest) -> DirectionalTest:
+    """A failed test along a line smooth at x, judged again once x is known to be a kink along another line: the
+    line may lie inside the kink set, where its slope is only part of the Clarke set's projection (the pieces
+    met nearby decide). Any other test is returned as it is."""
+    if test.passed or test.derivative.kink or test.derivative.jump or not probe.kinked or test.resolution:
+        return test
+    again = _clarke_hull(probe, g, {k: whole(v) for k, v in moves.items()}, probe.x, test.derivative, test.analytic,
+                         test.tolerance)
+    return replace(again, user=test.user)
+
+
 def _clarke_hull(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative, analytic: float,
                  tol: float) -> DirectionalTest:
     """Kinks too many to separate on a line: gather the pieces that meet at x as one-sided limits from
@@ -384,7 +403,7 @@ def _clarke_hull(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivativ
     if len(pieces) and hull_distance(pieces[:, None], np.array([analytic])) <= tol:
         return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "hull")
     widened = Derivative(d.value, d.error, hi, lo, True, d.step, d.evaluations, False, d.noise)
-    if only_the_line_pieces(pieces, d) and not lo - tol - drift(pieces, d) <= analytic <= hi + tol + drift(pieces, d):
+    if only_the_line_pieces(pieces, d, analytic) and not lo - tol - drift(pieces, d) <= analytic <= hi + tol + drift(pieces, d):
         return DirectionalTest(widened, analytic, tol, False, "outside every piece")
     # Outside the gathered pieces is no proof of a wrong value: a piece that no nearby point reached (the one a
     # tie routed to its first entry lies in) may hold it. The question stays open, and open is not a pass.
@@ -404,13 +423,16 @@ def drift(pieces: np.ndarray, d: Derivative) -> float:
     return float(np.max(np.minimum(np.abs(pieces - d.backward), np.abs(pieces - d.forward)), initial=0.0))
 
 
-def only_the_line_pieces(pieces: np.ndarray, d: Derivative) -> bool:
+def only_the_line_pieces(pieces: np.ndarray, d: Derivative, analytic: float) -> bool:
     """Every nearby point, in fixed directions that move every entry, found one of the line's own two slopes:
     the Clarke set seen along the line is the interval between them (a separable kink, like |w_i| in an
     elastic net), and a value outside it by more than the tolerance is outside every piece measured.
-    Where kinks combine (|a + b| - |b| along a), nearby points find other slopes, and this never holds."""
-    jump = abs(d.forward - d.backward)
-    return len(pieces) >= LINE_PIECE_MIN_POINTS and jump > 0 and drift(pieces, d) <= LINE_PIECE_AGREEMENT * jump
+    Where kinks combine (|a + b| - |b| along a), nearby points find other slopes, and this never holds.
+    A line smooth at x has one slope: every nearby point must find it, to that fraction of the gap to the
+    analytic value (tied maxima moved together stay tied: every point finds the line's slope again)."""
+    jump = abs(d.forward - d.backward) if d.kink else abs(analytic - d.value)
+    agreement = LINE_PIECE_AGREEMENT * jump
+    return len(pieces) >= LINE_PIECE_MIN_POINTS and agreement > 0 and drift(pieces, d) <= agreement
 
 
 def _off_kink(probe: Probe, moves: Blocks, x: Blocks, d: Derivative, analytic: float, tol: float, lo: float,
