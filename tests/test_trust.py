@@ -174,6 +174,33 @@ def test_random_piecewise_linear_never_fails_a_clarke_subgradient(seed, theta):
     assert outside.verdict != "pass", str(outside)
 
 
+
+@given(st.integers(0, 2**31 - 1))
+def test_a_max_of_planes_through_the_point_is_judged_by_its_clarke_set(seed):
+    """Not separable: f(w) = max_k <a_k, w> with every plane active at 0, whose Clarke set is the hull of the a_k.
+    A gradient that picks one active plane (the first at a tie) is never failed; one moved outside the hull by
+    half of the planes' spread is never passed. Truth: the hull, computed here."""
+    rng = np.random.default_rng(seed)
+    d, k = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+    planes = rng.standard_normal((k, d))
+
+    def loss(w):
+        return float(np.max(planes @ w))
+
+    def pick(w):
+        return planes[int(np.argmax(planes @ w))].copy()
+
+    w = np.zeros(d)
+    assert dc.check_gradient(loss, pick, w, seed=seed % 20, trace=False).verdict != "fail"
+    normal = rng.standard_normal(d)
+    normal /= np.linalg.norm(normal)
+    spread = float(np.max(np.linalg.norm(planes - planes.mean(0), axis=1)))
+    beyond = planes[int(np.argmax(planes @ normal))] + (0.5 * spread + 0.1) * normal  # outside the hull along normal
+    assert hull_distance(planes, beyond) > 0.05
+    moved = lambda v: beyond.copy() if not np.any(v) else pick(v)  # noqa: E731  (wrong at 0 only)
+    assert dc.check_gradient(loss, moved, w, seed=seed % 20, trace=False).verdict != "pass"
+
+
 # --- calls that reveal state ---
 
 def _tanh_regression():
