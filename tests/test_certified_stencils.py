@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import derivcheck as dc
 from derivcheck.checker.outcome import Tested as Recorded  # (not collected as a test class)
 from derivcheck.numeric.directional import DirectionalTest, Probe, _finer_certified
-from derivcheck.numeric.finite_diff import Derivative, certified_difference
+from derivcheck.numeric.finite_diff import Derivative, certified_difference, proven_again
 from derivcheck.report.gradient import _direction_rows
 from derivcheck.report.results import Evaluations, GradientReport
 from derivcheck.numeric.tolerances import ESTIMATE_SAFETY
@@ -213,3 +213,22 @@ def test_an_undecided_direction_is_shown_as_deciding_nothing():
                             directions=(check,))
     row = _direction_rows(report)[0]
     assert row[-2:] == ("kinks", "-")
+
+
+def test_a_proven_disagreement_stands_only_where_half_the_step_proves_it_again():
+    # Smooth: the residual shrinks 16-fold and the values agree.
+    d = certified_difference(math.sin, 0.0, 2e-2, 1e-16, _exact_slopes(math.cos))
+    assert isinstance(d, Derivative) and proven_again(math.sin, 0.0, d, 1e-16, _exact_slopes(math.cos))
+
+    # A kink at 0.1 h whose residual a second kink at 0.9 h cancels (jumps 1 and 3: 1 - 4 + 3 = 0): the stencil at h
+    # proven by fiat, as a cancellation would; at h/2 the far kink drops out and the residual stays.
+    h = 2e-2
+
+    def f(t):
+        return 0.5 * t + max(t - 0.1 * h, 0.0) + 3 * max(t - 0.9 * h, 0.0)
+
+    def df(t):
+        return 0.5 + (1.0 if t > 0.1 * h else 0.0) + (3.0 if t > 0.9 * h else 0.0)
+
+    fooled = Derivative(0.83, 1e-6, 0.83, 0.83, False, h, 4, False, 1e-16, certified=True, residual=0.0)
+    assert not proven_again(f, f(0.0), fooled, 1e-16, _exact_slopes(df))
