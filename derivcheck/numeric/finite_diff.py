@@ -36,7 +36,6 @@ Slopes = Callable[[float], tuple[tuple[float, float, float, float, float], float
 _Q_NOISE = math.sqrt(70.0)  # 1 + 16 + 36 + 16 + 1
 _RICHARDSON_NOISE = 2.0  # R = (4 D(h/2) - D(h))/3  ->  about 2 sigma / h
 _ONE_SIDED_NOISE = 5.1  # (4 phi(h/2) - phi(h) - 3 phi(0)) / h  ->  sqrt(26) sigma / h
-_DIFFERENCE_NOISE = 1.6  # D(h) - D(h/2)  ->  sqrt(1/2 + 2) sigma / h
 _SECOND_DIFFERENCE_ROUNDING = 10.0  # S(h) - 4 S(h/2) from five rounded slopes  ->  sqrt(6 + 16 * 6) rounding
 # Q shrinks by LADDER_RATIO per rung at a kink and stays put for noise: a ratio above this
 # half-way mark (on a log scale) reads as noise.
