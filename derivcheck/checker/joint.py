@@ -192,7 +192,8 @@ def passing_block(run: Run, name: str, explained: bool = False) -> ParamOutcome 
         # Other blocks' rounding and curvature widen a joint tolerance: look at this block alone.
         v = gradient_direction(s.x[name], s.g[name])
         if v is not None:
-            t = run.record(f"gradient, {name} only", {name: v}, directional_test(run.probe, s.g, {name: v}, certify=True))
+            t = run.record(f"gradient, {name} only", {name: v},
+                           directional_test(run.probe, s.g, {name: v}, certify=True))
             if not t.passed:
                 return None
             floor = min(floor, block_floor(run, name, explained))

@@ -314,8 +314,8 @@ def _finer_certified(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic:
     kinks crowding it can shift its value past what its error estimate sees (a ReLU net's, at a step of 1% of
     every entry). Finer stencils are tried until one is proven free of them. A proven FAIL stands; a proven
     pass overturns the FAIL where it is as precise or contradicts the kinked value, else (a noisier stencil that
-    agrees with it, as in float16) the FAIL stands. None proven, and kinks still in the finest: the test decides nothing (the
-    parameter is then checked entry by entry, or stays inconclusive), which is no pass and no false FAIL."""
+    agrees with it, as in float16) the FAIL stands. None proven, and kinks still in the finest: the test decides
+    nothing (the parameter is then checked entry by entry, or stays inconclusive): no pass, and no false FAIL."""
     h, why = d.step, "kinks"
     for _ in range(CERTIFY_DESCENT):
         h /= LADDER_RATIO
@@ -407,7 +407,8 @@ def _clarke_hull(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivativ
     if len(pieces) and hull_distance(pieces[:, None], np.array([analytic])) <= tol:
         return _off_kink(probe, moves, x, d, analytic, tol, lo, hi, "hull")
     widened = Derivative(d.value, d.error, hi, lo, True, d.step, d.evaluations, False, d.noise)
-    if only_the_line_pieces(pieces, d, analytic) and not lo - tol - drift(pieces, d) <= analytic <= hi + tol + drift(pieces, d):
+    spread = tol + drift(pieces, d)
+    if only_the_line_pieces(pieces, d, analytic) and not lo - spread <= analytic <= hi + spread:
         return DirectionalTest(widened, analytic, tol, False, "outside every piece")
     # Outside the gathered pieces is no proof of a wrong value: a piece that no nearby point reached (the one a
     # tie routed to its first entry lies in) may hold it. The question stays open, and open is not a pass.

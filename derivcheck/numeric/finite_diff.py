@@ -314,7 +314,7 @@ def certified_difference(phi: Phi, f0: float, step: float, noise: float, slopes:
     # Halving the step doubles the rounding's share and divides the curvature's by 16: worth two more loss and
     # two more gradient calls where the curvature's share is over four times the rest (a direction over thousands
     # of entries), which halving at least halves; nearer balance it would gain little.
-    while not isinstance(best, str) and best[1] > _HALVE_ABOVE * (best[0].error - best[1]) and len(cache) < _MOST_HALVED:
+    while isinstance(best, tuple) and best[1] > _HALVE_ABOVE * (best[0].error - best[1]) and len(cache) < _MOST_HALVED:
         finer = _proven(_rung(at, f0, best[0].step / 2), noise, slopes)
         if isinstance(finer, str) or finer[0].error >= best[0].error:
             break
