@@ -83,7 +83,7 @@ def test_what_is_not_proven_says_why():
                                 smooth) == "jump"
 
 
-def _tanh_net(seed: int, dtype=np.float32):
+def _tanh_net(seed: int, dtype=np.float32, sigmoid: bool = False):
     rng = np.random.default_rng(seed)
     n, d, h, m = (int(v) for v in rng.integers((8, 4, 8, 2), (40, 30, 60, 6)))
     x, y = rng.standard_normal((n, d)), rng.integers(0, m, n)
@@ -95,7 +95,7 @@ def _tanh_net(seed: int, dtype=np.float32):
     def forward(p):
         p = {k: v.astype(dtype) for k, v in p.items()}  # computed in dtype, whatever it is given
         z = x @ p["w1"] + p["b1"]
-        a = np.tanh(z)
+        a = 0.5 * (1 + np.tanh(0.5 * z)) if sigmoid else np.tanh(z)
         s = a @ p["w2"] + p["b2"]
         e = np.exp(s - s.max(1, keepdims=True).real)
         return p, a, e / e.sum(1, keepdims=True)
@@ -107,7 +107,7 @@ def _tanh_net(seed: int, dtype=np.float32):
     def grad(p):
         p, a, prob = forward(p)
         ds = (prob - onehot) / n
-        dz = ds @ p["w2"].T * (1 - a**2)
+        dz = ds @ p["w2"].T * (a * (1 - a) if sigmoid else 1 - a**2)
         return {"w1": x.T @ dz, "b1": dz.sum(0), "w2": a.T @ ds, "b2": ds.sum(0)}
 
     return params, loss, grad
@@ -232,3 +232,12 @@ def test_a_proven_disagreement_stands_only_where_half_the_step_proves_it_again()
 
     fooled = Derivative(0.83, 1e-6, 0.83, 0.83, False, h, 4, False, 1e-16, certified=True, residual=0.0)
     assert not proven_again(f, f(0.0), fooled, 1e-16, _exact_slopes(df))
+
+
+def test_a_random_part_that_drew_no_entry_is_not_tested():
+    """13 bias entries split in 4 random parts: a part may draw none, and a direction of zeros sees nothing."""
+    params, loss, grad = _tanh_net(2, sigmoid=True)
+    report = dc.check_gradient(loss, grad, params, seed=0, trace=False)
+    parts = [d for d in report.directions if " part " in d.label]
+    assert parts and all(d.analytic != 0 or d.numeric != 0 for d in parts)
+    assert "signs, b1 part 3/4" not in [d.label for d in parts]  # the part of this draw that holds no entry
