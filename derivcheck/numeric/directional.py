@@ -18,7 +18,7 @@ import numpy as np
 
 from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
-from derivcheck.numeric.finite_diff import (Derivative, Phi, Slopes, central_difference, certified_difference,
+from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, central_difference, certified_difference,
                                            proven_again)
 from derivcheck.numeric.hull import hull_distance
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
@@ -202,25 +202,33 @@ def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
 
 def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) -> float:
     """Allowed |analytic - numeric| for one directional derivative, from the error estimate."""
+    grad_round, step_round = _roundings(probe, moves, g, x)
+    return float(ESTIMATE_SAFETY * d.error + grad_round + step_round / d.step + user_tolerance(probe, d, moves))
+
+
+def _roundings(probe: Probe, moves: Blocks, g: Blocks, x: Blocks | None) -> tuple[float, float]:
+    """The rounding of ``<g, v>`` from the user's gradient, and the step's rounding times the step (0 without
+    ``x``), one pass over the entries."""
     grad_round = 0.0
     step_round = 0.0
     for name, v in moves.items():
-        rounds = _rounding_sums(v.reshape(-1), g[name].reshape(-1), x[name].reshape(-1))
+        rounds = _rounding_sums(v.reshape(-1), g[name].reshape(-1), None if x is None else x[name].reshape(-1))
         grad_round += rounds[0]
         step_round += rounds[1]
-    grad_round = GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * np.sqrt(grad_round)
-    step_round = 2 * probe.eps_eval * np.sqrt(step_round) / d.step
-    return float(ESTIMATE_SAFETY * d.error + grad_round + step_round + user_tolerance(probe, d, moves))
+    return (GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(grad_round)),
+            2 * probe.eps_eval * float(np.sqrt(step_round)))
 
 
-def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and ``sum (|x| g [v != 0])^2`` (the step's)."""
+def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray | None) -> tuple[float, float]:
+    """``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and ``sum (|x| g [v != 0])^2`` (the step's; 0
+    without ``x``)."""
     rms = float(np.sqrt(np.vdot(g, g) / max(g.size, 1)))
     grad_round, step_round = 0.0, 0.0
     for lo in range(0, v.size, CHUNK):
-        vc, gc, xc = v[lo:lo + CHUNK], g[lo:lo + CHUNK], x[lo:lo + CHUNK]
+        vc, gc = v[lo:lo + CHUNK], g[lo:lo + CHUNK]
         grad_round += float(np.sum((vc * (np.abs(gc) + rms)) ** 2))
-        step_round += float(np.sum((np.abs(xc) * gc * (vc != 0)) ** 2))
+        if x is not None:
+            step_round += float(np.sum((np.abs(x[lo:lo + CHUNK]) * gc * (vc != 0)) ** 2))
     return grad_round, step_round
 
 
@@ -234,8 +242,8 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
                      certify: bool = False) -> DirectionalTest:
     """Compare ``<g, v>`` with the difference quotient along ``v``; kinks are judged as subgradients.
 
-    ``certify``: in low precision, a clean first stencil is proven smooth by the user's gradient at its two
-    ends (two gradient calls) instead of by a finer rung, whose rounding noise would set the tolerance.
+    ``certify``: in low precision, a stencil is proven free of kinks by the user's gradient at its points (four
+    gradient calls, ``certified_difference``) instead of by a finer rung, whose rounding would set the tolerance.
 
     Examples
     --------
@@ -265,7 +273,7 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         return min(abs(analytic - k.forward), abs(analytic - k.backward)) <= tol
 
     low = probe.eps_eval > LOW_PRECISION_EPS
-    phi = line(probe, x, moves, trace)
+    phi = Memo(line(probe, x, moves, trace), f0)  # a proof at half the step reuses the points at h/2
     slopes = stencil_slopes(probe, g, moves, x, analytic) if certify and low else None
     proven = None if slopes is None else certified_difference(phi, f0, step_for(probe, analytic, True), probe.noise,
                                                               slopes)
@@ -293,13 +301,9 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         assert slopes is not None
         return _finer_certified(probe, phi, f0, d, analytic, slopes, lambda c: tolerance(probe, c, moves, g, x), tol,
                                 noise)
-    if separate_kinks and not d.kink and probe.kinked and x is probe.x:
-        # Smooth along this line, at a point that is a kink along others: the line may lie inside the kink set
-        # (min(w1, w2) - min(w1, -w2) along w1 at 0, flat there), where its slope is one end of the Clarke set's
-        # projection, not all of it. The pieces met nearby decide.
-        return _clarke_hull(probe, g, moves, x, d, analytic, tol)
     if not (d.kink and separate_kinks):
-        return DirectionalTest(d, analytic, tol, False)
+        failed = DirectionalTest(d, analytic, tol, False)
+        return inside_a_kink_set(probe, g, moves, failed) if separate_kinks and x is probe.x else failed
     return _coincident(probe, g, moves, x, d, analytic, tol)
 
 
@@ -352,14 +356,8 @@ def stencil_slopes(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, analytic: 
     def slopes(h: float) -> tuple[tuple[float, float, float, float, float], float]:
         return (slope(-h), slope(-h / 2), analytic, slope(h / 2), slope(h)), rounding
 
-    rounding = _slope_rounding(probe, moves, g)
+    rounding = _roundings(probe, moves, g, None)[0]  # as ``tolerance`` charges it
     return slopes
-
-
-def _slope_rounding(probe: Probe, moves: Blocks, g: Blocks) -> float:
-    """The rounding of ``<g, v>`` from the user's gradient, as ``tolerance`` charges it."""
-    total = sum(_rounding_sums(v.reshape(-1), g[k].reshape(-1), v.reshape(-1))[0] for k, v in moves.items())
-    return GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(total))
 
 
 def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative, analytic: float, tol: float) -> DirectionalTest:
@@ -380,9 +378,10 @@ def _coincident(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, d: Derivative
 
 
 def inside_a_kink_set(probe: Probe, g: Blocks, moves: Blocks, test: DirectionalTest) -> DirectionalTest:
-    """A failed test along a line smooth at x, judged again once x is known to be a kink along another line: the
-    line may lie inside the kink set, where its slope is only part of the Clarke set's projection (the pieces
-    met nearby decide). Any other test is returned as it is."""
+    """A failed test along a line smooth at x, judged again where x is a kink along another line: the line may lie
+    inside the kink set (min(w1, w2) - min(w1, -w2) along w1 at 0, flat there), where its slope is only part of
+    the Clarke set's projection; the pieces met nearby decide. Any other test is returned as it is. Tests made
+    before x was known to be a kink are passed here again once the joint directions are done."""
     if test.passed or test.derivative.kink or test.derivative.jump or not probe.kinked or test.resolution:
         return test
     again = _clarke_hull(probe, g, {k: whole(v) for k, v in moves.items()}, probe.x, test.derivative, test.analytic,

@@ -98,6 +98,29 @@ class Derivative:
         return analytic - self.value
 
 
+class Memo:
+    """``phi`` with each ``t`` evaluated once (``f0`` at 0); ``evaluations`` counts the points besides 0.
+
+    >>> calls = []
+    >>> at = Memo(lambda t: calls.append(t) or 2 * t, 0.0)
+    >>> at(1.0), at(1.0), at.evaluations, calls
+    (2.0, 2.0, 1, [1.0])
+    """
+
+    def __init__(self, phi: Phi, f0: float) -> None:
+        self._phi = phi
+        self._cache = {0.0: f0}
+
+    def __call__(self, t: float) -> float:
+        if t not in self._cache:
+            self._cache[t] = self._phi(t)
+        return self._cache[t]
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._cache) - 1
+
+
 @dataclass(frozen=True)
 class _Rung:
     h: float
@@ -159,38 +182,32 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     >>> near.kink, near.refined, abs(near.value) < 1e-6
     (False, True, True)
     """
-    cache: dict[float, float] = {0.0: f0}
-
-    def at(t: float) -> float:
-        if t not in cache:
-            cache[t] = phi(t)
-        return cache[t]
-
+    at = Memo(phi, f0)
     rungs = [_rung(at, f0, step)]
     if _may_jump(rungs[0], noise):
         jump = _jump_descent(at, f0, rungs[0], noise)  # evaluations cached: the descent below reuses them
         if jump is not None:
-            return _discontinuous(jump, noise, len(cache) - 1)
+            return _discontinuous(jump, noise, at.evaluations)
     while True:
         threshold = ROUGH_SNR * _Q_NOISE * noise
         if abs(rungs[-1].q) <= threshold:
             if confirm and len(rungs) == 1:
-                return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, len(cache) - 1)
-            return _settle(rungs, noise, len(cache) - 1)
+                return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, at.evaluations)
+            return _settle(rungs, noise, at.evaluations)
         # Noise larger than modelled: the ladder runs again with it (at least doubled: the recursion ends).
         measured = _measured_noise(at, f0, step, rungs, noise, threshold) if len(rungs) >= 2 else None
         if measured is not None:
             again = central_difference(at, f0, step, max(2 * noise, measured[0]), settled)
-            return replace(again, evaluations=len(cache) - 1, unproven_noise=again.unproven_noise or not measured[1])
+            return replace(again, evaluations=at.evaluations, unproven_noise=again.unproven_noise or not measured[1])
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
-            kink = _kink(rungs[-2], rungs[-1], noise, len(cache) - 1)
+            kink = _kink(rungs[-2], rungs[-1], noise, at.evaluations)
             # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
             # just beside 0 leaves one of order jump * distance / h, which grows: only the first settles.
             shrinking = rungs[-1].side_truncation < rungs[-2].side_truncation
             if settled is not None and shrinking and settled(kink):
                 return kink
         if len(rungs) > MAX_RUNGS:
-            return _coarsest_kink(rungs, noise, len(cache) - 1)
+            return _coarsest_kink(rungs, noise, at.evaluations)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
 
 
@@ -303,32 +320,32 @@ def certified_difference(phi: Phi, f0: float, step: float, noise: float, slopes:
     >>> certified_difference(lambda t: abs(t - 1e-3), 1e-3, 2e-2, 1e-16, kinked)
     'kinks'
     """
-    cache: dict[float, float] = {0.0: f0}
-
-    def at(t: float) -> float:
-        if t not in cache:
-            cache[t] = phi(t)
-        return cache[t]
-
+    at = Memo(phi, f0)
     best = _proven(_rung(at, f0, step), noise, slopes)
     # Halving the step doubles the rounding's share and divides the curvature's by 16: worth two more loss and
     # two more gradient calls where the curvature's share is over four times the rest (a direction over thousands
     # of entries), which halving at least halves; nearer balance it would gain little.
-    while isinstance(best, tuple) and best[1] > _HALVE_ABOVE * (best[0].error - best[1]) and len(cache) < _MOST_HALVED:
-        finer = _proven(_rung(at, f0, best[0].step / 2), noise, slopes)
-        if isinstance(finer, str) or finer[0].error >= best[0].error:
+    while isinstance(best, Derivative) and at.evaluations < _MOST_HALVED and (
+            _curvature_share(best) > _HALVE_ABOVE * (best.error - _curvature_share(best))):
+        finer = _proven(_rung(at, f0, best.step / 2), noise, slopes)
+        if isinstance(finer, str) or finer.error >= best.error:
             break
         best = finer
-    return best if isinstance(best, str) else replace(best[0], evaluations=len(cache) - 1)
+    return best if isinstance(best, str) else replace(best, evaluations=at.evaluations)
 
 
 # At most two halvings: 4 + 2 + 2 points besides f0.
-_MOST_HALVED = 9
+_MOST_HALVED = 8
 _HALVE_ABOVE = 4.0
 
 
-def _proven(r: _Rung, noise: float, slopes: Slopes) -> tuple[Derivative, float] | str:
-    """The rung's certified derivative and the curvature's share of its error, or why it is not proven."""
+def _curvature_share(d: Derivative) -> float:
+    """What a proven stencil's error charges for kinks and truncation: a sixth of the slopes' residual."""
+    return (d.residual + d.residual_rounding) / 6
+
+
+def _proven(r: _Rung, noise: float, slopes: Slopes) -> Derivative | str:
+    """The rung's certified derivative, or why it is not proven."""
     (gm, gm2, g0, gp2, gp), rounding = slopes(r.h)
     s_h, s_h2 = gp - 2 * g0 + gm, gp2 - 2 * g0 + gm2
     measured, rounded = abs(s_h - 4 * s_h2), _SECOND_DIFFERENCE_ROUNDING * rounding
@@ -342,7 +359,7 @@ def _proven(r: _Rung, noise: float, slopes: Slopes) -> tuple[Derivative, float] 
         return "jump"
     charged = _RICHARDSON_NOISE * max(noise, q_gap / _Q_NOISE) / r.h + residual / 6
     return Derivative(r.central, charged, r.forward, r.backward, False, r.h, 4, False, noise, certified=True,
-                      residual=measured, residual_rounding=rounded), residual / 6
+                      residual=measured, residual_rounding=rounded)
 
 
 # A proven disagreement stands where half the step proves it again and the slopes' residual shrank at least this
@@ -364,9 +381,9 @@ def proven_again(phi: Phi, f0: float, d: Derivative, noise: float, slopes: Slope
     if isinstance(finer, str):
         return False
     small = d.residual <= d.residual_rounding or d.residual / 6 <= _RICHARDSON_NOISE * noise / d.step
-    if not small and finer[0].residual * _CURVATURE_SHRINK > d.residual + d.residual_rounding:
+    if not small and finer.residual * _CURVATURE_SHRINK > d.residual + d.residual_rounding:
         return False
-    return abs(finer[0].value - d.value) <= ESTIMATE_SAFETY * (finer[0].error + d.error)
+    return abs(finer.value - d.value) <= ESTIMATE_SAFETY * (finer.error + d.error)
 
 
 def _confirmed(first: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:
