@@ -113,7 +113,8 @@ def check_gradient(
     finally:
         shown.finish()
     if report.verdict == "fail" and trace and not inplace:  # a loss that reads the user's arrays has no argument to trace
-        report = _with_line_blame(report, trace_failure(loss, grad, params, int(seed)))
+        failed = tuple(r.name for r in report.params if r.verdict == "fail")
+        report = _with_line_blame(report, trace_failure(loss, grad, params, int(seed), failed))
     return report
 
 
