@@ -47,7 +47,7 @@ def taylor_test(
     if order is None:
         note = "remainder at rounding level: the loss is linear along the test direction, or too noisy for this test"
     elif order > 1.7:
-        note = "consistent with a correct gradient"
+        note = "consistent with a correct gradient along the test direction (an error in few entries may not show)"
     elif kinks_seen:
         note = "order 1 is expected here: the test direction crosses a non-differentiable point"
     elif order < 1.3:
