@@ -25,32 +25,40 @@ LARGE_ENTRIES = 1 << 20
 
 
 class Regenerated:
-    """A direction that makes its entries ``[lo, hi)`` on demand; ``np.asarray`` makes it whole.
+    """A direction that writes its entries ``[lo, hi)`` on demand; ``np.asarray`` makes it whole.
+
+    ``make(lo, hi, out)`` writes the entries into ``out``: a chunk is made into memory already in use (a fresh
+    half-megabyte array per chunk costs its page faults, more than drawing the numbers).
 
     Examples
     --------
-    >>> v = Regenerated((2, 3), lambda lo, hi: np.arange(lo, hi, dtype=float))
+    >>> v = Regenerated((2, 3), lambda lo, hi, out: np.copyto(out, np.arange(lo, hi)))
     >>> v.reshape(-1)[1:4].tolist(), float(v.reshape(-1)[5]), np.asarray(v).shape
     ([1.0, 2.0, 3.0], 5.0, (2, 3))
     """
 
     dtype = np.dtype(np.float64)
 
-    def __init__(self, shape: tuple[int, ...], make: Callable[[int, int], np.ndarray]) -> None:
+    def __init__(self, shape: tuple[int, ...], make: Callable[[int, int, np.ndarray], object]) -> None:
         self.shape = tuple(shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
         self.ndim = len(self.shape)
         self._make = make
 
-    def chunk(self, lo: int, hi: int) -> np.ndarray:
-        """Entries ``lo`` to ``hi`` of the flattened direction."""
+    def chunk(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Entries ``lo`` to ``hi`` of the flattened direction (written into ``out`` when given)."""
         lo, hi = max(lo, 0), min(hi, self.size)
-        return self._make(lo, hi) if hi > lo else np.zeros(0)
+        out = np.empty(max(hi - lo, 0)) if out is None else out[:max(hi - lo, 0)]
+        if hi > lo:
+            self._make(lo, hi, out)
+        return out
 
     def chunks(self) -> Any:
-        """``(lo, entries)`` over the whole direction, CHUNK entries at a time."""
+        """``(lo, entries)`` over the whole direction, CHUNK entries at a time; each ``entries`` is valid until the
+        next is made (one buffer serves them all)."""
+        buffer = np.empty(min(CHUNK, self.size))
         for lo in range(0, self.size, CHUNK):
-            yield lo, self.chunk(lo, lo + CHUNK)
+            yield lo, self.chunk(lo, lo + CHUNK, buffer)
 
     def reshape(self, *shape: Any) -> Regenerated | np.ndarray:
         flat = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
@@ -72,8 +80,8 @@ class Regenerated:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = np.empty(self.size)
-        for lo, part in self.chunks():
-            out[lo:lo + part.size] = part
+        for lo in range(0, self.size, CHUNK):
+            self.chunk(lo, lo + CHUNK, out[lo:lo + CHUNK])
         out = out.reshape(self.shape)
         return out if dtype is None else out.astype(dtype, copy=False)
 
@@ -97,14 +105,21 @@ def min_abs(v: Any) -> float:
     return float(np.min(np.abs(v), initial=np.inf))
 
 
+def _scale_into(out: np.ndarray, x: np.ndarray, scratch: np.ndarray) -> None:
+    """``out *= entry_scale(x)`` with the same bits, its temporary written into ``scratch``."""
+    np.abs(x, out=scratch)
+    np.maximum(scratch, 1.0, out=scratch)
+    out *= scratch
+
+
 def along_gradient(x: np.ndarray, g: np.ndarray, top: float) -> Regenerated:
     """``g / top`` at each entry's scale: the same bits as ``scale_by_entry(g / top, x)``."""
     flat_x, flat_g = x.reshape(-1), g.reshape(-1)
+    scratch = np.empty(min(CHUNK, x.size))
 
-    def make(lo: int, hi: int) -> np.ndarray:
-        z = flat_g[lo:hi] / top
-        z *= entry_scale(flat_x[lo:hi])
-        return z
+    def make(lo: int, hi: int, out: np.ndarray) -> None:
+        np.divide(flat_g[lo:hi], top, out=out)
+        _scale_into(out, flat_x[lo:hi], scratch[:hi - lo] if hi - lo <= scratch.size else np.empty(hi - lo))
 
     return Regenerated(x.shape, make)
 
@@ -116,17 +131,23 @@ def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regener
         raise TypeError("a regenerated direction needs a PCG64 generator (it jumps to a chunk with advance)")
     state, size, flat_x = rng.bit_generator.state, x.size, x.reshape(-1)
     rng.bit_generator.advance(2 * size)  # one 64-bit draw per double: the magnitudes, then the signs
+    scratch = np.empty(min(CHUNK, size))
 
-    def make(lo: int, hi: int) -> np.ndarray:
+    def make(lo: int, hi: int, out: np.ndarray) -> None:
         gen = np.random.Generator(np.random.PCG64())
         gen.bit_generator.state = state
         gen.bit_generator.advance(lo)
-        z = gen.uniform(low, 1.0, hi - lo)
+        # uniform(low, 1) is low + (1 - low) * random(): the same operations, the same bits, written in place.
+        gen.random(out=out)
+        out *= 1.0 - low
+        out += low
+        signs = scratch[:hi - lo] if hi - lo <= scratch.size else np.empty(hi - lo)
         gen.bit_generator.state = state
         gen.bit_generator.advance(size + lo)
-        np.negative(z, out=z, where=gen.random(hi - lo) < 0.5)  # the bits of z[...] *= -1, without a gather
-        z *= entry_scale(flat_x[lo:hi])
-        return z
+        gen.random(out=signs)
+        signs -= 0.5  # negative exactly where random() < 0.5; the magnitudes are positive: copysign is z *= -1 there
+        np.copysign(out, signs, out=out)
+        _scale_into(out, flat_x[lo:hi], signs)
 
     return Regenerated(x.shape, make)
 
@@ -134,10 +155,9 @@ def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regener
 def unit_entry(shape: tuple[int, ...], flat: int, scale: float) -> Regenerated:
     """The direction of one entry, at its scale."""
 
-    def make(lo: int, hi: int) -> np.ndarray:
-        z = np.zeros(hi - lo)
+    def make(lo: int, hi: int, out: np.ndarray) -> None:
+        out[:] = 0.0
         if lo <= flat < hi:
-            z[flat - lo] = scale
-        return z
+            out[flat - lo] = scale
 
     return Regenerated(shape, make)
