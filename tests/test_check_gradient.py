@@ -307,6 +307,26 @@ def test_nondeterministic_loss_is_inconclusive_not_blamed(rng):
     assert any(f.kind == "nondeterministic" for f in report.findings)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_a_random_gradient_fails_and_is_named_random(seed):
+    # Dropout-like noise drawn inside the gradient: two calls at one point differ, which one call cannot show.
+    noise = np.random.default_rng(100 + seed)
+    w = np.random.default_rng(seed).standard_normal(50)
+    report = dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2 * w + 0.1 * noise.standard_normal(50), w,
+                               seed=seed, trace=False)
+    assert report.verdict == "fail"
+    assert any(f.kind == "nondeterministic" and "grad is not deterministic" in f.message for f in report.findings)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_wrong_deterministic_gradient_is_never_called_random(seed):
+    # The state check's second call gave the first result: no third call, and no finding of randomness.
+    w = np.random.default_rng(seed).standard_normal(50)
+    report = dc.check_gradient(lambda w: float(np.sum(w**2)), lambda w: 2.2 * w, w, seed=seed, trace=False)
+    assert report.verdict == "fail" and report.evaluations.grad == 3
+    assert not any(f.kind in ("nondeterministic", "stateful_gradient") for f in report.findings)
+
+
 @pytest.mark.parametrize(
     ("params", "error", "words"),
     [

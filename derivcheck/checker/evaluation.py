@@ -40,6 +40,9 @@ class Setup:
     eps_grad: float
     findings: list[Finding] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # checksums of the parameters read without a copy
+    # A second gradient call at the point (the state check's) gave the first result to rounding: no third is needed
+    # to ask whether the gradient is random.
+    grad_repeats: bool = False
 
 
 def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, *, inplace: bool,

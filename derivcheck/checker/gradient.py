@@ -170,7 +170,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
     if doubtful or probe.noise > NOISY * LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0):
         setup.findings.extend(loss_differs(setup))
-    if any(o.report.verdict == "fail" for o in doubtful):
+    if any(o.report.verdict == "fail" for o in doubtful) and not setup.grad_repeats:
         setup.findings.extend(regrad_differs(setup))
     findings, taylor, verdict = report_findings(run, outcomes, ignored)
     assert_untouched(setup)

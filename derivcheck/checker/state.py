@@ -43,7 +43,8 @@ def stateful_findings(setup: Setup, probe: Probe) -> list[Finding]:
     try:
         fns.loss_at(y)
         again: Blocks | None = fns.grad_at(setup.native)
-        if _same(again, g, setup.eps_grad):
+        setup.grad_repeats = _same(again, g, setup.eps_grad)
+        if setup.grad_repeats:
             again = None  # as it should be: not kept while the next gradient is computed (10^7 entries)
         at_y = fns.grad_at(y_native)
     except (NonFiniteError, UserFunctionError):  # y left the loss's domain: nothing to compare
