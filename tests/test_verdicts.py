@@ -344,6 +344,18 @@ def test_float32_relu_nets_are_never_failed_when_right_and_failed_when_scaled():
         assert halved.verdict == "fail", seed
 
 
+def test_a_float32_relu_net_crowded_with_kinks_is_undecided_at_the_cost_of_its_shared_directions():
+    # Seed 1: the shared random direction's ladder disagrees, a finer proven stencil agrees, and the slopes see
+    # kinks in the ladder's own stencil that explain the gap. Not a FAIL (the gradient is right), and the first
+    # layer's 799 weights are not checked one by one at a step that crosses as many kinks (8,758 evaluations).
+    params, loss, grad = _relu_net_in_float32(1)
+    report = dc.check_gradient(loss, grad, params, seed=1, trace=False)
+    assert report.verdict == "inconclusive"
+    assert [d.kind for d in report.directions if d.label == "random"] == ["kinks"]
+    assert report.evaluations.loss + report.evaluations.grad < 1000
+    assert {r.name: r.verdict for r in report.params}["w1"] == "inconclusive"
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 

@@ -201,6 +201,10 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
             run.setup.fns.progress.stage = "locating the error"
         outcomes, explained = failing_outcomes(run)
     tangled = {k for t in run.tested if not t.test.decides for k in t.moves}
+    # Low-precision stencils crowded with kinks: entry checks at the same wide step cross as many, so only a small
+    # parameter's are worth their cost (a float32 ReLU net's 800 first-layer weights took 8,000 evaluations and
+    # decided nothing).
+    crowded = {k for t in run.tested if t.test.resolution == "kinks in the stencil" for k in t.moves}
     jumps = {k for t in run.tested if t.test.resolution == "discontinuous" for k in t.moves}
     # A direction through coincident kinks sees one projection of the Clarke set: a gradient outside the
     # set can still project inside it. A small parameter's entries, each its own projection, are cheap.
@@ -215,7 +219,8 @@ def _decide(run: Run) -> dict[str, ParamOutcome]:
         noisy = auto and run.probe.eps_eval > LOW_PRECISION_EPS and size <= ENTRY_CHECK_MAX_ENTRIES and not (
             certified_smooth(run, name))
         small_kinked = name in kinked and size <= ENTRY_CHECK_MAX_ENTRIES
-        if run.mode == "full" or noisy or (auto and (name in tangled and size <= KINK_ENTRY_CHECK_MAX_ENTRIES or small_kinked)):
+        entry_limit = ENTRY_CHECK_MAX_ENTRIES if name in crowded else KINK_ENTRY_CHECK_MAX_ENTRIES
+        if run.mode == "full" or noisy or (auto and (name in tangled and size <= entry_limit or small_kinked)):
             outcomes[name] = run_full(run, name)
             continue
         if name in jumps and not (size <= KINK_ENTRY_CHECK_MAX_ENTRIES and auto):
