@@ -368,6 +368,24 @@ def test_one_entry_off_by_one_percent_among_a_million_fails_and_is_localized():
         assert report.verdict == "fail" and [e.index for e in report.wrong_entries["params"]] == [(typical,)]
 
 
+def test_one_entry_off_by_one_percent_among_ten_million_fails_and_is_localized():
+    # The scale: 80 MB per array. One seed (a check costs seconds here); benchmarks/bench_trust.py measures
+    # its memory and time against one loss+gradient.
+    w, loss, grad = _sines(10**7)
+    typical = int(np.argsort(np.abs(grad(w)))[3 * w.size // 4])
+
+    def wrong(v):
+        g = grad(v)
+        g[typical] *= 1.01
+        return g
+
+    right = dc.check_gradient(loss, grad, w, trace=False)
+    assert right.verdict == "pass" and right.params[0].single_entry_floor <= 1e-2
+    report = dc.check_gradient(loss, wrong, w, trace=False)
+    assert report.verdict == "fail" and [e.index for e in report.wrong_entries["params"]] == [(typical,)]
+    assert report.evaluations.loss + report.evaluations.grad <= 40
+
+
 @pytest.mark.parametrize("n", [50, 3000])
 def test_the_single_entry_floor_is_stated_and_one_wrong_entry_is_seen_at_every_seed(n):
     w, loss, grad = _sines(n)
