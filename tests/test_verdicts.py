@@ -356,6 +356,33 @@ def test_a_float32_relu_net_crowded_with_kinks_is_undecided_at_the_cost_of_its_s
     assert {r.name: r.verdict for r in report.params}["w1"] == "inconclusive"
 
 
+@pytest.mark.parametrize("seed", [3, 10])
+def test_the_taylor_line_never_calls_wrong_a_gradient_the_check_did_not_fail(seed):
+    # These nets' random direction stepped past kinks near x: its remainders bend to order 1, and the line used to
+    # say "the gradient is wrong" under an inconclusive verdict for a right gradient.
+    from derivcheck.checker.taylor import WRONG_NOTE
+
+    params, loss, grad = _relu_net_in_float32(seed)
+    report = dc.check_gradient(loss, grad, params, seed=seed, trace=False)
+    assert report.verdict != "fail" and report.taylor is not None and report.taylor.note != WRONG_NOTE
+    halved = dc.check_gradient(loss, lambda p: {k: v / 2 for k, v in grad(p).items()}, params, seed=seed, trace=False)
+    assert halved.verdict == "fail"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_gradient_passed_by_a_loose_rtol_is_not_called_wrong_by_the_taylor_line(seed):
+    # 5% off, rtol=0.1: the user's tolerance passes it, and the remainder's order 1 is reported as no verdict.
+    from derivcheck.checker.taylor import WRONG_NOTE
+
+    w = np.random.default_rng(seed).standard_normal(5)
+    loss, grad = (lambda w: float(np.sum(np.sin(w)))), (lambda w: 1.05 * np.cos(w))
+    report = dc.check_gradient(loss, grad, w, rtol=0.1, seed=seed)
+    assert report.verdict == "pass" and report.taylor.order < 1.3
+    assert report.taylor.note != WRONG_NOTE and "not a verdict" in report.taylor.note
+    strict = dc.check_gradient(loss, grad, w, seed=seed, trace=False)
+    assert strict.verdict == "fail" and strict.taylor.note == WRONG_NOTE
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 

@@ -18,6 +18,8 @@ USABLE_SNR = 30.0
 # Fit the order on the first (largest) usable steps: the smaller ones of a refined ladder sit
 # ever closer to the rounding floor.
 FIT_POINTS = 4
+# The note for an order near 1 without kinks: a claim about the gradient, made only where a comparison backs it.
+WRONG_NOTE = "the gradient is wrong along the test direction"
 
 
 def taylor_test(
@@ -51,7 +53,7 @@ def taylor_test(
     elif kinks_seen:
         note = "order 1 is expected here: the test direction crosses a non-differentiable point"
     elif order < 1.3:
-        note = "the gradient is wrong along the test direction"
+        note = WRONG_NOTE
     else:
         note = "between orders 1 and 2: a small gradient error or strong curvature"
     return TaylorResult(epsilons, remainders, order, len(usable), note)

@@ -5,6 +5,8 @@ Every statement here is read off numbers the same run measured.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
@@ -12,7 +14,7 @@ from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
-from derivcheck.checker.taylor import taylor_test
+from derivcheck.checker.taylor import WRONG_NOTE, taylor_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
@@ -107,7 +109,6 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
             f"the sum of the coincident kinks' own ranges).", None, "info"))
     findings.extend(_invalid_kinks(run))
     findings.extend(_what_decided(run))
-    taylor = _taylor(run)
     verdicts = [o.report.verdict for o in outcomes.values()] or ["inconclusive"]
     if any(f.kind == "stateful_gradient" and f.severity == "error" for f in findings):
         verdict = "fail"  # a gradient that changes with earlier calls is wrong whatever this call returned
@@ -117,7 +118,7 @@ def report_findings(run: Run, outcomes: dict[str, ParamOutcome], ignored: tuple)
         verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
     severity = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: severity.get(f.severity, 3))
-    return findings, taylor, verdict
+    return findings, _taylor(run, verdict), verdict
 
 
 def _what_decided(run: Run) -> list[Finding]:
@@ -154,11 +155,23 @@ def _invalid_kinks(run: Run) -> list[Finding]:
         f"check at a point off the ties.", k.param, "warning")]
 
 
-def _taylor(run: Run) -> TaylorResult | None:
+# What the Taylor line says of an order near 1 that no comparison backs: it is no verdict.
+TAYLOR_NOT_A_VERDICT = ("order near 1 along the test direction, as a wrong gradient gives, yet no comparison found the "
+                        "gradient wrong (see the rows): this order is not a verdict")
+
+
+def _taylor(run: Run, verdict: str) -> TaylorResult | None:
+    """The Taylor test on the random direction's points. Its ladder stepped past kinks near x (refined, or kinks
+    crowding its stencil) counts as crossing them; an order near 1 is called wrong only under a failed check."""
     random = next((t for t in run.tested if t.label.startswith("random") and "only" not in t.label), None)
     if random is None or not run.probe.values or any(t.test.derivative.jump for t in run.tested):
         return None  # no Taylor expansion exists across a jump
-    return taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, bool(run.kinks))
+    d = random.test.derivative
+    crossed = bool(run.kinks) or d.kink or d.refined or not random.test.decides
+    taylor = taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, crossed)
+    if verdict != "fail" and taylor.note == WRONG_NOTE:
+        return replace(taylor, note=TAYLOR_NOT_A_VERDICT)
+    return taylor
 
 
 def _common_factor(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
