@@ -26,7 +26,8 @@ __all__ = ["LineBlame", "blame_lines", "render_line_blame", "trace_failure"]
 
 def trace_failure(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, seed: int,
                   failed: tuple[str, ...] = ()) -> LineBlame:
-    """``blame_lines`` for a check that failed ``failed``; whatever the user's code does under tracing, a result, never a crash."""
+    """``blame_lines`` for a check that failed ``failed``; whatever the user's code does under tracing, a result,
+    never a crash."""
     try:
         # Perturbed re-runs overflow and divide where the user's point never does: numpy's warnings there are
         # about our probes, not the user's code, and the check already reported what it saw at the point.
