@@ -83,6 +83,7 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
         single_entry_floor=single))
     jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
     undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
+    outcome.complete = localized or indices.size == x.size
     if failed.any():
         _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
     elif undecided:

@@ -109,12 +109,15 @@ def check_gradient(
     shown = Progress(progress)
     options = CheckOptions(rtol, atol, int(seed), mode, directions, inplace, title, _names, _context)
     try:
-        report = _check(loss, grad, params, options, shown, start)
+        report, complete = _check(loss, grad, params, options, shown, start)
     finally:
         shown.finish()
     if report.verdict == "fail" and trace and not inplace:  # a loss that reads the user's arrays has no argument to trace
         failed = tuple(r.name for r in report.params if r.verdict == "fail")
-        report = _with_line_blame(report, trace_failure(loss, grad, params, int(seed), failed))
+        # Where the check named every wrong entry, tracing measures those alone and takes the rest as right.
+        focus = tuple(tuple(e.index for e in report.wrong_entries.get(r.name, ())) if r.name in complete else ()
+                      for r in report.params)
+        report = _with_line_blame(report, trace_failure(loss, grad, params, int(seed), failed, focus))
     return report
 
 
@@ -146,7 +149,8 @@ class CheckOptions:
 
 
 def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, o: CheckOptions, shown: Progress,
-           start: float) -> GradientReport:
+           start: float) -> tuple[GradientReport, set[str]]:
+    """The report, and the parameters whose wrong entries it names completely (not a sample's failures)."""
     shown.stage = "directions"
     setup = prepare(loss, grad, params, inplace=o.inplace, names=o.names, progress=shown)
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
@@ -175,7 +179,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     findings, taylor, verdict = report_findings(run, outcomes, ignored)
     assert_untouched(setup)
     ordered = [outcomes[n] for n in setup.space.names] if outcomes else []
-    return GradientReport(
+    report = GradientReport(
         verdict=verdict,
         params=tuple(o.report for o in ordered) or ignored,
         wrong_entries={o.report.name: tuple(o.wrong) for o in ordered if o.wrong},
@@ -190,6 +194,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         directions=tuple(t.as_check() for t in run.tested),
         plot_source=(loss, grad, params),
     )
+    return report, {o.report.name for o in ordered if o.complete}
 
 
 def _decide(run: Run) -> dict[str, ParamOutcome]:

@@ -37,6 +37,9 @@ class ParamOutcome:
     report: ParamReport
     wrong: list[WrongEntry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # ``wrong`` names every wrong entry (each entry checked, or the search complete), not a sample's failures: the
+    # other entries are known right.
+    complete: bool = False
 
 
 @dataclass

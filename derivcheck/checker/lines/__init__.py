@@ -25,7 +25,7 @@ __all__ = ["LineBlame", "blame_lines", "render_line_blame", "trace_failure"]
 
 
 def trace_failure(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, seed: int,
-                  failed: tuple[str, ...] = ()) -> LineBlame:
+                  failed: tuple[str, ...] = (), focus: tuple = ()) -> LineBlame:
     """``blame_lines`` for a check that failed ``failed``; whatever the user's code does under tracing, a result,
     never a crash."""
     try:
@@ -33,7 +33,7 @@ def trace_failure(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params
         # about our probes, not the user's code, and the check already reported what it saw at the point.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            blame = blame_lines(loss, grad, params, seed=seed, failed=failed)
+            blame = blame_lines(loss, grad, params, seed=seed, failed=failed, focus=focus)
     except Exception as exc:  # noqa: BLE001 - tracing is a second opinion: its failure must not hide the check's report
         return LineBlame("unreadable", reason=f"tracing your code stopped: {type(exc).__name__}: {exc}")
     if blame.file is None or blame.line is None:

@@ -27,14 +27,15 @@ DEFAULT_BUDGET = 4000
 
 
 def blame_lines(loss: Callable, grad: Callable, params: Any, *, seed: int = 0, budget: int | None = None,
-                failed: tuple[str, ...] = ()) -> LineBlame:
+                failed: tuple[str, ...] = (), focus: tuple = ()) -> LineBlame:
     """Name the line of ``grad`` that goes wrong first, confirm it by repair, and say why (``budget``: user-function
-    calls at most, ``DEFAULT_BUDGET`` by default; ``failed``: the parameters a check found wrong)."""
+    calls at most, ``DEFAULT_BUDGET`` by default; ``failed``: the parameters a check found wrong; ``focus``: the
+    wrong entries it localized, a tuple of indices per parameter in order)."""
     started = time.perf_counter()
     before = frozen_copies(params)
     session = Session(loss, grad, params, seed, DEFAULT_BUDGET if budget is None else budget)
     try:
-        answer = _blame(session, failed)
+        answer = _blame(session, failed, focus)
     except BudgetExhausted as exhausted:
         answer = LineBlame("undecided", reason=str(exhausted))
     except UserCodeError as error:  # the user's code raised: say so, blame nothing
@@ -44,14 +45,15 @@ def blame_lines(loss: Callable, grad: Callable, params: Any, *, seed: int = 0, b
     return replace(answer, evaluations=session.counter.used, seconds=time.perf_counter() - started)
 
 
-def _blame(session: Session, failed: tuple[str, ...]) -> LineBlame:
+def _blame(session: Session, failed: tuple[str, ...], focus: tuple) -> LineBlame:
     session.base_loss, forward = session.traced_loss(keep=True)
     grads, backward = session.traced_grad(keep=True)
     if forward.frames_seen == 0 or backward.frames_seen == 0:
         which = "loss" if forward.frames_seen == 0 else "gradient"
         return LineBlame("unreadable", reason=f"the {which} runs no code whose source can be read "
                                               "(compiled, exec'd or library code): no line to name")
-    truth = measure_params(session)
+    truth = measure_params(session, focus)
+    session.focus, session.known = focus, grads
     wrong = wrong_params(session, truth, grads)
     if not wrong and failed:
         # The check's own directions saw an error these cannot (one entry among many, say): "agrees" would be false.

@@ -87,13 +87,15 @@ def directional(probe: Callable[[float], float], h: float, base_loss: float) -> 
 EVALUATIONS_PER_ENTRY = 6
 
 
-def per_entry(probe_entry: Callable[[int, float], float], values: np.ndarray, base_loss: float):
-    """The full gradient with respect to ``values``, entry by entry: (gradient, error, kinked)."""
+def per_entry(probe_entry: Callable[[int, float], float], values: np.ndarray, base_loss: float,
+              only: list[int] | None = None, known: np.ndarray | None = None):
+    """The full gradient with respect to ``values``, entry by entry: (gradient, error, kinked). With ``only`` (flat
+    indices) and ``known`` (the other entries' values, already established), just those entries are measured."""
     h = step_for(values)
-    grad = np.zeros(values.size)
+    grad = np.zeros(values.size) if known is None else np.array(known, dtype=np.float64).reshape(-1)
     error = np.zeros(values.size)
     kinked = np.zeros(values.size, dtype=bool)
-    for i in range(values.size):
+    for i in range(values.size) if only is None else only:
         m = directional(lambda t, i=i: probe_entry(i, t), h, base_loss)
         grad[i], error[i], kinked[i] = m.value, m.error, m.kinked
     return grad.reshape(values.shape), error.reshape(values.shape), kinked.reshape(values.shape)

@@ -51,6 +51,10 @@ class Session:
         self.rng = np.random.default_rng(seed)
         self.counter = Counter(budget)
         self.base_loss = float("nan")
+        # Entries a check localized as the only wrong ones, by parameter, with the user's gradient: the other entries
+        # are known right, and only these are measured one by one (10^5 entries are over any tracing budget).
+        self.focus: tuple = ()
+        self.known: list = []
 
     def traced_loss(self, edits: dict[Key, Callable] | None = None, keep: bool = False) -> tuple[float, Recorder]:
         self.counter.spend()
@@ -84,12 +88,17 @@ class Session:
                                   f"evaluations and {left} are left of the tracing budget")
 
     def param_gradient(self, k: int):
-        self.afford_entries(self.arrays[k], self.names[k])
+        shape = self.arrays[k].shape
+        entries = self.focus[k] if len(self.focus) == len(self.arrays) else ()
+        known = self.known[k] if entries and k < len(self.known) else None
+        only = [int(np.ravel_multi_index(i, shape)) for i in entries] if known is not None else None
+        self.afford_entries(self.arrays[k] if only is None else np.zeros(len(only)), self.names[k])
+
         def probe(i: int, t: float) -> float:
             delta = np.zeros(self.arrays[k].size)
             delta[i] = t
-            return self.plain_loss(self._moved(k, delta.reshape(self.arrays[k].shape)))
-        return per_entry(probe, self.arrays[k], self.base_loss)
+            return self.plain_loss(self._moved(k, delta.reshape(shape)))
+        return per_entry(probe, self.arrays[k], self.base_loss, only, known)
 
     def value_direction(self, key: Key, direction: np.ndarray, values: np.ndarray) -> Measurement:
         probe = lambda t: self.traced_loss({key: lambda old: old + t * direction})[0]  # noqa: E731
