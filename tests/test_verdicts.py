@@ -339,7 +339,12 @@ def _relu_net_in_float32(seed: int):
 def test_float32_relu_nets_are_never_failed_when_right_and_failed_when_scaled():
     for seed in range(30):
         params, loss, grad = _relu_net_in_float32(seed)
-        assert dc.check_gradient(loss, grad, params, seed=seed).verdict != "fail", seed
+        report = dc.check_gradient(loss, grad, params, seed=seed)
+        assert report.verdict != "fail", seed
+        # Undecided is said with its reason: every inconclusive row has one, and the diagnosis says why.
+        assert all(r.reason and any(f.param == r.name and f.message.startswith(f"inconclusive for {r.name}:")
+                                    for f in report.findings)
+                   for r in report.params if r.verdict == "inconclusive"), seed
         halved = dc.check_gradient(loss, lambda p: {k: v / 2 for k, v in grad(p).items()}, params, seed=seed)
         assert halved.verdict == "fail", seed
 
@@ -354,6 +359,10 @@ def test_a_float32_relu_net_crowded_with_kinks_is_undecided_at_the_cost_of_its_s
     assert [d.kind for d in report.directions if d.label == "random"] == ["kinks"]
     assert report.evaluations.loss + report.evaluations.grad < 1000
     assert {r.name: r.verdict for r in report.params}["w1"] == "inconclusive"
+    said = [f for f in report.findings if f.kind == "undecided" and f.param == "w1"]  # the reason, in the diagnosis
+    assert len(said) == 1 and "crosses kinks" in said[0].message and said[0].message in str(report)
+    assert all(r.reason and any(f.param == r.name and f.message.startswith(f"inconclusive for {r.name}:")
+                                for f in report.findings) for r in report.params if r.verdict == "inconclusive")
 
 
 @pytest.mark.parametrize("seed", [3, 10])

@@ -11,7 +11,7 @@ import numpy as np
 
 from derivcheck.checker.diagnosis import diagnose, known_finding, wrong_entries_finding
 from derivcheck.checker.evidence import gather
-from derivcheck.checker.joint import block_floor, discontinuity_finding, expected_error, single_entry_floor
+from derivcheck.checker.joint import block_floor, discontinuity_finding, expected_error, single_entry_floor, undecided_finding
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -92,6 +92,7 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
                   f"{' ...' if len(entries) > 3 else ''}) kinks coincide too many to separate, and the analytic value lies "
                   f"outside the hull of the pieces gathered nearby: undecided, not a pass")
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+        outcome.findings.append(undecided_finding(name, reason, entries))
     elif jumps:
         entries = tuple(flat_index(x.shape, i) for i in jumps)
         reason = (f"the loss jumps along {len(jumps)} entr{'y' if len(jumps) == 1 else 'ies'} of {name} "
@@ -101,10 +102,13 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
     elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
         reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+        outcome.findings.append(Finding("noise", f"inconclusive for {name}: {reason}, above the "
+                                        f"{INCONCLUSIVE_FLOOR:.0e} a pass needs.", name, "warning"))
     elif method == "full" and single > expected_error(run, name) and np.any(g):
         reason = (f"one wrong entry of d{name} would have been seen only above {single:.1e} of its largest entry, "
                   f"more than the {expected_error(run, name):.0e} expected")
         outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+        outcome.findings.append(Finding("noise", f"inconclusive for {name}: {reason}.", name, "warning"))
     return outcome
 
 

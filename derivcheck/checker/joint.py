@@ -240,14 +240,21 @@ def undecided_block(run: Run, name: str) -> ParamOutcome:
     closer (too large, or ``mode="directional"``): undecided, which is not a pass."""
     test = next(t for t in run.tested if name in t.moves and not t.test.decides)
     if test.test.resolution == "kinks in the stencil":
-        why = (f"along the {test.label} direction the loss's low precision needs a step that crosses kinks, and the "
-               f"gradient's slopes proved no stencil free of them, down to steps where rounding swamps the slope")
+        why = (f"along the {test.label} direction the loss's low precision needs a step that crosses kinks, which "
+               f"shift its finite differences past their error estimate, and no stencil the gradient's slopes proved "
+               f"free of them, down to steps where rounding swamps the slope, settled the comparison")
     else:
         why = (f"along the {test.label} direction kinks coincide too many to separate, and the analytic value lies "
                f"outside the hull of the pieces gathered nearby")
     reason = (f"{why}: undecided, not a pass"
               + (" (mode='auto' checks a parameter of this size entry by entry)" if run.mode == "directional" else ""))
-    return ParamOutcome(joint_row(run, name, block_floor(run, name), "inconclusive", reason))
+    return ParamOutcome(joint_row(run, name, block_floor(run, name), "inconclusive", reason), [],
+                        [undecided_finding(name, reason)])
+
+
+def undecided_finding(name: str, reason: str, entries: tuple[tuple[int, ...], ...] = ()) -> Finding:
+    """Why a parameter's check decided nothing: the row's reason, said in the diagnosis."""
+    return Finding("undecided", f"inconclusive for {name}: {reason}.", name, "warning", entries)
 
 
 def discontinuity_finding(name: str, entries: tuple[tuple[int, ...], ...] = ()) -> Finding:
