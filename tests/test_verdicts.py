@@ -392,6 +392,41 @@ def test_a_gradient_passed_by_a_loose_rtol_is_not_called_wrong_by_the_taylor_lin
     assert strict.verdict == "fail" and strict.taylor.note == WRONG_NOTE
 
 
+def _confident_classifier(seed: int):
+    """Softmax cross-entropy whose right class leads by 14: the loss is about 3e-5, and its terms log(1 + 1e-6)
+    round at 1e-16, not at an ulp of the loss: the values sit on a lattice far coarser than the noise model."""
+    rng = np.random.default_rng(seed)
+    n, d, m = 12, 5, 4
+    x, y = rng.standard_normal((n, d)), rng.integers(0, m, n)
+    lead = 14.0 * np.eye(m)[y]
+
+    def probabilities(p):
+        s = x @ p["w"] + p["b"] + lead
+        return s - s.max(1, keepdims=True)
+
+    def loss(p):
+        s = probabilities(p)
+        return float(np.mean(np.log(np.exp(s).sum(1)) - s[np.arange(n), y]))
+
+    def grad(p):
+        e = np.exp(probabilities(p))
+        pr = e / e.sum(1, keepdims=True)
+        pr[np.arange(n), y] -= 1
+        return {"w": x.T @ pr / n, "b": pr.sum(0) / n}
+
+    return {"w": rng.standard_normal((d, m)), "b": np.zeros(m)}, loss, grad
+
+
+def test_a_loss_rounding_on_a_lattice_is_never_failed_and_a_wrong_gradient_still_is():
+    # Truth: the gradient is the textbook softmax one; seed 33 was failed when a rung's fourth difference, exactly
+    # zero on the lattice, passed for clean while its two central differences differed by 10%.
+    for seed in range(40):
+        params, loss, grad = _confident_classifier(seed)
+        assert dc.check_gradient(loss, grad, params, seed=seed, trace=False).verdict != "fail", seed
+        scaled = lambda p, grad=grad: {k: v * 1.01 if k == "w" else v for k, v in grad(p).items()}  # noqa: E731
+        assert dc.check_gradient(loss, scaled, params, seed=seed, trace=False).verdict == "fail", seed
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 
