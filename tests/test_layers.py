@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from derivcheck.catalog.registry import MODELS
@@ -77,6 +77,7 @@ def _sizes(name, n):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @given(seed=st.integers(0, 2**31 - 1))
+@example(seed=5983)  # the cnn's loss rounds on a lattice there: one stencil read as noise-free failed its witnesses
 def test_models_chain_vjps_four_ways(name, seed):
     v = verify_model(name, seed=seed)
     assert v.ok, [(r.arg, r.message) for r in v.rows]
