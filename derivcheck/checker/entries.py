@@ -11,7 +11,8 @@ import numpy as np
 
 from derivcheck.checker.diagnosis import diagnose, known_finding, wrong_entries_finding
 from derivcheck.checker.evidence import gather
-from derivcheck.checker.joint import block_floor, discontinuity_finding, expected_error, single_entry_floor, undecided_finding
+from derivcheck.checker.joint import (block_floor, discontinuity_finding, expected_error, single_entry_floor,
+                                      undecided_finding)
 from derivcheck.numeric.directional import DirectionalTest, directional_test
 from derivcheck.numeric.localize import MAX_LOCALIZED
 from derivcheck.checker.outcome import ParamOutcome, Run
@@ -81,35 +82,46 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
         flat_index(x.shape, int(indices[worst])) if len(tests) else None,
         float(analytic[worst]) if len(tests) else 0.0, float(numeric[worst]) if len(tests) else 0.0, floor, "pass",
         single_entry_floor=single))
-    jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
-    undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
     outcome.complete = localized or indices.size == x.size
     if failed.any():
         _fail(run, outcome, indices, tests, analytic, numeric, tol, failed, kinked, localized)
-    elif undecided:
+    else:
+        _undecided(run, outcome, indices, tests, floor, single)
+    return outcome
+
+
+def _undecided(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list[DirectionalTest], floor: float,
+               single: float) -> None:
+    """A parameter whose entry checks all passed: inconclusive, with its reason said in the diagnosis, where some
+    entry decided nothing (coincident kinks, a jump) or a full check fell short of the power a pass needs."""
+    name = outcome.report.name
+    x, g = run.setup.x[name], run.setup.g[name]
+    jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
+    undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
+    full = outcome.report.method == "full" and np.any(g)
+    if undecided:
         entries = tuple(flat_index(x.shape, i) for i in undecided)
         reason = (f"at {len(undecided)} entr{'y' if len(undecided) == 1 else 'ies'} of {name} ({', '.join(map(str, entries[:3]))}"
                   f"{' ...' if len(entries) > 3 else ''}) kinks coincide too many to separate, and the analytic value lies "
                   f"outside the hull of the pieces gathered nearby: undecided, not a pass")
-        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
-        outcome.findings.append(undecided_finding(name, reason, entries))
+        finding = undecided_finding(name, reason, entries)
     elif jumps:
         entries = tuple(flat_index(x.shape, i) for i in jumps)
         reason = (f"the loss jumps along {len(jumps)} entr{'y' if len(jumps) == 1 else 'ies'} of {name} "
                   f"({', '.join(map(str, entries[:3]))}{' ...' if len(entries) > 3 else ''}): no derivative exists there")
-        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
-        outcome.findings.append(discontinuity_finding(name, entries))
-    elif method == "full" and floor > INCONCLUSIVE_FLOOR and np.any(g):
+        finding = discontinuity_finding(name, entries)
+    elif full and floor > INCONCLUSIVE_FLOOR:
         reason = f"the smallest relative error the entry checks could see in d{name} is {floor:.1e}"
-        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
-        outcome.findings.append(Finding("noise", f"inconclusive for {name}: {reason}, above the "
-                                        f"{INCONCLUSIVE_FLOOR:.0e} a pass needs.", name, "warning"))
-    elif method == "full" and single > expected_error(run, name) and np.any(g):
+        finding = Finding("noise", f"inconclusive for {name}: {reason}, above the {INCONCLUSIVE_FLOOR:.0e} a pass "
+                                   f"needs.", name, "warning")
+    elif full and single > expected_error(run, name):
         reason = (f"one wrong entry of d{name} would have been seen only above {single:.1e} of its largest entry, "
                   f"more than the {expected_error(run, name):.0e} expected")
-        outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
-        outcome.findings.append(Finding("noise", f"inconclusive for {name}: {reason}.", name, "warning"))
-    return outcome
+        finding = Finding("noise", f"inconclusive for {name}: {reason}.", name, "warning")
+    else:
+        return
+    outcome.report = with_changes(outcome.report, verdict="inconclusive", reason=reason)
+    outcome.findings.append(finding)
 
 
 def _single_entry_floor(run: Run, name: str, indices: np.ndarray, seen_above: np.ndarray) -> float:
