@@ -83,6 +83,13 @@ def test_models_chain_vjps_four_ways(name, seed):
     assert v.ok, [(r.arg, r.message) for r in v.rows]
 
 
+@pytest.mark.xfail(strict=True, reason="known: the cnn's loss is about 1e-10 there and rounds at 1e-16, so its "
+                   "values do not move at the step where a gradient of 1e-11 would move them; the flat-loss rule then "
+                   "fails the correct witnesses instead of probing a wider step (found by the nightly profile)")
+def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp():
+    assert verify_model("cnn", seed=46100).ok
+
+
 def _wrong_backward_factor(layer, factor):
     def backward(dy, **kw):
         return {k: factor * np.asarray(v) for k, v in layer.backward(dy, **kw).items()}
