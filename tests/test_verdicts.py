@@ -12,6 +12,7 @@ import pytest
 
 import derivcheck as dc
 from derivcheck.catalog.registry import get_layer
+from derivcheck.checker.taylor import WRONG_NOTE
 from tests.kinky import NEAR_KINK_CASES, complex_step_gradient
 
 SEEDS = range(20)
@@ -369,8 +370,6 @@ def test_a_float32_relu_net_crowded_with_kinks_is_undecided_at_the_cost_of_its_s
 def test_the_taylor_line_never_calls_wrong_a_gradient_the_check_did_not_fail(seed):
     # These nets' random direction stepped past kinks near x: its remainders bend to order 1, and the line used to
     # say "the gradient is wrong" under an inconclusive verdict for a right gradient.
-    from derivcheck.checker.taylor import WRONG_NOTE
-
     params, loss, grad = _relu_net_in_float32(seed)
     report = dc.check_gradient(loss, grad, params, seed=seed, trace=False)
     assert report.verdict != "fail" and report.taylor is not None and report.taylor.note != WRONG_NOTE
@@ -381,8 +380,6 @@ def test_the_taylor_line_never_calls_wrong_a_gradient_the_check_did_not_fail(see
 @pytest.mark.parametrize("seed", range(20))
 def test_a_gradient_passed_by_a_loose_rtol_is_not_called_wrong_by_the_taylor_line(seed):
     # 5% off, rtol=0.1: the user's tolerance passes it, and the remainder's order 1 is reported as no verdict.
-    from derivcheck.checker.taylor import WRONG_NOTE
-
     w = np.random.default_rng(seed).standard_normal(5)
     loss, grad = (lambda w: float(np.sum(np.sin(w)))), (lambda w: 1.05 * np.cos(w))
     report = dc.check_gradient(loss, grad, w, rtol=0.1, seed=seed)

@@ -20,6 +20,9 @@ USABLE_SNR = 30.0
 FIT_POINTS = 4
 # The note for an order near 1 without kinks: a claim about the gradient, made only where a comparison backs it.
 WRONG_NOTE = "the gradient is wrong along the test direction"
+# What an order near 1 says where no comparison backs it (the check did not fail): no verdict.
+NOT_A_VERDICT_NOTE = ("order near 1 along the test direction, as a wrong gradient gives, yet no comparison found the "
+                      "gradient wrong (see the rows): this order is not a verdict")
 
 
 def taylor_test(

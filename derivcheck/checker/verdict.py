@@ -14,7 +14,7 @@ from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
-from derivcheck.checker.taylor import WRONG_NOTE, taylor_test
+from derivcheck.checker.taylor import NOT_A_VERDICT_NOTE, WRONG_NOTE, taylor_test
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
@@ -155,11 +155,6 @@ def _invalid_kinks(run: Run) -> list[Finding]:
         f"check at a point off the ties.", k.param, "warning")]
 
 
-# What the Taylor line says of an order near 1 that no comparison backs: it is no verdict.
-TAYLOR_NOT_A_VERDICT = ("order near 1 along the test direction, as a wrong gradient gives, yet no comparison found the "
-                        "gradient wrong (see the rows): this order is not a verdict")
-
-
 def _taylor(run: Run, verdict: str) -> TaylorResult | None:
     """The Taylor test on the random direction's points. Its ladder stepped past kinks near x (refined, or kinks
     crowding its stencil) counts as crossing them; an order near 1 is called wrong only under a failed check."""
@@ -170,7 +165,7 @@ def _taylor(run: Run, verdict: str) -> TaylorResult | None:
     crossed = bool(run.kinks) or d.kink or d.refined or not random.test.decides
     taylor = taylor_test(random.trace, run.setup.f0, random.test.analytic, run.probe.noise, crossed)
     if verdict != "fail" and taylor.note == WRONG_NOTE:
-        return replace(taylor, note=TAYLOR_NOT_A_VERDICT)
+        return replace(taylor, note=NOT_A_VERDICT_NOTE)
     return taylor
 
 

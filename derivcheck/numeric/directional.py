@@ -371,7 +371,7 @@ def _kinked_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: flo
     net's line crosses dozens within 0.2% of every entry). A stencil they prove free of kinks decides by its
     proven value. Else the FAIL stands: slopes rough only to their own rounding (a float16 gradient's) explain
     nothing."""
-    measured, rounded, _ = slope_residual(slopes, d.step)
+    measured, rounded, _ = slope_residual(*slopes(d.step))
     if measured > rounded and measured / 6 >= abs(analytic - d.value) - tol:
         return DirectionalTest(d, analytic, tol, True, "kinks in the stencil")
     at_ladder = certified_difference(phi, f0, d.step, probe.noise, slopes)

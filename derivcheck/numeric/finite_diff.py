@@ -358,17 +358,19 @@ def _curvature_share(d: Derivative) -> float:
     return (d.residual + d.residual_rounding) / 6
 
 
-def slope_residual(slopes: Slopes, h: float) -> tuple[float, float, float]:
-    """``|S(h) - 4 S(h/2)|`` of the slopes at the stencil of step ``h``, the rounding it may carry, and ``S(h)``."""
-    (gm, gm2, g0, gp2, gp), rounding = slopes(h)
+def slope_residual(values: tuple[float, float, float, float, float], rounding: float) -> tuple[float, float, float]:
+    """``|S(h) - 4 S(h/2)|`` of the slopes at a stencil's five points (``slopes(h)``), the rounding it may carry, and
+    ``S(h)``."""
+    gm, gm2, g0, gp2, gp = values
     s_h, s_h2 = gp - 2 * g0 + gm, gp2 - 2 * g0 + gm2
     return abs(s_h - 4 * s_h2), _SECOND_DIFFERENCE_ROUNDING * rounding, s_h
 
 
 def _proven(r: _Rung, noise: float, slopes: Slopes) -> Derivative | str:
     """The rung's certified derivative, or why it is not proven."""
-    (gm, gm2, g0, gp2, gp), rounding = slopes(r.h)
-    measured, rounded, s_h = slope_residual(slopes, r.h)
+    values, rounding = slopes(r.h)
+    gm, gm2, g0, gp2, gp = values
+    measured, rounded, s_h = slope_residual(values, rounding)
     residual = measured + rounded
     if _RICHARDSON_NOISE * noise / r.h + residual / 6 > _smooth(r, noise, 4, False).error:
         return "kinks"  # or curvature so strong that the unproven estimate is as tight

@@ -105,6 +105,11 @@ def min_abs(v: Any) -> float:
     return float(np.min(np.abs(v), initial=np.inf))
 
 
+def _part(scratch: np.ndarray, n: int) -> np.ndarray:
+    """``n`` entries of a chunk's scratch buffer (a fresh array for a longer, unchunked read)."""
+    return scratch[:n] if n <= scratch.size else np.empty(n)
+
+
 def _scale_into(out: np.ndarray, x: np.ndarray, scratch: np.ndarray) -> None:
     """``out *= entry_scale(x)`` with the same bits, its temporary written into ``scratch``."""
     np.abs(x, out=scratch)
@@ -119,7 +124,7 @@ def along_gradient(x: np.ndarray, g: np.ndarray, top: float) -> Regenerated:
 
     def make(lo: int, hi: int, out: np.ndarray) -> None:
         np.divide(flat_g[lo:hi], top, out=out)
-        _scale_into(out, flat_x[lo:hi], scratch[:hi - lo] if hi - lo <= scratch.size else np.empty(hi - lo))
+        _scale_into(out, flat_x[lo:hi], _part(scratch, hi - lo))
 
     return Regenerated(x.shape, make)
 
@@ -141,7 +146,7 @@ def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regener
         gen.random(out=out)
         out *= 1.0 - low
         out += low
-        signs = scratch[:hi - lo] if hi - lo <= scratch.size else np.empty(hi - lo)
+        signs = _part(scratch, hi - lo)
         gen.bit_generator.state = state
         gen.bit_generator.advance(size + lo)
         gen.random(out=signs)

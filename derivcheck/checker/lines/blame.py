@@ -61,13 +61,13 @@ def wrong_params(session: Session, truth: ParamTruth, grads: list, relative: flo
     return wrong
 
 
-def measure_params(session: Session, focus: tuple[tuple[tuple[int, ...], ...], ...] = ()) -> ParamTruth:
-    """Each parameter's derivative along one Gaussian direction; where the check localized wrong entries (``focus``,
-    by parameter in order), a Gaussian on those entries alone: one wrong entry among 10^5 is lost in a direction
-    over all of them."""
+def measure_params(session: Session) -> ParamTruth:
+    """Each parameter's derivative along one Gaussian direction; where the check localized wrong entries
+    (``session.focus``), a Gaussian on those entries alone: one wrong entry among 10^5 is lost in a direction over
+    all of them."""
     directions = [session.rng.standard_normal(a.shape) for a in session.arrays]
-    if len(focus) == len(directions):
-        for d, entries in zip(directions, focus):
+    if session.focus:
+        for d, entries in zip(directions, session.focus):
             if entries:
                 kept = [d[i] for i in entries]
                 d[...] = 0.0

@@ -33,9 +33,9 @@ def blame_lines(loss: Callable, grad: Callable, params: Any, *, seed: int = 0, b
     wrong entries it localized, a tuple of indices per parameter in order)."""
     started = time.perf_counter()
     before = frozen_copies(params)
-    session = Session(loss, grad, params, seed, DEFAULT_BUDGET if budget is None else budget)
+    session = Session(loss, grad, params, seed, DEFAULT_BUDGET if budget is None else budget, focus)
     try:
-        answer = _blame(session, failed, focus)
+        answer = _blame(session, failed)
     except BudgetExhausted as exhausted:
         answer = LineBlame("undecided", reason=str(exhausted))
     except UserCodeError as error:  # the user's code raised: say so, blame nothing
@@ -45,15 +45,15 @@ def blame_lines(loss: Callable, grad: Callable, params: Any, *, seed: int = 0, b
     return replace(answer, evaluations=session.counter.used, seconds=time.perf_counter() - started)
 
 
-def _blame(session: Session, failed: tuple[str, ...], focus: tuple) -> LineBlame:
+def _blame(session: Session, failed: tuple[str, ...]) -> LineBlame:
     session.base_loss, forward = session.traced_loss(keep=True)
     grads, backward = session.traced_grad(keep=True)
     if forward.frames_seen == 0 or backward.frames_seen == 0:
         which = "loss" if forward.frames_seen == 0 else "gradient"
         return LineBlame("unreadable", reason=f"the {which} runs no code whose source can be read "
                                               "(compiled, exec'd or library code): no line to name")
-    truth = measure_params(session, focus)
-    session.focus, session.known = focus, grads
+    truth = measure_params(session)
+    session.known = grads
     wrong = wrong_params(session, truth, grads)
     if not wrong and failed:
         # The check's own directions saw an error these cannot (one entry among many, say): "agrees" would be false.

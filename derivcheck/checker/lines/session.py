@@ -44,7 +44,8 @@ def agrees(measured: Measurement, yours: float, size: float, relative: float = M
 
 
 class Session:
-    def __init__(self, loss: Callable, grad: Callable, params: Any, seed: int, budget: int | None) -> None:
+    def __init__(self, loss: Callable, grad: Callable, params: Any, seed: int, budget: int | None,
+                 focus: tuple = ()) -> None:
         self.loss, self.grad, self.params = loss, grad, params
         self.arrays = [np.asarray(a, dtype=np.float64) for _, a in names_and_arrays(params)]
         self.names = [n for n, _ in names_and_arrays(params)]
@@ -53,7 +54,7 @@ class Session:
         self.base_loss = float("nan")
         # Entries a check localized as the only wrong ones, by parameter, with the user's gradient: the other entries
         # are known right, and only these are measured one by one (10^5 entries are over any tracing budget).
-        self.focus: tuple = ()
+        self.focus: tuple = focus if len(focus) == len(self.arrays) else ()
         self.known: list = []
 
     def traced_loss(self, edits: dict[Key, Callable] | None = None, keep: bool = False) -> tuple[float, Recorder]:
@@ -89,7 +90,7 @@ class Session:
 
     def param_gradient(self, k: int):
         shape = self.arrays[k].shape
-        entries = self.focus[k] if len(self.focus) == len(self.arrays) else ()
+        entries = self.focus[k] if self.focus else ()
         known = self.known[k] if entries and k < len(self.known) else None
         only = [int(np.ravel_multi_index(i, shape)) for i in entries] if known is not None else None
         self.afford_entries(self.arrays[k] if only is None else np.zeros(len(only)), self.names[k])
