@@ -83,11 +83,13 @@ def test_models_chain_vjps_four_ways(name, seed):
     assert v.ok, [(r.arg, r.message) for r in v.rows]
 
 
-@pytest.mark.xfail(strict=True, reason="known: the cnn's loss is about 1e-10 there and rounds at 1e-16, so its "
-                   "values do not move at the step where a gradient of 1e-11 would move them; the flat-loss rule then "
-                   "fails the correct witnesses instead of probing a wider step (found by the nightly profile)")
-def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp():
-    assert verify_model("cnn", seed=46100).ok
+def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp_is_never_failed():
+    # Found by the nightly profile: the loss is 6e-12 there and its changes are multiples of 2^-52, so a noise model
+    # of a few ulps of 6e-12 (1e-27) failed correct witnesses whose stencils did not move the loss. Read off the
+    # lattice, the rounding is 2e-16; the step grows to it, and the gradients of 1e-11 are measured to 1e-4 or left
+    # inconclusive where that is short of 1%, never failed.
+    v = verify_model("cnn", seed=46100)
+    assert v.rows and all(": fail" not in row.message for row in v.rows), [row.message for row in v.rows]
 
 
 def _wrong_backward_factor(layer, factor):

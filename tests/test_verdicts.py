@@ -424,6 +424,38 @@ def test_a_loss_rounding_on_a_lattice_is_never_failed_and_a_wrong_gradient_still
         assert dc.check_gradient(loss, scaled, params, seed=seed, trace=False).verdict == "fail", seed
 
 
+def _difference_of_large_terms(seed: int, scale: float, factor: float = 1.0):
+    """``(1 + scale * sum(sin w)) - 1``: its changes round at 2^-52, the ulp of 1, not at an ulp of the loss."""
+    w = np.random.default_rng(seed).standard_normal(5)
+
+    def loss(v):
+        return (1.0 + scale * float(np.sum(np.sin(v)))) - 1.0
+
+    def grad(v):
+        return factor * scale * np.cos(v)
+
+    return w, loss, grad
+
+
+@pytest.mark.parametrize("scale", [1e-7, 1e-9])
+def test_a_loss_whose_changes_lie_on_a_lattice_far_above_its_ulp_passes_when_right(scale):
+    # Truth: d/dw sin = cos. At 1e-7, seeds 16 and 17 were failed: the noise model, a few ulps of the loss (1e-23),
+    # read the lattice's rounding (2e-16) as a wrong gradient.
+    for seed in range(20):
+        w, loss, grad = _difference_of_large_terms(seed, scale)
+        assert dc.check_gradient(loss, grad, w, seed=seed, trace=False).verdict == "pass", seed
+        w, loss, wrong = _difference_of_large_terms(seed, scale, factor=1.05)
+        assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail", seed
+
+
+def test_a_loss_far_below_its_lattice_is_never_passed_on_a_wrong_gradient():
+    # At 1e-11 a step of the loss is 2e-16, a fifth of what a relative step of 6e-6 moves it by: a 2x error
+    # still fails, and a right gradient is never passed on flat values it could not see.
+    for seed in range(20):
+        w, loss, wrong = _difference_of_large_terms(seed, 1e-11, factor=2.0)
+        assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail", seed
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 

@@ -21,7 +21,7 @@ from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, central_difference, certified_difference,
                                            proven_again, slope_residual)
 from derivcheck.numeric.hull import hull_distance
-from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
+from derivcheck.numeric.precision import LATTICE_MIN_DIFFERENCES, PRECISION_JUMP, lattice_spacing, observed_eps
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
 from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, routed_range, shift_direction
 from derivcheck.numeric.tolerances import (
@@ -69,12 +69,24 @@ class Probe:
     # In float64 the noise model (a few ulps of the values) is trusted once a finer rung or a measured noise bore it
     # out; until then a FAIL read through one clean stencil is confirmed by the next rung (see ``_confirm_fail``).
     noise_confirmed: bool = False
+    # The first nonzero differences from f0 and the power-of-two spacing they all lie on (0 once none does): a loss
+    # computed as a difference of large terms changes in steps of their ulp (see ``model_noise``).
+    changes: list[float] = field(default_factory=list)
+    lattice: float = math.inf
+    # Two points on one side of x along one line whose changes are not in proportion to their steps: what rounds
+    # on a lattice does that, and exact arithmetic (a loss linear in integer data, a power-of-two step) does not.
+    disproportionate: bool = False
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
         value = self.loss_at(point)
         self.values.append(value)
         self.top = max(self.top, abs(value))
+        if value != self.f0 and math.isfinite(value) and self.lattice > 0 and len(self.changes) < LATTICE_SAMPLE:
+            change = value - self.f0  # exact: the values are close
+            self.lattice = lattice_spacing(change, self.changes, self.eps_eval * max(abs(self.f0), self.top),
+                                           self.lattice)
+            self.changes.append(change)
         if len(self.values) <= self.watch:
             self._read_precision(point, value)
         return value
@@ -149,10 +161,16 @@ class DirectionalTest:
 def line(probe: Probe, x: Blocks, moves: Blocks, trace: list[tuple[float, float]] | None = None) -> Phi:
     """``t -> L(x + t v)``, staying in the evaluation dtype; every value is recorded (and traced)."""
 
+    seen: list[tuple[float, float]] = []  # (t, change from f0) on this line through x
+
     def phi(t: float) -> float:
         value = probe.evaluate(moved(x, moves, t, probe.work))
         if trace is not None:
             trace.append((t, value))
+        if x is probe.x and not probe.disproportionate and value != probe.f0:
+            change = value - probe.f0
+            probe.disproportionate = any(t * u > 0 and change * u != c * t for u, c in seen)
+            seen.append((t, change))
         return value
 
     return phi
@@ -184,8 +202,30 @@ def moved(x: Blocks, moves: Blocks, t: float, work: Blocks | None = None) -> Blo
 
 
 def model_noise(probe: Probe) -> float:
-    """Rounding of one loss evaluation: a few ulps of the largest value seen."""
-    return LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), probe.top)
+    """Rounding of one loss evaluation: a few ulps of the largest value seen, or of the lattice its changes lie on.
+
+    A loss computed as a difference of large terms (a cross-entropy of 1e-11 as ``logsumexp(z) - z_y`` with ``z``
+    of order 1) rounds at their ulp, 1e-16, not at its own, 1e-27: its values are full floats, but every change
+    of them is a whole multiple of 2^-52 (``lattice_spacing``), and out of proportion to the steps that made them.
+    Changes of a loss that rounds at its own ulp lie on no spacing far above it; those of exact arithmetic (|x| at
+    integers, along a power-of-two step) lie on one but in proportion to their steps; a loss that jumps by whole
+    units (a count) has a spacing of the order of its values: none of them changes the model."""
+    return max(LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), probe.top), lattice_noise(probe))
+
+
+def lattice_noise(probe: Probe) -> float:
+    """A few spacings of the lattice the loss's changes lie on; 0 where they lie on none (see ``model_noise``)."""
+    on_lattice = (probe.disproportionate and len(probe.changes) >= LATTICE_MIN_DIFFERENCES and 0 < probe.lattice < math.inf
+                  and probe.lattice <= LATTICE_FRACTION * max(abs(probe.f0), probe.top))
+    return LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0
+
+
+# A lattice at most this fraction of the loss's values is rounding; a coarser one is the loss's own steps.
+LATTICE_FRACTION = 2.0**-10
+
+
+# The lattice is read off this many first nonzero changes of the loss: enough to show it, and a bounded cost.
+LATTICE_SAMPLE = 64
 
 
 def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
@@ -285,6 +325,11 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         proven = proven if proven_again(phi, f0, proven, probe.noise, slopes) else "kinks"  # a FAIL is proven twice
     d = proven if isinstance(proven, Derivative) else central_difference(phi, f0, step_for(probe, analytic),
                                                                          probe.noise, at_an_end, low)
+    if not isinstance(proven, Derivative) and lattice_noise(probe) > probe.noise:
+        # This line's own values showed the loss rounding on a lattice (``model_noise``): read them again at its
+        # spacing, from the step that spacing calls for (the points already taken are reused).
+        probe.noise = lattice_noise(probe)
+        d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low)
     if not low and not isinstance(proven, Derivative):
         d = _confirm_fail(probe, phi, f0, d, analytic, at_an_end, lambda k: tolerance(probe, k, moves, g, x))
     if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing

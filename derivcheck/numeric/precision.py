@@ -5,12 +5,17 @@ the type of float64 and the rounding of float32: its values carry at most 24 sig
 bits. The number of significant bits actually used by a handful of loss values tells the
 working precision, whatever the returned type says; the noise that cancellation adds on
 top (a loss like ``1e8 + f``) is measured by the finite differences themselves.
+
+A loss computed as a difference of large terms (a cross-entropy of 1e-11 as ``logsumexp(z) - z_y``
+with ``z`` of order 1) rounds at their ulp, 1e-16, not at its own, 1e-27. Its values are still
+full floats, but their differences all lie on one spacing, the large terms' ulp (times the slope of
+whatever maps them to the loss): ``lattice_spacing`` reads it off them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # (significant bits, unit roundoff): bfloat16, float16, float32, float64.
 _FORMATS = ((8, 2.0**-7), (11, 2.0**-10), (24, 2.0**-23), (53, 2.0**-52))
@@ -36,6 +41,47 @@ def significant_bits(value: float) -> int:
         return 0
     mantissa = int(math.frexp(abs(value))[0] * 2.0**53)
     return 53 - ((mantissa & -mantissa).bit_length() - 1)
+
+
+# Fewer nonzero differences than this lie on a spacing by chance too often to be taken for a lattice.
+LATTICE_MIN_DIFFERENCES = 4
+# A spacing counts only if it is this many times coarser than the values' own ulp: a difference that rounds at that
+# ulp lies on such a spacing one time in 64 (four of them, one time in 17 million).
+LATTICE_MARGIN = 64.0
+# A difference lies on a spacing if it is within this fraction of the spacing of one of its multiples (a lattice
+# seen through a slope of 1 - 6e-12, as a log near 1 maps it, stays on it for 100,000 multiples).
+_ON_LATTICE = 1e-6
+
+
+def lattice_spacing(new: float, earlier: Sequence[float], resolution: float, spacing: float = math.inf) -> float:
+    """The coarsest power of two, at most ``spacing``, that ``new`` and every ``earlier`` difference lie on (each
+    near a whole multiple of it); 0 once no spacing LATTICE_MARGIN times above ``resolution`` (the values' own
+    ulp) holds them. Fed the differences one at a time from ``inf`` (``earlier`` all lie on ``spacing``), it
+    returns the spacing they all share.
+
+    Examples
+    --------
+    >>> q = 2.0**-52 * (1 - 6e-12)  # the lattice of 1 + 1e-11, seen through log's slope near 1
+    >>> s, seen = math.inf, []
+    >>> for d in (11 * q, -11 * q, 6 * q, -6 * q, q, 2 * q):
+    ...     s = lattice_spacing(d, seen, 1e-27, s)
+    ...     seen.append(d)
+    >>> s == 2.0**-52, lattice_spacing(0.3e-16, seen, 1e-27, s)
+    (True, 0.0)
+    """
+    if new == 0 or not math.isfinite(new):
+        return spacing
+    spacing = min(spacing, 2.0 ** math.floor(math.log2(abs(new)) + _ON_LATTICE))  # a multiple 1 - 6e-12 counts
+    checking: Sequence[float] = [new]
+    while spacing > LATTICE_MARGIN * resolution:
+        if all(abs(d / spacing - round(d / spacing)) <= _ON_LATTICE for d in checking):
+            if checking is not earlier:
+                checking = earlier  # the new difference fits: the earlier ones must fit the spacing too
+                continue
+            return spacing
+        spacing /= 2
+        checking = [new, *earlier]
+    return 0.0
 
 
 def observed_eps(values: Iterable[float]) -> float | None:
