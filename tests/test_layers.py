@@ -80,7 +80,14 @@ def _sizes(name, n):
 @example(seed=5983)  # the cnn's loss rounds on a lattice there: one stencil read as noise-free failed its witnesses
 def test_models_chain_vjps_four_ways(name, seed):
     v = verify_model(name, seed=seed)
-    assert v.ok, [(r.arg, r.message) for r in v.rows]
+    assert v.rows and all(_agree_or_undecided(row) for row in v.rows), [(r.arg, r.message) for r in v.rows]
+
+
+def _agree_or_undecided(row) -> bool:  # noqa: ANN001 - a GradientVerification
+    """Every witness agrees, or the analytic ones agree to rounding and finite differences could not decide (a loss
+    that rounds far above its own ulp: it may say inconclusive, never fail)."""
+    undecided = all(part.endswith(": inconclusive") for part in row.message.split("; "))
+    return row.ok or (undecided and row.max_rel_error < 1e-10)
 
 
 def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp_is_never_failed():
@@ -89,7 +96,8 @@ def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp_is_never_fail
     # lattice, the rounding is 2e-16; the step grows to it, and the gradients of 1e-11 are measured to 1e-4 or left
     # inconclusive where that is short of 1%, never failed.
     v = verify_model("cnn", seed=46100)
-    assert v.rows and all(": fail" not in row.message for row in v.rows), [row.message for row in v.rows]
+    assert v.rows and all(_agree_or_undecided(row) for row in v.rows), [row.message for row in v.rows]
+    assert any(not row.ok for row in v.rows)  # short of 1% there: a pass would claim power the run did not have
 
 
 def _wrong_backward_factor(layer, factor):

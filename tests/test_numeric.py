@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from derivcheck.numeric.directional import CoarserPrecision, Probe, directional_test
 from derivcheck.numeric.finite_diff import _rung, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval
-from derivcheck.numeric.precision import lattice_spacing, observed_eps, significant_bits
+from derivcheck.numeric.precision import coarse_spacing, lattice_spacing, observed_eps, significant_bits
 from derivcheck.numeric.recovery import explains, one_sparse_candidates
 from derivcheck.checker.taylor import taylor_test
 
@@ -214,3 +214,23 @@ def test_differences_of_a_loss_rounding_at_its_own_ulp_lie_on_no_lattice(seed, s
     values = size * (1 + np.random.default_rng(seed).uniform(-1e-6, 1e-6, 8))
     f0 = size
     assert _spacing_of([float(v) - f0 for v in values], 2.2e-16 * size) == 0.0
+
+
+@given(st.integers(-60, -20), st.lists(st.integers(-64, 64), min_size=2, max_size=8), st.floats(-1e-9, 1e-9))
+def test_a_few_spacings_of_a_power_of_two_give_it(exponent, multiples, stretch):
+    # Law: changes of at most 64 spacings q (seen through a slope within 1e-9 of 1) give q times the largest power
+    # of two dividing them all, once two of them are not zero.
+    assume(sum(1 for m in multiples if m) >= 2)
+    q = 2.0**exponent
+    odd = 2 ** min((abs(m) & -abs(m)).bit_length() - 1 for m in multiples if m)
+    assert coarse_spacing([m * q * (1 + stretch) for m in multiples]) == q * odd
+
+
+def test_a_stalled_ladder_reads_the_lattice_it_rounds_on():
+    # Truth: phi(t) = 0.4 q + 2.3e-11 t rounded to multiples of q = 2^-52 (a loss of 1e-11 computed from terms of
+    # order 1, its value 0.4 q off the lattice). At h = 6e-6 it moves by one spacing on one side, at h/8 by none:
+    # the clean rung must not make the derivative exactly 0.
+    q = 2.0**-52
+    d = central_difference(lambda t: round(0.4 + 2.3e-11 * t / q) * q, 0.0, 6e-6, 1e-27)
+    assert d.unproven_noise and d.noise >= q / 2
+    assert abs(d.value - 2.3e-11) <= 4 * d.error

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from derivcheck.numeric.precision import coarse_spacing
 from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, LADDER_RATIO, MAX_RUNGS, NOISE_MARGIN, ROUGH_SNR
 
 Phi = Callable[[float], float]
@@ -191,6 +192,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     while True:
         threshold = ROUGH_SNR * _Q_NOISE * noise
         if abs(rungs[-1].q) <= threshold:
+            stalled = _stalled(at, f0, rungs)
+            if stalled > noise:  # the clean rung did not move the loss: its rounding is what the rougher ones showed
+                again = central_difference(at, f0, step, stalled, settled)
+                return replace(again, evaluations=at.evaluations, unproven_noise=True)
             if confirm and len(rungs) == 1:
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, at.evaluations)
             return _settle(rungs, noise, at.evaluations)
@@ -209,6 +214,18 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, at.evaluations)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+def _stalled(at: Phi, f0: float, rungs: list[_Rung]) -> float:
+    """Half the lattice spacing the loss rounds to, where the last rung's points all gave f0 while the rungs before
+    moved it by a few whole spacings of a power of two far above the modelled noise (a loss of 1e-11 computed from
+    terms of order 1 moves in steps of 2^-52: 1 or 2 of them at h, none at h/8); else 0. A loss flat for a while
+    along the line (a kink beyond which every unit is dead) stalls too, but its changes lie on no such spacing."""
+    last = rungs[-1]
+    if len(rungs) < 2 or not all(at(t) == f0 for t in (last.h, -last.h, last.h / 2, -last.h / 2)):
+        return 0.0
+    changes = [at(t) - f0 for r in rungs[:-1] for t in (r.h, -r.h, r.h / 2, -r.h / 2)]  # cached: no new evaluation
+    return coarse_spacing(changes) / 2
 
 
 def _measured_noise(at: Phi, f0: float, step: float, rungs: list[_Rung], noise: float,

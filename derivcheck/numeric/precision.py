@@ -84,6 +84,32 @@ def lattice_spacing(new: float, earlier: Sequence[float], resolution: float, spa
     return 0.0
 
 
+# A stalled ladder's changes count as a lattice's when each is at most this many spacings: a change of a loss that
+# rounds at its own ulp lies that near a small multiple of a power of two about one time in 4,000.
+_FEW_SPACINGS = 64
+
+
+def coarse_spacing(changes: Sequence[float]) -> float:
+    """The power of two that every nonzero change is a small whole multiple of (at most 64 of it, each within 1e-6
+    of the spacing); 0 when fewer than two changes or none holds them.
+
+    Examples
+    --------
+    >>> q = 2.0**-52 * (1 - 6e-12)
+    >>> coarse_spacing([q, 0.0, 2 * q, -3 * q]) == 2.0**-52, coarse_spacing([1.3e-16, 2.9e-16])
+    (True, 0.0)
+    """
+    nonzero = [d for d in changes if d != 0 and math.isfinite(d)]
+    if len(nonzero) < 2:
+        return 0.0
+    spacing = 2.0 ** math.floor(math.log2(min(abs(d) for d in nonzero)) + _ON_LATTICE)
+    while max(abs(d) for d in nonzero) <= _FEW_SPACINGS * spacing * (1 + _ON_LATTICE):
+        if all(abs(d / spacing - round(d / spacing)) <= _ON_LATTICE for d in nonzero):
+            return spacing
+        spacing /= 2
+    return 0.0
+
+
 def observed_eps(values: Iterable[float]) -> float | None:
     """Unit roundoff of the narrowest format that holds every value; None when too few values.
 
