@@ -234,3 +234,20 @@ def test_a_stalled_ladder_reads_the_lattice_it_rounds_on():
     d = central_difference(lambda t: round(0.4 + 2.3e-11 * t / q) * q, 0.0, 6e-6, 1e-27)
     assert d.unproven_noise and d.noise >= q / 2
     assert abs(d.value - 2.3e-11) <= 4 * d.error
+
+
+def test_a_costly_line_reads_its_noise_off_the_finest_rung_first():
+    # Truth: sin(1 + t) with noise of 1e-13 per value (a loss summing millions of terms rounds far above two
+    # ulps), and |t| + 0.3 t (a kink at 0, one-sided slopes 1.3 and -0.7). Costly, the rough first rung asks
+    # the finest rung next: four evaluations fewer for noise, and the kink is found as before.
+    rng = np.random.default_rng(3)
+
+    def noisy(t):
+        return float(np.sin(1 + t) + 1e-13 * rng.standard_normal())
+
+    cheap, costly = (central_difference(noisy, noisy(0.0), 6e-6, 2e-16, costly=c) for c in (False, True))
+    assert (cheap.evaluations, costly.evaluations) == (12, 8)
+    for d in (cheap, costly):
+        assert d.noise > 1e-13 and not d.unproven_noise and abs(d.value - np.cos(1.0)) <= 4 * d.error
+    kink = central_difference(lambda t: abs(t) + 0.3 * t, 0.0, 6e-6, 2e-16, costly=True)
+    assert kink.kink and (kink.forward, kink.backward) == pytest.approx((1.3, -0.7))

@@ -158,7 +158,8 @@ def _kink(r: _Rung, finer: _Rung, noise: float, evaluations: int) -> Derivative:
 
 
 def central_difference(phi: Phi, f0: float, step: float, noise: float,
-                       settled: Callable[[Derivative], bool] | None = None, confirm: bool = False) -> Derivative:
+                       settled: Callable[[Derivative], bool] | None = None, confirm: bool = False,
+                       costly: bool = False) -> Derivative:
     """Derivative of ``phi`` at 0 with an error estimate; steps over near kinks, recognises kinks at 0.
 
     ``noise`` is the modelled absolute rounding noise of one evaluation of ``phi``; where the
@@ -169,6 +170,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
     by to the error: in low precision the step is wide and the noise high, so many kinks can
     sit inside a stencil that still looks clean, their effects on the derivative adding up
     while their fourth differences cancel, and the Richardson estimate alone undercounts.
+    ``costly``: each evaluation is costly (a loss over millions of entries, which sums as many
+    terms and rounds far above two ulps): a rough first rung asks the finest rung first, whose
+    Q is a sample of the noise itself, before the next (four evaluations fewer where it is noise,
+    four more where a kink at 0 made the first rung rough).
 
     Examples
     --------
@@ -200,7 +205,10 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, at.evaluations)
             return _settle(rungs, noise, at.evaluations)
         # Noise larger than modelled: the ladder runs again with it (at least doubled: the recursion ends).
-        measured = _measured_noise(at, f0, step, rungs, noise, threshold) if len(rungs) >= 2 else None
+        if len(rungs) >= 2:
+            measured = _measured_noise(at, f0, step, rungs, noise, threshold)
+        else:
+            measured = _finest_noise(at, f0, step, threshold) if costly else None
         if measured is not None:
             again = central_difference(at, f0, step, max(2 * noise, measured[0]), settled)
             return replace(again, evaluations=at.evaluations, unproven_noise=again.unproven_noise or not measured[1])
@@ -245,6 +253,15 @@ def _measured_noise(at: Phi, f0: float, step: float, rungs: list[_Rung], noise: 
     other = finest if resolved else rungs[-2]
     from_q = math.sqrt((rungs[-1].q ** 2 + other.q ** 2) / 2) / _Q_NOISE
     return NOISE_MARGIN * max(from_q, _spread(finest) if resolved else 0.0), resolved
+
+
+def _finest_noise(at: Phi, f0: float, step: float, threshold: float) -> tuple[float, bool] | None:
+    """The noise per evaluation the finest rung shows where it is rough and resolved (its points moved); None
+    where it is clean (a kink at 0 made the first rung rough: the ladder goes on) or its points all gave f0."""
+    finest = _finest_rough(at, f0, step, threshold)
+    if finest is None or (finest.d1 == 0 and finest.d2 == 0):
+        return None
+    return NOISE_MARGIN * max(abs(finest.q) / _Q_NOISE, _spread(finest)), True
 
 
 def _noise_like(coarse: _Rung, fine: _Rung, noise: float) -> bool:
