@@ -22,15 +22,16 @@ SIZE = 3 * 65536 + 123  # several chunks and a ragged last one
 def test_regenerated_random_signs_are_the_drawn_array_bit_for_bit(seed):
     x = np.random.default_rng(seed).standard_normal(SIZE) * 3
     drawn = np.random.default_rng(seed)
-    z = drawn.uniform(0.5, 1.0, SIZE)
-    z[drawn.random(SIZE) < 0.5] *= -1.0
+    u = drawn.random(SIZE)  # one draw per entry: its first half the sign, 2u's fraction the magnitude
+    z = 0.5 + 0.5 * (2 * u - np.floor(2 * u))
+    z[u < 0.5] *= -1.0
     z *= np.maximum(np.abs(x), 1.0)
     after = drawn.random()
 
     rng = np.random.default_rng(seed)
     v = random_signs(x, rng, 0.5)
     assert np.array_equal(np.asarray(v), z)
-    assert rng.random() == after  # the generator moved on past both draws, as drawing them would have
+    assert rng.random() == after  # the generator moved on past the draws, as drawing them would have
     lo = 65536 - 7
     assert np.array_equal(v.reshape(-1)[lo:lo + 100], z[lo:lo + 100]) and v.reshape(-1)[SIZE - 1] == z[-1]
     assert min_abs(v) == np.min(np.abs(z))

@@ -56,7 +56,7 @@ def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | Regenerated
 
 
 def kept_signs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray | Regenerated:
-    """``sign_direction``, regenerated from the generator's state when read for a large parameter (same bits)."""
+    """``sign_direction``; for a large parameter, the same law regenerated from the generator's state when read."""
     return random_signs(x, rng, RANDOM_MIN_MAGNITUDE) if x.size >= LARGE_ENTRIES else sign_direction(x, rng)
 
 

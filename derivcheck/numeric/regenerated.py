@@ -130,29 +130,30 @@ def along_gradient(x: np.ndarray, g: np.ndarray, top: float) -> Regenerated:
 
 
 def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regenerated:
-    """Signs times magnitudes in ``[low, 1]`` at each entry's scale, as ``uniform(low, 1, size)`` then
-    ``random(size) < 0.5`` for the signs would draw them; ``rng`` moves on past both draws."""
+    """Signs times magnitudes in ``[low, 1]`` at each entry's scale, from one draw ``u = random()`` per entry: the
+    sign is ``u >= 1/2``, the magnitude ``low + (1 - low) frac(2 u)``, uniform and independent of the sign. One
+    draw, not one for each: the direction is made again at each reading, and drawing is most of its cost. ``rng``
+    moves on past the draws."""
     if not isinstance(rng.bit_generator, np.random.PCG64):
         raise TypeError("a regenerated direction needs a PCG64 generator (it jumps to a chunk with advance)")
     state, size, flat_x = rng.bit_generator.state, x.size, x.reshape(-1)
-    rng.bit_generator.advance(2 * size)  # one 64-bit draw per double: the magnitudes, then the signs
+    rng.bit_generator.advance(size)  # one 64-bit draw per double
     scratch = np.empty(min(CHUNK, size))
 
     def make(lo: int, hi: int, out: np.ndarray) -> None:
         gen = np.random.Generator(np.random.PCG64())
         gen.bit_generator.state = state
         gen.bit_generator.advance(lo)
-        # uniform(low, 1) is low + (1 - low) * random(): the same operations, the same bits, written in place.
         gen.random(out=out)
+        out *= 2.0  # exact: 2u in [0, 2), its whole part the sign, its fraction the magnitude
+        halves = _part(scratch, hi - lo)
+        np.floor(out, out=halves)
+        out -= halves
         out *= 1.0 - low
         out += low
-        signs = _part(scratch, hi - lo)
-        gen.bit_generator.state = state
-        gen.bit_generator.advance(size + lo)
-        gen.random(out=signs)
-        signs -= 0.5  # negative exactly where random() < 0.5; the magnitudes are positive: copysign is z *= -1 there
-        np.copysign(out, signs, out=out)
-        _scale_into(out, flat_x[lo:hi], signs)
+        halves -= 0.5  # -1/2 where u < 1/2: copysign makes the entry negative there
+        np.copysign(out, halves, out=out)
+        _scale_into(out, flat_x[lo:hi], halves)
 
     return Regenerated(x.shape, make)
 
