@@ -215,8 +215,8 @@ def model_noise(probe: Probe) -> float:
 
 def lattice_noise(probe: Probe) -> float:
     """A few spacings of the lattice the loss's changes lie on; 0 where they lie on none (see ``model_noise``)."""
-    on_lattice = (probe.disproportionate and len(probe.changes) >= LATTICE_MIN_DIFFERENCES and 0 < probe.lattice < math.inf
-                  and probe.lattice <= LATTICE_FRACTION * max(abs(probe.f0), probe.top))
+    on_lattice = (probe.disproportionate and len(probe.changes) >= LATTICE_MIN_DIFFERENCES
+                  and 0 < probe.lattice <= LATTICE_FRACTION * max(abs(probe.f0), probe.top))
     return LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0
 
 

@@ -199,19 +199,14 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if abs(rungs[-1].q) <= threshold:
             stalled = _stalled(at, f0, rungs)
             if stalled > noise:  # the clean rung did not move the loss: its rounding is what the rougher ones showed
-                again = central_difference(at, f0, step, stalled, settled)
-                return replace(again, evaluations=at.evaluations, unproven_noise=True)
+                return _again(at, f0, step, stalled, settled, proven=False)
             if confirm and len(rungs) == 1:
                 return _confirmed(rungs[0], _rung(at, f0, step / LADDER_RATIO), noise, at.evaluations)
             return _settle(rungs, noise, at.evaluations)
         # Noise larger than modelled: the ladder runs again with it (at least doubled: the recursion ends).
-        if len(rungs) >= 2:
-            measured = _measured_noise(at, f0, step, rungs, noise, threshold)
-        else:
-            measured = _finest_noise(at, f0, step, threshold) if costly else None
+        measured = _noise_shown(at, f0, step, rungs, noise, threshold, costly)
         if measured is not None:
-            again = central_difference(at, f0, step, max(2 * noise, measured[0]), settled)
-            return replace(again, evaluations=at.evaluations, unproven_noise=again.unproven_noise or not measured[1])
+            return _again(at, f0, step, max(2 * noise, measured[0]), settled, measured[1])
         if len(rungs) >= 2 and _agree(rungs[-2], rungs[-1], noise):
             kink = _kink(rungs[-2], rungs[-1], noise, at.evaluations)
             # A kink at 0 leaves the one-sided estimates an error that shrinks with the step; a kink
@@ -222,6 +217,13 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, at.evaluations)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+def _again(at: Memo, f0: float, step: float, noise: float, settled: Callable[[Derivative], bool] | None,
+           proven: bool) -> Derivative:
+    """The ladder run again at a noise the rungs showed (their points reused), counting every evaluation made."""
+    again = central_difference(at, f0, step, noise, settled)
+    return replace(again, evaluations=at.evaluations, unproven_noise=again.unproven_noise or not proven)
 
 
 def _stalled(at: Phi, f0: float, rungs: list[_Rung]) -> float:
@@ -253,6 +255,15 @@ def _measured_noise(at: Phi, f0: float, step: float, rungs: list[_Rung], noise: 
     other = finest if resolved else rungs[-2]
     from_q = math.sqrt((rungs[-1].q ** 2 + other.q ** 2) / 2) / _Q_NOISE
     return NOISE_MARGIN * max(from_q, _spread(finest) if resolved else 0.0), resolved
+
+
+def _noise_shown(at: Phi, f0: float, step: float, rungs: list[_Rung], noise: float, threshold: float,
+                 costly: bool) -> tuple[float, bool] | None:
+    """The noise the rough rungs show (``_measured_noise``), or on a costly line the finest rung's alone, asked
+    right after a rough first rung (``_finest_noise``); None where kinks explain them as well."""
+    if len(rungs) >= 2:
+        return _measured_noise(at, f0, step, rungs, noise, threshold)
+    return _finest_noise(at, f0, step, threshold) if costly else None
 
 
 def _finest_noise(at: Phi, f0: float, step: float, threshold: float) -> tuple[float, bool] | None:
