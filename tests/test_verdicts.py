@@ -448,15 +448,31 @@ def test_a_loss_whose_changes_lie_on_a_lattice_far_above_its_ulp_passes_when_rig
         assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail", seed
 
 
-def test_a_loss_far_below_its_lattice_is_never_failed_when_right_nor_passed_when_wrong():
+@pytest.mark.parametrize("scale", [1e-11, 1e-12, 1e-13])
+def test_a_loss_far_below_its_lattice_is_never_failed_when_right_nor_passed_when_wrong(scale):
     # At 1e-11 a step of the loss is 2e-16, about what a relative step of 6e-6 moves it by: a rung at h/8 returns
-    # f0 at every point, and seed 9 was failed on those flat values (numeric 0, tolerance 8e-21). A 2x error
-    # still fails.
+    # f0 at every point, and seed 9 was failed on those flat values (numeric 0, tolerance 8e-21). At 1e-12 and
+    # 1e-13 no stencil moves it at all: 16 and 19 of 20 seeds were failed as a loss that ignores its argument. A
+    # 2x error and a flipped sign still fail.
     for seed in range(20):
-        w, loss, grad = _difference_of_large_terms(seed, 1e-11)
+        w, loss, grad = _difference_of_large_terms(seed, scale)
         assert dc.check_gradient(loss, grad, w, seed=seed, trace=False).verdict != "fail", seed
-        w, loss, wrong = _difference_of_large_terms(seed, 1e-11, factor=2.0)
-        assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail", seed
+        for factor in (2.0, -1.0):
+            w, loss, wrong = _difference_of_large_terms(seed, scale, factor=factor)
+            assert dc.check_gradient(loss, wrong, w, seed=seed, trace=False).verdict == "fail", (seed, factor)
+
+
+def test_a_loss_flat_up_to_a_kink_is_not_taken_for_one_that_rounds_coarsely():
+    # Truth: 5 max(w - 0.01, 0) is flat at w = 0 (a dead unit that wakes at 0.01): its gradient there is 0. The
+    # walk out along the line meets the kink within 2.5% of the scale, and its changes, 5 (t - 0.01), lie on no
+    # lattice and are not explained by a slope of 5: the flat stencil stands, and 5 fails.
+    def loss(w):
+        return 5.0 * max(float(w[0]) - 0.01, 0.0) + float(w[1]) ** 2
+
+    x = np.array([0.0, 0.3])
+    for seed in range(20):
+        assert dc.check_gradient(loss, lambda w: np.array([5.0, 0.6]), x, seed=seed, trace=False).verdict == "fail"
+        assert dc.check_gradient(loss, lambda w: np.array([0.0, 0.6]), x, seed=seed, trace=False).verdict == "pass"
 
 
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():

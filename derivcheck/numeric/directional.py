@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
 from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, central_difference, certified_difference,
@@ -76,6 +77,10 @@ class Probe:
     # Two points on one side of x along one line whose changes are not in proportion to their steps: what rounds
     # on a lattice does that, and exact arithmetic (a loss linear in integer data, a power-of-two step) does not.
     disproportionate: bool = False
+    # The noise of a lattice found by walking out along a line whose stencil the loss did not move (``walk_out``),
+    # and whether that walk was made (once per check: a loss that ignores its argument would repeat it per line).
+    resolution: float = 0.0
+    walked: bool = False
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
@@ -217,7 +222,51 @@ def lattice_noise(probe: Probe) -> float:
     """A few spacings of the lattice the loss's changes lie on; 0 where they lie on none (see ``model_noise``)."""
     on_lattice = (probe.disproportionate and len(probe.changes) >= LATTICE_MIN_DIFFERENCES
                   and 0 < probe.lattice <= LATTICE_FRACTION * max(abs(probe.f0), probe.top))
-    return LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0
+    return max(LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0, probe.resolution)
+
+
+# A walk out along a line doubles its step at most this many times (to 4,096 times the step: 2.5% of every entry's
+# scale in float64), and stops once a change is this many times the smallest it saw: enough to tell a slope 1.5% off
+# from the analytic one, while the curvature over so short a step stays far below one spacing.
+WALK_DOUBLINGS = 12
+WALK_SPAN = 64
+
+
+def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: Blocks, analytic: float) -> None:
+    """A stencil whose points all gave f0 along a line the analytic gradient says the loss moves along: is the loss
+    flat there, or does it round too coarsely to move at this step (a loss of 1e-12 computed from terms of order 1
+    rounds at 2e-16, and a slope of 1e-12 moves it by less at a step of 6e-6)? Walked out at doubling steps (not
+    recorded: a dead unit's flatness is still read off the values), the second is a hypothesis the changes must bear
+    out: they lie on one lattice far above the values' ulp, and the analytic slope (with the curvature that fits
+    best) explains each to two spacings.
+    The probe's resolution is then that lattice's noise; a dead unit's changes, once it wakes, lie on none, and a
+    wrong slope explains none. Once per check."""
+    if probe.walked or x is not probe.x or not all(phi(t) == f0 for t in (step, -step, step / 2, -step / 2)):
+        return
+    probe.walked = True
+    changes: list[tuple[float, float]] = []
+    t = step
+    for _ in range(WALK_DOUBLINGS):
+        t *= 2.0
+        try:
+            value = probe.loss_at(moved(x, moves, t, probe.work))
+        except DerivcheckError:  # left the loss's domain: no evidence further out
+            break
+        if value != f0:
+            changes.append((t, value - f0))
+            if abs(value - f0) >= WALK_SPAN * min(abs(c) for _, c in changes):
+                break
+    spacing, seen = math.inf, []
+    for _, c in changes:
+        spacing = lattice_spacing(c, seen, probe.eps_eval * max(abs(f0), probe.top), spacing)
+        seen.append(c)
+    # What the slope leaves, less the curvature that fits it best (a loss of 1e-13 curves by a spacing at 4% of every
+    # entry): a wrong slope leaves a part linear in t, which no multiple of t^2 takes away over eight doublings.
+    left = [c - analytic * t for t, c in changes]
+    curvature = sum(r * t * t for r, (t, _) in zip(left, changes)) / max(sum(t**4 for t, _ in changes), math.ulp(0.0))
+    explained = all(abs(r - curvature * t * t) <= LOSS_ROUNDOFF_ULPS * spacing for r, (t, _) in zip(left, changes))
+    if len(changes) >= LATTICE_MIN_DIFFERENCES and 0 < spacing < math.inf and explained:
+        probe.resolution = LOSS_ROUNDOFF_ULPS * spacing
 
 
 # A lattice at most this fraction of the loss's values is rounding; a coarser one is the loss's own steps.
@@ -328,6 +377,8 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
     costly = not low and sum(v.size for v in moves.values()) >= LARGE_ENTRIES
     d = proven if isinstance(proven, Derivative) else central_difference(phi, f0, step_for(probe, analytic),
                                                                          probe.noise, at_an_end, low, costly)
+    if not isinstance(proven, Derivative) and analytic:
+        walk_out(probe, phi, f0, d.step, x, moves, analytic)
     if not isinstance(proven, Derivative) and lattice_noise(probe) > probe.noise:
         # This line's own values showed the loss rounding on a lattice (``model_noise``): read them again at its
         # spacing, from the step that spacing calls for (the points already taken are reused).
