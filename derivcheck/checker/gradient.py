@@ -171,10 +171,12 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
     setup.findings.extend(stateful_findings(setup, probe))
     outcomes = {} if ignored else _decide(run)
-    doubtful = [o for o in outcomes.values() if o.report.verdict != "pass"]
+    # A failure that wrong entries, found among the directions and each confirmed by its own check, account for is
+    # explained: a random loss does not make one entry fail the same way along four directions.
+    doubtful = [o for o in outcomes.values() if o.report.verdict != "pass" and not _localized(o)]
     if doubtful or probe.noise > NOISY * LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0):
         setup.findings.extend(loss_differs(setup))
-    if any(o.report.verdict == "fail" for o in doubtful) and not setup.grad_repeats:
+    if any(o.report.verdict == "fail" for o in outcomes.values()) and not setup.grad_repeats:
         setup.findings.extend(regrad_differs(setup))
     findings, taylor, verdict = report_findings(run, outcomes, ignored)
     assert_untouched(setup)
@@ -195,6 +197,11 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         plot_source=(loss, grad, params),
     )
     return report, {o.report.name for o in ordered if o.complete}
+
+
+def _localized(o: ParamOutcome) -> bool:
+    """A failing large parameter whose wrong entries were localized among its directions and confirmed one by one."""
+    return o.report.verdict == "fail" and o.report.method == "directional" and o.complete and bool(o.wrong)
 
 
 def _decide(run: Run) -> dict[str, ParamOutcome]:
