@@ -78,16 +78,16 @@ def _sizes(name, n):
 @pytest.mark.parametrize("name", sorted(MODELS))
 @given(seed=st.integers(0, 2**31 - 1))
 @example(seed=5983)  # the cnn's loss rounds on a lattice there: one stencil read as noise-free failed its witnesses
+@example(seed=331)  # a loss of 1e-12 there, its changes on 2^-52: every witness was failed, now inconclusive
 def test_models_chain_vjps_four_ways(name, seed):
     v = verify_model(name, seed=seed)
     assert v.rows and all(_agree_or_undecided(row) for row in v.rows), [(r.arg, r.message) for r in v.rows]
 
 
 def _agree_or_undecided(row) -> bool:  # noqa: ANN001 - a GradientVerification
-    """Every witness agrees, or the analytic ones agree to rounding and finite differences could not decide (a loss
-    that rounds far above its own ulp: it may say inconclusive, never fail)."""
-    undecided = all(part.endswith(": inconclusive") for part in row.message.split("; "))
-    return row.ok or (undecided and row.max_rel_error < 1e-10)
+    """Every witness agrees, or the analytic ones agree to rounding (else the message says they differ) and finite
+    differences could not decide (a loss that rounds far above its own ulp: it may say inconclusive, never fail)."""
+    return row.ok or all(part.endswith(": inconclusive") for part in row.message.split("; "))
 
 
 def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp_is_never_failed():
