@@ -252,7 +252,8 @@ def verify_model(name: Any, *, sizes: Mapping[str, int] | None = None, seed: int
         differ = ["analytic witnesses differ beyond rounding"] * (
             not all(_agree(chains[a][p], chains[b][p]) for a in chains for b in chains if a < b))
         disagreeing = (*disagreeing, *differ)
-        message = "; ".join([f"{w}: {verdicts[w][p]}" for w in chains if verdicts[w][p] != "pass"] + differ) or "all agree"
+        not_passed = [f"{w}: {verdicts[w][p]}" for w in chains if verdicts[w][p] != "pass"]
+        message = "; ".join(not_passed + differ) or "all agree"
         rows.append(
             GradientVerification(
                 name, p, (*agreeing, "finite differences") if agreeing else (), disagreeing, max(pairs),
