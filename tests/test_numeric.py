@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from derivcheck.numeric.directional import CoarserPrecision, Probe, directional_test
 from derivcheck.numeric.finite_diff import _rung, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval
-from derivcheck.numeric.precision import coarse_spacing, lattice_spacing, observed_eps, significant_bits
+from derivcheck.numeric.precision import coarse_spacing, observed_eps, significant_bits, spacing_of
 from derivcheck.numeric.recovery import explains, one_sparse_candidates
 from derivcheck.checker.taylor import taylor_test
 
@@ -188,21 +188,13 @@ def test_values_at_points_float32_holds_are_no_evidence_of_float32():
     assert probe.eps_eval == 2.2e-16
 
 
-def _spacing_of(differences, resolution):
-    spacing, seen = math.inf, []
-    for d in differences:
-        spacing = lattice_spacing(d, seen, resolution, spacing)
-        seen.append(d)
-    return spacing
-
-
 @given(st.integers(-60, -20), st.lists(st.integers(-5000, 5000).filter(bool), min_size=4, max_size=30),
        st.floats(-1e-10, 1e-10))
 def test_differences_on_a_power_of_two_lattice_give_its_spacing(exponent, multiples, stretch):
     # Law: whole multiples of q (seen through a slope within 1e-10 of 1) lie on q, and on no coarser power of two
     # unless every multiple is even.
     q = 2.0**exponent
-    found = _spacing_of([m * q * (1 + stretch) for m in multiples], q * 2.0**-30)
+    found = spacing_of([m * q * (1 + stretch) for m in multiples], q * 2.0**-30)
     odd = 2 ** min((m & -m).bit_length() - 1 for m in (abs(m) for m in multiples))
     assert found == q * odd
 
@@ -213,7 +205,7 @@ def test_differences_of_a_loss_rounding_at_its_own_ulp_lie_on_no_lattice(seed, s
     # low bits are those of the values' ulp, far below any spacing LATTICE_MARGIN times above it.
     values = size * (1 + np.random.default_rng(seed).uniform(-1e-6, 1e-6, 8))
     f0 = size
-    assert _spacing_of([float(v) - f0 for v in values], 2.2e-16 * size) == 0.0
+    assert spacing_of([float(v) - f0 for v in values], 2.2e-16 * size) == 0.0
 
 
 @given(st.integers(-60, -20), st.lists(st.integers(-64, 64), min_size=2, max_size=8), st.floats(-1e-9, 1e-9))

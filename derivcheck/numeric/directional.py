@@ -20,9 +20,10 @@ from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
 from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, central_difference, certified_difference,
-                                           proven_again, slope_residual)
+                                           proven_again, slope_residual, unmoved)
 from derivcheck.numeric.hull import hull_distance
-from derivcheck.numeric.precision import LATTICE_MIN_DIFFERENCES, PRECISION_JUMP, lattice_spacing, observed_eps
+from derivcheck.numeric.precision import (LATTICE_MIN_DIFFERENCES, PRECISION_JUMP, lattice_spacing, observed_eps,
+                                          spacing_of)
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
 from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, routed_range, shift_direction
 from derivcheck.numeric.tolerances import (
@@ -79,7 +80,7 @@ class Probe:
     disproportionate: bool = False
     # The noise of a lattice found by walking out along a line whose stencil the loss did not move (``walk_out``),
     # and whether that walk was made (once per check: a loss that ignores its argument would repeat it per line).
-    resolution: float = 0.0
+    walked_noise: float = 0.0
     walked: bool = False
 
     def evaluate(self, point: Blocks) -> float:
@@ -218,11 +219,17 @@ def model_noise(probe: Probe) -> float:
     return max(LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(probe.f0), probe.top), lattice_noise(probe))
 
 
+# A lattice at most this fraction of the loss's values is rounding; a coarser one is the loss's own steps.
+LATTICE_FRACTION = 2.0**-10
+# The lattice is read off this many first nonzero changes of the loss: enough to show it, and a bounded cost.
+LATTICE_SAMPLE = 64
+
+
 def lattice_noise(probe: Probe) -> float:
     """A few spacings of the lattice the loss's changes lie on; 0 where they lie on none (see ``model_noise``)."""
     on_lattice = (probe.disproportionate and len(probe.changes) >= LATTICE_MIN_DIFFERENCES
                   and 0 < probe.lattice <= LATTICE_FRACTION * max(abs(probe.f0), probe.top))
-    return max(LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0, probe.resolution)
+    return max(LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0, probe.walked_noise)
 
 
 # A walk out along a line doubles its step at most this many times (to 4,096 times the step: 2.5% of every entry's
@@ -239,9 +246,9 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
     recorded: a dead unit's flatness is still read off the values), the second is a hypothesis the changes must bear
     out: they lie on one lattice far above the values' ulp, and the analytic slope (with the curvature that fits
     best) explains each to two spacings.
-    The probe's resolution is then that lattice's noise; a dead unit's changes, once it wakes, lie on none, and a
+    The probe's walked noise is then that lattice's; a dead unit's changes, once it wakes, lie on none, and a
     wrong slope explains none. Once per check."""
-    if probe.walked or x is not probe.x or not all(phi(t) == f0 for t in (step, -step, step / 2, -step / 2)):
+    if probe.walked or x is not probe.x or not unmoved(phi, f0, step):
         return
     probe.walked = True
     changes: list[tuple[float, float]] = []
@@ -256,25 +263,15 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
             changes.append((t, value - f0))
             if abs(value - f0) >= WALK_SPAN * min(abs(c) for _, c in changes):
                 break
-    spacing, seen = math.inf, []
-    for _, c in changes:
-        spacing = lattice_spacing(c, seen, probe.eps_eval * max(abs(f0), probe.top), spacing)
-        seen.append(c)
+    spacing = spacing_of((c for _, c in changes), probe.eps_eval * max(abs(f0), probe.top))
     # What the slope leaves, less the curvature that fits it best (a loss of 1e-13 curves by a spacing at 4% of every
     # entry): a wrong slope leaves a part linear in t, which no multiple of t^2 takes away over eight doublings.
     left = [c - analytic * t for t, c in changes]
     curvature = sum(r * t * t for r, (t, _) in zip(left, changes)) / max(sum(t**4 for t, _ in changes), math.ulp(0.0))
     explained = all(abs(r - curvature * t * t) <= LOSS_ROUNDOFF_ULPS * spacing for r, (t, _) in zip(left, changes))
     if len(changes) >= LATTICE_MIN_DIFFERENCES and 0 < spacing < math.inf and explained:
-        probe.resolution = LOSS_ROUNDOFF_ULPS * spacing
+        probe.walked_noise = LOSS_ROUNDOFF_ULPS * spacing
 
-
-# A lattice at most this fraction of the loss's values is rounding; a coarser one is the loss's own steps.
-LATTICE_FRACTION = 2.0**-10
-
-
-# The lattice is read off this many first nonzero changes of the loss: enough to show it, and a bounded cost.
-LATTICE_SAMPLE = 64
 
 
 def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
@@ -374,18 +371,8 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
     if isinstance(proven, Derivative) and not proven.admits(analytic, tolerance(probe, proven, moves, g, x)):
         assert slopes is not None
         proven = proven if proven_again(phi, f0, proven, probe.noise, slopes) else "kinks"  # a FAIL is proven twice
-    costly = not low and sum(v.size for v in moves.values()) >= LARGE_ENTRIES
-    d = proven if isinstance(proven, Derivative) else central_difference(phi, f0, step_for(probe, analytic),
-                                                                         probe.noise, at_an_end, low, costly)
-    if not isinstance(proven, Derivative) and analytic:
-        walk_out(probe, phi, f0, d.step, x, moves, analytic)
-    if not isinstance(proven, Derivative) and lattice_noise(probe) > probe.noise:
-        # This line's own values showed the loss rounding on a lattice (``model_noise``): read them again at its
-        # spacing, from the step that spacing calls for (the points already taken are reused).
-        probe.noise = lattice_noise(probe)
-        d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low)
-    if not low and not isinstance(proven, Derivative):
-        d = _confirm_fail(probe, phi, f0, d, analytic, at_an_end, lambda k: tolerance(probe, k, moves, g, x))
+    d = proven if isinstance(proven, Derivative) else _ladder(probe, phi, f0, analytic, x, moves, at_an_end,
+                                                              lambda k: tolerance(probe, k, moves, g, x))
     if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing
         return DirectionalTest(d, analytic, math.inf, True, "discontinuous")
     if d.kink and x is probe.x:
@@ -409,6 +396,23 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
         failed = DirectionalTest(d, analytic, tol, False)
         return inside_a_kink_set(probe, g, moves, failed) if separate_kinks and x is probe.x else failed
     return _coincident(probe, g, moves, x, d, analytic, tol)
+
+
+def _ladder(probe: Probe, phi: Phi, f0: float, analytic: float, x: Blocks, moves: Blocks,
+            at_an_end: Callable[[Derivative], bool], tolerance_of: Callable[[Derivative], float]) -> Derivative:
+    """The step ladder's derivative along a line no slopes proved smooth, read again at the lattice the loss rounds
+    on where this line's own values (or a walk out along it) showed one, and a float64 FAIL confirmed."""
+    low = probe.eps_eval > LOW_PRECISION_EPS
+    costly = not low and sum(v.size for v in moves.values()) >= LARGE_ENTRIES
+    d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low, costly)
+    if analytic:
+        walk_out(probe, phi, f0, d.step, x, moves, analytic)
+    if lattice_noise(probe) > probe.noise:
+        # This line's own values showed the loss rounding on a lattice (``model_noise``): read them again at its
+        # spacing, from the step that spacing calls for (the points already taken are reused).
+        probe.noise = lattice_noise(probe)
+        d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low)
+    return d if low else _confirm_fail(probe, phi, f0, d, analytic, at_an_end, tolerance_of)
 
 
 def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,

@@ -226,13 +226,17 @@ def _again(at: Memo, f0: float, step: float, noise: float, settled: Callable[[De
     return replace(again, evaluations=at.evaluations, unproven_noise=again.unproven_noise or not proven)
 
 
+def unmoved(phi: Phi, f0: float, h: float) -> bool:
+    """Every point of the stencil at ``h`` gave exactly f0 (the points are cached where ``phi`` is a Memo)."""
+    return all(phi(t) == f0 for t in (h, -h, h / 2, -h / 2))
+
+
 def _stalled(at: Phi, f0: float, rungs: list[_Rung]) -> float:
     """Half the lattice spacing the loss rounds to, where the last rung's points all gave f0 while the rungs before
     moved it by a few whole spacings of a power of two far above the modelled noise (a loss of 1e-11 computed from
     terms of order 1 moves in steps of 2^-52: 1 or 2 of them at h, none at h/8); else 0. A loss flat for a while
     along the line (a kink beyond which every unit is dead) stalls too, but its changes lie on no such spacing."""
-    last = rungs[-1]
-    if len(rungs) < 2 or not all(at(t) == f0 for t in (last.h, -last.h, last.h / 2, -last.h / 2)):
+    if len(rungs) < 2 or not unmoved(at, f0, rungs[-1].h):
         return 0.0
     changes = [at(t) - f0 for r in rungs[:-1] for t in (r.h, -r.h, r.h / 2, -r.h / 2)]  # cached: no new evaluation
     return coarse_spacing(changes) / 2

@@ -71,10 +71,10 @@ def lattice_spacing(new: float, earlier: Sequence[float], resolution: float, spa
     """
     if new == 0 or not math.isfinite(new):
         return spacing
-    spacing = min(spacing, 2.0 ** math.floor(math.log2(abs(new)) + _ON_LATTICE))  # a multiple 1 - 6e-12 counts
+    spacing = min(spacing, _power_at_most(abs(new), _ON_LATTICE))
     checking: Sequence[float] = [new]
     while spacing > LATTICE_MARGIN * resolution:
-        if all(abs(d / spacing - round(d / spacing)) <= _ON_LATTICE for d in checking):
+        if _all_on(checking, spacing, _ON_LATTICE):
             if checking is not earlier:
                 checking = earlier  # the new difference fits: the earlier ones must fit the spacing too
                 continue
@@ -82,6 +82,26 @@ def lattice_spacing(new: float, earlier: Sequence[float], resolution: float, spa
         spacing /= 2
         checking = [new, *earlier]
     return 0.0
+
+
+def spacing_of(differences: Iterable[float], resolution: float) -> float:
+    """``lattice_spacing`` fed ``differences`` one at a time: the spacing they all lie on, 0 where none (``inf`` for
+    no nonzero difference)."""
+    spacing, seen = math.inf, []
+    for d in differences:
+        spacing = lattice_spacing(d, seen, resolution, spacing)
+        seen.append(d)
+    return spacing
+
+
+def _power_at_most(size: float, within: float) -> float:
+    """The largest power of two at most ``size``, or just above it by ``within`` (a multiple 1 - 6e-12 counts)."""
+    return 2.0 ** math.floor(math.log2(size) + within)
+
+
+def _all_on(values: Iterable[float], spacing: float, within: float) -> bool:
+    """Every value within ``within`` of the spacing of a whole multiple of it."""
+    return all(abs(d / spacing - round(d / spacing)) <= within for d in values)
 
 
 # A stalled ladder's changes count as a lattice's when each is at most this many spacings: a change of a loss that
@@ -102,9 +122,9 @@ def coarse_spacing(changes: Sequence[float]) -> float:
     nonzero = [d for d in changes if d != 0 and math.isfinite(d)]
     if len(nonzero) < 2:
         return 0.0
-    spacing = 2.0 ** math.floor(math.log2(min(abs(d) for d in nonzero)) + _ON_LATTICE)
+    spacing = _power_at_most(min(abs(d) for d in nonzero), _ON_LATTICE)
     while max(abs(d) for d in nonzero) <= _FEW_SPACINGS * spacing * (1 + _ON_LATTICE):
-        if all(abs(d / spacing - round(d / spacing)) <= _ON_LATTICE for d in nonzero):
+        if _all_on(nonzero, spacing, _ON_LATTICE):
             return spacing
         spacing /= 2
     return 0.0
