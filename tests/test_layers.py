@@ -109,6 +109,23 @@ def test_the_cnn_chain_where_the_loss_rounds_far_above_its_own_ulp_is_never_fail
     assert any(not row.ok for row in v.rows)  # short of 1% there: a pass would claim power the run did not have
 
 
+# Seeds where the cnn's loss, 1e-3 to 1e-14 computed from terms of order 1, rounds far above its own ulp, found by a
+# sweep of 2,000 random seeds and each failed by the check before. Every witness agrees; none may be failed.
+ROUNDING_SEEDS = {
+    # Every rung rough with that rounding but the finest, where the loss moved by 4 and 8 steps of 2^-52 and both
+    # sides rounded alike: a clean Q there was read as kinks at several distances, and that rung's value, 3.7% off,
+    # failed dkb. The rung above the finest, rough too, shows the noise.
+    595164124: "pass",
+}
+
+
+@pytest.mark.parametrize("seed", sorted(ROUNDING_SEEDS))
+def test_the_cnn_chain_where_the_loss_rounds_above_its_ulp_is_never_failed(seed):
+    v = verify_model("cnn", seed=seed)
+    assert all(_agree_or_undecided(row) for row in v.rows), [(r.arg, r.message) for r in v.rows]
+    assert v.ok == (ROUNDING_SEEDS[seed] == "pass"), [(r.arg, r.message) for r in v.rows]
+
+
 def _wrong_backward_factor(layer, factor):
     def backward(dy, **kw):
         return {k: factor * np.asarray(v) for k, v in layer.backward(dy, **kw).items()}
