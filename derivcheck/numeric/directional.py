@@ -417,7 +417,7 @@ def _ladder(probe: Probe, phi: Phi, f0: float, analytic: float, x: Blocks, moves
 
 def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
                   at_an_end: Callable[[Derivative], bool], tolerance_of: Callable[[Derivative], float]) -> Derivative:
-    """A float64 disagreement read through one clean stencil (the first, or the first clean one below a rough rung),
+    """A float64 disagreement read through one clean stencil (the first, or the first clean one below rough rungs),
     before the noise model was borne out: the next rung confirms it, and what the two disagree by joins the error
     (four more evaluations, on a failure only). A loss whose rounding is set by terms far larger than its value (a
     cross-entropy near 0: log(1 + 1e-6) rounds at 1e-16, not at an ulp of 1e-6) rounds on a lattice: one
@@ -425,10 +425,10 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
     tight. Agreement bears the model out for the rest of the check, as a measured noise does."""
     if d.noise > model_noise(probe) and not d.unproven_noise:
         probe.noise_confirmed = True  # measured at the finest rung: later tests start from it
-    # One clean stencil: the first, or the one after a single rough rung (read as a kink stepped over; the rounding
-    # of a loss of 3e-5 computed from terms of order 1 makes the first rung rough and leaves the next clean by
-    # chance as well, and its value is then off by that rounding over a step eight times shorter).
-    one_clean = d.evaluations == (8 if d.refined else 4) and not (d.kink or d.jump or d.certified)
+    # One clean stencil: the first, or the first clean one below rough rungs (read as kinks stepped over; the
+    # rounding of a loss of 3e-5 computed from terms of order 1 makes rungs rough and leaves a later one clean by
+    # chance as well, and its value is then off by that rounding over a step many times shorter).
+    one_clean = not (d.kink or d.jump or d.certified)
     if probe.noise_confirmed or not one_clean or d.admits(analytic, tolerance_of(d)):
         return d
     confirmed = central_difference(phi, f0, d.step, probe.noise, at_an_end, confirm=True)
