@@ -122,6 +122,9 @@ ROUNDING_SEEDS = {
     1165533627: "pass",
     328818970: "pass",
     61808108: "pass",
+    # A loss of 6e-14 averaged over a batch of 3: its changes are whole multiples of 2^-52 / 3, on no power of two,
+    # and no stencil moved it. Walked out, they show that lattice; the gradients, 1e-12, are short of its power.
+    901313604: "inconclusive",
 }
 
 

@@ -199,6 +199,19 @@ def test_differences_on_a_power_of_two_lattice_give_its_spacing(exponent, multip
     assert found == q * odd
 
 
+@given(st.integers(-60, -20), st.sampled_from([3, 5, 7, 25]), st.integers(1, 8),
+       st.lists(st.integers(-5000, 5000).filter(bool), min_size=3, max_size=20))
+def test_differences_on_a_lattice_divided_by_a_batch_give_a_whole_multiple_of_it(exponent, batch, smallest, multiples):
+    # Law: a loss averaged over a batch of n rounds on its terms' power-of-two lattice divided by n, no power of two
+    # for odd n. Whole multiples of that spacing, the smallest a few of it, give a spacing that is a whole multiple of
+    # it and divides every one.
+    q = 2.0**exponent / batch
+    multiples = [smallest, *(m for m in multiples if abs(m) >= smallest)]
+    ratio = spacing_of([m * q for m in multiples], 2.0**exponent * 2.0**-40) / q
+    assert abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1
+    assert all(m % round(ratio) == 0 for m in multiples)
+
+
 @given(st.integers(0, 2**31 - 1), st.floats(1e-3, 1e3))
 def test_differences_of_a_loss_rounding_at_its_own_ulp_lie_on_no_lattice(seed, size):
     # Truth: values that carry all 53 bits (a loss of ``size`` moved by continuous amounts) differ by amounts whose
