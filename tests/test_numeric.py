@@ -199,7 +199,7 @@ def test_differences_on_a_power_of_two_lattice_give_its_spacing(exponent, multip
     assert found == q * odd
 
 
-@given(st.integers(-60, -20), st.sampled_from([3, 5, 7, 25]), st.integers(1, 8),
+@given(st.integers(-60, -20), st.sampled_from([3, 5, 7, 25, 100, 125]), st.integers(1, 8),
        st.lists(st.integers(-5000, 5000).filter(bool), min_size=3, max_size=20))
 def test_differences_on_a_lattice_divided_by_a_batch_give_a_whole_multiple_of_it(exponent, batch, smallest, multiples):
     # Law: a loss averaged over a batch of n rounds on its terms' power-of-two lattice divided by n, no power of two

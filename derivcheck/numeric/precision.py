@@ -86,8 +86,8 @@ def lattice_spacing(new: float, earlier: Sequence[float], resolution: float, spa
 
 def spacing_of(differences: Iterable[float], resolution: float) -> float:
     """``lattice_spacing`` fed ``differences`` one at a time: the spacing they all lie on, 0 where none (``inf`` for
-    no nonzero difference). Where no power of two holds them, a whole fraction of the smallest does (a mean over a
-    batch of 3 divides a lattice of 2^-52 by 3).
+    no nonzero difference). Where no power of two holds them, a power of two divided by a batch's odd factor does (a
+    mean over a batch of 3 divides a lattice of 2^-52 by 3).
 
     Examples
     --------
@@ -95,32 +95,26 @@ def spacing_of(differences: Iterable[float], resolution: float) -> float:
     >>> spacing_of([q, 3 * q, 6 * q, 13 * q], 1e-30) == q, spacing_of([1.3e-16, 2.9e-16, 3.1e-16, 7.7e-16], 1e-30)
     (True, 0.0)
     """
+    seen = list(differences)
+    spacing = _power_of_two_spacing(seen, resolution)
+    for odd in range(3, _MOST_ODD + 1, 2):
+        if spacing != 0:
+            return spacing
+        spacing = _power_of_two_spacing([odd * d for d in seen], odd * resolution) / odd
+    return spacing
+
+
+# The largest odd factor of a batch whose mean's lattice ``spacing_of`` reads (a batch of 100 has 25).
+_MOST_ODD = 127
+
+
+def _power_of_two_spacing(differences: Sequence[float], resolution: float) -> float:
+    """The power of two every difference lies on, far above ``resolution``: 0 where none, inf for no nonzero one."""
     spacing, seen = math.inf, []
     for d in differences:
         spacing = lattice_spacing(d, seen, resolution, spacing)
         seen.append(d)
-    return _fraction_of_smallest(seen, resolution) if spacing == 0 else spacing
-
-
-# A batch lattice's smallest change is taken as at most this many of its spacings.
-_FRACTIONS = 8
-
-
-def _fraction_of_smallest(differences: Sequence[float], resolution: float) -> float:
-    """The largest whole fraction (up to an eighth) of the smallest nonzero difference that every difference is a
-    whole multiple of, far above ``resolution``; 0 where none. A loss averaged over a batch of n rounds on its
-    terms' lattice divided by n, no power of two when n is not one."""
-    nonzero = [d for d in differences if d != 0 and math.isfinite(d)]
-    if len(nonzero) < 2:
-        return 0.0
-    smallest = min(abs(d) for d in nonzero)
-    for parts in range(1, _FRACTIONS + 1):
-        spacing = smallest / parts
-        if spacing <= LATTICE_MARGIN * resolution:
-            break
-        if _all_on(nonzero, spacing, _ON_LATTICE):
-            return spacing
-    return 0.0
+    return spacing
 
 
 def _power_at_most(size: float, within: float) -> float:
