@@ -475,6 +475,41 @@ def test_a_loss_flat_up_to_a_kink_is_not_taken_for_one_that_rounds_coarsely():
         assert dc.check_gradient(loss, lambda w: np.array([0.0, 0.6]), x, seed=seed, trace=False).verdict == "pass"
 
 
+def _sure_prediction(seed: int, batch: int, margin: float):
+    """A cross-entropy of predictions sure to ``margin`` (logit of the right class ahead by about that much),
+    computed the usual way, as logsumexp(z) - z_y: it rounds to 0 or a spacing of 7e-15, its gradient is 1e-16 and
+    exact to rounding (softmax minus one-hot, computed apart from the loss)."""
+    z = np.random.default_rng(seed).standard_normal((batch, 5))
+    z[:, 0] += margin
+
+    def loss(z):
+        m = z.max(axis=1, keepdims=True)
+        return float(np.mean((m[:, 0] + np.log(np.exp(z - m).sum(axis=1))) - z[:, 0]))
+
+    def grad(z):
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[:, 0] -= 1.0
+        return p / batch
+
+    return z, loss, grad
+
+
+@pytest.mark.parametrize("batch, margin", [(1, 36.0), (1, 38.0), (3, 37.0)])
+def test_a_sure_predictions_cross_entropy_that_rounds_to_zero_is_undecided_never_failed(batch, margin):
+    # Truth: the gradient is softmax minus one-hot, 1e-16, while the loss is the same at x and along every stencil
+    # (terms of order 37 round at 7e-15), and moves only where it has left its tangent far behind. No step shows the
+    # slope: undecided. A gradient off by one in an entry would move the loss by 4e-2 over the walk: it fails.
+    for seed in range(20):
+        z, loss, grad = _sure_prediction(seed, batch, margin)
+        assert loss(z) < 2e-14  # 0, or a spacing or two of 7e-15
+        assert dc.check_gradient(loss, grad, z, seed=seed, trace=False).verdict == "inconclusive", seed
+        off = np.zeros_like(z)
+        off[0, 1] = 1.0
+        assert dc.check_gradient(loss, lambda z: grad(z) + off, z, seed=seed, trace=False).verdict == "fail", seed
+        assert dc.check_gradient(loss, lambda z: 2 * grad(z), z, seed=seed, trace=False).verdict != "pass", seed
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 

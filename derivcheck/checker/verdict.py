@@ -26,13 +26,15 @@ def settle_precision(run: Run) -> bool:
     """Read the working precision off the loss values; True when the joint tests must be redone."""
     probe, s = run.probe, run.setup
     seen = observed_eps([s.f0, *probe.values])
-    modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(abs(v) for v in [s.f0, *probe.values])
+    top = max(abs(v) for v in [s.f0, *probe.values])
+    modelled = LOSS_ROUNDOFF_ULPS * probe.eps_eval * top
     if seen is not None and seen > PRECISION_JUMP * probe.eps_eval:
         probe.eps_eval = seen
         bits = round(-np.log2(seen)) + 1
         why = f"the loss values carry only {bits} significant bits"
-    elif probe.noise > PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny):
-        probe.eps_eval = probe.noise / (LOSS_ROUNDOFF_ULPS * max(abs(v) for v in [s.f0, *probe.values]))
+    elif probe.noise > PRECISION_JUMP**2 * max(modelled, np.finfo(float).tiny) and top > 0:
+        # (A loss that was 0 at every point, its noise walked out along a line, has no precision relative to it.)
+        probe.eps_eval = probe.noise / (LOSS_ROUNDOFF_ULPS * top)
         why = f"the differences show rounding noise of {probe.noise:.2g} per evaluation"
     else:
         return False

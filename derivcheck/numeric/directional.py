@@ -232,11 +232,14 @@ def lattice_noise(probe: Probe) -> float:
     return max(LOSS_ROUNDOFF_ULPS * probe.lattice if on_lattice else 0.0, probe.walked_noise)
 
 
-# A walk out along a line doubles its step at most this many times (to 4,096 times the step: 2.5% of every entry's
-# scale in float64), and stops once a change is this many times the smallest it saw: enough to tell a slope 1.5% off
-# from the analytic one, while the curvature over so short a step stays far below one spacing.
-WALK_DOUBLINGS = 12
+# A walk out along a line doubles its step at most this many times (to 65,536 times the step: 40% of every entry's
+# scale in float64; a sure prediction's cross-entropy, rounded to 0, first moves at 5-10%), and stops once a change
+# is this many times the smallest it saw: enough to tell a slope 1.5% off from the analytic one, while the curvature
+# over so short a step stays far below one spacing.
+WALK_DOUBLINGS = 16
 WALK_SPAN = 64
+# The fewest changes that show a lattice, and that a slope test fits.
+WALK_CHANGES = 2
 
 
 def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: Blocks, analytic: float) -> None:
@@ -245,9 +248,9 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
     rounds at 2e-16, and a slope of 1e-12 moves it by less at a step of 6e-6)? Walked out at doubling steps (not
     recorded: a dead unit's flatness is still read off the values), the second is a hypothesis the changes must bear
     out: they lie on one lattice far above the values' ulp, and the analytic slope (with the curvature that fits
-    best) explains each to two spacings.
+    best) explains them, or the loss grows too fast from its first change on for any slope to be tested there.
     The probe's walked noise is then that lattice's; a dead unit's changes, once it wakes, lie on none, and a
-    wrong slope explains none. Once per check."""
+    wrong slope leaves a part linear in t. A loss that never moved is judged by ``_never_moved``. Once per check."""
     if probe.walked or x is not probe.x or not unmoved(phi, f0, step):
         return
     probe.walked = True
@@ -263,15 +266,47 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
             changes.append((t, value - f0))
             if abs(value - f0) >= WALK_SPAN * min(abs(c) for _, c in changes):
                 break
-    spacing = spacing_of((c for _, c in changes), probe.eps_eval * max(abs(f0), probe.top))
-    # What the slope leaves, less the curvature that fits it best (a loss of 1e-13 curves by a spacing at 4% of every
-    # entry): a wrong slope leaves a part linear in t, which no multiple of t^2 takes away over eight doublings.
-    left = [c - analytic * t for t, c in changes]
-    curvature = sum(r * t * t for r, (t, _) in zip(left, changes)) / max(sum(t**4 for t, _ in changes), math.ulp(0.0))
-    explained = all(abs(r - curvature * t * t) <= LOSS_ROUNDOFF_ULPS * spacing for r, (t, _) in zip(left, changes))
-    if len(changes) >= LATTICE_MIN_DIFFERENCES and 0 < spacing < math.inf and explained:
+    if len(changes) < WALK_CHANGES:  # flat out to the last step before its one change, if any
+        _never_moved(probe, f0, changes[0][0] / 2 if changes else t, analytic)
+        return
+    values = [abs(f0), probe.top, *(abs(f0 + c) for _, c in changes)]  # a loss of 0 has no ulp of its own
+    spacing = spacing_of((c for _, c in changes), probe.eps_eval * max(values))
+    if 0 < spacing < math.inf and _slope_test(changes, analytic, spacing) is not False:
         probe.walked_noise = LOSS_ROUNDOFF_ULPS * spacing
 
+
+def _never_moved(probe: Probe, f0: float, t: float, analytic: float) -> None:
+    """A walk along which the loss never moved, out to ``t``: a flat loss, or one that rounds too coarsely for the
+    analytic slope to move it anywhere. Only a slope that would have moved terms of order one (or of the loss's
+    values) by more than their rounding over the walk tells them apart: a smaller one is undecided, and the walk's
+    noise is that rounding. A cross-entropy of a sure prediction is exactly 0, computed from logits of order 30 as
+    logsumexp(z) - z_y, with a gradient of 1e-16; a dead unit's wrong gradient of 1e-10 would move it by 4e-11."""
+    rounding = LOSS_ROUNDOFF_ULPS * probe.eps_eval * max(1.0, abs(f0), probe.top)
+    if abs(analytic) * t < rounding:
+        probe.walked_noise = rounding
+
+
+def _slope_test(changes: list[tuple[float, float]], analytic: float, spacing: float) -> bool | None:
+    """Whether the analytic slope, with the curvature that fits best, explains each change to two spacings (True),
+    leaves a part of them linear in t (False: the walk refutes it), or cannot be tested (None: the loss grows
+    faster than any curvature from its first change on, as a sure prediction's cross-entropy does, 0 at x and
+    then 2, 17.5 and 665 spacings over three doublings).
+
+    A loss of 1e-13 curves by a spacing at 4% of every entry. A wrong slope leaves a part linear in t, which no
+    multiple of t^2 takes away over the doublings, and the curvature fitted to it overshoots the last change. A
+    faster growth leaves the last change beyond the fit, on the fit's side: that change is set aside, and the fit
+    made again on the ones before, while two or more are left."""
+    while len(changes) >= WALK_CHANGES:
+        left = [c - analytic * t for t, c in changes]
+        curvature = sum(r * t * t for r, (t, _) in zip(left, changes)) / max(sum(t**4 for t, _ in changes),
+                                                                             math.ulp(0.0))
+        fits = [curvature * t * t for t, _ in changes]
+        if all(abs(r - f) <= LOSS_ROUNDOFF_ULPS * spacing for r, f in zip(left, fits)):
+            return True
+        if not (fits[-1] != 0 and (left[-1] - fits[-1]) * fits[-1] > 0):
+            return False
+        changes = changes[:-1]
+    return None
 
 
 def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
