@@ -536,6 +536,23 @@ def test_a_least_squares_loss_at_its_minimum_is_never_failed():
     assert failed >= len(seeds) - 4
 
 
+def test_a_naive_cross_entropy_of_sure_sigmoids_is_never_failed():
+    # Truth: mean(-log(sigmoid(z))) at z near 30 rounds as sigmoid(z) does near 1, on 2^-53: each of the 6 terms is
+    # off by up to half a spacing of the mean's lattice, and a walk out along a flat stencil saw its changes off
+    # the analytic slope by 2.2 spacings at one seed of 20, which refuted a correct gradient. x2 still fails.
+    for seed in range(20):
+        z = np.random.default_rng(seed).standard_normal(6) + 30.0
+
+        def loss(z):
+            return float(np.mean(-np.log(1 / (1 + np.exp(-z)))))
+
+        def grad(z):
+            return -(1 - 1 / (1 + np.exp(-z))) / z.size
+
+        assert dc.check_gradient(loss, grad, z, seed=seed, trace=False).verdict != "fail", seed
+        assert dc.check_gradient(loss, lambda z: 2 * grad(z), z, seed=seed, trace=False).verdict == "fail", seed
+
+
 def test_a_jump_in_the_loss_is_inconclusive_never_a_wrong_gradient():
     from derivcheck.numeric.finite_diff import central_difference
 

@@ -240,6 +240,9 @@ WALK_DOUBLINGS = 16
 WALK_SPAN = 64
 # The fewest changes that show a lattice, and that a slope test fits.
 WALK_CHANGES = 2
+# A slope explains a walk's change to this many spacings: a mean of terms that each round on the lattice (the
+# cross-entropy of 6 sure predictions, -log of a sigmoid rounded near 1) is off by up to half a spacing per term.
+WALK_EXPLAINED = 4.0
 
 
 def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: Blocks, analytic: float) -> None:
@@ -287,7 +290,7 @@ def _never_moved(probe: Probe, f0: float, t: float, analytic: float) -> None:
 
 
 def _slope_test(changes: list[tuple[float, float]], analytic: float, spacing: float) -> bool | None:
-    """Whether the analytic slope, with the curvature that fits best, explains each change to two
+    """Whether the analytic slope, with the curvature that fits best, explains each change to WALK_EXPLAINED
     spacings (True), leaves a part of them linear in t (False: the walk refutes it), or cannot be tested (None:
     the loss grows faster than any curvature from its first change on, as a sure prediction's cross-entropy does,
     0 at x and then 2, 17.5 and 665 spacings over three doublings).
@@ -301,7 +304,7 @@ def _slope_test(changes: list[tuple[float, float]], analytic: float, spacing: fl
         curvature = sum(r * t * t for r, (t, _) in zip(left, changes)) / max(sum(t**4 for t, _ in changes),
                                                                              math.ulp(0.0))
         fits = [curvature * t * t for t, _ in changes]
-        if all(abs(r - f) <= LOSS_ROUNDOFF_ULPS * spacing for r, f in zip(left, fits)):
+        if all(abs(r - f) <= WALK_EXPLAINED * spacing for r, f in zip(left, fits)):
             return True
         if not (fits[-1] != 0 and (left[-1] - fits[-1]) * fits[-1] > 0):
             return False
