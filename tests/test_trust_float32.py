@@ -81,3 +81,61 @@ def test_float32_nets_keep_power_after_the_relu():
         assert verdict != "pass", seed
         failed += verdict == "fail"
     assert passed >= 16 and failed >= 19, (passed, failed)
+
+
+def _sure_softmax_in_float32(seed: int) -> tuple[np.ndarray, object, object, np.ndarray]:
+    """A cross-entropy over 8 predictions sure to a margin of 12, its parameters float32; the loss takes float64
+    copies, and the gradient computes softmax minus one-hot at whatever dtype it is given, returning float32."""
+    z = np.random.default_rng(seed).standard_normal((8, 10)).astype(np.float32)
+    z[:, 0] += 12
+
+    def loss(z):
+        m = z.max(1, keepdims=True)
+        return float(np.mean(m[:, 0] + np.log(np.exp(z - m).sum(1)) - z[:, 0]))
+
+    def grad(z):
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[:, 0] -= 1  # 1 - 2e-4 in float32 rounds at 6e-8 of 1: a thousandth of p - 1
+        return (p / 8).astype(np.float32)
+
+    z64 = z.astype(np.float64)
+    p = np.exp(z64 - z64.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[:, 0] = -(p[:, 1:].sum(1))  # truth: p - 1 without the cancellation
+    return z, loss, grad, p / 8
+
+
+def test_a_float32_gradient_is_judged_by_the_rounding_it_was_computed_with():
+    # Truth: the exact gradient in float64 (p - 1 as minus the other probabilities). The float32 code's p - 1 is off
+    # by 1e-3 of itself, 1,500 times float32's rounding of the gradient's largest entry: a tolerance of a few ulps
+    # failed it at every seed. The gradient at the float64 copy measures that rounding, one more gradient call, and
+    # the check says so. It passes, or where that rounding hides a single entry's 1% is inconclusive; 5% off still
+    # fails; the float64 reference passes alone.
+    passed = 0
+    for seed in SEEDS:
+        z, loss, grad, truth = _sure_softmax_in_float32(seed)
+        assert np.max(np.abs(grad(z) - truth)) > 100 * 2.0**-24 * np.max(np.abs(truth))  # far above a few ulps
+        report = dc.check_gradient(loss, grad, z, seed=seed, trace=False)
+        assert report.verdict != "fail", (seed, str(report))
+        passed += report.ok
+        assert any("own rounding at float32" in f.message for f in report.findings)
+        off = dc.check_gradient(loss, lambda z: 1.05 * grad(z), z, seed=seed, trace=False)
+        assert off.verdict == "fail", seed
+        assert dc.check_gradient(loss, lambda z: truth, z.astype(np.float64), seed=seed, trace=False).ok
+    assert passed >= 15
+
+
+def test_a_gradient_that_depends_on_its_dtype_is_not_excused_as_rounding():
+    # Truth: the derivative of sum(sin w) is cos w. This gradient is right when given float64 and 30% off in float32:
+    # the float64 call differs from the float32 one by far more than rounding, so nothing is charged, the
+    # report says why, and the FAIL stands.
+    for seed in SEEDS:
+        w = np.random.default_rng(seed).standard_normal(6).astype(np.float32)
+
+        def grad(w):
+            return np.cos(w) * (1.0 if w.dtype == np.float64 else 1.3)
+
+        report = dc.check_gradient(lambda w: float(np.sum(np.sin(w))), grad, w, seed=seed, trace=False)
+        assert report.verdict == "fail", seed
+        assert any("more than rounding" in f.message for f in report.findings), seed

@@ -65,6 +65,23 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings, kept)
 
 
+def gradient_spread(fns: GuardedFunctions, native: Blocks, x: Blocks, g: Blocks) -> Blocks | None:
+    """The user's gradient at the float64 evaluation point less the one at their own dtype: the gradient's own
+    rounding at that dtype (the float64 one's is a billionth of it), which a difference of nearly equal numbers
+    makes far larger than a few ulps of its values (a sure softmax's p - 1 in float32 rounds at 6e-8 of 1, a
+    thousandth of its 1e-4). None where the point is the user's own, or the gradient does not take float64."""
+    if all(x[k].dtype == native[k].dtype for k in x):
+        return None
+    dtype = fns.grad_dtype  # the dtype the user's gradient comes back in at their own point
+    try:
+        high = fns.grad_at(x)
+    except (UserFunctionError, NonFiniteError, InputError):
+        return None
+    finally:
+        fns.grad_dtype = dtype
+    return {k: g[k] - high[k] for k in g}
+
+
 def _native_blocks(space: ParamSpace, params: Any, inplace: bool) -> tuple[Blocks, dict[str, int]]:
     """The user's values at their own dtype: copies, except a large contiguous float64 array outside in-place mode,
     read through a read-only view (a copy of 10^7 entries is a loss evaluation's memory); the viewed arrays'

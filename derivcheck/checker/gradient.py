@@ -20,7 +20,7 @@ from derivcheck.checker.attribution import examine, failing_outcomes, run_full
 from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
 from derivcheck.checker.evaluation import assert_untouched, loss_differs, prepare, regrad_differs
-from derivcheck.checker.verdict import ignores_argument, report_findings, settle_precision
+from derivcheck.checker.verdict import charge_gradient_rounding, ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
 from derivcheck.checker.joint import certified_smooth, discontinuous_block, passing_block, run_joint, undecided_block
 from derivcheck.numeric.directional import CoarserPrecision, Probe
@@ -170,6 +170,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     ignored = ignores_argument(run)
     probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
     setup.findings.extend(stateful_findings(setup, probe))
+    charge_gradient_rounding(run)
     outcomes = {} if ignored else _decide(run)
     # A failure that wrong entries, found among the directions and each confirmed by its own check, account for is
     # explained: a random loss does not make one entry fail the same way along four directions.

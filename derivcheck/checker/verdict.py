@@ -15,10 +15,11 @@ from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.checker.taylor import NOT_A_VERDICT_NOTE, WRONG_NOTE, taylor_test
+from derivcheck.checker.evaluation import gradient_spread
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
-from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, relative_step
+from derivcheck.numeric.tolerances import GRADIENT_ROUNDOFF_ULPS, LOSS_ROUNDOFF_ULPS, relative_step
 
 
 
@@ -47,6 +48,54 @@ def settle_precision(run: Run) -> bool:
         f"the step ({relative_step(probe.eps_eval):.1e} relative) and the tolerances follow it.", None, "info"))
     s.evaluated_in = f"{s.evaluated_in}, precision {probe.eps_eval:.1e} observed"
     return True
+
+
+# The most a lower-precision gradient may differ from the same code's at the float64 point, as a fraction of a
+# block's largest entry, and still be taken for its rounding (a sure softmax's p - 1 in float32: 6e-4); beyond it the
+# two calls disagree for another reason (state left by earlier calls, code that depends on the dtype).
+SPREAD_MOST = 2.0**-6
+# A spread this many times the modelled rounding (GRADIENT_ROUNDOFF_ULPS of the gradient's largest entry) is said.
+_SPREAD_SAID = 16.0
+
+
+def charge_gradient_rounding(run: Run) -> None:
+    """Where a direction failed and the gradient was computed at a lower precision than the loss was evaluated in:
+    its own rounding, measured by the same code at the float64 point (one more gradient call, on a failure only,
+    after the state check so as not to add a call to the sequence it reads), joins every tolerance from here on,
+    and the failed tests are judged again with it. A rounding far above a few ulps is said (a difference of nearly
+    equal numbers in float32); a difference too large to be rounding is said and charged nowhere."""
+    s, probe = run.setup, run.probe
+    failed = [k for k, t in enumerate(run.tested) if not t.test.passed]
+    if not failed:
+        return
+    spread = gradient_spread(s.fns, s.native, s.x, s.g)
+    if spread is None:
+        return
+    worst = max(float(np.max(np.abs(spread[k]), initial=0.0)) for k in spread)
+    top = max(float(np.max(np.abs(s.g[k]), initial=0.0)) for k in s.g)
+    dtypes = "/".join(sorted({str(v.dtype) for v in s.native.values() if v.dtype != np.float64}))
+    if any(np.max(np.abs(spread[k]), initial=0.0) > SPREAD_MOST * np.max(np.abs(s.g[k]), initial=0.0) for k in spread):
+        s.findings.append(Finding(
+            "precision", f"{s.fns.grad_name} at your {dtypes} point and at its float64 copy differ by up to "
+            f"{worst:.2g}, {worst / max(top, np.finfo(float).tiny):.1g} of its largest entry: more than rounding, so "
+            f"it depends on the dtype or on earlier calls, and the check charges none of it.", None, "warning"))
+        return
+    probe.grad_spread = spread
+    if worst > _SPREAD_SAID * GRADIENT_ROUNDOFF_ULPS * s.eps_grad * top:
+        s.findings.append(Finding(
+            "precision", f"{s.fns.grad_name} at your {dtypes} point and at its float64 copy differ by up to "
+            f"{worst:.2g} ({worst / max(top, np.finfo(float).tiny):.1g} of its largest entry, "
+            f"{worst / max(s.eps_grad * top, np.finfo(float).tiny):.0f} times {dtypes}'s rounding of it): the "
+            f"gradient's own rounding at {dtypes}, charged in the tolerances. A difference of nearly equal numbers "
+            f"loses that much (p - 1 of a softmax near 1: compute it as minus the sum of the other probabilities).",
+            None, "info"))
+    for k in failed:
+        t = run.tested[k]
+        if t.test.resolution or t.test.derivative.kink or t.test.derivative.jump:
+            continue  # judged by more than a tolerance
+        along = abs(sum(float(np.vdot(spread[n].reshape(-1), np.asarray(v).reshape(-1))) for n, v in t.moves.items()))
+        tol = t.test.tolerance + along
+        run.rejudge(k, replace(t.test, tolerance=tol, passed=t.test.derivative.admits(t.test.analytic, tol)))
 
 
 def ignores_argument(run: Run) -> tuple[ParamReport, ...]:

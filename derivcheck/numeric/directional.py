@@ -82,6 +82,9 @@ class Probe:
     # and whether that walk was made (once per check: a loss that ignores its argument would repeat it per line).
     walked_noise: float = 0.0
     walked: bool = False
+    # The user's gradient at x less the same code's at x in float64, where its own dtype is lower: its rounding there,
+    # charged along each direction exactly (``_roundings``).
+    grad_spread: Blocks | None = None
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
@@ -338,11 +341,14 @@ def _roundings(probe: Probe, moves: Blocks, g: Blocks, x: Blocks | None) -> tupl
     ``x``), one pass over the entries."""
     grad_round = 0.0
     step_round = 0.0
+    spread = 0.0  # the measured rounding of the gradient along v, where there is one
     for name, v in moves.items():
         rounds = _rounding_sums(v.reshape(-1), g[name].reshape(-1), None if x is None else x[name].reshape(-1))
         grad_round += rounds[0]
         step_round += rounds[1]
-    return (GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(grad_round)),
+        if probe.grad_spread is not None and name in probe.grad_spread:
+            spread += float(np.vdot(probe.grad_spread[name].reshape(-1), v.reshape(-1)))
+    return (GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(grad_round)) + abs(spread),
             2 * probe.eps_eval * float(np.sqrt(step_round)))
 
 
