@@ -127,15 +127,38 @@ def test_a_float32_gradient_is_judged_by_the_rounding_it_was_computed_with():
 
 
 def test_a_gradient_that_depends_on_its_dtype_is_not_excused_as_rounding():
-    # Truth: the derivative of sum(sin w) is cos w. This gradient is right when given float64 and 30% off in float32:
-    # the float64 call differs from the float32 one by far more than rounding, so nothing is charged, the
-    # report says why, and the FAIL stands.
+    # Truth: the derivative of sum(sin w) is cos w. This gradient is right when given float64, and in float32 one of
+    # its 40 entries is off by 5% of the largest: along the joint directions a small disagreement, which rounding
+    # might explain, so the float64 call is made; it differs from the float32 one by far more than rounding, so
+    # nothing is charged, the report says why, and the FAIL stands. Off by 30% everywhere, no call is spent.
     for seed in SEEDS:
-        w = np.random.default_rng(seed).standard_normal(6).astype(np.float32)
+        w = np.random.default_rng(seed).standard_normal(40).astype(np.float32)
 
         def grad(w):
-            return np.cos(w) * (1.0 if w.dtype == np.float64 else 1.3)
+            g = np.cos(w)
+            if w.dtype == np.float32:
+                g[3] += 0.05 * np.max(np.abs(g))
+            return g
 
         report = dc.check_gradient(lambda w: float(np.sum(np.sin(w))), grad, w, seed=seed, trace=False)
         assert report.verdict == "fail", seed
         assert any("more than rounding" in f.message for f in report.findings), seed
+        far = dc.check_gradient(lambda w: float(np.sum(np.sin(w))), lambda w: np.cos(w) * (1.0 if w.dtype == np.float64
+                                else 1.3), w, seed=seed, trace=False)
+        assert far.verdict == "fail" and far.evaluations.grad == 3, seed
+
+
+def test_a_gradient_that_refuses_a_finer_precision_is_judged_without_it():
+    # Truth: d/dw sum(sin w) = cos w, here 1% off. A gradient that raises on any dtype but its own gives no finer
+    # measure of its rounding: the check goes on without it, and the 1% still fails (float32 and float64).
+    for dtype in (np.float32, np.float64):
+        for seed in SEEDS:
+            w = np.random.default_rng(seed).standard_normal(5).astype(dtype)
+
+            def grad(v, dtype=dtype):
+                if v.dtype != dtype:
+                    raise TypeError(f"expected {np.dtype(dtype).name}")
+                return 1.01 * np.cos(v)
+
+            report = dc.check_gradient(lambda v: float(np.sum(np.sin(v))), grad, w, seed=seed, trace=False)
+            assert report.verdict == "fail", (dtype, seed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from derivcheck.errors import InputError, NonFiniteError, UserFunctionError
+from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
 from derivcheck.report.results import Finding
 from derivcheck.numeric.blocks import max_abs_difference
@@ -65,21 +65,32 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     return Setup(space, fns, native, x, g, f0, evaluated_in, eps_eval, eps_grad, findings, kept)
 
 
-def gradient_spread(fns: GuardedFunctions, native: Blocks, x: Blocks, g: Blocks) -> Blocks | None:
-    """The user's gradient at the float64 evaluation point less the one at their own dtype: the gradient's own
-    rounding at that dtype (the float64 one's is a billionth of it), which a difference of nearly equal numbers
-    makes far larger than a few ulps of its values (a sure softmax's p - 1 in float32 rounds at 6e-8 of 1, a
-    thousandth of its 1e-4). None where the point is the user's own, or the gradient does not take float64."""
-    if all(x[k].dtype == native[k].dtype for k in x):
-        return None
+def gradient_spread(fns: GuardedFunctions, finer: Blocks, g: Blocks) -> Blocks | None:
+    """The user's gradient at a finer point less the one at their own dtype: the gradient's own rounding at that
+    dtype (the finer one's is a thousandth of it or less), which a difference of nearly equal numbers makes far
+    larger than a few ulps of its values (a sure softmax's p - 1 in float32 rounds at 6e-8 of 1, a thousandth of
+    its 1e-4; a least-squares residual 1e-9 from products of order 1 in float64, 1e-7 of itself). The finer point
+    is the float64 evaluation point for lower-precision parameters, and extended precision (where NumPy has a
+    finer one) for small float64 ones (``finer_point``). None where the gradient does not take it."""
     dtype = fns.grad_dtype  # the dtype the user's gradient comes back in at their own point
     try:
-        high = fns.grad_at(x)
-    except (UserFunctionError, NonFiniteError, InputError):
+        high = fns.grad_at(finer)
+    except DerivcheckError:  # it raised, or returned the wrong shape or a non-finite value there: no measure
         return None
     finally:
         fns.grad_dtype = dtype
     return {k: g[k] - high[k] for k in g}
+
+
+def finer_point(native: Blocks, x: Blocks) -> Blocks | None:
+    """The point in a finer precision than the user's, where there is one (see ``gradient_spread``)."""
+    if any(x[k].dtype != native[k].dtype for k in x):
+        return x
+    extended = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+    small = sum(v.size for v in native.values()) < LARGE_ENTRIES  # twice the bytes of a float64 copy, and slow
+    if extended and small and all(v.dtype == np.float64 for v in native.values()):
+        return {k: v.astype(np.longdouble) for k, v in native.items()}
+    return None
 
 
 def _native_blocks(space: ParamSpace, params: Any, inplace: bool) -> tuple[Blocks, dict[str, int]]:

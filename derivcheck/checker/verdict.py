@@ -12,11 +12,12 @@ import numpy as np
 from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.errors import DerivcheckError
+from derivcheck.numeric.blocks import Blocks
 from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.checker.taylor import NOT_A_VERDICT_NOTE, WRONG_NOTE, taylor_test
-from derivcheck.checker.evaluation import gradient_spread
-from derivcheck.checker.outcome import ParamOutcome, Run
+from derivcheck.checker.evaluation import finer_point, gradient_spread
+from derivcheck.checker.outcome import ParamOutcome, Run, Tested
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
 from derivcheck.numeric.tolerances import GRADIENT_ROUNDOFF_ULPS, LOSS_ROUNDOFF_ULPS, relative_step
@@ -59,36 +60,27 @@ _SPREAD_SAID = 16.0
 
 
 def charge_gradient_rounding(run: Run) -> None:
-    """Where a direction failed and the gradient was computed at a lower precision than the loss was evaluated in:
-    its own rounding, measured by the same code at the float64 point (one more gradient call, on a failure only,
-    after the state check so as not to add a call to the sequence it reads), joins every tolerance from here on,
-    and the failed tests are judged again with it. A rounding far above a few ulps is said (a difference of nearly
-    equal numbers in float32); a difference too large to be rounding is said and charged nowhere."""
+    """Where a direction failed: the gradient's own rounding, measured by the same code at a finer point (the
+    float64 one for lower-precision parameters, extended precision for small float64 ones; one more gradient call,
+    on a failure only, after the state check so as not to add a call to the sequence it reads), joins every
+    tolerance from here on, and the failed tests are judged again with it. A rounding far above a few ulps is said
+    (a difference of nearly equal numbers); a difference too large to be rounding is said and charged nowhere. Not
+    asked where every failure is beyond what any rounding SPREAD_MOST allows could excuse (a gradient half the
+    truth)."""
     s, probe = run.setup, run.probe
     failed = [k for k, t in enumerate(run.tested) if not t.test.passed]
-    if not failed:
+    finer = finer_point(s.native, s.x) if failed else None
+    if finer is None or not any(_excusable(run, run.tested[k]) for k in failed):
         return
-    spread = gradient_spread(s.fns, s.native, s.x, s.g)
+    spread = gradient_spread(s.fns, finer, s.g)
     if spread is None:
         return
-    worst = max(float(np.max(np.abs(spread[k]), initial=0.0)) for k in spread)
-    top = max(float(np.max(np.abs(s.g[k]), initial=0.0)) for k in s.g)
-    dtypes = "/".join(sorted({str(v.dtype) for v in s.native.values() if v.dtype != np.float64}))
-    if any(np.max(np.abs(spread[k]), initial=0.0) > SPREAD_MOST * np.max(np.abs(s.g[k]), initial=0.0) for k in spread):
-        s.findings.append(Finding(
-            "precision", f"{s.fns.grad_name} at your {dtypes} point and at its float64 copy differ by up to "
-            f"{worst:.2g}, {worst / max(top, np.finfo(float).tiny):.1g} of its largest entry: more than rounding, so "
-            f"it depends on the dtype or on earlier calls, and the check charges none of it.", None, "warning"))
+    rounding = all(np.max(np.abs(spread[k]), initial=0.0) <= SPREAD_MOST * np.max(np.abs(s.g[k]), initial=0.0)
+                   for k in spread)
+    s.findings.extend(_spread_findings(run, spread, rounding))
+    if not rounding:
         return
     probe.grad_spread = spread
-    if worst > _SPREAD_SAID * GRADIENT_ROUNDOFF_ULPS * s.eps_grad * top:
-        s.findings.append(Finding(
-            "precision", f"{s.fns.grad_name} at your {dtypes} point and at its float64 copy differ by up to "
-            f"{worst:.2g} ({worst / max(top, np.finfo(float).tiny):.1g} of its largest entry, "
-            f"{worst / max(s.eps_grad * top, np.finfo(float).tiny):.0f} times {dtypes}'s rounding of it): the "
-            f"gradient's own rounding at {dtypes}, charged in the tolerances. A difference of nearly equal numbers "
-            f"loses that much (p - 1 of a softmax near 1: compute it as minus the sum of the other probabilities).",
-            None, "info"))
     for k in failed:
         t = run.tested[k]
         if t.test.resolution or t.test.derivative.kink or t.test.derivative.jump:
@@ -96,6 +88,40 @@ def charge_gradient_rounding(run: Run) -> None:
         along = abs(sum(float(np.vdot(spread[n].reshape(-1), np.asarray(v).reshape(-1))) for n, v in t.moves.items()))
         tol = t.test.tolerance + along
         run.rejudge(k, replace(t.test, tolerance=tol, passed=t.test.derivative.admits(t.test.analytic, tol)))
+
+
+def _excusable(run: Run, t: Tested) -> bool:
+    """Whether a failed test's disagreement is within what a rounding of SPREAD_MOST of each block's largest entry,
+    at every entry, could put into its analytic value, and within SPREAD_MOST of the measured derivative (a
+    gradient 10% off, twice the truth or of the wrong sign is no rounding: no call is spent on it)."""
+    g = run.setup.g
+    most = sum(SPREAD_MOST * float(np.max(np.abs(g[n]), initial=0.0)) * float(np.sum(np.abs(np.asarray(v))))
+               for n, v in t.moves.items())
+    return t.test.distance <= t.test.tolerance + min(most, SPREAD_MOST * abs(t.test.derivative.value))
+
+
+def _spread_findings(run: Run, spread: Blocks, rounding: bool) -> list[Finding]:
+    """What the finer gradient showed: a rounding far above a few ulps, or a difference that is no rounding."""
+    s = run.setup
+    worst = max(float(np.max(np.abs(spread[k]), initial=0.0)) for k in spread)
+    top = max(float(np.max(np.abs(s.g[k]), initial=0.0)) for k in s.g)
+    lower = sorted({str(v.dtype) for v in s.native.values() if v.dtype != np.float64})
+    dtypes = "/".join(lower) or "float64"
+    copy = "its float64 copy" if lower else "an extended-precision copy (np.longdouble)"
+    tiny = np.finfo(float).tiny
+    if not rounding:
+        return [Finding(
+            "precision", f"{s.fns.grad_name} at your {dtypes} point and at {copy} differ by up to {worst:.2g}, "
+            f"{worst / max(top, tiny):.1g} of its largest entry: more than rounding, so it depends on the dtype or on "
+            f"earlier calls, and the check charges none of it.", None, "warning")]
+    if worst <= _SPREAD_SAID * GRADIENT_ROUNDOFF_ULPS * s.eps_grad * top:
+        return []
+    return [Finding(
+        "precision", f"{s.fns.grad_name} at your {dtypes} point and at {copy} differ by up to {worst:.2g} "
+        f"({worst / max(top, tiny):.1g} of its largest entry, {worst / max(s.eps_grad * top, tiny):.0f} times "
+        f"{dtypes}'s rounding of it): the gradient's own rounding at {dtypes}, charged in the tolerances. A difference "
+        f"of nearly equal numbers loses that much (p - 1 of a softmax near 1: compute it as minus the sum of the other "
+        f"probabilities; a residual of nearly equal products).", None, "info")]
 
 
 def ignores_argument(run: Run) -> tuple[ParamReport, ...]:
