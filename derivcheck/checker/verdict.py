@@ -13,6 +13,7 @@ from derivcheck.checker.diagnosis.degenerate import dead_units, symmetric_point
 from derivcheck.checker.diagnosis.detectors import factor_phrase
 from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.blocks import Blocks
+from derivcheck.numeric.directional import tolerance
 from derivcheck.numeric.kinks import shift_direction
 from derivcheck.numeric.precision import PRECISION_JUMP, observed_eps
 from derivcheck.checker.taylor import NOT_A_VERDICT_NOTE, WRONG_NOTE, taylor_test
@@ -80,13 +81,12 @@ def charge_gradient_rounding(run: Run) -> None:
     s.findings.extend(_spread_findings(run, spread, rounding))
     if not rounding:
         return
-    probe.grad_spread = spread
+    probe.grad_spread = spread  # ``tolerance`` charges it from here on
     for k in failed:
         t = run.tested[k]
         if t.test.resolution or t.test.derivative.kink or t.test.derivative.jump:
             continue  # judged by more than a tolerance
-        along = abs(sum(float(np.vdot(spread[n].reshape(-1), np.asarray(v).reshape(-1))) for n, v in t.moves.items()))
-        tol = t.test.tolerance + along
+        tol = tolerance(probe, t.test.derivative, t.moves, s.g, s.x)
         run.rejudge(k, replace(t.test, tolerance=tol, passed=t.test.derivative.admits(t.test.analytic, tol)))
 
 

@@ -82,7 +82,7 @@ class Probe:
     # and whether that walk was made (once per check: a loss that ignores its argument would repeat it per line).
     walked_noise: float = 0.0
     walked: bool = False
-    # The user's gradient at x less the same code's at x in float64, where its own dtype is lower: its rounding there,
+    # The user's gradient at x less the same code's at x in a finer precision (``gradient_spread``): its rounding,
     # charged along each direction exactly (``_roundings``).
     grad_spread: Blocks | None = None
 
@@ -473,9 +473,9 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
     # One clean stencil: the first, or the first clean one below rough rungs (read as kinks stepped over; the
     # rounding of a loss of 3e-5 computed from terms of order 1 makes rungs rough and leaves a later one clean by
     # chance as well, and its value is then off by that rounding over a step many times shorter).
-    one_clean = not (d.kink or d.jump or d.certified)
+    plain = not (d.kink or d.jump or d.certified)
     tol = tolerance_of(d)
-    if not one_clean or d.admits(analytic, tol) or (probe.noise_confirmed and not d.admits(analytic, MARGINAL * tol)):
+    if not plain or d.admits(analytic, tol) or (probe.noise_confirmed and not d.admits(analytic, MARGINAL * tol)):
         return d
     confirmed = central_difference(phi, f0, d.step, probe.noise, at_an_end, confirm=True)
     probe.noise_confirmed = probe.noise_confirmed or confirmed.error <= ESTIMATE_SAFETY * d.error

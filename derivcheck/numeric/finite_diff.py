@@ -301,12 +301,11 @@ def _finest_rough(at: Phi, f0: float, step: float, threshold: float) -> _Rung | 
     # one time in five, while D(h/2) and D(h) differ by 10%. Where it moves by a few steps of a lattice, its two
     # sides can round alike, in proportion to the step, with both zero (a loss of 1e-3 computed from terms of order
     # 1, moved by 4 and 8 steps of 2^-52): the rung above it, as far below any kink but rough, shows the noise then.
-    for rung in (MAX_RUNGS, MAX_RUNGS - 1):
-        finest = _rung(at, f0, step / LADDER_RATIO**rung)
-        clean = (abs(finest.q) <= threshold and _spread(finest) <= threshold / _Q_NOISE
-                 and (finest.d1 != 0 or finest.d2 != 0))
+    for depth in (MAX_RUNGS, MAX_RUNGS - 1):
+        fine = _rung(at, f0, step / LADDER_RATIO**depth)
+        clean = abs(fine.q) <= threshold and _spread(fine) <= threshold / _Q_NOISE and (fine.d1 != 0 or fine.d2 != 0)
         if not clean:
-            return finest
+            return fine
     return None
 
 

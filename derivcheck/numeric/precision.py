@@ -96,12 +96,11 @@ def spacing_of(differences: Iterable[float], resolution: float) -> float:
     (True, 0.0)
     """
     seen = list(differences)
-    spacing = _power_of_two_spacing(seen, resolution)
-    for odd in range(3, _MOST_ODD + 1, 2):
+    for odd in range(1, _MOST_ODD + 1, 2):  # a power of two first (odd = 1), then over each odd factor
+        spacing = _power_of_two_spacing([odd * d for d in seen], odd * resolution) / odd
         if spacing != 0:
             return spacing
-        spacing = _power_of_two_spacing([odd * d for d in seen], odd * resolution) / odd
-    return spacing
+    return 0.0
 
 
 # The largest odd factor of a batch whose mean's lattice ``spacing_of`` reads (a batch of 100 has 25).
