@@ -332,8 +332,25 @@ def step_for(probe: Probe, slope: float, smooth: bool = False) -> float:
 
 def tolerance(probe: Probe, d: Derivative, moves: Blocks, g: Blocks, x: Blocks) -> float:
     """Allowed |analytic - numeric| for one directional derivative, from the error estimate."""
-    grad_round, step_round = _roundings(probe, moves, g, x)
+    return _tolerance(probe, d, moves, _roundings(probe, moves, g, x))
+
+
+def _tolerance(probe: Probe, d: Derivative, moves: Blocks, roundings: tuple[float, float]) -> float:
+    grad_round, step_round = roundings
     return float(ESTIMATE_SAFETY * d.error + grad_round + step_round / d.step + user_tolerance(probe, d, moves))
+
+
+def _tolerance_of(probe: Probe, moves: Blocks, g: Blocks, x: Blocks) -> Callable[[Derivative], float]:
+    """``tolerance`` along one line, its roundings summed once: they depend on the line alone, and at 10^7 entries
+    each sum is a pass over three arrays (25 ms), asked at every rung."""
+    roundings: list[tuple[float, float]] = []
+
+    def tolerance_of(d: Derivative) -> float:
+        if not roundings:
+            roundings.append(_roundings(probe, moves, g, x))
+        return _tolerance(probe, d, moves, roundings[0])
+
+    return tolerance_of
 
 
 def _roundings(probe: Probe, moves: Blocks, g: Blocks, x: Blocks | None) -> tuple[float, float]:
@@ -402,9 +419,10 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
            trace: list[tuple[float, float]] | None, certify: bool = False) -> DirectionalTest:
     analytic = inner(g, moves)
     probe.noise = max(probe.noise, model_noise(probe))
+    tolerance_of = _tolerance_of(probe, moves, g, x)
 
     def at_an_end(k: Derivative) -> bool:  # a one-sided derivative: a limiting gradient, no finer step needed
-        tol = tolerance(probe, k, moves, g, x)
+        tol = tolerance_of(k)
         return min(abs(analytic - k.forward), abs(analytic - k.backward)) <= tol
 
     low = probe.eps_eval > LOW_PRECISION_EPS
@@ -412,11 +430,11 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
     slopes = stencil_slopes(probe, g, moves, x, analytic) if certify and low else None
     proven = None if slopes is None else certified_difference(phi, f0, step_for(probe, analytic, True), probe.noise,
                                                               slopes)
-    if isinstance(proven, Derivative) and not proven.admits(analytic, tolerance(probe, proven, moves, g, x)):
+    if isinstance(proven, Derivative) and not proven.admits(analytic, tolerance_of(proven)):
         assert slopes is not None
         proven = proven if proven_again(phi, f0, proven, probe.noise, slopes) else "kinks"  # a FAIL is proven twice
     d = proven if isinstance(proven, Derivative) else _ladder(probe, phi, f0, analytic, x, moves, at_an_end,
-                                                              lambda k: tolerance(probe, k, moves, g, x))
+                                                              tolerance_of)
     if d.jump:  # a discontinuous loss has no derivative here: the test decides nothing
         return DirectionalTest(d, analytic, math.inf, True, "discontinuous")
     if d.kink and x is probe.x:
@@ -427,15 +445,14 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
     # every later test); in float64 nothing confirms a clean stencil, and the charge is carried.
     noise = probe.noise
     probe.noise = max(probe.noise, d.noise)
-    tol = tolerance(probe, d, moves, g, x)
+    tol = tolerance_of(d)
     if d.unproven_noise and low:
         probe.noise = noise
     if d.admits(analytic, tol):
         return DirectionalTest(d, analytic, tol, True, "interval" if d.kink else "")
     if proven in ("kinks", "noise") and not d.kink:
         assert slopes is not None
-        return _finer_certified(probe, phi, f0, d, analytic, slopes, lambda c: tolerance(probe, c, moves, g, x), tol,
-                                noise)
+        return _finer_certified(probe, phi, f0, d, analytic, slopes, tolerance_of, tol, noise)
     if not (d.kink and separate_kinks):
         failed = DirectionalTest(d, analytic, tol, False)
         return inside_a_kink_set(probe, g, moves, failed) if separate_kinks and x is probe.x else failed
