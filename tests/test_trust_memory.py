@@ -106,3 +106,33 @@ def test_a_large_parameter_is_read_without_a_copy_and_a_write_into_it_is_an_erro
 
     with pytest.raises(InputError, match="changed during the check"):
         dc.check_gradient(scribbling_loss, grad, w, trace=False)
+
+
+def test_a_large_gradient_is_kept_uncopied_only_where_no_one_else_holds_it():
+    """A fresh result is kept as it is (a copy of 10^7 entries costs half a gradient call); a buffer the user's code
+    writes again at the next call, or their own array returned as it is, is copied, so the state check still sees
+    an accumulating buffer."""
+    from derivcheck.checker.user_functions import GuardedFunctions
+    from derivcheck.checker.parameters import ParamSpace
+
+    rng = np.random.default_rng(4)
+    c, w = rng.standard_normal(LARGE_ENTRIES), rng.standard_normal(LARGE_ENTRIES)
+    held = np.cos(w)
+    space = ParamSpace.of(w)
+    for grad, kept in ((lambda v: c * np.cos(v), True), (lambda v: held, False), (lambda v: v, False),
+                       (lambda v: np.concatenate([c, c])[:LARGE_ENTRIES], False)):
+        fns = GuardedFunctions(lambda v: 0.0, grad, space)
+        g = fns.grad_at({"params": w})["params"]
+        assert (g is not held and not np.shares_memory(g, w)) and (not g.flags.writeable) == kept
+
+    class Net:
+        def __init__(self):
+            self.dw = np.zeros(LARGE_ENTRIES)
+
+        def grad(self, v):
+            self.dw += c * np.cos(v)  # never zeroed
+            return self.dw
+
+    report = dc.check_gradient(lambda v: float(c @ np.sin(v)), Net().grad, w, trace=False)
+    assert report.verdict == "fail"
+    assert any(f.detail.get("state") == "accumulating" for f in report.findings)

@@ -227,8 +227,9 @@ class ParamSpace:
             return dict(zip(self.keys, values))
         return list(values) if self.kind == "list" else tuple(values)
 
-    def gradient_blocks(self, grad: Any, source: str = "grad") -> Blocks:
-        """Read the user's gradient into blocks, naming any structural or shape mistake."""
+    def gradient_blocks(self, grad: Any, source: str = "grad", keep: bool = False) -> Blocks:
+        """Read the user's gradient into blocks, naming any structural or shape mistake; float64 copies, or
+        (``keep``: a float64 array no one else holds) the array itself, made read-only."""
         if self.tree is not None:
             values = dict(zip(self.names, tree_match(self.tree, grad, source)))
         elif self.kind == "array":
@@ -280,7 +281,11 @@ class ParamSpace:
                 )
             if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
                 raise GradientShapeError(f"gradient for {name!r} has dtype {arr.dtype}; expected a real float array")
-            out[name] = arr.astype(np.float64, copy=True)
+            if keep and arr is grad and arr.dtype == np.float64:
+                arr.flags.writeable = False
+                out[name] = arr
+            else:
+                out[name] = arr.astype(np.float64, copy=True)
         return out
 
 

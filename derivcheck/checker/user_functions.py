@@ -17,6 +17,7 @@ its first element, a gradient returning ``(loss, grad)`` for its second.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
 from derivcheck.checker.parameters import Blocks, ParamSpace, tree_flatten
+from derivcheck.numeric.regenerated import LARGE_ENTRIES
 
 
 @dataclass
@@ -101,7 +103,8 @@ class GuardedFunctions:
         if _is_pair(out) and _is_scalar(out[0]) and not self._fits(out):
             self.conventions.add(f"{self.grad_name} returns (loss, grad): its second element was used as the gradient")
             out = out[1]
-        grads = self.space.gradient_blocks(out, self.grad_name)
+        keep = _holders(out) == _SOLE and _keepable(out, blocks)  # counted first: an argument list holds it too
+        grads = self.space.gradient_blocks(out, self.grad_name, keep=keep)
         dtypes = [np.asarray(g).dtype for g in _leaves(out)]
         floats = [d for d in dtypes if np.issubdtype(d, np.floating)]
         if floats:
@@ -176,6 +179,28 @@ class GuardedFunctions:
         finally:
             for name, a in arrays.items():
                 np.copyto(a, saved[name])
+
+
+def _holders(a: Any) -> int:
+    """What the interpreter counts as references to ``a``, called with a local variable of the caller."""
+    return sys.getrefcount(a) if hasattr(sys, "getrefcount") else sys.maxsize
+
+
+def _held_by_one_local() -> int:
+    out = np.empty(0)  # referred to by this name alone, passed as ``grad_at`` passes the user's result
+    return _holders(out)
+
+
+_SOLE = _held_by_one_local()
+
+
+def _keepable(out: Any, blocks: Blocks) -> bool:
+    """Whether a returned gradient, referred to by the caller's one name alone, can be kept as it is: one large
+    float64 array owning its memory, apart from every point handed to the function (so no buffer the user's code
+    writes again at the next call, and no view of one). A copy of 10^7 entries takes as long as half a gradient
+    evaluation, and holds its memory twice while made."""
+    return (type(out) is np.ndarray and out.dtype == np.float64 and out.size >= LARGE_ENTRIES and out.base is None
+            and out.flags.c_contiguous and not any(np.may_share_memory(out, b) for b in blocks.values()))
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
