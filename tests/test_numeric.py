@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from derivcheck.numeric.directional import CoarserPrecision, Probe, directional_test
+from derivcheck.numeric.directional import CoarserPrecision, Probe, directional_test, step_for
 from derivcheck.numeric.finite_diff import _rung, central_difference
 from derivcheck.numeric.kinks import coincident_kink_interval
 from derivcheck.numeric.precision import coarse_spacing, observed_eps, significant_bits, spacing_of
@@ -256,3 +256,25 @@ def test_a_costly_line_reads_its_noise_off_the_finest_rung_first():
         assert d.noise > 1e-13 and not d.unproven_noise and abs(d.value - np.cos(1.0)) <= 4 * d.error
     kink = central_difference(lambda t: abs(t) + 0.3 * t, 0.0, 6e-6, 2e-16, costly=True)
     assert kink.kink and (kink.forward, kink.backward) == pytest.approx((1.3, -0.7))
+
+
+@pytest.mark.parametrize("m", range(20))
+def test_a_line_on_a_stretched_lattice_clean_by_chance_at_two_rungs_is_read_between_its_points(m):
+    """A loss that rounds on 2^-53 stretched by 1 + 1.9e-4 (-log p with p on float64's grid near 1: no spacing the
+    lattice search reads), its slope set so that the first stencil's points, and the next rung's, are whole
+    multiples of the lattice in ratios of two: both rungs clean, both off by a tenth of a spacing over half a
+    step. The truth is the slope of the line before rounding; a gradient 1% off still fails."""
+    eps, spacing = float(np.finfo(float).eps), 2.0**-53 * (1 + 1.9e-4)
+    f0, x = 1000 * spacing, {"w": np.array([0.0])}
+    h = step_for(Probe(lambda p: 0.0, x, f0, 2 * eps * f0, eps, eps), 1.0)
+    slope = (8 * (50 + m) + 0.1) * spacing / (h / 2)  # the next rung's points: (50 + m + 1/80) spacings
+
+    def loss(p):
+        return round((f0 + slope * float(p["w"][0])) / spacing) * spacing
+
+    def test(analytic):
+        probe = Probe(loss, x, loss(x), 2 * eps * f0, eps, eps)
+        return directional_test(probe, {"w": np.array([analytic])}, {"w": np.array([1.0])})
+
+    assert test(slope).passed
+    assert not test(1.01 * slope).passed

@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from derivcheck.numeric.precision import coarse_spacing
 from derivcheck.numeric.tolerances import ESTIMATE_SAFETY, LADDER_RATIO, MAX_RUNGS, NOISE_MARGIN, ROUGH_SNR
 
@@ -217,6 +219,44 @@ def central_difference(phi: Phi, f0: float, step: float, noise: float,
         if len(rungs) > MAX_RUNGS:
             return _coarsest_kink(rungs, noise, at.evaluations)
         rungs.append(_rung(at, f0, rungs[-1].h / LADDER_RATIO))
+
+
+# Where ``scatter_noise`` reads a stencil between its points, as fractions of its step: none of them a simple ratio
+# of the others or of the stencil's +-1/2, +-1 (a loss that rounds on a lattice along a line moves by whole
+# multiples of one spacing at points in simple ratios just as often as a linear one does).
+_BETWEEN = (-0.8944271909999159, -0.30901699437494745, 0.4472135954999579, 0.8660254037844386)
+# The degree of the polynomial fitted to the nine values: a stencil proven clean leaves no more curvature.
+_SCATTER_DEGREE = 4
+
+
+def scatter_noise(phi: Phi, f0: float, h: float) -> float:
+    """The noise per value that a smooth fit leaves at a stencil's five points and four more between them.
+
+    A loss that rounds on a lattice far above its own ulp (a cross-entropy of 2e-4, -log p with p on float64's
+    grid near 1) gives stencils whose points lie in proportion by chance, one time in four or so: a fourth
+    difference of exactly zero, read as a clean stencil at a noise model 2,000 times too small. Points in no
+    simple ratio to the stencil's show the rounding (a third of a spacing, rms); a smooth loss leaves them its
+    own rounding. Four evaluations.
+
+    >>> import math
+    >>> lattice = lambda t: round((1e-3 + 0.7 * t) / 2.0**-52) * 2.0**-52  # rounds on 2^-52, far above its ulp
+    >>> 0.1 < scatter_noise(lattice, lattice(0.0), 1e-8) / 2.0**-52 < 1.0
+    True
+    >>> scatter_noise(math.sin, 0.0, 1e-3) < 1e-16
+    True
+    """
+    ts = [0.0, h, -h, h / 2, -h / 2, *(c * h for c in _BETWEEN)]
+    changes = [phi(t) - f0 for t in ts]
+    s = [t / h for t in ts]  # on [-1, 1]: a well-conditioned fit
+    fit = np.polynomial.polynomial.polyfit(s, changes, _SCATTER_DEGREE)
+    left = np.asarray(changes) - np.polynomial.polynomial.polyval(s, fit)
+    return float(np.sqrt(np.sum(left**2) / (len(ts) - _SCATTER_DEGREE - 1)))
+
+
+def charged_noise(d: Derivative, noise: float) -> Derivative:
+    """``d`` with a noise per value measured after it was read charged to its error, as the ladder charges its own."""
+    extra = max(noise - d.noise, 0.0)
+    return replace(d, error=d.error + _RICHARDSON_NOISE * extra / d.step, noise=max(d.noise, noise))
 
 
 def _again(at: Memo, f0: float, step: float, noise: float, settled: Callable[[Derivative], bool] | None,
