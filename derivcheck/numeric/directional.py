@@ -500,30 +500,31 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
     if not plain or d.admits(analytic, tol) or (probe.noise_confirmed and not d.admits(analytic, MARGINAL * tol)):
         return d
     confirmed = central_difference(phi, f0, d.step, probe.noise, at_an_end, confirm=True)
-    if not confirmed.admits(analytic, tolerance_of(confirmed)):
-        again = _read_at_scatter(probe, phi, f0, confirmed, analytic, at_an_end, tolerance_of)
-        if again is not None:
-            return again
-    probe.noise_confirmed = probe.noise_confirmed or confirmed.error <= ESTIMATE_SAFETY * d.error
-    return confirmed
+    if confirmed.admits(analytic, tolerance_of(confirmed)):
+        probe.noise_confirmed = probe.noise_confirmed or confirmed.error <= ESTIMATE_SAFETY * d.error
+        return confirmed
+    return _read_at_scatter(probe, phi, f0, confirmed, analytic, at_an_end, tolerance_of)
 
 
 def _read_at_scatter(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
-                     at_an_end: Callable[[Derivative], bool],
-                     tolerance_of: Callable[[Derivative], float]) -> Derivative | None:
-    """A FAIL confirmed by the next rung: the line read again where the values between the stencil's points
-    scatter beyond the model by enough to explain it (a loss on a lattice, its stencils clean by chance, and the
-    next rung's with them: at h and h/8 the points are in ratios of two), from the step that noise calls for, and
-    later lines start from it. None where the FAIL stands: the scatter is within the model, or it does not explain
-    the disagreement (a gradient 5% off, read where the noise is 1e-6 of it), and the model is kept (the noise of a
-    loss that rounds more the further it moves, least squares at its minimum, would read as kinks at wider steps)."""
+                     at_an_end: Callable[[Derivative], bool], tolerance_of: Callable[[Derivative], float]) -> Derivative:
+    """A FAIL confirmed by the next rung, whose agreement says nothing of the noise on a lattice (at h and h/8 the
+    points are in ratios of two, and clean by the same chance): the values between the stencil's points say. Where
+    they scatter beyond the model by enough to explain the FAIL, the line is read again at that noise, from the
+    step it calls for, and later lines start from it. Where they scatter within it, the FAIL stands and the model
+    is borne out. Else the FAIL stands (a gradient 5% off, read where the noise is 1e-6 of it) and later lines
+    start from the model still, confirming their FAILs the same way: the noise of a loss that rounds more the
+    further it moves (least squares at its minimum) would read as kinks at their wider steps."""
     try:
         scatter = scatter_noise(phi, f0, d.step)
     except DerivcheckError:  # a point between left the loss's domain: the confirmed value stands
-        return None
+        return d
+    if scatter <= ROUGH_SNR * probe.noise:
+        probe.noise_confirmed = True
+        return d
     charged = charged_noise(d, NOISE_MARGIN * scatter)
-    if scatter <= ROUGH_SNR * probe.noise or not charged.admits(analytic, tolerance_of(charged)):
-        return None
+    if not charged.admits(analytic, tolerance_of(charged)):
+        return d
     probe.noise, probe.noise_confirmed = charged.noise, True
     return central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end)
 
