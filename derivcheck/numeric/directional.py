@@ -20,8 +20,7 @@ from derivcheck.errors import DerivcheckError
 from derivcheck.numeric.blocks import CHUNK, Blocks, inner
 
 from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, central_difference, certified_difference,
-                                           proven_again, scatter_noise, slope_residual, unmoved,
-                                           charged_noise)
+                                           charged_noise, proven_again, scatter_noise, slope_residual, unmoved)
 from derivcheck.numeric.hull import hull_distance
 from derivcheck.numeric.precision import (LATTICE_MIN_DIFFERENCES, PRECISION_JUMP, lattice_spacing, observed_eps,
                                           spacing_of)
@@ -507,7 +506,8 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
 
 
 def _read_at_scatter(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
-                     at_an_end: Callable[[Derivative], bool], tolerance_of: Callable[[Derivative], float]) -> Derivative:
+                     at_an_end: Callable[[Derivative], bool],
+                     tolerance_of: Callable[[Derivative], float]) -> Derivative:
     """A FAIL confirmed by the next rung, whose agreement says nothing of the noise on a lattice (at h and h/8 the
     points are in ratios of two, and clean by the same chance): the values between the stencil's points say. Where
     they scatter beyond the model by enough to explain the FAIL, the line is read again at that noise, from the
