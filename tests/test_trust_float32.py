@@ -162,3 +162,45 @@ def test_a_gradient_that_refuses_a_finer_precision_is_judged_without_it():
 
             report = dc.check_gradient(lambda v: float(np.sum(np.sin(v))), grad, w, seed=seed, trace=False)
             assert report.verdict == "fail", (dtype, seed)
+
+
+def _tanh_softmax_casting_its_argument(seed: int) -> tuple[dict, object, object]:
+    """float32 parameters, float64 data and one-hot labels, and a loss that casts its argument to float32 first (as
+    a float32 pipeline does): it accepts float64 copies, and rounds them. Its gradient is exact, at the float32
+    point, rounded to float32."""
+    rng = np.random.default_rng(seed)
+    x, labels = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
+    params = {"w1": rng.standard_normal((4, 5)).astype(np.float32), "b1": np.zeros(5, np.float32),
+              "w2": rng.standard_normal((5, 3)).astype(np.float32)}
+
+    def forward(p):
+        h = np.tanh(x @ p["w1"] + p["b1"])
+        z = h @ p["w2"]
+        e = np.exp(z - z.max(1, keepdims=True))
+        return h, e / e.sum(1, keepdims=True)
+
+    def loss(p):
+        p = {k: np.asarray(v).astype(np.float32) for k, v in p.items()}  # rounds a float64 copy back
+        return float(-np.sum(labels * np.log(forward(p)[1])) / 6)
+
+    def grad(p):
+        p = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
+        h, prob = forward(p)
+        dz = (prob - labels) / 6
+        dh = (dz @ p["w2"].T) * (1 - h**2)
+        return {k: v.astype(np.float32) for k, v in {"w1": x.T @ dh, "b1": dh.sum(0), "w2": h.T @ dz}.items()}
+
+    return params, loss, grad
+
+
+def test_a_loss_that_rounds_its_float64_copies_back_to_float32_is_differenced_in_float32():
+    """Differenced in float64, its values stay put below a float32 step and jump at one: a correct gradient failed
+    at most seeds. The check sees the rounding (a quarter step changes nothing, four steps do) and says so."""
+    for seed in range(20):
+        params, loss, grad = _tanh_softmax_casting_its_argument(seed)
+        report = dc.check_gradient(loss, grad, params, seed=seed, trace=False)
+        assert report.verdict == "pass" and report.evaluated_in == "float32", (seed, report.verdict)
+        assert any(f.kind == "float32" and "rounds its argument back" in f.message for f in report.findings)
+        wrong = dc.check_gradient(loss, lambda p: {k: 1.05 * v for k, v in grad(p).items()}, params, seed=seed,
+                                  trace=False)
+        assert wrong.verdict == "fail", seed

@@ -152,16 +152,46 @@ def _evaluation_point(fns: GuardedFunctions, space: ParamSpace, params: Any, nat
         return native, dtypes, []
     x64 = space.blocks(params, dtype=np.float64)
     try:
-        fns.loss_at(x64)
+        at64 = fns.loss_at(x64)
     except (UserFunctionError, NonFiniteError, InputError):
         return native, dtypes, [Finding(
             "float32",
             f"your loss did not accept float64 copies, so differences were taken in {dtypes}; the step and "
             f"tolerance follow that precision (see the floor column).", None, "warning")]
+    if _rounds_inside(fns, x64, native, at64):
+        return native, dtypes, [Finding(
+            "float32",
+            f"your loss accepted float64 copies, but gave exactly the same value with every {dtypes} entry moved by "
+            f"a quarter of its own step, and another value four steps away: it rounds its argument back to {dtypes} "
+            f"(an astype inside it?), so differences were taken in {dtypes}; the step and tolerance follow that "
+            f"precision (see the floor column).", None, "warning")]
     return x64, "float64", [Finding(
         "float32",
         f"parameters are {dtypes}; your loss accepted float64 copies, so the finite differences were taken in "
         f"float64 (an accurate reference) while the gradient was computed at your dtype.", None, "info")]
+
+
+# The generator of the signs _rounds_inside moves the entries by (the same for every seed).
+_ROUNDING_PROBE_SEED = 0x0F32
+
+
+def _rounds_inside(fns: GuardedFunctions, x64: Blocks, native: Blocks, value: float) -> bool:
+    """Whether a loss that accepts float64 copies rounds its lower-precision parameters back to their own dtype
+    inside (``W = p["W"].astype(np.float32)``): its float64 differences would then move in whole steps of that
+    dtype, flat below one and jumping at one, and a correct gradient fail. Every such entry is moved by a quarter
+    of its own dtype's step (random signs): a loss computing in float64 changes there, by 1e-8 of its slope's
+    scale; one that rounds gives exactly ``value``, and changes again four steps away, where a loss flat in them
+    does not. One loss evaluation, two where the first is unchanged. All blocks at once: a loss that rounds only
+    some of them is not seen (one evaluation per block would cost a float32 net of four blocks a tenth of its
+    check)."""
+    rng = np.random.default_rng(_ROUNDING_PROBE_SEED)
+    steps = {k: np.spacing(np.abs(v)).astype(np.float64) * np.where(rng.random(v.shape) < 0.5, -1.0, 1.0)
+             for k, v in native.items() if v.dtype != np.float64}
+    try:
+        return fns.loss_at({**x64, **{k: x64[k] + s / 4 for k, s in steps.items()}}) == value and (
+            fns.loss_at({**x64, **{k: x64[k] + 4 * s for k, s in steps.items()}}) != value)
+    except DerivcheckError:  # outside the loss's domain there: no evidence either way
+        return False
 
 
 def regrad_differs(setup: Setup) -> list[Finding]:
