@@ -162,7 +162,7 @@ def _evaluation_point(fns: GuardedFunctions, space: ParamSpace, params: Any, nat
         return native, dtypes, [Finding(
             "float32",
             f"your loss accepted float64 copies, but gave exactly the same value with every {dtypes} entry moved by "
-            f"a quarter of its own step, and another value four steps away: it rounds its argument back to {dtypes} "
+            f"a quarter of its own step, and another value a few steps away: it rounds its argument back to {dtypes} "
             f"(an astype inside it?), so differences were taken in {dtypes}; the step and tolerance follow that "
             f"precision (see the floor column).", None, "warning")]
     return x64, "float64", [Finding(
@@ -180,18 +180,26 @@ def _rounds_inside(fns: GuardedFunctions, x64: Blocks, native: Blocks, value: fl
     inside (``W = p["W"].astype(np.float32)``): its float64 differences would then move in whole steps of that
     dtype, flat below one and jumping at one, and a correct gradient fail. Every such entry is moved by a quarter
     of its own dtype's step (random signs): a loss computing in float64 changes there, by 1e-8 of its slope's
-    scale; one that rounds gives exactly ``value``, and changes again four steps away, where a loss flat in them
-    does not. One loss evaluation, two where the first is unchanged. All blocks at once: a loss that rounds only
-    some of them is not seen (one evaluation per block would cost a float32 net of four blocks a tenth of its
-    check)."""
+    scale; one that rounds gives exactly ``value``, and changes again a few steps away (``_FARTHER``), where a loss
+    flat in them does not. One loss evaluation, up to three more where the first is unchanged. All blocks at once:
+    a loss that rounds only some of them is not seen (one evaluation per block would cost a float32 net of four
+    blocks a tenth of its check)."""
     rng = np.random.default_rng(_ROUNDING_PROBE_SEED)
     steps = {k: np.spacing(np.abs(v)).astype(np.float64) * np.where(rng.random(v.shape) < 0.5, -1.0, 1.0)
              for k, v in native.items() if v.dtype != np.float64}
     try:
-        return fns.loss_at({**x64, **{k: x64[k] + s / 4 for k, s in steps.items()}}) == value and (
-            fns.loss_at({**x64, **{k: x64[k] + 4 * s for k, s in steps.items()}}) != value)
+        if fns.loss_at({**x64, **{k: x64[k] + s / 4 for k, s in steps.items()}}) != value:
+            return False
+        return any(fns.loss_at({**x64, **{k: x64[k] + far * s for k, s in steps.items()}}) != value
+                   for far in _FARTHER)
     except DerivcheckError:  # outside the loss's domain there: no evidence either way
         return False
+
+
+# How many of their own steps _rounds_inside moves the entries, in turn, once a quarter step changed nothing: a loss
+# that also computes in float32 rounds its values far above the change a few steps make (a cross-entropy of 1e-3
+# from logits of order 10 rounds at 1e-6 there), and a loss flat in its parameters changes at none of them.
+_FARTHER = (4.0, 64.0, 1024.0)
 
 
 def regrad_differs(setup: Setup) -> list[Finding]:
