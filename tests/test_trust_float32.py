@@ -204,3 +204,38 @@ def test_a_loss_that_rounds_its_float64_copies_back_to_float32_is_differenced_in
         wrong = dc.check_gradient(loss, lambda p: {k: 1.05 * v for k, v in grad(p).items()}, params, seed=seed,
                                   trace=False)
         assert wrong.verdict == "fail", seed
+
+
+def _catalog_cnn_in_float32(seed: int) -> tuple[dict, object, object]:
+    """The catalog's conv net computed wholly in float32 (data, labels and parameters), and its exact gradient at
+    the float32 point (the reference backward, verified against the symbolic witnesses) rounded to float32."""
+    from derivcheck.catalog.declarations import Arg
+    from derivcheck.catalog.registry import get_model
+    from derivcheck.catalog.sampling import sample_arg
+
+    model = get_model("cnn")
+    rng = np.random.default_rng(seed)
+    sizes = model.draw_sizes(rng)
+    values = {k: sample_arg(Arg(k, dims, model.domains.get(k, "real")), sizes, rng) for k, dims in model.inputs.items()}
+    low = {k: np.asarray(v).astype(np.float32) for k, v in values.items()}
+
+    def loss(p):
+        return model.loss({**low, **{k: np.asarray(v).astype(np.float32) for k, v in p.items()}})
+
+    def grad(p):
+        g = model.backward({**values, **{k: np.asarray(v, dtype=np.float64) for k, v in p.items()}}, None)
+        return {k: g[k].astype(np.float32) for k in model.params}
+
+    return {k: low[k] for k in model.params}, loss, grad
+
+
+def test_a_float32_cross_entropy_on_a_stretched_grid_is_not_failed():
+    """A confident float32 conv net: its cross-entropy of 1e-3, -log p with p on float32's grid near 1, moves in
+    steps of 2^-23 stretched by 1/p, a thousand of its own ulps, on no lattice the search reads. Entry checks
+    read at float32's own noise failed dk and dw. A walk's smallest change, far above the values' ulp, is now the
+    step its slope test weighs, and a plain low-precision FAIL is read between its stencil's points."""
+    params, loss, grad = _catalog_cnn_in_float32(48647418)
+    assert dc.check_gradient(loss, grad, params, seed=48647418, trace=False).verdict != "fail"
+    wrong = dc.check_gradient(loss, lambda p: {k: 1.05 * v for k, v in grad(p).items()}, params, seed=48647418,
+                              trace=False)
+    assert wrong.verdict == "fail"

@@ -278,9 +278,26 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
         _never_moved(probe, f0, changes[0][0] / 2 if changes else t, analytic)
         return
     values = [abs(f0), probe.top, *(abs(f0 + c) for _, c in changes)]  # a loss of 0 has no ulp of its own
-    spacing = spacing_of((c for _, c in changes), probe.eps_eval * max(values))
+    ulp = probe.eps_eval * max(values)
+    spacing = spacing_of((c for _, c in changes), ulp)
+    if spacing == 0:
+        spacing = _coarsest_step(changes, ulp)
     if 0 < spacing < math.inf and _slope_test(changes, analytic, spacing) is not False:
         probe.walked_noise = LOSS_ROUNDOFF_ULPS * spacing
+
+
+# A walk's smallest change this many ulps of the values or more, on no lattice the search reads, is taken as the
+# step the loss rounds in, for the slope test to bear out or refute.
+_COARSE_ULPS = 256.0
+
+
+def _coarsest_step(changes: list[tuple[float, float]], ulp: float) -> float:
+    """The smallest change of a walk, where it is far above the values' ulp (0 elsewhere): the rounding step of a
+    loss on a lattice no power-of-two search reads (-log p with p on float32's grid near 1 moves in steps of 2^-23
+    stretched by 1/p). A dead unit that wakes further out changes by anything, and its slope is not the analytic
+    one: the slope test refutes it."""
+    smallest = min(abs(c) for _, c in changes)
+    return smallest if smallest >= _COARSE_ULPS * ulp else 0.0
 
 
 def _never_moved(probe: Probe, f0: float, t: float, analytic: float) -> None:
@@ -475,7 +492,11 @@ def _ladder(probe: Probe, phi: Phi, f0: float, analytic: float, x: Blocks, moves
         # spacing, from the step that spacing calls for (the points already taken are reused).
         probe.noise = lattice_noise(probe)
         d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low)
-    return d if low else _confirm_fail(probe, phi, f0, d, analytic, at_an_end, tolerance_of)
+    if low:
+        plain = not (d.kink or d.jump or d.certified)
+        return _read_at_scatter(probe, phi, f0, d, analytic, at_an_end, tolerance_of) if (
+            plain and not d.admits(analytic, tolerance_of(d))) else d
+    return _confirm_fail(probe, phi, f0, d, analytic, at_an_end, tolerance_of)
 
 
 def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
@@ -508,8 +529,9 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
 def _read_at_scatter(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
                      at_an_end: Callable[[Derivative], bool],
                      tolerance_of: Callable[[Derivative], float]) -> Derivative:
-    """A FAIL confirmed by the next rung, whose agreement says nothing of the noise on a lattice (at h and h/8 the
-    points are in ratios of two, and clean by the same chance): the values between the stencil's points say. Where
+    """A FAIL read through a plain stencil (in float64, one the next rung confirmed, whose agreement says nothing of
+    the noise on a lattice: at h and h/8 the points are in ratios of two, and clean by the same chance; in lower
+    precision, any): the values between the stencil's points say whether the noise model holds there. Where
     they scatter beyond the model by enough to explain the FAIL, the line is read again at that noise, from the
     step it calls for, and later lines start from it. Where they scatter within it, the FAIL stands and the model
     is borne out. Else the FAIL stands (a gradient 5% off, read where the noise is 1e-6 of it) and later lines
