@@ -230,12 +230,18 @@ def _catalog_cnn_in_float32(seed: int) -> tuple[dict, object, object]:
 
 
 def test_a_float32_cross_entropy_on_a_stretched_grid_is_not_failed():
-    """A confident float32 conv net: its cross-entropy of 1e-3, -log p with p on float32's grid near 1, moves in
-    steps of 2^-23 stretched by 1/p, a thousand of its own ulps, on no lattice the search reads. Entry checks
-    read at float32's own noise failed dk and dw. A walk's smallest change, far above the values' ulp, is now the
-    step its slope test weighs, and a plain low-precision FAIL is read between its stencil's points."""
+    """Confident float32 conv nets. At draw 48647418 the cross-entropy of 1e-3, -log p with p on float32's grid
+    near 1, moves in steps of 2^-23 stretched by 1/p, a thousand of its own ulps, on no lattice the search reads:
+    entry checks read at float32's own noise failed dk and dw. A walk's smallest change, far above the values' ulp,
+    is now the step its slope test weighs, and a plain low-precision FAIL is read between its stencil's points; a
+    gradient 5% off still fails. At draws 381654049 and 1058758870 the loss is 1e-14 and 4e-7 and never moves at
+    a float32 step: differenced in float64 (no quarter-step probe reached far enough) or walked out to where p
+    rounds to 1 and the loss sits at 0, every correct entry failed. They are undecided now: no step resolves
+    gradients of 1e-6 there."""
+    for draw in (48647418, 381654049, 1058758870):
+        params, loss, grad = _catalog_cnn_in_float32(draw)
+        assert dc.check_gradient(loss, grad, params, seed=draw, trace=False).verdict != "fail", draw
     params, loss, grad = _catalog_cnn_in_float32(48647418)
-    assert dc.check_gradient(loss, grad, params, seed=48647418, trace=False).verdict != "fail"
     wrong = dc.check_gradient(loss, lambda p: {k: 1.05 * v for k, v in grad(p).items()}, params, seed=48647418,
                               trace=False)
     assert wrong.verdict == "fail"

@@ -181,7 +181,7 @@ def _rounds_inside(fns: GuardedFunctions, x64: Blocks, native: Blocks, value: fl
     dtype, flat below one and jumping at one, and a correct gradient fail. Every such entry is moved by a quarter
     of its own dtype's step (random signs): a loss computing in float64 changes there, by 1e-8 of its slope's
     scale; one that rounds gives exactly ``value``, and changes again a few steps away (``_FARTHER``), where a loss
-    flat in them does not. One loss evaluation, up to three more where the first is unchanged. All blocks at once:
+    flat in them does not. One loss evaluation, up to five more where the first is unchanged. All blocks at once:
     a loss that rounds only some of them is not seen (one evaluation per block would cost a float32 net of four
     blocks a tenth of its check)."""
     rng = np.random.default_rng(_ROUNDING_PROBE_SEED)
@@ -198,8 +198,10 @@ def _rounds_inside(fns: GuardedFunctions, x64: Blocks, native: Blocks, value: fl
 
 # How many of their own steps _rounds_inside moves the entries, in turn, once a quarter step changed nothing: a loss
 # that also computes in float32 rounds its values far above the change a few steps make (a cross-entropy of 1e-3
-# from logits of order 10 rounds at 1e-6 there), and a loss flat in its parameters changes at none of them.
-_FARTHER = (4.0, 64.0, 1024.0)
+# from logits of order 10 rounds at 1e-6 there; a sure prediction's of 4e-7, -log p with p on float32's grid, in
+# steps of 6e-8, first moves 65,536 steps out, 0.4% of each entry), and a loss flat in its parameters changes at
+# none of them.
+_FARTHER = (4.0, 64.0, 1024.0, 16384.0, 262144.0)
 
 
 def regrad_differs(setup: Setup) -> list[Finding]:

@@ -270,6 +270,8 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
             value = probe.loss_at(moved(x, moves, t, probe.work))
         except DerivcheckError:  # left the loss's domain: no evidence further out
             break
+        if value == 0.0 != f0:  # at its floor (a sure prediction's p rounded to 1): no slope further out
+            break
         if value != f0:
             changes.append((t, value - f0))
             if abs(value - f0) >= WALK_SPAN * min(abs(c) for _, c in changes):
