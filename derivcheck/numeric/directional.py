@@ -255,10 +255,11 @@ def walk_out(probe: Probe, phi: Phi, f0: float, step: float, x: Blocks, moves: B
     flat there, or does it round too coarsely to move at this step (a loss of 1e-12 computed from terms of order 1
     rounds at 2e-16, and a slope of 1e-12 moves it by less at a step of 6e-6)? Walked out at doubling steps (not
     recorded: a dead unit's flatness is still read off the values), the second is a hypothesis the changes must bear
-    out: they lie on one lattice far above the values' ulp, and the analytic slope (with the curvature that fits
-    best) explains them, or the loss grows too fast from its first change on for any slope to be tested there.
-    The probe's walked noise is then that lattice's; a dead unit's changes, once it wakes, lie on none, and a
-    wrong slope leaves a part linear in t. A loss that never moved is judged by ``_never_moved``. Once per check."""
+    out: they lie on one lattice far above the values' ulp (or, on none the search reads, their smallest change is
+    far above it: ``_coarsest_step``), and the analytic slope (with the curvature that fits best) explains them, or
+    the loss grows too fast from its first change on for any slope to be tested there. The probe's walked noise is
+    then that step's; a wrong slope, or a dead unit's once it wakes, leaves a part linear in t. A loss that never
+    moved is judged by ``_never_moved``. Once per check."""
     if probe.walked or x is not probe.x or not unmoved(phi, f0, step):
         return
     probe.walked = True
@@ -495,10 +496,14 @@ def _ladder(probe: Probe, phi: Phi, f0: float, analytic: float, x: Blocks, moves
         probe.noise = lattice_noise(probe)
         d = central_difference(phi, f0, step_for(probe, analytic), probe.noise, at_an_end, low)
     if low:
-        plain = not (d.kink or d.jump or d.certified)
         return _read_at_scatter(probe, phi, f0, d, analytic, at_an_end, tolerance_of) if (
-            plain and not d.admits(analytic, tolerance_of(d))) else d
+            _plain(d) and not d.admits(analytic, tolerance_of(d))) else d
     return _confirm_fail(probe, phi, f0, d, analytic, at_an_end, tolerance_of)
+
+
+def _plain(d: Derivative) -> bool:
+    """Read through a stencil judged by its tolerance alone: no kink, no jump, no proof by the gradient's slopes."""
+    return not (d.kink or d.jump or d.certified)
 
 
 def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: float,
@@ -517,9 +522,8 @@ def _confirm_fail(probe: Probe, phi: Phi, f0: float, d: Derivative, analytic: fl
     # One clean stencil: the first, or the first clean one below rough rungs (read as kinks stepped over; the
     # rounding of a loss of 3e-5 computed from terms of order 1 makes rungs rough and leaves a later one clean by
     # chance as well, and its value is then off by that rounding over a step many times shorter).
-    plain = not (d.kink or d.jump or d.certified)
     tol = tolerance_of(d)
-    if not plain or d.admits(analytic, tol) or (probe.noise_confirmed and not d.admits(analytic, MARGINAL * tol)):
+    if not _plain(d) or d.admits(analytic, tol) or (probe.noise_confirmed and not d.admits(analytic, MARGINAL * tol)):
         return d
     confirmed = central_difference(phi, f0, d.step, probe.noise, at_an_end, confirm=True)
     if confirmed.admits(analytic, tolerance_of(confirmed)):

@@ -10,6 +10,7 @@ checked against finite differences, so the report names the witness that is wron
 from __future__ import annotations
 
 import time
+from itertools import combinations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -159,8 +160,8 @@ def _judge_by_finite_differences(s: _Sample, name: str, values: dict[str, np.nda
 def _witnesses_differ(values: dict[str, np.ndarray]) -> str:
     """How far apart analytic witnesses are, as measured: no claim about their rounding beyond the threshold (a
     badly conditioned formula, batch norm over two samples, amplifies its inputs' rounding past it)."""
-    gap = max((relative_gap(a, b, ABSOLUTE_BELOW_ONE, both=True) for a in values.values() for b in values.values()
-               if a is not b and a.shape == b.shape), default=0.0)
+    gap = max((relative_gap(a, b, ABSOLUTE_BELOW_ONE, both=True) for a, b in combinations(values.values(), 2)
+               if a.shape == b.shape), default=0.0)
     return (f"analytic witnesses differ by up to {gap:.1e} of their largest entry or of 1, whichever is larger (more "
             f"than {AGREEMENT_ULPS:.0f} ulps)")
 
