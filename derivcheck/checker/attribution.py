@@ -8,10 +8,13 @@ a large one is bisected (``numeric.localize``), with a sample of entries for the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from derivcheck.checker.diagnosis import explain, wrong_entries_finding
 from derivcheck.checker.evidence import gather
+from derivcheck.checker.held import HeldGradient
 from derivcheck.checker.entries import (
     ENTRY_CHECK_MAX_ENTRIES,
     entry_test,
@@ -20,9 +23,9 @@ from derivcheck.checker.entries import (
     summarize,
     with_changes,
 )
-from derivcheck.checker.joint import localization_direction
+from derivcheck.checker.joint import LOCALIZATION_LINES, localization_direction
 from derivcheck.numeric.regenerated import whole
-from derivcheck.numeric.directional import directional_test
+from derivcheck.numeric.directional import Blocks, LineReading, directional_test, read_line
 from derivcheck.numeric.localize import bisect_wrong_entries
 from derivcheck.numeric.recovery import column, explains, fits_at_least, one_sparse_candidates
 from derivcheck.checker.outcome import ParamOutcome, Run, Tested
@@ -35,7 +38,7 @@ LOCALIZATION_MAX_TESTS = 48
 DIAGNOSIS_SAMPLES = 12
 # Candidates for "one wrong entry" checked one by one, and extra random directions to narrow them.
 _CANDIDATES = 3
-_EXTRA_DIRECTIONS = 2
+_EXTRA_DIRECTIONS = LOCALIZATION_LINES
 
 
 def failing_outcomes(run: Run) -> tuple[dict[str, ParamOutcome], bool]:
@@ -97,6 +100,7 @@ def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
     if sum(sizes) < 2 or any(t.test.derivative.kink for t in run.tested):
         return None
     tests = [t for t in run.tested if "only" not in t.label]
+    extras = _extra_lines(run)
     for extra in range(_EXTRA_DIRECTIONS + 1):
         columns = [_flat(t, names, s.x) for t in tests]
         errors = np.array([t.test.signed_error for t in tests])
@@ -107,12 +111,14 @@ def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
             if len(candidates) == 0:
                 return None
             break
-        moves = {k: localization_direction(v, run.rng) for k, v in s.x.items()}
-        run.record(f"random {len(tests)} (localization)", moves, directional_test(run.probe, s.g, moves))
+        moves, reading = next(extras)
+        run.record(f"random {len(tests)} (localization)", moves,
+                   directional_test(run.probe, s.g, moves, reading=reading))
         tests.append(run.tested[-1])
         if run.tested[-1].test.derivative.kink:
             return None
     offsets = np.cumsum([0, *sizes])
+    _read_entries(s.g, names, offsets, candidates[:_CANDIDATES])
     for flat in candidates[:_CANDIDATES]:
         block = int(np.searchsorted(offsets, flat, side="right") - 1)
         name, local = names[block], int(flat - offsets[block])
@@ -124,6 +130,28 @@ def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
             outcome.findings = [wrong_entries_finding(name, s.x[name].shape, [flat_index(s.x[name].shape, local)], True)]
             return {name: outcome}
     return None
+
+
+def _read_entries(g: HeldGradient, names: list[str], offsets: np.ndarray, flats: np.ndarray) -> None:
+    """Read the gradient at the candidates (flat over all blocks) at once: a gradient let go of during loss calls
+    is then fetched once for all their checks."""
+    blocks = np.searchsorted(offsets, flats, side="right") - 1
+    for b in set(blocks.tolist()):
+        g.entries(names[b], np.asarray(flats[blocks == b] - offsets[b]))
+
+
+def _extra_lines(run: Run) -> Iterator[tuple[Blocks, LineReading | None]]:
+    """The extra localization directions, each drawn when asked for; a gradient let go of during loss calls is read
+    along all of them at once, before the first is tested (one fetch, not one per line)."""
+    s, p = run.setup, run.probe
+    if not s.g.lean:
+        while True:
+            yield {k: localization_direction(v, run.rng) for k, v in s.x.items()}, None
+    if run.spare and run.spare_read_at == (p.eps_eval, p.eps_grad) and p.grad_spread is None:
+        yield from run.spare  # drawn and read with the joint lines
+        return
+    lines = [{k: localization_direction(v, run.rng) for k, v in s.x.items()} for _ in range(_EXTRA_DIRECTIONS)]
+    yield from [(moves, read_line(p, s.g, moves)) for moves in lines]
 
 
 def _flat(t: Tested, names: list[str], x: dict[str, np.ndarray]) -> np.ndarray:

@@ -13,8 +13,9 @@ from derivcheck.checker.diagnosis import diagnose, known_finding, wrong_entries_
 from derivcheck.checker.evidence import gather
 from derivcheck.checker.joint import (block_floor, discontinuity_finding, expected_error, single_entry_floor,
                                       undecided_finding)
-from derivcheck.numeric.directional import DirectionalTest, directional_test
+from derivcheck.numeric.directional import DirectionalTest, directional_test, entry_reading
 from derivcheck.numeric.localize import MAX_LOCALIZED
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, unit_entry
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.results import Finding, ParamReport, WrongEntry
 from derivcheck.numeric.tolerances import INCONCLUSIVE_FLOOR, entry_scale
@@ -25,8 +26,11 @@ from derivcheck.checker.parameters import flat_index
 ENTRY_CHECK_MAX_ENTRIES = 64
 
 
-def unit(shape: tuple[int, ...], flat: int, scale: float) -> np.ndarray:
-    """The direction of one entry, at its scale."""
+def unit(shape: tuple[int, ...], flat: int, scale: float) -> np.ndarray | Regenerated:
+    """The direction of one entry, at its scale (made when read, for a large parameter: a whole array of zeros
+    would be one more array of the parameter's size alive at every loss call)."""
+    if int(np.prod(shape, dtype=np.int64)) >= LARGE_ENTRIES:
+        return unit_entry(shape, flat, scale)
     v = np.zeros(int(np.prod(shape, dtype=np.int64)))
     v[flat] = scale
     return v.reshape(shape)
@@ -37,7 +41,13 @@ def entry_test(run: Run, name: str, flat: int) -> DirectionalTest:
     x = run.setup.x[name]
     scale = float(entry_scale(x.reshape(-1)[flat]))  # one entry's scale, not the whole array's
     moves = {name: unit(x.shape, flat, scale)}
-    return run.record("", moves, directional_test(run.probe, run.setup.g, moves), name, flat_index(x.shape, flat))
+    g, reading = run.setup.g, None
+    if g.lean and (run.probe.grad_spread is None or name not in run.probe.grad_spread):
+        # From the entries and root mean square kept of a gradient let go of: no fetch for a read entry.
+        reading = entry_reading(run.probe, scale, float(g.entries(name, np.array([flat]))[0]), g.rms(name),
+                                float(x.reshape(-1)[flat]))
+    return run.record("", moves, directional_test(run.probe, g, moves, reading=reading), name,
+                      flat_index(x.shape, flat))
 
 
 def full_check(run: Run, name: str) -> ParamOutcome:
@@ -51,9 +61,9 @@ def summarize(run: Run, name: str, method: str, indices: np.ndarray, tests: list
               localized: bool = False, extra_checked: int = 0) -> ParamOutcome:
     """Row, wrong entries and diagnosis from the per-entry tests at ``indices``."""
     s = run.setup
-    x, g = s.x[name], s.g[name]
+    x = s.x[name]
     scales = entry_scale(x.reshape(-1)[indices])
-    analytic = g.reshape(-1)[indices]
+    analytic = s.g.entries(name, indices)
     numeric = np.array([t.derivative.value if t.decides else np.nan for t in tests]) / scales
     tol = np.array([t.tolerance for t in tests]) / scales
     own = np.array([t.own_tolerance for t in tests]) / scales  # the differences' power, without the user's rtol/atol
@@ -95,10 +105,10 @@ def _undecided(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list
     """A parameter whose entry checks all passed: inconclusive, with its reason said in the diagnosis, where some
     entry decided nothing (coincident kinks, a jump) or a full check fell short of the power a pass needs."""
     name = outcome.report.name
-    x, g = run.setup.x[name], run.setup.g[name]
+    x = run.setup.x[name]
     jumps = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "discontinuous"]
     undecided = [int(indices[k]) for k, t in enumerate(tests) if t.resolution == "unresolved"]
-    full = outcome.report.method == "full" and np.any(g)
+    full = outcome.report.method == "full" and run.setup.g.top(name) > 0
     if undecided:
         entries = tuple(flat_index(x.shape, i) for i in undecided)
         reason = (f"at {len(undecided)} entr{'y' if len(undecided) == 1 else 'ies'} of {name} ({', '.join(map(str, entries[:3]))}"
@@ -127,7 +137,7 @@ def _undecided(run: Run, outcome: ParamOutcome, indices: np.ndarray, tests: list
 def _single_entry_floor(run: Run, name: str, indices: np.ndarray, seen_above: np.ndarray) -> float:
     """Every entry checked alone: the largest of their own floors, as a fraction of the largest |entry|; else
     what the directions that moved ``name`` saw."""
-    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    top = run.setup.g.top(name)
     if len(indices) == run.setup.x[name].size and len(indices) and top > 0:
         return float(np.max(seen_above)) / top
     return single_entry_floor(run, name)

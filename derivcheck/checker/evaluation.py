@@ -9,18 +9,18 @@ loss values themselves (``numeric.precision``), not off the type they come back 
 from __future__ import annotations
 
 from collections.abc import Callable
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
+from derivcheck.checker.held import HeldGradient, checksum, lets_go
 from derivcheck.checker.progress import Progress
 from derivcheck.report.results import Finding
 from derivcheck.numeric.blocks import max_abs_difference
 from derivcheck.numeric.regenerated import LARGE_ENTRIES
-from derivcheck.numeric.tolerances import NONDETERMINISM_ULPS, machine_eps
+from derivcheck.numeric.tolerances import NONDETERMINISM_ULPS, largest_magnitude, machine_eps
 from derivcheck.checker.user_functions import GuardedFunctions
 from derivcheck.checker.parameters import Blocks, ParamSpace
 
@@ -33,7 +33,7 @@ class Setup:
     fns: GuardedFunctions
     native: Blocks  # the user's values at their own dtype (where the gradient is taken)
     x: Blocks  # the evaluation point of the loss (float64 where accepted)
-    g: Blocks  # the user's gradient at ``native``, as float64
+    g: HeldGradient  # the user's gradient at ``native``, as float64 (let go of between reads, when large)
     f0: float
     evaluated_in: str
     eps_eval: float
@@ -54,7 +54,9 @@ def prepare(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any,
     native, kept = _native_blocks(space, params, inplace)
     x, evaluated_in, findings = _evaluation_point(fns, space, params, native, inplace)
     f0 = fns.loss_at(x)
-    g = fns.grad_at(native)
+    g = HeldGradient(fns.grad_at(native), lambda: fns.grad_at(native), lets_go(x, native, inplace))
+    if g.lean:
+        fns.before_call = g.release
     eps_eval = machine_eps(fns.loss_dtype if fns.loss_dtype is not None else next(iter(x.values())).dtype)
     if evaluated_in == "float64" and fns.loss_dtype is not None and fns.loss_dtype != np.float64:
         evaluated_in = f"float64 (the loss returns {fns.loss_dtype})"
@@ -110,21 +112,17 @@ def _native_blocks(space: ParamSpace, params: Any, inplace: bool) -> tuple[Block
         if viewable:
             native[name] = a.view()
             native[name].flags.writeable = False
-            kept[name] = _checksum(a)
+            kept[name] = checksum(a)
         else:
             native[name] = np.array(a, dtype=None, copy=True)
     return native, kept
-
-
-def _checksum(a: np.ndarray) -> int:
-    return zlib.crc32(memoryview(a).cast("B"))
 
 
 def assert_untouched(setup: Setup) -> None:
     """Raise if a parameter read without a copy changed during the check (a function wrote into the user's array
     through a reference other than its argument): every number the check measured would be in doubt."""
     for name, before in setup.kept.items():
-        if _checksum(setup.native[name]) != before:
+        if checksum(setup.native[name]) != before:
             raise InputError(
                 f"parameter {name!r} (shape {setup.native[name].shape}, float64) changed during the check: your loss or "
                 f"gradient wrote into the array you passed, not only into its argument (derivcheck reads an array of "
@@ -210,7 +208,7 @@ def regrad_differs(setup: Setup) -> list[Finding]:
     out = []
     for name in setup.space.names:
         diff = max_abs_difference(setup.g[name], again[name])
-        if diff > NONDETERMINISM_ULPS * setup.eps_grad * (float(np.max(np.abs(setup.g[name]))) + np.finfo(float).tiny):
+        if diff > NONDETERMINISM_ULPS * setup.eps_grad * (largest_magnitude(setup.g[name]) + np.finfo(float).tiny):
             out.append(Finding(
                 "nondeterministic",
                 f"{setup.fns.grad_name} is not deterministic: two calls gave d{name} differing by up to {diff:.3g}.",

@@ -19,14 +19,14 @@ import numpy as np
 from derivcheck.checker.attribution import examine, failing_outcomes, run_full
 from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.errors import GradientMismatch, InputError, UnknownOptionError
-from derivcheck.checker.evaluation import assert_untouched, loss_differs, prepare, regrad_differs
+from derivcheck.checker.evaluation import Setup, assert_untouched, loss_differs, prepare, regrad_differs
 from derivcheck.checker.verdict import charge_gradient_rounding, ignores_argument, report_findings, settle_precision
 from derivcheck.checker.lines import LineBlame, trace_failure
 from derivcheck.checker.joint import certified_smooth, discontinuous_block, passing_block, run_joint, undecided_block
 from derivcheck.numeric.directional import CoarserPrecision, Probe
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.checker.progress import Progress
-from derivcheck.checker.state import stateful_findings
+from derivcheck.checker.state import first_print, stateful_findings
 from derivcheck.checker.entries import ENTRY_CHECK_MAX_ENTRIES
 from derivcheck.report.results import Evaluations, GradientReport
 from derivcheck.numeric.tolerances import LOSS_ROUNDOFF_ULPS, LOW_PRECISION_EPS
@@ -153,6 +153,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     """The report, and the parameters whose wrong entries it names completely (not a sample's failures)."""
     shown.stage = "directions"
     setup = prepare(loss, grad, params, inplace=o.inplace, names=o.names, progress=shown)
+    first = first_print(setup) if setup.g.lean else None  # read now: the joint lines let the gradient go
     noise = LOSS_ROUNDOFF_ULPS * setup.eps_eval * abs(setup.f0)
     probe = Probe(setup.fns.loss_at, setup.x, setup.f0, noise, setup.eps_eval, setup.eps_grad,
                   float(o.rtol or 0.0), float(o.atol or 0.0), setup.fns.grad_at)
@@ -168,8 +169,11 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
     if settle_precision(run):
         run_joint(run, o.directions)
     ignored = ignores_argument(run)
-    probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
-    setup.findings.extend(stateful_findings(setup, probe))
+    if first is not None:
+        _state_after_lines(setup, probe, first)
+    else:
+        probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
+        setup.findings.extend(stateful_findings(setup, probe))
     charge_gradient_rounding(run)
     outcomes = {} if ignored else _decide(run)
     # A failure that wrong entries, found among the directions and each confirmed by its own check, account for is
@@ -198,6 +202,17 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         plot_source=(loss, grad, params),
     )
     return report, {o.report.name for o in ordered if o.complete}
+
+
+def _state_after_lines(setup: Setup, probe: Probe, first: Any) -> None:
+    """The state check of a gradient let go of between reads, made before any later read fetches it again (a fetch
+    is the gradient at x only if it repeats): after the joint lines, which read it before their loss calls, and
+    whose last loss call away from x stands for the loss call at y (one loss evaluation fewer). A gradient that does
+    not repeat is held from its next fetch on."""
+    setup.findings.extend(stateful_findings(setup, probe, first))
+    if not setup.grad_repeats:
+        setup.g.lean = False
+        setup.fns.before_call = None
 
 
 def _localized(o: ParamOutcome) -> bool:

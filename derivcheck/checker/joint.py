@@ -3,7 +3,8 @@
 Three kinds of direction cover all parameters at once, one evaluation ladder each:
 
 * ``gradient``: each block along the user's own gradient. ``<g, v>`` is then as large as
-  it can be, so a wrong scale in any block shows at its most visible;
+  it can be, so a wrong scale in any block shows at its most visible (not where the gradient
+  is let go of between its reads, ``checker.held``: one more random direction instead);
 * ``random``: random signs times magnitudes drawn from [3/4, 1] of each entry's scale. The draw is
   continuous, so it sees any error pattern whatever its shape (as Gaussian entries would), and no
   entry moves by less than three quarters of its scale, so the same direction gives power against one wrong
@@ -19,11 +20,12 @@ direction would have seen: ``tolerance / |<g_b, v_b>|``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 
 import numpy as np
 
-from derivcheck.numeric.directional import Blocks, directional_test, inside_a_kink_set
+from derivcheck.numeric.directional import Blocks, LineReading, directional_test, inside_a_kink_set, read_line
 from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, along_gradient, inner_chunked, min_abs, random_signs
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
@@ -32,18 +34,16 @@ from derivcheck.numeric.tolerances import (ESTIMATE_SAFETY, GRADIENT_ROUNDOFF_UL
                                            entry_scale, largest_magnitude, scale_by_entry)
 
 
-def joint_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int,
-                     uniform: Callable[[], bool] = lambda: True) -> Iterator[tuple[str, Blocks]]:
-    """The gradient, random and uniform directions over all blocks (largest entry at the entry scale), each made
-    when it is asked for (at 10^7 entries each is the parameters' size); the uniform one only if ``uniform()``."""
-    along = {k: gradient_direction(x[k], g[k]) for k in x}
+def planned_directions(x: Blocks, g: Blocks, rng: np.random.Generator, randoms: int,
+                       gradient: bool = True) -> Iterator[tuple[str, Blocks]]:
+    """The gradient (if ``gradient``) and random directions over all blocks (largest entry at the entry scale), each
+    made when it is asked for (and a large block's when read: at 10^7 entries each is the parameters' size)."""
+    along = {k: gradient_direction(x[k], g[k]) for k in x} if gradient else {}
     along = {k: v for k, v in along.items() if v is not None}
     if along:
         yield "gradient", along
     for i in range(randoms):
         yield (f"random {i + 1}" if randoms > 1 else "random"), {k: kept_signs(v, rng) for k, v in x.items()}
-    if uniform():
-        yield "uniform", {k: entry_scale(v) for k, v in x.items()}
 
 
 def gradient_direction(x: np.ndarray, g: np.ndarray) -> np.ndarray | Regenerated | None:
@@ -66,6 +66,8 @@ def localization_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return random_signs(x, rng, RANDOM_MIN_MAGNITUDE) if x.size >= LARGE_ENTRIES else random_direction(x, rng)
 
 
+# Random directions added to the failing ones to find one wrong entry among them (``attribution``).
+LOCALIZATION_LINES = 2
 # A direction for single-entry power has random signs times magnitudes drawn from [RANDOM_MIN_MAGNITUDE, 1]
 # of the entry scale. The draw is continuous, so no error pattern cancels out with positive probability (as
 # with Gaussian entries), and no entry moves by less than three quarters of its scale, so one wrong entry anywhere
@@ -104,9 +106,28 @@ def run_joint(run: Run, randoms: int) -> None:
     """Test the joint directions (results land in ``run.tested``); the uniform one only where kinks
     sit at x, since it exists to keep ties unbroken."""
     s = run.setup
-    for label, moves in joint_directions(s.x, s.g, run.rng, randoms, lambda: bool(run.kinks)):
+    # A gradient let go of during loss calls (10^7 entries) has one more random direction instead of the gradient
+    # direction: that direction, or any copy of its size, would be held through every loss call along it, and a
+    # random direction's power there (a uniform error of 1e-9 at 10^7 entries) leaves nothing to gain. Its signs
+    # alone would be small enough to keep, but along them a loss's odd derivatives can add up entry by entry
+    # (sum c sin(w) curves by sum |g| there), and the ladder read that curvature as noise: 17 more evaluations.
+    planned: Iterable[tuple[str, Blocks]] = planned_directions(s.x, s.g, run.rng, randoms + s.g.lean,
+                                                               gradient=not s.g.lean)
+    readings: Iterable[LineReading | None] = repeat(None)  # each line reads the gradient itself, when it comes
+    if s.g.lean:  # the lines read it at once, with the localization lines a failure would need: one fetch
+        planned = list(planned)
+        readings = [read_line(run.probe, s.g, moves) for _, moves in planned]
+        spare = [{k: localization_direction(v, run.rng) for k, v in s.x.items()} for _ in range(LOCALIZATION_LINES)]
+        run.spare = [(moves, read_line(run.probe, s.g, moves)) for moves in spare]
+        run.spare_read_at = (run.probe.eps_eval, run.probe.eps_grad)
+    for (label, moves), reading in zip(planned, readings):
         trace: list[tuple[float, float]] = []
-        run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace, certify=True), trace=trace)
+        run.record(label, moves, directional_test(run.probe, s.g, moves, trace=trace, certify=True, reading=reading),
+                   trace=trace)
+    if run.kinks:  # every entry by its own scale: tied entries stay tied
+        moves = {k: entry_scale(v) for k, v in s.x.items()}
+        trace = []
+        run.record("uniform", moves, directional_test(run.probe, s.g, moves, trace=trace, certify=True), trace=trace)
     # A line tested before any other met a kink at x was judged as if x were a point of differentiability.
     for k, t in enumerate(list(run.tested)):
         again = inside_a_kink_set(run.probe, s.g, t.moves, t.test)
@@ -132,11 +153,10 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
     ``explained``: the failing directions are accounted for by a wrong entry elsewhere, so
     what is left of them passes too.
     """
-    g = run.setup.g[name]
     floors = []
     for t in run.tested:
         if name in t.moves and (t.test.passed or explained) and t.test.decides:
-            v = t.moves[name]
+            g, v = run.setup.g[name], t.moves[name]
             c = abs(inner_chunked(g, v) if isinstance(v, Regenerated) else float(np.vdot(g, v)))
             if c > 0:
                 floors.append(t.test.own_tolerance / c)
@@ -146,7 +166,7 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
 def single_entry_floor(run: Run, name: str, explained: bool = False) -> float:
     """Smallest error in any one entry of ``d{name}``, as a fraction of its largest entry, that some passing
     direction would have seen: ``tolerance / (min_i |v_i| max |g|)``."""
-    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    top = run.setup.g.top(name)
     floors = []
     for t in run.tested:
         if name in t.moves and (t.test.passed or explained) and t.test.decides and top > 0:
@@ -161,7 +181,7 @@ def expected_error(run: Run, name: str) -> float:
     p = run.probe
     if not (p.rtol or p.atol):
         return INCONCLUSIVE_FLOOR
-    top = float(np.max(np.abs(run.setup.g[name]), initial=0.0))
+    top = run.setup.g.top(name)
     return max(p.rtol, p.atol / top if top > 0 else 0.0)
 
 
@@ -169,7 +189,7 @@ def entry_power(run: Run, name: str, target: float, certify: bool = False) -> tu
     """Directions restricted to ``name``, then to random parts of it, until one wrong entry of ``target`` times
     the largest would show; (the single-entry floor reached, whether a direction failed)."""
     s = run.setup
-    x, top = s.x[name], float(np.max(np.abs(s.g[name])))
+    x, top = s.x[name], largest_magnitude(s.g[name])
     best, parts, spent = float("inf"), 1, 0
     while best > target and spent + parts <= ENTRY_POWER_PROBES and parts <= x.size:
         v = sign_direction(x, run.rng)
@@ -271,8 +291,8 @@ def zero_to_rounding(run: Run, name: str) -> bool:
     """d{name} is zero, or within the rounding of the largest gradient entry of the check (a bias before a
     normalisation gets 1e-17 where the other gradients are of order 1)."""
     g = run.setup.g
-    top = max(float(np.max(np.abs(v), initial=0.0)) for v in g.values())
-    return float(np.max(np.abs(g[name]), initial=0.0)) <= GRADIENT_ROUNDOFF_ULPS * run.probe.eps_grad * top
+    top = max(largest_magnitude(v) for v in g.values())
+    return largest_magnitude(g[name]) <= GRADIENT_ROUNDOFF_ULPS * run.probe.eps_grad * top
 
 
 def _zero_gradient_block(run: Run, name: str) -> ParamOutcome | None:

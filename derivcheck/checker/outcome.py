@@ -8,7 +8,7 @@ import numpy as np
 
 from derivcheck.checker.diagnosis import LayerContext
 from derivcheck.checker.evaluation import Setup
-from derivcheck.numeric.directional import Blocks, DirectionalTest, Probe
+from derivcheck.numeric.directional import Blocks, DirectionalTest, LineReading, Probe
 from derivcheck.report.results import DirectionCheck, Finding, Kink, ParamReport, WrongEntry
 
 
@@ -54,6 +54,10 @@ class Run:
     kinks: list[Kink] = field(default_factory=list)
     full: dict[str, ParamOutcome] = field(default_factory=dict)  # per-entry checks made, by parameter
     context: LayerContext | None = None  # a layer check's tensors, for the diagnosis
+    # Localization lines drawn and read with the joint ones, where the gradient is let go of during loss calls (one
+    # fetch for all), with the precisions they were read at: a reading is stale once those change.
+    spare: list[tuple[Blocks, LineReading]] = field(default_factory=list)
+    spare_read_at: tuple[float, float] = (0.0, 0.0)
 
     def record(self, label: str, moves: Blocks, test: DirectionalTest, param: str | None = None,
                index: tuple[int, ...] | None = None, trace: list[tuple[float, float]] | None = None) -> DirectionalTest:

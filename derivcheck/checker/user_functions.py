@@ -27,6 +27,7 @@ import numpy as np
 from derivcheck.errors import DerivcheckError, InputError, NonFiniteError, UserFunctionError
 from derivcheck.checker.progress import Progress
 from derivcheck.checker.parameters import Blocks, ParamSpace, tree_flatten
+from derivcheck.numeric.blocks import CHUNK
 from derivcheck.numeric.regenerated import LARGE_ENTRIES
 
 
@@ -49,10 +50,13 @@ class GuardedFunctions:
     progress: Progress | None = None  # told of every call, for long checks
     checked: Blocks | None = None  # the first point the loss was finite at: where non-finite values are placed
     writes_inputs: bool = False  # a function wrote into a read-only view: it gets copies from then on
+    before_call: Callable[[], None] | None = None  # run before each call (a large gradient is let go of: ``held``)
 
     def loss_at(self, blocks: Blocks) -> float:
         """The loss at ``blocks`` as a float; raises a named error on bad output."""
         self.loss_calls += 1
+        if self.before_call is not None:
+            self.before_call()
         if self.progress is not None:
             self.progress.tick(self.loss_calls, self.grad_calls)
         out = self._call(self.loss, self.loss_name, blocks)
@@ -97,6 +101,8 @@ class GuardedFunctions:
     def grad_at(self, blocks: Blocks) -> Blocks:
         """The user's gradient at ``blocks`` as float64 blocks; raises a named error on bad output."""
         self.grad_calls += 1
+        if self.before_call is not None:
+            self.before_call()
         if self.progress is not None:
             self.progress.tick(self.loss_calls, self.grad_calls)
         out = self._call(self.grad, self.grad_name, blocks)
@@ -110,12 +116,12 @@ class GuardedFunctions:
         if floats:
             self.grad_dtype = max(floats, key=lambda d: np.finfo(d).eps)
         for name, g in grads.items():
-            bad = ~np.isfinite(g)
-            if bad.any():
-                where = tuple(int(i) for i in np.argwhere(bad)[0])
+            first = _first_non_finite(g)
+            if first is not None:
+                where = tuple(int(i) for i in np.unravel_index(first, g.shape))
                 raise NonFiniteError(
                     f"{self.grad_name} returned a non-finite value for {name!r} at index {where} "
-                    f"({g[bad][0]}); expected finite numbers"
+                    f"({g.reshape(-1)[first]}); expected finite numbers"
                 )
         return grads
 
@@ -179,6 +185,16 @@ class GuardedFunctions:
         finally:
             for name, a in arrays.items():
                 np.copyto(a, saved[name])
+
+
+def _first_non_finite(g: np.ndarray) -> int | None:
+    """The flat index of the first non-finite entry, read a chunk at a time (a mask of 10^7 entries is 10 MB)."""
+    flat = g.reshape(-1)
+    for lo in range(0, flat.size, CHUNK):
+        bad = np.flatnonzero(~np.isfinite(flat[lo:lo + CHUNK]))
+        if bad.size:
+            return lo + int(bad[0])
+    return None
 
 
 def _holders(a: Any) -> int:

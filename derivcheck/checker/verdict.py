@@ -21,7 +21,7 @@ from derivcheck.checker.evaluation import finer_point, gradient_spread
 from derivcheck.checker.outcome import ParamOutcome, Run, Tested
 from derivcheck.checker.joint import joint_row
 from derivcheck.report.results import Finding, ParamReport, TaylorResult
-from derivcheck.numeric.tolerances import GRADIENT_ROUNDOFF_ULPS, LOSS_ROUNDOFF_ULPS, relative_step
+from derivcheck.numeric.tolerances import GRADIENT_ROUNDOFF_ULPS, LOSS_ROUNDOFF_ULPS, largest_magnitude, relative_step
 
 
 
@@ -76,7 +76,7 @@ def charge_gradient_rounding(run: Run) -> None:
     spread = gradient_spread(s.fns, finer, s.g)
     if spread is None:
         return
-    rounding = all(np.max(np.abs(spread[k]), initial=0.0) <= SPREAD_MOST * np.max(np.abs(s.g[k]), initial=0.0)
+    rounding = all(np.max(np.abs(spread[k]), initial=0.0) <= SPREAD_MOST * largest_magnitude(s.g[k])
                    for k in spread)
     s.findings.extend(_spread_findings(run, spread, rounding))
     if not rounding:
@@ -104,7 +104,7 @@ def _spread_findings(run: Run, spread: Blocks, rounding: bool) -> list[Finding]:
     """What the finer gradient showed: a rounding far above a few ulps, or a difference that is no rounding."""
     s = run.setup
     worst = max(float(np.max(np.abs(spread[k]), initial=0.0)) for k in spread)
-    top = max(float(np.max(np.abs(s.g[k]), initial=0.0)) for k in s.g)
+    top = max(largest_magnitude(s.g[k]) for k in s.g)
     lower = sorted({str(v.dtype) for v in s.native.values() if v.dtype != np.float64})
     dtypes = "/".join(lower) or "float64"
     copy = "its float64 copy" if lower else "an extended-precision copy (np.longdouble)"
@@ -300,7 +300,7 @@ def _scale_warnings(run: Run) -> list[Finding]:
     step = relative_step(run.probe.eps_eval)
     out = []
     for name, v in run.setup.x.items():
-        top = float(np.max(np.abs(v)))
+        top = largest_magnitude(v)
         if 0 < top < step:
             out.append(Finding(
                 "step_scale",

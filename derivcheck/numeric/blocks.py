@@ -13,7 +13,17 @@ Blocks = dict[str, np.ndarray]
 
 def inner(g: Blocks, moves: Blocks) -> float:
     """``<g, moves>`` over the parameters ``moves`` touches (a direction may move only some)."""
-    return float(sum(np.vdot(g[k], moves[k]) for k in moves))
+    return float(sum(_vdot(g[k], moves[k]) for k in moves))
+
+
+def _vdot(g: np.ndarray, v: np.ndarray) -> float:
+    """``<g, v>``; a direction made chunk by chunk (``numeric.regenerated``, which has ``chunks``) is read so, with
+    no whole copy."""
+    if not hasattr(v, "chunks"):
+        return float(np.vdot(g, v))
+    flat = g.reshape(-1)
+    # einsum, not BLAS: a threaded BLAS call per chunk waits for its threads, milliseconds on a busy machine.
+    return float(sum(np.einsum("i,i->", flat[lo:lo + part.size], part) for lo, part in v.chunks()))
 
 
 # Large arrays are compared, scaled, scored and made this many entries at a time, everywhere in numeric/: the

@@ -10,6 +10,7 @@ gradient and of the step; kinks are judged as subgradients (see ``kinks``).
 from __future__ import annotations
 
 import math
+import weakref
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from derivcheck.numeric.finite_diff import (Derivative, Memo, Phi, Slopes, centr
 from derivcheck.numeric.hull import hull_distance
 from derivcheck.numeric.precision import (LATTICE_MIN_DIFFERENCES, PRECISION_JUMP, lattice_spacing, observed_eps,
                                           spacing_of)
-from derivcheck.numeric.regenerated import LARGE_ENTRIES, whole
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, whole
 from derivcheck.numeric.kinks import coincident_kink_interval, piece_slopes, routed_range, shift_direction
 from derivcheck.numeric.tolerances import (
     ESTIMATE_SAFETY,
@@ -87,6 +88,7 @@ class Probe:
     # The user's gradient at x less the same code's at x in a finer precision (``gradient_spread``): its rounding,
     # charged along each direction exactly (``_roundings``).
     grad_spread: Blocks | None = None
+    step_sums: dict[str, float] = field(default_factory=dict)  # each block's step rounding along dense lines through x
 
     def evaluate(self, point: Blocks) -> float:
         """The loss at ``point``, recorded."""
@@ -191,25 +193,64 @@ def moved(x: Blocks, moves: Blocks, t: float, work: Blocks | None = None) -> Blo
     """``x + t v`` in the evaluation dtype (the rounding of the step is charged in ``tolerance``).
 
     A large float64 block (LARGE_ENTRIES) is written into one buffer of ``work``, rewritten at each step, with the
-    same bits as ``x + t * v``; the loss gets a read-only view of it, valid during its call. A fresh point per
+    same bits as ``x + t * v``; the loss gets a read-only view of it, valid during its call. A regenerated direction
+    is made chunk by chunk into that buffer at each step, never whole. A fresh point per
     evaluation would cost a temporary and a new array of the parameter's size, and at 10^7 entries a fresh array's
     first writes take about as long as a loss evaluation."""
     point = dict(x)
     for name, d in moves.items():
         base = x[name]
-        if work is None or base.dtype != np.float64 or base.size < LARGE_ENTRIES:
+        if work is None or not _buffered(base):
             point[name] = (base + t * d).astype(base.dtype, copy=False)
             continue
-        buffer = work.get(name)
-        if buffer is None or buffer.shape != base.shape:
-            buffer = work[name] = np.empty_like(base)
-        flat_b, flat_d, flat_x = buffer.reshape(-1), d.reshape(-1), base.reshape(-1)
+        sparse = isinstance(d, Regenerated) and d.support is not None
+        buffer = point[name] = point_buffer(work, name, base, keep=sparse)
+        flat_b, flat_x = buffer.reshape(-1), base.reshape(-1)
+        if sparse:
+            _sparse_into(flat_b, base, d.support, t, work, name)
+            continue
         for lo in range(0, flat_b.size, CHUNK):  # a chunk at a time: each entry read and written while in cache
             part = flat_b[lo:lo + CHUNK]
-            np.multiply(flat_d[lo:lo + CHUNK], t, out=part)
+            if isinstance(d, Regenerated):  # made again into the point itself: no copy of the direction is kept
+                d.chunk(lo, lo + CHUNK, part)
+                part *= t
+            else:
+                np.multiply(d.reshape(-1)[lo:lo + CHUNK], t, out=part)
             part += flat_x[lo:lo + CHUNK]
-        point[name] = buffer
     return point
+
+
+def point_buffer(work: Blocks, name: str, base: np.ndarray, keep: bool = False) -> np.ndarray:
+    """The buffer of ``work`` a block's perturbed point is written into (made at first use), to be rewritten whole
+    (unless ``keep``: ``_sparse_into`` reads what it holds)."""
+    buffer = work.get(name)
+    if buffer is None or buffer.shape != base.shape:
+        buffer = work[name] = np.empty_like(base)
+        work.pop(_SPARSE + name, None)
+    if not keep:
+        work.pop(_SPARSE + name, None)
+    return buffer
+
+
+# The key in ``work`` of what a buffer last written by ``_sparse_into`` holds: (a weak reference to) the point x
+# whose entries it holds but at a few, and those few; absent once the buffer was written whole.
+_SPARSE = "\x00sparse "
+
+
+def _sparse_into(flat_b: np.ndarray, base: np.ndarray, support: tuple[np.ndarray, np.ndarray], t: float,
+                 work: Blocks, name: str) -> None:
+    """``x + t v`` for a direction zero but at a few entries: where the buffer already holds this x's entries but at
+    a few, those are put back, else x is copied in; then the support's entries are set, with the bits of
+    ``v t + x``. An entry check at 10^7 entries then writes a few entries per evaluation, not the whole point (x's
+    own -0.0 stays -0.0 where ``0 t + x`` would make it +0.0: the same number)."""
+    flat_x, held = base.reshape(-1), work.get(_SPARSE + name)
+    if held is not None and held[0]() is base:
+        flat_b[held[1]] = flat_x[held[1]]
+    else:
+        np.copyto(flat_b, flat_x)
+    where, values = support
+    flat_b[where] = values * t + flat_x[where]
+    work[_SPARSE + name] = (weakref.ref(base), where)  # type: ignore[assignment]
 
 
 def model_noise(probe: Probe) -> float:
@@ -362,15 +403,13 @@ def _tolerance(probe: Probe, d: Derivative, moves: Blocks, roundings: tuple[floa
     return float(ESTIMATE_SAFETY * d.error + grad_round + step_round / d.step + user_tolerance(probe, d, moves))
 
 
-def _tolerance_of(probe: Probe, moves: Blocks, g: Blocks, x: Blocks) -> Callable[[Derivative], float]:
-    """``tolerance`` along one line, its roundings summed once: they depend on the line alone, and at 10^7 entries
-    each sum is a pass over three arrays (25 ms), asked at every rung."""
-    roundings: list[tuple[float, float]] = []
+def _tolerance_of(probe: Probe, moves: Blocks, roundings: tuple[float, float]) -> Callable[[Derivative], float]:
+    """``tolerance`` along one line, its roundings summed once, before the line's loss calls: they depend on the line
+    alone, at 10^7 entries each sum is a pass over three arrays (25 ms), asked at every rung, and a large gradient
+    is let go of during the loss calls (``checker.held``): read before them, it is not fetched again."""
 
     def tolerance_of(d: Derivative) -> float:
-        if not roundings:
-            roundings.append(_roundings(probe, moves, g, x))
-        return _tolerance(probe, d, moves, roundings[0])
+        return _tolerance(probe, d, moves, roundings)
 
     return tolerance_of
 
@@ -378,46 +417,114 @@ def _tolerance_of(probe: Probe, moves: Blocks, g: Blocks, x: Blocks) -> Callable
 def _roundings(probe: Probe, moves: Blocks, g: Blocks, x: Blocks | None) -> tuple[float, float]:
     """The rounding of ``<g, v>`` from the user's gradient, and the step's rounding times the step (0 without
     ``x``), one pass over the entries."""
+    return _line_sums(probe, moves, g, x)[1]
+
+
+def _line_sums(probe: Probe, moves: Blocks, g: Blocks, x: Blocks | None) -> tuple[float, tuple[float, float]]:
+    """``<g, v>`` and ``_roundings``, in one pass over each block (a regenerated direction is made once for both)."""
+    dots = []
     grad_round = 0.0
     step_round = 0.0
     spread = 0.0  # the measured rounding of the gradient along v, where there is one
     for name, v in moves.items():
-        rounds = _rounding_sums(v.reshape(-1), g[name].reshape(-1), None if x is None else x[name].reshape(-1))
+        # Along a direction with no zero entry the step's sum is the same for every line through x: summed once.
+        kept = x is probe.x and isinstance(v, Regenerated) and v.dense
+        known = probe.step_sums.get(name) if kept else None
+        dot, rounds = _block_sums(v.reshape(-1), g[name].reshape(-1), None if x is None else x[name].reshape(-1), known)
+        if kept:
+            probe.step_sums[name] = rounds[1]
+        dots.append(dot)
         grad_round += rounds[0]
         step_round += rounds[1]
         if probe.grad_spread is not None and name in probe.grad_spread:
             spread += float(np.vdot(probe.grad_spread[name].reshape(-1), v.reshape(-1)))
+    return float(sum(dots)), _charged(probe, grad_round, step_round, spread)
+
+
+def _charged(probe: Probe, grad_round: float, step_round: float, spread: float) -> tuple[float, float]:
     return (GRADIENT_ROUNDOFF_ULPS * probe.eps_grad * float(np.sqrt(grad_round)) + abs(spread),
             2 * probe.eps_eval * float(np.sqrt(step_round)))
 
 
-def _rounding_sums(v: np.ndarray, g: np.ndarray, x: np.ndarray | None) -> tuple[float, float]:
-    """``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and ``sum (|x| g [v != 0])^2`` (the step's; 0
-    without ``x``)."""
-    rms = float(np.sqrt(np.vdot(g, g) / max(g.size, 1)))
+def _block_sums(v: np.ndarray | Regenerated, g: np.ndarray, x: np.ndarray | None,
+                step_sum: float | None = None) -> tuple[float, tuple[float, float]]:
+    """``<g, v>`` (with the bits of ``inner``), ``sum (v (|g| + rms g))^2`` (the gradient's rounding along v) and
+    ``sum (|x| g [v != 0])^2`` (the step's; 0 without ``x``; ``step_sum`` where it is known) over one flat block."""
+    rms = root_mean_square(g)
+    regenerated = isinstance(v, Regenerated)
+    dot = 0 if regenerated else np.vdot(g, v)
     grad_round, step_round = 0.0, 0.0
-    for lo in range(0, v.size, CHUNK):
-        vc, gc = v[lo:lo + CHUNK], g[lo:lo + CHUNK]
-        grad_round += float(np.sum((vc * (np.abs(gc) + rms)) ** 2))
-        if x is not None:
-            step_round += float(np.sum((np.abs(x[lo:lo + CHUNK]) * gc * (vc != 0)) ** 2))
-    return grad_round, step_round
+    parts = v.chunks() if regenerated else ((lo, v[lo:lo + CHUNK]) for lo in range(0, v.size, CHUNK))
+    dense = regenerated and v.dense  # no entry of v is 0: the step's mask is all ones
+    for lo, vc in parts:
+        gc = g[lo:lo + vc.size]
+        if regenerated:
+            dot += np.einsum("i,i->", gc, vc)
+        moved = np.abs(gc)
+        moved += rms
+        moved *= vc
+        grad_round += float(np.einsum("i,i->", moved, moved))
+        if x is not None and step_sum is None:
+            step = np.abs(x[lo:lo + vc.size])
+            step *= gc
+            if not dense:
+                step *= vc != 0
+            step_round += float(np.einsum("i,i->", step, step))
+    return float(dot), (grad_round, step_round if step_sum is None else step_sum)
+
+
+def root_mean_square(g: np.ndarray) -> float:
+    """The root mean square of a flat block, as ``_block_sums`` charges it."""
+    return float(np.sqrt(np.vdot(g, g) / max(g.size, 1)))
+
+
+def entry_reading(probe: Probe, scale: float, g_i: float, rms: float, x_i: float) -> LineReading:
+    """The reading of the line along one entry of a block (``scale`` there, 0 elsewhere) without a pass over the
+    block: the same numbers as ``read_line`` (its sums are of zeros and one term), from that entry of the gradient
+    and the block's root mean square (no measured spread: ``grad_spread`` is for small parameters)."""
+    moved = scale * (abs(g_i) + rms)
+    step = abs(x_i) * g_i
+    return LineReading(g_i * scale, _charged(probe, moved * moved, step * step, 0.0))
 
 
 def user_tolerance(probe: Probe, d: Derivative, moves: Blocks) -> float:
     """What the user's ``rtol`` and ``atol`` allow along ``moves`` (per entry, so atol scales with |v|_1)."""
     if not probe.atol:  # |v|_1 is a pass over every entry: 10 ms at 10^7, for each tolerance asked
         return probe.rtol * abs(d.value)
-    return probe.atol * sum(float(np.sum(np.abs(v))) for v in moves.values()) + probe.rtol * abs(d.value)
+    return probe.atol * sum(_l1(v) for v in moves.values()) + probe.rtol * abs(d.value)
+
+
+def _l1(v: np.ndarray | Regenerated) -> float:
+    """``|v|_1``, chunk by chunk for a regenerated direction."""
+    if isinstance(v, Regenerated):
+        return float(sum(np.sum(np.abs(part)) for _, part in v.chunks()))
+    return float(np.sum(np.abs(v)))
+
+
+@dataclass(frozen=True)
+class LineReading:
+    """What a line through x reads of the gradient before its loss calls: ``<g, v>`` and the roundings of it and of
+    the step (``_roundings``). Read for several lines at once, a gradient let go of during loss calls
+    (``checker.held``) is fetched once for all of them."""
+
+    analytic: float
+    roundings: tuple[float, float]
+
+
+def read_line(probe: Probe, g: Blocks, moves: Blocks) -> LineReading:
+    """The reading of the line through ``probe.x`` along ``moves``."""
+    moves = _readable(probe, moves)
+    return LineReading(*_line_sums(probe, moves, g, probe.x))
 
 
 def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None = None, f0: float | None = None,
                      separate_kinks: bool = True, trace: list[tuple[float, float]] | None = None,
-                     certify: bool = False) -> DirectionalTest:
+                     certify: bool = False, reading: LineReading | None = None) -> DirectionalTest:
     """Compare ``<g, v>`` with the difference quotient along ``v``; kinks are judged as subgradients.
 
     ``certify``: in low precision, a stencil is proven free of kinks by the user's gradient at its points (four
     gradient calls, ``certified_difference``) instead of by a finer rung, whose rounding would set the tolerance.
+    ``reading``: the line's ``read_line``, read earlier (a line through ``probe.x`` only).
 
     Examples
     --------
@@ -429,19 +536,33 @@ def directional_test(probe: Probe, g: Blocks, moves: Blocks, *, x: Blocks | None
     >>> directional_test(probe, {"w": 1.01 * np.cos(x["w"])}, {"w": np.array([1.0, 0.5])}).passed
     False
     """
-    moves = {k: whole(v) for k, v in moves.items()}  # a regenerated direction is made whole once per test
+    moves = _readable(probe, moves)
+    if reading is None:
+        reading = LineReading(*_line_sums(probe, moves, g, probe.x if x is None else x))
     test = _judge(probe, g, moves, probe.x if x is None else x, probe.f0 if f0 is None else f0, separate_kinks, trace,
-                  certify)
+                  certify, reading)
     if not (probe.rtol or probe.atol) or not math.isfinite(test.tolerance):
         return test
     return replace(test, user=user_tolerance(probe, test.derivative, moves))
 
 
+def _readable(probe: Probe, moves: Blocks) -> Blocks:
+    """The direction as the stencil reads it: a regenerated block that ``moved`` writes into the point buffer stays
+    regenerated (a whole copy would be one more array of 10^7 entries alive at every loss call); any other is
+    made whole once per test."""
+    return {k: v if isinstance(v, Regenerated) and _buffered(probe.x[k]) else whole(v) for k, v in moves.items()}
+
+
+def _buffered(base: np.ndarray) -> bool:
+    """Whether ``moved`` writes this block's perturbed point into a reused buffer."""
+    return base.dtype == np.float64 and base.size >= LARGE_ENTRIES
+
+
 def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separate_kinks: bool,
-           trace: list[tuple[float, float]] | None, certify: bool = False) -> DirectionalTest:
-    analytic = inner(g, moves)
+           trace: list[tuple[float, float]] | None, certify: bool, reading: LineReading) -> DirectionalTest:
+    analytic = reading.analytic
     probe.noise = max(probe.noise, model_noise(probe))
-    tolerance_of = _tolerance_of(probe, moves, g, x)
+    tolerance_of = _tolerance_of(probe, moves, reading.roundings)
 
     def at_an_end(k: Derivative) -> bool:  # a one-sided derivative: a limiting gradient, no finer step needed
         tol = tolerance_of(k)
@@ -478,7 +599,7 @@ def _judge(probe: Probe, g: Blocks, moves: Blocks, x: Blocks, f0: float, separat
     if not (d.kink and separate_kinks):
         failed = DirectionalTest(d, analytic, tol, False)
         return inside_a_kink_set(probe, g, moves, failed) if separate_kinks and x is probe.x else failed
-    return _coincident(probe, g, moves, x, d, analytic, tol)
+    return _coincident(probe, g, {k: whole(v) for k, v in moves.items()}, x, d, analytic, tol)
 
 
 def _ladder(probe: Probe, phi: Phi, f0: float, analytic: float, x: Blocks, moves: Blocks,

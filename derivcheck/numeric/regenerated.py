@@ -10,13 +10,14 @@ the chunks see one and the same direction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from derivcheck.numeric.blocks import CHUNK
-from derivcheck.numeric.tolerances import entry_scale
+from derivcheck.numeric.blocks import CHUNK, inner
+from derivcheck.numeric.tolerances import largest_magnitude
 
 # A parameter of at least this many entries (8 MB in float64) has its kept directions regenerated and its
 # perturbed point written into one reused buffer. Below it a check's copies are small against the loss's own
@@ -39,7 +40,10 @@ class Regenerated:
 
     dtype = np.dtype(np.float64)
 
-    def __init__(self, shape: tuple[int, ...], make: Callable[[int, int, np.ndarray], object]) -> None:
+    def __init__(self, shape: tuple[int, ...], make: Callable[[int, int, np.ndarray], object],
+                 dense: bool = False, support: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.dense = dense  # no entry is 0 (a random direction's): a mask of its nonzero entries is all ones
+        self.support = support  # (flat indices, values) of a direction zero elsewhere (one entry's)
         self.shape = tuple(shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
         self.ndim = len(self.shape)
@@ -63,7 +67,7 @@ class Regenerated:
     def reshape(self, *shape: Any) -> Regenerated | np.ndarray:
         flat = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
         if tuple(flat) in ((-1,), (self.size,)):
-            return Regenerated((self.size,), self._make)
+            return Regenerated((self.size,), self._make, self.dense, self.support)
         return np.asarray(self).reshape(*shape)
 
     def __len__(self) -> int:
@@ -93,9 +97,7 @@ def whole(v: Any) -> np.ndarray:
 
 def inner_chunked(g: np.ndarray, v: Regenerated) -> float:
     """``<g, v>`` read chunk by chunk."""
-    flat = g.reshape(-1)
-    # einsum, not BLAS: a threaded BLAS call per chunk waits for its threads, milliseconds on a busy machine.
-    return float(sum(np.einsum("i,i->", flat[lo:lo + part.size], part) for lo, part in v.chunks()))
+    return inner({"v": g}, {"v": v})
 
 
 def min_abs(v: Any) -> float:
@@ -105,9 +107,21 @@ def min_abs(v: Any) -> float:
     return float(np.min(np.abs(v), initial=np.inf))
 
 
-def _part(scratch: np.ndarray, n: int) -> np.ndarray:
-    """``n`` entries of a chunk's scratch buffer (a fresh array for a longer, unchunked read)."""
-    return scratch[:n] if n <= scratch.size else np.empty(n)
+# One set of scratch chunks per thread serves every direction's making (a make never runs inside another's): a
+# chunk kept per direction is half a megabyte, and a check keeps every direction it tested.
+_SCRATCH = threading.local()
+
+
+def _scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's scratch chunks: float64, int16 and int32."""
+    if not hasattr(_SCRATCH, "chunks"):
+        _SCRATCH.chunks = (np.empty(CHUNK), np.empty(CHUNK, dtype=np.int16), np.empty(CHUNK, dtype=np.int32))
+    return _SCRATCH.chunks
+
+
+def _part(n: int) -> np.ndarray:
+    """``n`` entries of the float64 scratch chunk (a fresh array for a longer, unchunked read)."""
+    return _scratch()[0][:n] if n <= CHUNK else np.empty(n)
 
 
 def _scale_into(out: np.ndarray, x: np.ndarray, scratch: np.ndarray) -> None:
@@ -120,42 +134,67 @@ def _scale_into(out: np.ndarray, x: np.ndarray, scratch: np.ndarray) -> None:
 def along_gradient(x: np.ndarray, g: np.ndarray, top: float) -> Regenerated:
     """``g / top`` at each entry's scale: the same bits as ``scale_by_entry(g / top, x)``."""
     flat_x, flat_g = x.reshape(-1), g.reshape(-1)
-    scratch = np.empty(min(CHUNK, x.size))
 
     def make(lo: int, hi: int, out: np.ndarray) -> None:
         np.divide(flat_g[lo:hi], top, out=out)
-        _scale_into(out, flat_x[lo:hi], _part(scratch, hi - lo))
+        _scale_into(out, flat_x[lo:hi], _part(hi - lo))
 
     return Regenerated(x.shape, make)
+
+
+# A random direction's entries are drawn this many to one 64-bit draw: 16 bits each, the sign and 15 bits of
+# magnitude. Drawing is most of a regenerated direction's cost (a 64-bit draw per entry took 17 ms at 10^7), and the
+# direction is made again at every evaluation that moves along it.
+_PER_DRAW = 4
+_MAGNITUDE_LEVELS = 1 << 15
 
 
 def random_signs(x: np.ndarray, rng: np.random.Generator, low: float) -> Regenerated:
-    """Signs times magnitudes in ``[low, 1]`` at each entry's scale, from one draw ``u = random()`` per entry: the
-    sign is ``u >= 1/2``, the magnitude ``low + (1 - low) frac(2 u)``, uniform and independent of the sign. One
-    draw, not one for each: the direction is made again at each reading, and drawing is most of its cost. ``rng``
-    moves on past the draws."""
+    """Signs times magnitudes in ``[low, 1]`` at each entry's scale, 16 random bits per entry read as a signed
+    integer ``s``: the entry is ``(1 - low) s / 2^15`` moved away from 0 by ``low``, so its sign is that of ``s`` and
+    its magnitude uniform on 32,768 levels between ``low`` and 1, independent of the sign. ``rng`` moves on past the
+    draws.
+
+    Examples
+    --------
+    >>> v = random_signs(np.zeros(6), np.random.default_rng(0), 0.75)
+    >>> bool(np.all((np.abs(np.asarray(v)) >= 0.75) & (np.abs(np.asarray(v)) <= 1)))
+    True
+    >>> bool(np.array_equal(v.chunk(3, 5), np.asarray(v)[3:5]))
+    True
+    """
     if not isinstance(rng.bit_generator, np.random.PCG64):
         raise TypeError("a regenerated direction needs a PCG64 generator (it jumps to a chunk with advance)")
+    # The entry is (s +- L) (1 - low) / 2^15 with L = low 2^15 / (1 - low), in integers until that one product.
+    offset = low * _MAGNITUDE_LEVELS / (1.0 - low)
+    if offset != int(offset):
+        raise ValueError(f"low must make low 2^15 / (1 - low) a whole number (3/4, 1/2, 0); got {low}")
     state, size, flat_x = rng.bit_generator.state, x.size, x.reshape(-1)
-    rng.bit_generator.advance(size)  # one 64-bit draw per double
-    scratch = np.empty(min(CHUNK, size))
+    rng.bit_generator.advance(-(-size // _PER_DRAW))
+    # Where no entry exceeds 1 every entry's scale is 1: the scaling is skipped, with the same bits.
+    scaled = largest_magnitude(flat_x) > 1.0
+    source = np.random.PCG64()
+    cursor = [-1]  # the entry the source's next draw starts at (chunks read in order draw on, uninterrupted)
 
     def make(lo: int, hi: int, out: np.ndarray) -> None:
-        gen = np.random.Generator(np.random.PCG64())
-        gen.bit_generator.state = state
-        gen.bit_generator.advance(lo)
-        gen.random(out=out)
-        out *= 2.0  # exact: 2u in [0, 2), its whole part the sign, its fraction the magnitude
-        halves = _part(scratch, hi - lo)
-        np.floor(out, out=halves)
-        out -= halves
-        out *= 1.0 - low
-        out += low
-        halves -= 0.5  # -1/2 where u < 1/2: copysign makes the entry negative there
-        np.copysign(out, halves, out=out)
-        _scale_into(out, flat_x[lo:hi], halves)
+        first = lo - lo % _PER_DRAW
+        if cursor[0] != first:
+            source.state = state
+            source.advance(first // _PER_DRAW)
+        bits = source.random_raw(-(-hi // _PER_DRAW) - first // _PER_DRAW).view(np.int16)[lo - first:hi - first]
+        cursor[0] = hi if hi % _PER_DRAW == 0 else -1
+        n = hi - lo
+        _, signs, ints = _scratch()
+        sign, m = (signs[:n], ints[:n]) if n <= CHUNK else (np.empty(n, np.int16), np.empty(n, np.int32))
+        np.right_shift(bits, 15, out=sign)  # -1 where s < 0, else 0
+        np.multiply(sign, 2 * int(offset), out=m, dtype=np.int32)
+        m += bits
+        m += int(offset)  # s + L, or s - L where s < 0
+        np.multiply(m, (1.0 - low) / _MAGNITUDE_LEVELS, out=out)
+        if scaled:
+            _scale_into(out, flat_x[lo:hi], _part(n))
 
-    return Regenerated(x.shape, make)
+    return Regenerated(x.shape, make, dense=low > 0)
 
 
 def unit_entry(shape: tuple[int, ...], flat: int, scale: float) -> Regenerated:
@@ -166,4 +205,4 @@ def unit_entry(shape: tuple[int, ...], flat: int, scale: float) -> Regenerated:
         if lo <= flat < hi:
             out[flat - lo] = scale
 
-    return Regenerated(shape, make)
+    return Regenerated(shape, make, support=(np.array([flat]), np.array([scale])))
