@@ -170,12 +170,16 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         run_joint(run, o.directions)
     ignored = ignores_argument(run)
     if first is not None:
-        _state_after_lines(setup, probe, first)
+        # Before the gradient is next fetched, or once the outcomes are decided: that fetch is then its own call.
+        setup.g.before_first_fetch = lambda: _state_after_lines(setup, probe, first)
     else:
         probe.work.clear()  # the perturbed point's buffer, idle while the state check holds its own point
         setup.findings.extend(stateful_findings(setup, probe))
     charge_gradient_rounding(run)
     outcomes = {} if ignored else _decide(run)
+    if setup.g.before_first_fetch is not None:
+        state_check, setup.g.before_first_fetch = setup.g.before_first_fetch, None
+        state_check()
     # A failure that wrong entries, found among the directions and each confirmed by its own check, account for is
     # explained: a random loss does not make one entry fail the same way along four directions.
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass" and not _localized(o)]
@@ -205,10 +209,10 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
 
 
 def _state_after_lines(setup: Setup, probe: Probe, first: Any) -> None:
-    """The state check of a gradient let go of between reads, made before any later read fetches it again (a fetch
-    is the gradient at x only if it repeats): after the joint lines, which read it before their loss calls, and
-    whose last loss call away from x stands for the loss call at y (one loss evaluation fewer). A gradient that does
-    not repeat is held from its next fetch on."""
+    """The state check of a gradient let go of between reads, made before any read fetches it again (a fetch is the
+    gradient at x only if it repeats; the check's own call at x is then held, and serves that read): after the
+    joint lines, which read it before their loss calls, and whose last loss call away from x stands for the loss
+    call at y (one loss evaluation fewer). A gradient that does not repeat is held from its next fetch on."""
     setup.findings.extend(stateful_findings(setup, probe, first))
     if not setup.grad_repeats:
         setup.g.lean = False

@@ -44,6 +44,8 @@ class HeldGradient(Mapping[str, np.ndarray]):
         self._names = tuple(blocks)
         self.lean = lean
         self.fetches = 0
+        # Run once, before the first fetch: the state check, which may hold the gradient its own call returned.
+        self.before_first_fetch: Callable[[], None] | None = None
         self._entries: dict[str, dict[int, float]] = {k: {} for k in blocks}
         # Read now, while the first call's gradient is at hand: a lean one's are asked for after loss calls.
         self._tops = {k: largest_magnitude(v) for k, v in blocks.items()} if lean else {}
@@ -61,6 +63,9 @@ class HeldGradient(Mapping[str, np.ndarray]):
     @property
     def blocks(self) -> Blocks:
         """The gradient, fetched again if it was let go of."""
+        if self._blocks is None and self.before_first_fetch is not None:
+            hook, self.before_first_fetch = self.before_first_fetch, None
+            hook()
         if self._blocks is None:
             self._blocks = self._fetch()
             self.fetches += 1
