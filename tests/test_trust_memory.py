@@ -188,9 +188,14 @@ def test_a_large_check_holds_no_second_array_of_the_parameters_size_at_any_loss_
 @pytest.mark.parametrize("seed", range(3))
 def test_a_large_correct_gradient_passes_from_the_first_calls_and_one_more_pair(seed):
     c, w = _sine_sum(LARGE_ENTRIES, seed)
-    report = dc.check_gradient(lambda v: float(c @ np.sin(v)), lambda v: c * np.cos(v), w, seed=seed, trace=False)
+    if seed == 2:
+        c, w = c.reshape(1024, -1), w.reshape(1024, -1)
+    report = dc.check_gradient(lambda v: float(np.vdot(c, np.sin(v))), lambda v: c * np.cos(v), w, seed=seed,
+                               trace=False)
     assert report.verdict == "pass"
-    assert report.evaluations.grad == 3  # the first call and the state check's two: the lines read it at once
+    # The first call and the state check's two: the lines read it at once, and the state check's call at x serves
+    # the reads after them (a 2-D block's zero columns, the dead-unit warning's, were read with the first).
+    assert report.evaluations.grad == 3
     assert not any(f.kind == "stateful_gradient" for f in report.findings)
 
 

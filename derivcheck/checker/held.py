@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
+from derivcheck.checker.diagnosis.degenerate import zero_columns
 from derivcheck.numeric.blocks import Blocks
 from derivcheck.numeric.directional import root_mean_square
 from derivcheck.numeric.regenerated import LARGE_ENTRIES
@@ -26,7 +27,8 @@ from derivcheck.numeric.tolerances import largest_magnitude
 
 class HeldGradient(Mapping[str, np.ndarray]):
     """The gradient blocks at x; a ``lean`` one is let go of by ``release`` and fetched again when read. What is
-    read of single entries, and each block's largest magnitude and root mean square, are kept across fetches.
+    read of single entries, and each block's largest magnitude, root mean square and zero columns, are kept across
+    fetches.
 
     Examples
     --------
@@ -50,6 +52,7 @@ class HeldGradient(Mapping[str, np.ndarray]):
         # Read now, while the first call's gradient is at hand: a lean one's are asked for after loss calls.
         self._tops = {k: largest_magnitude(v) for k, v in blocks.items()} if lean else {}
         self._rms = {k: root_mean_square(v.reshape(-1)) for k, v in blocks.items()} if lean else {}
+        self._zero_columns = {k: zero_columns(v) for k, v in blocks.items()} if lean else {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.blocks[name]
@@ -92,6 +95,12 @@ class HeldGradient(Mapping[str, np.ndarray]):
         if name not in self._rms:
             self._rms[name] = root_mean_square(self.blocks[name].reshape(-1))
         return self._rms[name]
+
+    def zero_columns(self, name: str) -> np.ndarray:
+        """The columns of a 2-D block that are exactly zero (``diagnosis.degenerate.zero_columns``)."""
+        if name not in self._zero_columns:
+            self._zero_columns[name] = zero_columns(self.blocks[name])
+        return self._zero_columns[name]
 
     def hold(self, blocks: Blocks) -> None:
         """Hold ``blocks``, the gradient at x from another call that repeated the first (no fetch is then needed)."""

@@ -289,7 +289,8 @@ def _degeneracies(run: Run, outcomes: dict[str, ParamOutcome]) -> list[Finding]:
         o = outcomes.get(name)
         if o is None or o.report.verdict != "pass":
             continue
-        for found in (symmetric_point(name, run.setup.x[name]), dead_units(name, run.setup.g[name])):
+        x = run.setup.x[name]
+        for found in (symmetric_point(name, x), dead_units(name, x.shape, run.setup.g.zero_columns(name))):
             if found is not None:
                 out.append(found)
     return out

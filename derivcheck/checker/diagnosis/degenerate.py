@@ -35,15 +35,22 @@ def symmetric_point(name: str, value: np.ndarray) -> Finding | None:
         detail={"lines": lines})
 
 
-def dead_units(name: str, gradient: np.ndarray) -> Finding | None:
-    """Columns of a passing 2-D gradient that are exactly zero while others are not (units that never fire)."""
-    if gradient.ndim != 2 or gradient.shape[1] < 2:
+def dead_units(name: str, shape: tuple[int, ...], dead: np.ndarray) -> Finding | None:
+    """Columns of a passing 2-D gradient that are exactly zero while others are not (units that never fire); ``dead``
+    are the indices of its zero columns (``zero_columns``)."""
+    if len(shape) != 2 or shape[1] < 2:
         return None
-    dead = np.flatnonzero(~np.any(gradient, axis=0))
-    if dead.size == 0 or dead.size == gradient.shape[1]:
+    if dead.size == 0 or dead.size == shape[1]:
         return None
     cols = ", ".join(map(str, dead[:6])) + (" ..." if dead.size > 6 else "")
     return Finding(
         "dead_units", f"columns {cols} of d{name} are exactly zero, and so is the loss's dependence on them: those "
         f"units never fire at this point (dead ReLUs?), so the check says nothing about their part of the formula.",
         name, "warning", entries=tuple((int(c),) for c in dead), axis=1)
+
+
+def zero_columns(gradient: np.ndarray) -> np.ndarray:
+    """The indices of a 2-D gradient's columns that are exactly zero (none for another shape)."""
+    if gradient.ndim != 2:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(~np.any(gradient, axis=0))
