@@ -274,3 +274,37 @@ def test_the_two_direction_bound_never_drops_a_fitting_entry(seed):
     tolerances = rng.choice([1e-3, 1e-2, 1e-1], k)
     fits, _ = _fitting_all(rows, errors, tolerances)
     assert set(fits.tolist()) <= set(_may_fit(rows, errors, tolerances).tolist())
+
+
+def test_a_wrong_entry_among_two_large_blocks_is_found_with_few_fetches_of_the_gradient():
+    """Two large blocks: the failing directions are read as one column each (made when read, never concatenated
+    whole), each block's own line reads the gradient at once, and where bisection is needed (its every level reads
+    the gradient between loss calls) the gradient is held from there on instead of fetched per level."""
+    rng = np.random.default_rng(8)
+    c1, c2 = rng.standard_normal(LARGE_ENTRIES), rng.standard_normal(LARGE_ENTRIES)
+    p = {"a": rng.standard_normal(LARGE_ENTRIES), "b": rng.standard_normal(LARGE_ENTRIES)}
+
+    def loss(q):
+        return float(c1 @ np.sin(q["a"]) + c2 @ np.tanh(q["b"]))
+
+    def grad(q):
+        gb = c2 * (1 - np.tanh(q["b"]) ** 2)
+        gb[777] *= 1.01
+        return {"a": c1 * np.cos(q["a"]), "b": gb}
+
+    report = dc.check_gradient(loss, grad, p, trace=False)
+    assert report.verdict == "fail" and [e.index for e in report.wrong_entries["b"]] == [(777,)]
+    assert "a" not in report.wrong_entries and report.evaluations.grad <= 6
+
+
+def test_two_wrong_entries_of_a_large_block_are_bisected_with_the_gradient_held():
+    c, w = _sine_sum(LARGE_ENTRIES, 9)
+
+    def grad(v):
+        g = c * np.cos(v)
+        g[[1000, 700000]] *= 1.05
+        return g
+
+    report = dc.check_gradient(lambda v: float(c @ np.sin(v)), grad, w, trace=False)
+    assert report.verdict == "fail" and [e.index for e in report.wrong_entries["params"]] == [(1000,), (700000,)]
+    assert report.evaluations.grad <= 6  # not one fetch per level of the bisection

@@ -24,7 +24,7 @@ from derivcheck.checker.entries import (
     with_changes,
 )
 from derivcheck.checker.joint import LOCALIZATION_LINES, localization_direction
-from derivcheck.numeric.regenerated import whole
+from derivcheck.numeric.regenerated import Regenerated, concatenated, whole
 from derivcheck.numeric.directional import Blocks, LineReading, directional_test, read_line
 from derivcheck.numeric.localize import bisect_wrong_entries
 from derivcheck.numeric.recovery import column, explains, fits_at_least, one_sparse_candidates
@@ -58,10 +58,14 @@ def _implicated(run: Run, failing: list[Tested]) -> dict[str, Tested]:
         if len(t.moves) == 1:
             found.setdefault(next(iter(t.moves)), t)
             continue
+        g = run.setup.g
+        # A gradient let go of between reads is read along every block's line at once (one fetch for them all).
+        readings = {name: read_line(run.probe, g, {name: v}) if g.lean else None for name, v in t.moves.items()}
         for name, v in t.moves.items():
             if name in found:
                 continue
-            alone = run.record(f"{t.label}, {name} only", {name: v}, directional_test(run.probe, run.setup.g, {name: v}))
+            alone = run.record(f"{t.label}, {name} only", {name: v},
+                               directional_test(run.probe, g, {name: v}, reading=readings[name]))
             if not alone.passed:
                 found[name] = run.tested[-1]
         if found:
@@ -158,13 +162,19 @@ def _flat(t: Tested, names: list[str], x: dict[str, np.ndarray]) -> np.ndarray:
     """A direction flattened over every block (a view where it moves the only block: no copy of 10^7 entries)."""
     if len(names) == 1 and names[0] in t.moves:
         return t.moves[names[0]].reshape(-1)
-    return np.concatenate([t.moves[k].reshape(-1) if k in t.moves else np.zeros(x[k].size) for k in names])
+    parts = [t.moves[k].reshape(-1) if k in t.moves else x[k].size for k in names]
+    if any(isinstance(p, Regenerated) for p in parts):  # made when read: no copy of the parameters' size
+        return concatenated(parts)
+    return np.concatenate([np.zeros(p) if isinstance(p, int) else p for p in parts])
 
 
 def _bisect(run: Run, name: str, root: Tested) -> ParamOutcome:
     """Bisection over the entries of a large parameter, then a sample of entries for the diagnosis."""
     s = run.setup
     x = s.x[name]
+    # Bisection reads the gradient between every pair of loss calls: a gradient let go of between reads is held from
+    # here on (one fetch, not one per level; the whole direction and subsets below are as large anyway).
+    s.g.lean, s.fns.before_call = False, None
     flat_v = whole(root.moves[name]).reshape(-1)
 
     def measure(subset: np.ndarray) -> tuple[float, float]:

@@ -5,10 +5,11 @@ that held it through its loss calls peaked at three arrays of that size: the gra
 perturbed point and the loss's temporaries. A large gradient is let go of before every call of
 the user's functions and fetched again, by one more gradient call at x, when it is next read.
 What lines read of it (their slopes and roundings) is read before their loss calls, several
-lines at a time, so that one fetch serves them all; single entries and each block's largest
-magnitude and root mean square, once read, are kept. Fetching again is sound because the state
-check, made first for such a gradient, has shown that it repeats; one that does not is held
-from its next fetch on.
+lines at a time, so that one fetch serves them all; single entries, once read, and each block's
+largest magnitude, root mean square and zero columns, read with the first call, are kept.
+Fetching again is sound because the state check is made just before the first fetch (its own
+call at x, held when it repeats the first, is that fetch); a gradient that does not repeat is
+held from then on, and so is one that a bisection reads between every pair of loss calls.
 """
 
 from __future__ import annotations

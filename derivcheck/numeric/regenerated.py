@@ -90,6 +90,33 @@ class Regenerated:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def concatenated(parts: list[np.ndarray | Regenerated | int]) -> Regenerated:
+    """Flat directions one after another, each part made when read (an int stands for that many zeros): several
+    blocks' directions as one, with no copy of their size.
+
+    >>> v = concatenated([np.array([1.0, 2.0]), 2, random_signs(np.zeros(3), np.random.default_rng(0), 0.75)])
+    >>> np.asarray(v)[:4].tolist(), bool(np.all(np.abs(np.asarray(v)[4:]) >= 0.75))
+    ([1.0, 2.0, 0.0, 0.0], True)
+    """
+    sizes = [p if isinstance(p, int) else p.size for p in parts]
+    starts = np.cumsum([0, *sizes])[:-1].tolist()
+
+    def make(lo: int, hi: int, out: np.ndarray) -> None:
+        for part, start, size in zip(parts, starts, sizes):
+            a, b = max(lo, start), min(hi, start + size)
+            if a >= b:
+                continue
+            piece = out[a - lo:b - lo]
+            if isinstance(part, int):
+                piece[:] = 0.0
+            elif isinstance(part, Regenerated):
+                part.chunk(a - start, b - start, piece)
+            else:
+                piece[:] = part.reshape(-1)[a - start:b - start]
+
+    return Regenerated((sum(sizes),), make)
+
+
 def whole(v: Any) -> np.ndarray:
     """A direction as an array: a regenerated one made whole, an array as it is."""
     return np.asarray(v) if isinstance(v, Regenerated) else v
