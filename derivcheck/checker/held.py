@@ -14,7 +14,6 @@ held from then on, and so is one that a bisection reads between every pair of lo
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
@@ -119,8 +118,3 @@ def lets_go(x: Blocks, native: Blocks, inplace: bool) -> bool:
     the one other array of its size held at every loss call)."""
     return not inplace and any(v.dtype == np.float64 and v.size >= LARGE_ENTRIES and x[k] is native[k]
                                for k, v in x.items())
-
-
-def checksum(a: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (12 ms at 10^7 float64 entries)."""
-    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))

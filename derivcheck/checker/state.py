@@ -4,7 +4,9 @@ One gradient call cannot show three common bugs of hand-written backward passes:
 buffer that is never zeroed (each call adds to the last), a gradient computed from the cache
 of the most recent forward (whatever point that forward was at), and a cache filled by the
 first forward and never refreshed. Two more gradient calls do, after a loss call at a nearby
-point y: one at y, then one at x again.
+point y: one at y, then one at x again. (For a gradient let go of between reads, ``checker.held``,
+the joint lines' last loss call, away from x, stands for the one at y: a last-forward cache then
+holds that point's gradient at both calls.)
 
 =================  ===============  ===============
 bug                grad at y        grad at x again
@@ -15,9 +17,10 @@ last forward       g(y)             g(y)
 first forward      g(x)             g(x)
 =================  ===============  ===============
 
-Each result is kept as a print while the next call is made (``_Print``), and the one at x,
-when it repeats the first, is taken as the gradient from then on: at 10^7 entries, two
-gradients held at once with the point y would be three arrays of the parameters' size.
+Each result is kept as a print while the next call is made (``_Print``), and for a gradient let
+go of between reads the one at x, when it repeats the first, is held as the gradient: at 10^7
+entries, two gradients held at once with the point y would be three arrays of the parameters'
+size.
 """
 
 from __future__ import annotations
