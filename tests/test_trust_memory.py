@@ -308,3 +308,21 @@ def test_two_wrong_entries_of_a_large_block_are_bisected_with_the_gradient_held(
     report = dc.check_gradient(lambda v: float(c @ np.sin(v)), grad, w, trace=False)
     assert report.verdict == "fail" and [e.index for e in report.wrong_entries["params"]] == [(1000,), (700000,)]
     assert report.evaluations.grad <= 6  # not one fetch per level of the bisection
+
+
+def test_a_faint_wrong_entry_among_large_blocks_is_narrowed_by_more_directions_not_bisected():
+    """0.3% off in one entry of two blocks of 2^20: the first three candidates after four directions are not it
+    (thousands of entries fit), and two more directions narrow them to it: no bisection (about a hundred more loss
+    evaluations)."""
+    rng = np.random.default_rng(3)
+    c1, c2 = rng.standard_normal(LARGE_ENTRIES), rng.standard_normal(LARGE_ENTRIES)
+    p = {"a": rng.standard_normal(LARGE_ENTRIES), "b": rng.standard_normal(LARGE_ENTRIES)}
+
+    def grad(q):
+        gb = c2 * (1 - np.tanh(q["b"]) ** 2)
+        gb[777] *= 1.003
+        return {"a": c1 * np.cos(q["a"]), "b": gb}
+
+    report = dc.check_gradient(lambda q: float(c1 @ np.sin(q["a"]) + c2 @ np.tanh(q["b"])), grad, p, trace=False)
+    assert report.verdict == "fail" and [e.index for e in report.wrong_entries["b"]] == [(777,)]
+    assert sum("(localization)" in d.label for d in report.directions) > 2 and report.evaluations.loss < 60

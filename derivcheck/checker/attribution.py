@@ -24,7 +24,7 @@ from derivcheck.checker.entries import (
     with_changes,
 )
 from derivcheck.checker.joint import LOCALIZATION_LINES, localization_direction
-from derivcheck.numeric.regenerated import Regenerated, concatenated, whole
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, concatenated, whole
 from derivcheck.numeric.directional import Blocks, LineReading, directional_test, read_line
 from derivcheck.numeric.localize import bisect_wrong_entries
 from derivcheck.numeric.recovery import column, explains, fits_at_least, one_sparse_candidates
@@ -39,6 +39,11 @@ DIAGNOSIS_SAMPLES = 12
 # Candidates for "one wrong entry" checked one by one, and extra random directions to narrow them.
 _CANDIDATES = 3
 _EXTRA_DIRECTIONS = LOCALIZATION_LINES
+# Where none of the first candidates is the wrong entry and the parameters have LARGE_ENTRIES or more in all, more
+# directions, up to this many added in all, narrow them once more: the alternative is bisection (about a hundred
+# loss evaluations, its subsets whole arrays). A wrong entry seen at 15 times its tolerance leaves about 24,000 of
+# 10^7 entries fitting four directions, and each more divides them by about 7.
+_EXTRA_DIRECTIONS_LARGE = 8
 
 
 def failing_outcomes(run: Run) -> tuple[dict[str, ParamOutcome], bool]:
@@ -98,39 +103,65 @@ def run_full(run: Run, name: str) -> ParamOutcome:
 
 
 def _one_wrong_entry(run: Run) -> dict[str, ParamOutcome] | None:
-    """A single wrong entry that accounts for every failing direction, confirmed by its own check."""
+    """A single wrong entry that accounts for every failing direction, confirmed by its own check. Where the first
+    candidates are not it and the parameters are large, more directions narrow the candidates once more (see
+    _EXTRA_DIRECTIONS_LARGE) before bisection is left to find it."""
     s = run.setup
-    names, sizes = list(s.x), [s.x[k].size for k in s.x]
+    sizes = [v.size for v in s.x.values()]
     if sum(sizes) < 2 or any(t.test.derivative.kink for t in run.tested):
         return None
     tests = [t for t in run.tested if "only" not in t.label]
-    extras = _extra_lines(run)
-    for extra in range(_EXTRA_DIRECTIONS + 1):
+    extras, tried = _extra_lines(run), set()
+    for most in (_EXTRA_DIRECTIONS, _EXTRA_DIRECTIONS_LARGE)[:1 if sum(sizes) < LARGE_ENTRIES else 2]:
+        fit = _narrowed(run, tests, extras, most)
+        if fit is None:
+            return None
+        candidates = [int(f) for f in fit[3] if int(f) not in tried][:_CANDIDATES]
+        found = _confirmed_entry(run, fit[:3], candidates, len(tests))
+        if found is not None:
+            return found
+        tried.update(candidates)
+    return None
+
+
+def _narrowed(run: Run, tests: list[Tested], extras: Iterator[tuple[Blocks, LineReading | None]],
+              most: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray] | None:
+    """The directions' columns, errors and tolerances, and the entries that fit them best, after adding directions
+    (to ``tests``, up to ``most`` added in all) while more than a few fit; None where none fits or a direction
+    meets a kink."""
+    s, names = run.setup, list(run.setup.x)
+    first = len([t for t in run.tested if "only" not in t.label and "(localization)" not in t.label])
+    while True:
         columns = [_flat(t, names, s.x) for t in tests]
         errors = np.array([t.test.signed_error for t in tests])
         tols = np.array([t.test.tolerance for t in tests])
         # Too many candidates means one more direction, whichever they are: counting stops at the first few.
-        if extra == _EXTRA_DIRECTIONS or not fits_at_least(columns, errors, tols, _CANDIDATES + 1):
-            candidates = one_sparse_candidates(columns, errors, tols, _CANDIDATES + 1)
-            if len(candidates) == 0:
-                return None
-            break
+        if len(tests) - first >= most or not fits_at_least(columns, errors, tols, _CANDIDATES + 1):
+            candidates = one_sparse_candidates(columns, errors, tols, 4 * _CANDIDATES)
+            return None if len(candidates) == 0 else (columns, errors, tols, candidates)
         moves, reading = next(extras)
         run.record(f"random {len(tests)} (localization)", moves,
                    directional_test(run.probe, s.g, moves, reading=reading))
         tests.append(run.tested[-1])
         if run.tested[-1].test.derivative.kink:
             return None
-    offsets = np.cumsum([0, *sizes])
-    _read_entries(s.g, names, offsets, candidates[:_CANDIDATES])
-    for flat in candidates[:_CANDIDATES]:
+
+
+def _confirmed_entry(run: Run, fit: tuple[list[np.ndarray], np.ndarray, np.ndarray], candidates: list[int],
+                     directions: int) -> dict[str, ParamOutcome] | None:
+    """The first candidate (flat over all blocks) whose own check fails and explains every direction's error."""
+    s = run.setup
+    names, columns, errors, tols = list(s.x), *fit
+    offsets = np.cumsum([0, *[v.size for v in s.x.values()]])
+    _read_entries(s.g, names, offsets, np.array(candidates, dtype=np.int64))
+    for flat in candidates:
         block = int(np.searchsorted(offsets, flat, side="right") - 1)
         name, local = names[block], int(flat - offsets[block])
         t = entry_test(run, name, local)
         scale = float(entry_scale(s.x[name].reshape(-1)[local]))
         if not t.passed and explains(column(columns, flat), errors, tols, t.signed_error / scale, t.tolerance / scale):
             outcome = summarize(run, name, "directional", np.array([local]), [t], localized=True,
-                                extra_checked=len(tests))
+                                extra_checked=directions)
             outcome.findings = [wrong_entries_finding(name, s.x[name].shape, [flat_index(s.x[name].shape, local)], True)]
             return {name: outcome}
     return None
@@ -153,9 +184,9 @@ def _extra_lines(run: Run) -> Iterator[tuple[Blocks, LineReading | None]]:
             yield {k: localization_direction(v, run.rng) for k, v in s.x.items()}, None
     if run.spare and run.spare_read_at == (p.eps_eval, p.eps_grad) and p.grad_spread is None:
         yield from run.spare  # drawn and read with the joint lines
-        return
-    lines = [{k: localization_direction(v, run.rng) for k, v in s.x.items()} for _ in range(_EXTRA_DIRECTIONS)]
-    yield from [(moves, read_line(p, s.g, moves)) for moves in lines]
+    while True:  # more, read a few at a time (one fetch each time)
+        lines = [{k: localization_direction(v, run.rng) for k, v in s.x.items()} for _ in range(_EXTRA_DIRECTIONS)]
+        yield from [(moves, read_line(p, s.g, moves)) for moves in lines]
 
 
 def _flat(t: Tested, names: list[str], x: dict[str, np.ndarray]) -> np.ndarray:
