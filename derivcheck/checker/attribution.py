@@ -137,6 +137,7 @@ def _narrowed(run: Run, tests: list[Tested], extras: Iterator[tuple[Blocks, Line
         tols = np.array([t.test.tolerance for t in tests])
         # Too many candidates means one more direction, whichever they are: counting stops at the first few.
         if len(tests) - first >= most or not fits_at_least(columns, errors, tols, _CANDIDATES + 1):
+            # More than one round's worth: a second round checks the best ones the first did not.
             candidates = one_sparse_candidates(columns, errors, tols, 4 * _CANDIDATES)
             return None if len(candidates) == 0 else (columns, errors, tols, candidates)
         moves, reading = next(extras)
