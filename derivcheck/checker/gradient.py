@@ -177,9 +177,7 @@ def _check(loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, 
         setup.findings.extend(stateful_findings(setup, probe))
     charge_gradient_rounding(run)
     outcomes = {} if ignored else _decide(run)
-    if setup.g.before_first_fetch is not None:
-        state_check, setup.g.before_first_fetch = setup.g.before_first_fetch, None
-        state_check()
+    setup.g.run_before_first_fetch()  # where no read after the joint lines ran the state check
     # A failure that wrong entries, found among the directions and each confirmed by its own check, account for is
     # explained: a random loss does not make one entry fail the same way along four directions.
     doubtful = [o for o in outcomes.values() if o.report.verdict != "pass" and not _localized(o)]

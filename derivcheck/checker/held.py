@@ -66,18 +66,23 @@ class HeldGradient(Mapping[str, np.ndarray]):
     @property
     def blocks(self) -> Blocks:
         """The gradient, fetched again if it was let go of."""
-        if self._blocks is None and self.before_first_fetch is not None:
-            hook, self.before_first_fetch = self.before_first_fetch, None
-            hook()
+        if self._blocks is None:
+            self.run_before_first_fetch()
         if self._blocks is None:
             self._blocks = self._fetch()
             self.fetches += 1
         return self._blocks
 
+    def run_before_first_fetch(self) -> None:
+        """Run ``before_first_fetch`` now if it has not run (it runs once)."""
+        if self.before_first_fetch is not None:
+            hook, self.before_first_fetch = self.before_first_fetch, None
+            hook()
+
     def entries(self, name: str, flat: np.ndarray) -> np.ndarray:
         """The entries at the flat indices ``flat`` of block ``name`` (fetched only if one was never read)."""
         if not self.lean:
-            return self.blocks[name].reshape(-1)[flat].astype(np.float64, copy=True)
+            return self.blocks[name].reshape(-1)[flat]  # indexed by an array: a copy
         kept = self._entries[name]
         if not all(int(i) in kept for i in flat):
             values = self.blocks[name].reshape(-1)[flat]

@@ -25,8 +25,9 @@ from itertools import repeat
 
 import numpy as np
 
+from derivcheck.numeric.blocks import inner
 from derivcheck.numeric.directional import Blocks, LineReading, directional_test, inside_a_kink_set, read_line
-from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, along_gradient, inner_chunked, min_abs, random_signs
+from derivcheck.numeric.regenerated import LARGE_ENTRIES, Regenerated, along_gradient, min_abs, random_signs
 from derivcheck.checker.outcome import ParamOutcome, Run
 from derivcheck.report.gradient import format_index
 from derivcheck.report.results import Finding, ParamReport
@@ -157,7 +158,7 @@ def block_floor(run: Run, name: str, explained: bool = False) -> float:
     for t in run.tested:
         if name in t.moves and (t.test.passed or explained) and t.test.decides:
             g, v = run.setup.g[name], t.moves[name]
-            c = abs(inner_chunked(g, v) if isinstance(v, Regenerated) else float(np.vdot(g, v)))
+            c = abs(inner({name: g}, {name: v}))  # chunk by chunk for a regenerated direction
             if c > 0:
                 floors.append(t.test.own_tolerance / c)
     return min(floors, default=float("inf"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from derivcheck.numeric.blocks import CHUNK, inner
+from derivcheck.numeric.blocks import CHUNK
 from derivcheck.numeric.tolerances import largest_magnitude
 
 # A parameter of at least this many entries (8 MB in float64) has its kept directions regenerated and its
@@ -120,11 +120,6 @@ def concatenated(parts: list[np.ndarray | Regenerated | int]) -> Regenerated:
 def whole(v: Any) -> np.ndarray:
     """A direction as an array: a regenerated one made whole, an array as it is."""
     return np.asarray(v) if isinstance(v, Regenerated) else v
-
-
-def inner_chunked(g: np.ndarray, v: Regenerated) -> float:
-    """``<g, v>`` read chunk by chunk."""
-    return inner({"v": g}, {"v": v})
 
 
 def min_abs(v: Any) -> float:
